@@ -1,0 +1,710 @@
+"""The host side of CUFF-LINK/1: one asyncio session per serial port.
+
+A :class:`CuffLink` opens its port, says HELLO, arms the controller's watchdog,
+starts the sample stream and then keeps the session alive: it matches answers
+to commands by SEQ, resends unanswered commands under a new SEQ, pings when
+idle, notices a vanished or silent controller and a reboot, and reconnects
+forever with exponential backoff. Everything the controller reports goes to
+listeners, synchronously, from the reader (the hot path).
+
+The emergency path (:meth:`CuffLink.deflate_all_now`) writes ``DEFLATE ALL``
+to the transport inside the call itself, ahead of anything queued.
+
+The wire contract is ``shared/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Awaitable, Callable
+
+from drivers import serial_port
+from drivers.codec import (
+    MAX_SEQ,
+    DropCounts,
+    Err,
+    Event,
+    LineReader,
+    MalformedLine,
+    Ok,
+    Sample,
+    Status,
+    command_body,
+    format_pressure,
+    frame,
+    parse_report,
+)
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[object], None]
+OpenPort = Callable[[str], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+PROTO = 1
+"""The only protocol version this link speaks."""
+
+WINDOW = 4
+"""Most commands in flight (sent, unanswered) at once; DEFLATE ignores it."""
+
+SAMPLE_SILENCE_S = 1.0
+"""No sample for this long while streaming means the controller is gone."""
+
+STOP_DEFLATE_WAIT_S = 0.5
+"""How long :meth:`CuffLink.stop` waits for the OK of its DEFLATE ALL."""
+
+_ABANDONED_KEEP = 256
+"""How many abandoned SEQs are remembered to recognise late answers."""
+
+_READ_SIZE = 4096
+
+
+class LinkState(str, Enum):
+    """Where a link is in its life."""
+
+    CONNECTING = "connecting"
+    """Port opening or open, HELLO/setup not finished."""
+    READY = "ready"
+    """Session set up; commands accepted."""
+    LOST = "lost"
+    """Port gone, unopenable or the controller silent; reconnecting in the background."""
+    STOPPED = "stopped"
+    """:meth:`CuffLink.stop` was called; final."""
+
+
+@dataclass
+class HelloInfo:
+    """What the controller said about itself in its HELLO answer."""
+
+    proto: int
+    model: str
+    fw: str
+    serial: str
+    channels: int
+    max_pressure: float
+    rates: tuple[int, ...]
+
+
+@dataclass
+class LinkStats:
+    """Counters for diagnostics; they survive reconnects."""
+
+    dropped: DropCounts = field(default_factory=DropCounts)
+    """Lines dropped by the reader (bad CRC, too long, bad bytes, malformed)."""
+    timeouts: int = 0
+    """Command attempts that got no answer within ``answer_timeout``."""
+    resends: int = 0
+    """Attempts resent under a new SEQ after a timeout."""
+    reconnects: int = 0
+    """Times the link became READY again after having been READY before."""
+    samples: int = 0
+    late_answers: int = 0
+    """Answers to SEQs already abandoned after a timeout (ignored)."""
+    errors: int = 0
+    """Unexpected things caught and logged: answers to unknown SEQs, raising listeners, internal faults."""
+
+
+class LinkError(Exception):
+    """Base of every error the link raises."""
+
+
+class LinkTimeout(LinkError):
+    """No answer after all retries, or not READY in time."""
+
+
+class LinkDown(LinkError):
+    """The link is not READY (or no port is open), or it went down while waiting."""
+
+
+class CommandError(LinkError):
+    """The controller answered ``ERR``; ``code`` is one of the protocol's ERR codes."""
+
+    def __init__(self, code: str, text: str = "", verb: str = "") -> None:
+        self.code = code
+        self.text = text
+        self.verb = verb
+        super().__init__(f"{verb} refused: {code}" + (f" ({text})" if text else ""))
+
+
+@dataclass(frozen=True)
+class LinkStateChange:
+    """Sent to listeners whenever the link's state changes."""
+
+    state: LinkState
+    reason: str
+
+
+@dataclass(eq=False)
+class _Request:
+    """One command across its attempts; each attempt has its own SEQ."""
+
+    tail: str
+    """``VERB ARG...``: the body after ``#SEQ``."""
+    future: asyncio.Future[Ok]
+    urgent: bool
+    attempts: int = 0
+    seq: int = 0
+    first_sent_at: float = 0.0
+    timer: asyncio.TimerHandle | None = None
+
+
+@dataclass(eq=False)
+class _Conn:
+    """One open port: its writer, its reader task, and whether it was lost."""
+
+    writer: asyncio.StreamWriter
+    lines: LineReader
+    done: asyncio.Future[None]
+    reader_task: asyncio.Task[None] | None = None
+    monitor_task: asyncio.Task[None] | None = None
+    setup_task: asyncio.Task[None] | None = None
+    lost: bool = False
+    boot_seen: bool = False
+
+
+def _arg(value: object) -> str:
+    text = format_pressure(value) if isinstance(value, float) else str(value)
+    if not text or " " in text:
+        raise ValueError(f"bad command argument: {value!r}")
+    return text
+
+
+class CuffLink:
+    """One CUFF-LINK/1 session over one port, reconnecting forever until stopped."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = "",
+        watchdog_ms: int = 1000,
+        stream_hz: int = 100,
+        answer_timeout: float = 0.25,
+        retries: int = 2,
+        backoff: tuple[float, float] = (0.1, 2.0),
+        open_port: OpenPort = serial_port.open_port,
+        first_seq: int = 1,
+    ) -> None:
+        if not 200 <= watchdog_ms <= 10000:
+            raise ValueError(f"watchdog_ms must be 200..10000, got {watchdog_ms}")
+        if not 1 <= first_seq <= MAX_SEQ:
+            raise ValueError(f"first_seq must be 1..{MAX_SEQ}, got {first_seq}")
+        self.url = url
+        self.name = name or url
+        self.watchdog_ms = watchdog_ms
+        self.stream_hz = stream_hz
+        self.answer_timeout = answer_timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.stats = LinkStats()
+        self.info: HelloInfo | None = None
+        self.last_sample_at: float | None = None
+        self.keepalive_enabled = True
+        """Tests and diagnostics switch this off to let the controller's watchdog trip."""
+        self.stream_rate = 0
+        """The STREAM rate the controller accepted (0: not streaming)."""
+        self._open_port = open_port
+        self._state = LinkState.CONNECTING
+        self._listeners: list[Listener] = []
+        self._emit_to: tuple[Listener, ...] = ()
+        self._failed_listeners: set[int] = set()
+        self._seq = first_seq
+        self._pending: dict[int, _Request] = {}
+        self._queue: deque[_Request] = deque()
+        self._abandoned: OrderedDict[int, None] = OrderedDict()
+        self._conn: _Conn | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._ready = asyncio.Event()
+        self._been_ready = False
+        self._last_sent = 0.0
+        self._last_answer_at = 0.0
+        self._sample_ref = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------------------ public surface
+
+    @property
+    def state(self) -> LinkState:
+        return self._state
+
+    def add_listener(self, fn: Listener) -> Callable[[], None]:
+        """Call ``fn`` with every Sample, Status, Event and LinkStateChange; returns an unsubscribe."""
+        self._listeners.append(fn)
+        self._emit_to = tuple(self._listeners)
+
+        def remove() -> None:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
+                self._emit_to = tuple(self._listeners)
+
+        return remove
+
+    async def start(self) -> None:
+        """Start connecting in the background and return at once."""
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name=f"cufflink:{self.name}")
+
+    async def wait_ready(self, timeout: float) -> HelloInfo:
+        """Wait until the link is READY; raises LinkTimeout, or LinkDown once stopped."""
+        if self._state is LinkState.STOPPED:
+            raise LinkDown(f"{self.name}: link stopped")
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        except TimeoutError:
+            raise LinkTimeout(f"{self.name}: not ready after {timeout} s ({self._state.value})") from None
+        if self._state is not LinkState.READY or self.info is None:
+            raise LinkDown(f"{self.name}: link {self._state.value}")
+        return self.info
+
+    async def stop(self, *, deflate: bool = True) -> None:
+        """Best-effort DEFLATE ALL (short wait for its OK), then close the port for good."""
+        if self._state is LinkState.STOPPED:
+            return
+        self._stopping = True
+        if deflate and self._port_open():
+            try:
+                fut = self.deflate_all_now()
+                await asyncio.wait_for(asyncio.shield(fut), STOP_DEFLATE_WAIT_S)
+            except (LinkError, TimeoutError) as exc:
+                log.warning("%s: DEFLATE ALL on stop not confirmed: %s", self.name, exc)
+        conn = self._conn
+        if conn is not None:
+            self._lose(conn, "stopped", LinkState.STOPPED)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        self._fail_all(LinkDown(f"{self.name}: link stopped"))
+        self._set_state(LinkState.STOPPED, "stopped")
+
+    async def command(self, verb: str, *args: object) -> Ok:
+        """Send a command and return its OK.
+
+        Raises:
+            CommandError: the controller answered ERR.
+            LinkTimeout: no answer after ``retries`` resends.
+            LinkDown: the link is not READY, or went down while waiting.
+            ValueError: an argument cannot go on the wire.
+        """
+        fut = self._submit(verb, args, urgent=verb.upper() == "DEFLATE", require_ready=True)
+        return await fut
+
+    async def set_target(self, ch: int, mmhg: float) -> Ok:
+        return await self.command("SET", ch, format_pressure(mmhg))
+
+    async def deflate(self, ch: int | str = "ALL") -> Ok:
+        return await self.command("DEFLATE", ch)
+
+    async def zero(self, ch: int) -> Ok:
+        return await self.command("ZERO", ch)
+
+    async def clear(self) -> Ok:
+        return await self.command("CLEAR")
+
+    async def status(self) -> Ok:
+        """Ask for one ``C`` line per channel (they reach the listeners before the OK returns)."""
+        return await self.command("STATUS")
+
+    def deflate_all_now(self) -> asyncio.Future[Ok]:
+        """EMERGENCY: write ``DEFLATE ALL`` now, ahead of anything queued, READY or not.
+
+        The line is on the transport when this returns. The future resolves on
+        the OK (resent like any command on timeout) or fails with LinkTimeout,
+        or LinkDown if the link goes down meanwhile.
+
+        Raises:
+            LinkDown: no port is open.
+        """
+        return self._submit("DEFLATE", ("ALL",), urgent=True, require_ready=False)
+
+    # ------------------------------------------------------------------ sending
+
+    def _port_open(self) -> bool:
+        conn = self._conn
+        return conn is not None and not conn.lost and not conn.writer.is_closing()
+
+    def _submit(self, verb: str, args: tuple[object, ...], *, urgent: bool, require_ready: bool) -> asyncio.Future[Ok]:
+        conn = self._conn
+        if conn is None or conn.lost or conn.writer.is_closing():
+            raise LinkDown(f"{self.name}: no port open ({self._state.value})")
+        if require_ready and self._state is not LinkState.READY:
+            raise LinkDown(f"{self.name}: link {self._state.value}")
+        tail = " ".join([verb, *(_arg(a) for a in args)])
+        frame(command_body(MAX_SEQ, tail))  # raises ValueError now rather than at send time
+        loop = self._loop or asyncio.get_running_loop()
+        req = _Request(tail, loop.create_future(), urgent)
+        if urgent:
+            self._send(conn, req)
+        else:
+            self._queue.append(req)
+            self._pump()
+        return req.future
+
+    def _pump(self) -> None:
+        """Send queued commands while the window has room."""
+        conn = self._conn
+        if conn is None or conn.lost:
+            return
+        while self._queue and len(self._pending) < WINDOW:
+            req = self._queue.popleft()
+            if not req.future.done():
+                self._send(conn, req)
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq = 1 if seq >= MAX_SEQ else seq + 1
+        return seq
+
+    def _send(self, conn: _Conn, req: _Request) -> None:
+        """Register the waiter for a fresh SEQ, then write the line."""
+        loop = self._loop or asyncio.get_running_loop()
+        seq = self._next_seq()
+        self._abandoned.pop(seq, None)
+        req.seq = seq
+        req.attempts += 1
+        now = loop.time()
+        if req.attempts == 1:
+            req.first_sent_at = now
+        self._pending[seq] = req
+        req.timer = loop.call_later(self.answer_timeout, self._on_timeout, req, seq)
+        self._last_sent = now
+        try:
+            conn.writer.write(frame(f"#{seq} {req.tail}"))
+        except Exception as exc:  # a transport that raises instead of reporting via connection_lost
+            log.exception("%s: write failed", self.name)
+            self._lose(conn, f"write failed: {exc}")
+
+    def _on_timeout(self, req: _Request, seq: int) -> None:
+        if self._pending.get(seq) is not req:
+            return
+        del self._pending[seq]
+        self._abandon(seq)
+        self.stats.timeouts += 1
+        conn = self._conn
+        if req.future.done():
+            pass  # the caller gave up; nothing to resend
+        elif req.attempts <= self.retries and conn is not None and not conn.lost:
+            self.stats.resends += 1
+            log.debug("%s: #%d %s unanswered, resending", self.name, seq, req.tail)
+            self._send(conn, req)
+        else:
+            req.future.set_exception(
+                LinkTimeout(f"{self.name}: no answer to {req.tail} after {req.attempts} attempts")
+            )
+            if conn is not None and self._last_answer_at < req.first_sent_at:
+                self._lose(conn, f"controller silent: no answer to {req.tail} in {req.attempts} attempts")
+                return
+        self._pump()
+
+    def _abandon(self, seq: int) -> None:
+        self._abandoned[seq] = None
+        if len(self._abandoned) > _ABANDONED_KEEP:
+            self._abandoned.popitem(last=False)
+
+    def _fail_all(self, exc: LinkError) -> None:
+        reqs = list(self._pending.values()) + list(self._queue)
+        for seq in self._pending:
+            self._abandon(seq)
+        self._pending.clear()
+        self._queue.clear()
+        for req in reqs:
+            if req.timer is not None:
+                req.timer.cancel()
+            if not req.future.done():
+                req.future.set_exception(exc)
+
+    # ------------------------------------------------------------------ receiving (hot path)
+
+    async def _read_loop(self, conn: _Conn, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                data = await reader.read(_READ_SIZE)
+                if not data:
+                    self._lose(conn, "port closed (end of file)")
+                    return
+                for body in conn.lines.feed(data):
+                    self._on_line(conn, body)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: port read failed: %r", self.name, exc)
+            self._lose(conn, f"port vanished: {exc}")
+
+    def _on_line(self, conn: _Conn, body: str) -> None:
+        try:
+            msg = parse_report(body)
+        except MalformedLine:
+            self.stats.dropped.malformed += 1
+            return
+        cls = type(msg)
+        if cls is Sample:
+            info = self.info
+            if info is not None and len(msg.pressures) != info.channels:  # type: ignore[union-attr]
+                self.stats.dropped.malformed += 1
+                return
+            self.stats.samples += 1
+            self.last_sample_at = self._loop.time()  # type: ignore[union-attr]
+            self._emit(msg)
+        elif cls is Ok or cls is Err:
+            self._on_answer(msg)  # type: ignore[arg-type]
+        elif cls is Status:
+            info = self.info
+            if info is not None and not 1 <= msg.channel <= info.channels:  # type: ignore[union-attr]
+                self.stats.dropped.malformed += 1
+                return
+            self._emit(msg)
+        else:  # Event
+            self._emit(msg)
+            if msg.code == "BOOT":  # type: ignore[union-attr]
+                self._on_boot(conn)
+
+    def _on_answer(self, msg: Ok | Err) -> None:
+        self._last_answer_at = self._loop.time()  # type: ignore[union-attr]
+        req = self._pending.pop(msg.seq, None)
+        if req is None:
+            if msg.seq in self._abandoned:
+                self.stats.late_answers += 1
+            else:
+                self.stats.errors += 1
+                log.warning("%s: answer to unknown #%d ignored", self.name, msg.seq)
+            return
+        if req.timer is not None:
+            req.timer.cancel()
+        if not req.future.done():
+            if type(msg) is Ok:
+                req.future.set_result(msg)
+            else:
+                req.future.set_exception(CommandError(msg.code, msg.text, req.tail.split(" ", 1)[0]))  # type: ignore[union-attr]
+        if self._queue:
+            self._pump()
+
+    def _emit(self, msg: object) -> None:
+        for fn in self._emit_to:
+            try:
+                fn(msg)
+            except Exception:
+                self.stats.errors += 1
+                if id(fn) not in self._failed_listeners:
+                    self._failed_listeners.add(id(fn))
+                    log.exception("%s: listener %r raised (logged once per listener)", self.name, fn)
+
+    def _on_boot(self, conn: _Conn) -> None:
+        """The controller restarted: vented, stream off, watchdog 2000 ms. Set the session up again."""
+        conn.boot_seen = True
+        self.stream_rate = 0
+        if self._state is not LinkState.READY:
+            return  # the handshake in progress redoes its setup
+        if conn.setup_task is None or conn.setup_task.done():
+            log.warning("%s: controller rebooted; setting up watchdog and stream again", self.name)
+            conn.setup_task = asyncio.create_task(self._resetup(conn), name=f"cufflink-setup:{self.name}")
+
+    # ------------------------------------------------------------------ session
+
+    def _set_state(self, state: LinkState, reason: str) -> None:
+        if state is self._state:
+            return
+        self._state = state
+        log.info("%s: %s (%s)", self.name, state.value, reason)
+        self._emit(LinkStateChange(state, reason))
+
+    def _lose(self, conn: _Conn, reason: str, state: LinkState = LinkState.LOST) -> None:
+        """Close this port at once, fail everything waiting, and tell listeners."""
+        if conn.lost:
+            return
+        conn.lost = True
+        try:
+            conn.writer.transport.abort()
+        except Exception:
+            log.debug("%s: abort failed", self.name, exc_info=True)
+        if self._conn is conn:
+            self._conn = None
+            self._ready.clear()
+            self.stream_rate = 0
+            self._fail_all(LinkDown(f"{self.name}: {reason}"))
+            if state is LinkState.LOST:
+                log.warning("%s: link lost: %s", self.name, reason)
+            self._set_state(state, reason)
+        current = asyncio.current_task()
+        for task in (conn.reader_task, conn.monitor_task, conn.setup_task):
+            if task is not None and task is not current:
+                task.cancel()
+        if not conn.done.done():
+            conn.done.set_result(None)
+
+    async def _run(self) -> None:
+        """Open, set up, watch, and reopen with exponential backoff, until stopped."""
+        failures = 0
+        while not self._stopping:
+            try:
+                reader, writer = await self._open_port(self.url)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._set_state(LinkState.LOST, f"cannot open port: {exc}")
+                await self._sleep_backoff(failures)
+                failures += 1
+                continue
+            try:
+                failures = await self._session(reader, writer, failures)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: session failed unexpectedly", self.name)
+                self.stats.errors += 1
+            if self._stopping:
+                break
+            await self._sleep_backoff(failures)
+            failures += 1
+
+    async def _sleep_backoff(self, failures: int) -> None:
+        low, high = self.backoff
+        await asyncio.sleep(min(high, low * (2 ** min(failures, 30))))
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, failures: int) -> int:
+        """Run one open port to its end; returns the backoff failure count to continue with."""
+        loop = asyncio.get_running_loop()
+        lines = LineReader()
+        lines.drops = self.stats.dropped
+        conn = _Conn(writer, lines, loop.create_future())
+        self._conn = conn
+        conn.reader_task = asyncio.create_task(self._read_loop(conn, reader), name=f"cufflink-read:{self.name}")
+        self._set_state(LinkState.CONNECTING, "port open")
+        try:
+            self.info = await self._hello()
+            await self._setup(conn)
+        except asyncio.CancelledError:
+            self._lose(conn, "cancelled")
+            raise
+        except LinkError as exc:
+            self._lose(conn, f"setup failed: {exc}")
+        except Exception as exc:
+            log.exception("%s: setup crashed", self.name)
+            self.stats.errors += 1
+            self._lose(conn, f"setup crashed: {exc!r}")
+        if not conn.lost:
+            if self._been_ready:
+                self.stats.reconnects += 1
+            self._been_ready = True
+            failures = 0
+            self._ready.set()
+            self._set_state(LinkState.READY, f"{self.info.model if self.info else '?'} ready")
+            conn.monitor_task = asyncio.create_task(self._monitor(conn), name=f"cufflink-monitor:{self.name}")
+        try:
+            await asyncio.shield(conn.done)
+        except asyncio.CancelledError:
+            self._lose(conn, "cancelled")
+            raise
+        finally:
+            await self._reap(conn)
+        return failures
+
+    async def _reap(self, conn: _Conn) -> None:
+        tasks = [t for t in (conn.reader_task, conn.monitor_task, conn.setup_task) if t is not None]
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, LinkError):
+                log.error("%s: background task failed: %r", self.name, result)
+
+    async def _request(self, verb: str, *args: object) -> Ok:
+        """A setup command: allowed before READY."""
+        return await self._submit(verb, args, urgent=False, require_ready=False)
+
+    async def _hello(self) -> HelloInfo:
+        ok = await self._request("HELLO")
+        f = ok.fields
+        proto = f.get("proto", "?")
+        if proto != str(PROTO):
+            raise LinkError(f"controller speaks CUFF-LINK/{proto}, this console speaks CUFF-LINK/{PROTO}")
+        try:
+            rates = tuple(int(r) for r in f["rates"].split(",") if r)
+            return HelloInfo(
+                proto=PROTO,
+                model=f["model"],
+                fw=f["fw"],
+                serial=f["serial"],
+                channels=int(f["channels"]),
+                max_pressure=float(f["max"]),
+                rates=rates,
+            )
+        except (KeyError, ValueError) as exc:
+            raise LinkError(f"bad HELLO answer {dict(f)!r}: {exc!r}") from None
+
+    def _pick_rate(self) -> int:
+        if self.stream_hz <= 0 or self.info is None or not self.info.rates:
+            return 0
+        fitting = [r for r in self.info.rates if r <= self.stream_hz]
+        return max(fitting) if fitting else min(self.info.rates)
+
+    async def _setup(self, conn: _Conn) -> None:
+        """WATCHDOG then STREAM; repeated if the controller rebooted meanwhile."""
+        while True:
+            conn.boot_seen = False
+            await self._request("WATCHDOG", self.watchdog_ms)
+            rate = self._pick_rate()
+            await self._request("STREAM", rate)
+            self.stream_rate = rate
+            self._sample_ref = asyncio.get_running_loop().time()
+            if not conn.boot_seen:
+                return
+
+    async def _resetup(self, conn: _Conn) -> None:
+        try:
+            await self._setup(conn)
+        except asyncio.CancelledError:
+            raise
+        except LinkError as exc:
+            self._lose(conn, f"setup after reboot failed: {exc}")
+        except Exception as exc:
+            log.exception("%s: setup after reboot crashed", self.name)
+            self.stats.errors += 1
+            self._lose(conn, f"setup after reboot crashed: {exc!r}")
+
+    async def _monitor(self, conn: _Conn) -> None:
+        """Ping when idle for a third of the watchdog; declare the link lost when samples stop."""
+        loop = asyncio.get_running_loop()
+        ping_every = self.watchdog_ms / 3000
+        ping: asyncio.Future[Ok] | None = None
+        self._sample_ref = loop.time()
+        try:
+            while not conn.lost:
+                now = loop.time()
+                wake = now + ping_every
+                if self.keepalive_enabled:
+                    due = self._last_sent + ping_every
+                    if now >= due and (ping is None or ping.done()):
+                        ping = self._submit("PING", (), urgent=False, require_ready=False)
+                        ping.add_done_callback(_swallow)
+                        due = now + ping_every
+                    wake = min(wake, due)
+                if self.stream_rate > 0:
+                    ref = max(self._sample_ref, self.last_sample_at or 0.0)
+                    if now - ref > SAMPLE_SILENCE_S:
+                        self._lose(conn, f"controller silent: no sample for {SAMPLE_SILENCE_S:g} s")
+                        return
+                    wake = min(wake, ref + SAMPLE_SILENCE_S + 0.001)
+                await asyncio.sleep(max(0.001, wake - loop.time()))
+        except asyncio.CancelledError:
+            raise
+        except LinkDown:
+            return
+        except Exception as exc:
+            log.exception("%s: monitor crashed", self.name)
+            self.stats.errors += 1
+            self._lose(conn, f"monitor crashed: {exc!r}")
+
+
+def _swallow(fut: asyncio.Future[Ok]) -> None:
+    """Retrieve a keep-alive's outcome so asyncio does not log it as unhandled."""
+    if not fut.cancelled():
+        fut.exception()
