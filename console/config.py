@@ -241,7 +241,7 @@ class StationConfig:
         cuff = self.cuff(cuff_id)
         lim = self.limits(cuff_id)
         if plan.limb is not None and plan.limb != cuff.limb:
-            return f"Plan {plan.id!r} is for a {plan.limb}; cuff {cuff.id} is on a {cuff.limb}."
+            return f"Plan {plan.id!r} is for {_a(plan.limb)}; cuff {cuff.id} is on {_a(cuff.limb)}."
         if plan.pct_lop > lim.max_pct_lop and not plan.full_occlusion:
             return (
                 f"Plan {plan.id!r} asks {plan.pct_lop:g} % LOP; cuff {cuff.id} allows at most "
@@ -264,6 +264,10 @@ class StationConfig:
         if Role.OPERATOR in found:
             return Role.OPERATOR
         return Role.OBSERVER if found else None
+
+
+def _a(limb: str) -> str:
+    return f"an {limb}" if limb[:1] in "aeiou" else f"a {limb}"
 
 
 # --------------------------------------------------------------------------- loading
@@ -664,7 +668,9 @@ def _check_pairs(built: list[tuple[str, CuffConfig]], ids: set[str], problems: l
         if partner.pair is not None and partner.pair != c.id:
             problems.append(f'{path}: cuff "{c.pair}" is paired with "{partner.pair}", not with "{c.id}"')
         elif partner.limb != c.limb:
-            problems.append(f'{path}: cuff "{c.pair}" is on a {partner.limb}, this one on a {c.limb}; pairs share a limb type')
+            problems.append(
+                f'{path}: cuff "{c.pair}" is on {_a(partner.limb)}, this one on {_a(c.limb)}; pairs share a limb type'
+            )
 
 
 def _roles(tables: list[tuple[str, Mapping[str, Any]]], problems: list[str]) -> tuple[RoleRule, ...]:
