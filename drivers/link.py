@@ -431,13 +431,17 @@ class CuffLink:
                 if not data:
                     self._lose(conn, "port closed (end of file)")
                     return
-                for body in conn.lines.feed(data):
-                    self._on_line(conn, body)
+                self._on_data(conn, data)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("%s: port read failed: %r", self.name, exc)
             self._lose(conn, f"port vanished: {exc}")
+
+    def _on_data(self, conn: _Conn, data: bytes) -> None:
+        """Everything the port delivered: split, check, parse, dispatch."""
+        for body in conn.lines.feed(data):
+            self._on_line(conn, body)
 
     def _on_line(self, conn: _Conn, body: str) -> None:
         try:

@@ -1,0 +1,368 @@
+"""The real CuffLink against the real emulator over a real pty: the normal session.
+
+Faults (watchdog, garbage, silence, unplug, reboot) are in test_link_faults.py,
+which reuses the helpers and fixtures defined here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+
+from drivers.codec import Event, Sample, Status, frame
+from drivers.emulator.firmware import ControllerFirmware
+from drivers.emulator.pty_port import PtyEmulator
+from drivers.link import (
+    CommandError,
+    CuffLink,
+    LinkDown,
+    LinkState,
+    LinkStateChange,
+    LinkTimeout,
+)
+from drivers.serial_port import PortError, open_port
+
+LOPS = [180.0, 200.0, 220.0, 240.0]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class Recorder:
+    """A listener that keeps everything it is given."""
+
+    def __init__(self) -> None:
+        self.msgs: list[object] = []
+
+    def __call__(self, msg: object) -> None:
+        self.msgs.append(msg)
+
+    def of(self, cls: type) -> list:
+        return [m for m in self.msgs if isinstance(m, cls)]
+
+    def states(self) -> list[LinkState]:
+        return [m.state for m in self.of(LinkStateChange)]
+
+    def events(self, code: str) -> list[Event]:
+        return [m for m in self.of(Event) if m.code == code]
+
+
+class WireSpy:
+    """An ``open_port`` that opens the real port and records every body the link writes."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.readers: list[asyncio.StreamReader] = []
+        self.opens = 0
+
+    async def __call__(self, url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await open_port(url)
+        self.opens += 1
+        self.readers.append(reader)
+        real_write = writer.write
+
+        def write(data: bytes) -> None:
+            self.sent.append(data.decode("ascii").rsplit("*", 1)[0])
+            real_write(data)
+
+        writer.write = write  # type: ignore[method-assign]
+        return reader, writer
+
+    def verbs(self) -> list[str]:
+        """``VERB ARG...`` of every line sent, without the SEQ."""
+        return [body.split(" ", 1)[1] for body in self.sent]
+
+    def seqs(self) -> list[int]:
+        return [int(body.split(" ", 1)[0][1:]) for body in self.sent]
+
+
+async def until(cond: Callable[[], object], what: str, timeout: float = 5.0) -> None:
+    """Wait for a condition with a generous deadline (never a fixed sleep)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not cond():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@dataclass
+class Emu:
+    fw: ControllerFirmware
+    port: PtyEmulator
+    path: str
+
+
+@dataclass
+class Rig:
+    link: CuffLink
+    spy: WireSpy
+    rec: Recorder
+
+
+@pytest.fixture
+async def emu(tmp_path):
+    fw = ControllerFirmware(channels=4, lops=LOPS, seed=0)
+    port = PtyEmulator(fw, link_path=str(tmp_path / "cuff-ttyACM0"))
+    path = await port.start()
+    try:
+        yield Emu(fw, port, path)
+    finally:
+        await port.stop()
+
+
+@pytest.fixture
+async def make_link(emu):
+    links: list[CuffLink] = []
+
+    async def make(url: str | None = None, **kwargs) -> Rig:
+        spy, rec = WireSpy(), Recorder()
+        link = CuffLink(url or emu.path, name="test", open_port=spy, **kwargs)
+        link.add_listener(rec)
+        links.append(link)
+        await link.start()
+        return Rig(link, spy, rec)
+
+    yield make
+    for link in links:
+        await link.stop(deflate=False)
+
+
+# --------------------------------------------------------------------------- the session
+
+
+async def test_full_session_hello_samples_set_holding_deflate(emu, make_link):
+    rig = await make_link()
+    info = await rig.link.wait_ready(5.0)
+    assert rig.link.state is LinkState.READY
+    assert info.proto == 1 and info.channels == 4 and info.max_pressure > 0
+    assert 100 in info.rates and rig.link.stream_rate == 100
+    assert rig.spy.verbs()[:3] == ["HELLO", "WATCHDOG 1000", "STREAM 100"]
+
+    await until(lambda: rig.link.stats.samples >= 20, "samples")
+    sample = rig.rec.of(Sample)[-1]
+    assert len(sample.pressures) == 4
+    assert rig.link.last_sample_at is not None
+
+    ok = await rig.link.set_target(1, 40)
+    assert ok.fields == {"ch": "1", "target": "40"}
+    await until(lambda: any(s.channel == 1 and s.state == "HOLDING" for s in rig.rec.of(Status)), "HOLDING")
+    assert emu.fw.channel(1).target == 40
+    assert abs(rig.rec.of(Sample)[-1].pressures[0] - 40) < 10
+
+    ok = await rig.link.deflate(1)
+    assert ok.fields == {"ch": "1"}
+    assert emu.fw.channel(1).target == 0
+    await until(lambda: rig.rec.of(Status)[-1].channel == 1 and rig.rec.of(Status)[-1].state in ("VENTING", "VENTED"),
+                "venting status")
+    assert rig.link.stats.timeouts == 0 and rig.link.stats.dropped.total == 0
+
+
+async def test_status_lines_reach_listeners_before_the_ok(make_link):
+    rig = await make_link()
+    await rig.link.wait_ready(5.0)
+    before = len(rig.rec.of(Status))
+    await rig.link.status()
+    statuses = rig.rec.of(Status)[before:]
+    assert {s.channel for s in statuses} == {1, 2, 3, 4}
+
+
+async def test_err_answers_raise_command_error_with_code(emu, make_link):
+    rig = await make_link()
+    await rig.link.wait_ready(5.0)
+    cases = [(rig.link.command("FLY"), "UNKNOWN"), (rig.link.set_target(9, 40), "CHANNEL"),
+             (rig.link.set_target(1, 5000), "RANGE"), (rig.link.command("SET", 1), "ARGS")]
+    for call, code in cases:
+        with pytest.raises(CommandError) as info:
+            await call
+        assert info.value.code == code
+    assert emu.fw.channel(1).target == 0
+    assert rig.link.state is LinkState.READY
+
+
+async def test_bad_argument_is_refused_before_the_wire(make_link):
+    rig = await make_link()
+    await rig.link.wait_ready(5.0)
+    sent = len(rig.spy.sent)
+    with pytest.raises(ValueError):
+        await rig.link.command("SET", "1 2", 40)
+    with pytest.raises(ValueError):
+        await rig.link.command("SET", "1*", 40)
+    assert len(rig.spy.sent) == sent
+
+
+async def test_keepalive_pings_when_idle(make_link):
+    rig = await make_link(watchdog_ms=300)
+    await rig.link.wait_ready(5.0)
+    await until(lambda: rig.spy.verbs().count("PING") >= 3, "keep-alive pings")
+    assert rig.link.state is LinkState.READY
+
+
+async def test_commands_refused_with_link_down_when_not_ready():
+    link = CuffLink("/nonexistent/cuff-port", name="nowhere", backoff=(0.05, 0.1))
+    rec = Recorder()
+    link.add_listener(rec)
+    with pytest.raises(LinkDown):
+        link.deflate_all_now()
+    await link.start()
+    try:
+        with pytest.raises(LinkTimeout):
+            await link.wait_ready(0.3)
+        with pytest.raises(LinkDown):
+            await link.command("PING")
+        with pytest.raises(LinkDown):
+            link.deflate_all_now()
+        assert link.state is LinkState.LOST
+        assert "cannot open" in rec.of(LinkStateChange)[0].reason
+    finally:
+        await link.stop()
+    assert link.state is LinkState.STOPPED
+    with pytest.raises(LinkDown):
+        await link.wait_ready(0.1)
+
+
+async def test_loop_url_is_refused_clearly():
+    with pytest.raises(PortError, match="loop://"):
+        await open_port("loop://")
+
+
+async def test_seq_wraps_from_65535_to_1(make_link):
+    rig = await make_link(first_seq=65533)
+    await rig.link.wait_ready(5.0)
+    for _ in range(3):
+        await rig.link.command("PING")
+    assert rig.spy.seqs()[:6] == [65533, 65534, 65535, 1, 2, 3]
+    assert rig.link.stats.timeouts == 0 and rig.link.stats.errors == 0
+
+
+async def test_deflate_all_now_jumps_a_full_queue(emu, make_link):
+    rig = await make_link(answer_timeout=1.0)
+    await rig.link.wait_ready(5.0)
+    await rig.link.set_target(1, 40)
+    rig.link.keepalive_enabled = False
+    start = len(rig.spy.sent)
+    tasks = [asyncio.create_task(rig.link.command("PING")) for _ in range(8)]
+    await asyncio.sleep(0)  # each task has written or queued its PING; no answer handled yet
+    assert rig.spy.verbs()[start:] == ["PING"] * 4  # the window is full, four wait in the queue
+    fut = rig.link.deflate_all_now()
+    assert rig.spy.verbs()[-1] == "DEFLATE ALL"  # on the wire before this call returned
+    ok = await fut
+    assert ok.fields == {"ch": "ALL"}
+    await asyncio.gather(*tasks)
+    order = rig.spy.verbs()[start:]
+    assert order.index("DEFLATE ALL") == 4 and order.count("PING") == 8
+    assert emu.fw.channel(1).target == 0
+
+
+async def test_plain_deflate_command_also_jumps_the_queue(make_link):
+    rig = await make_link(answer_timeout=1.0)
+    await rig.link.wait_ready(5.0)
+    rig.link.keepalive_enabled = False
+    start = len(rig.spy.sent)
+    tasks = [asyncio.create_task(rig.link.command("PING")) for _ in range(6)]
+    deflate = asyncio.create_task(rig.link.deflate(2))
+    await asyncio.sleep(0)
+    assert rig.spy.verbs()[start:] == ["PING"] * 4 + ["DEFLATE 2"]
+    await asyncio.gather(deflate, *tasks)
+
+
+async def test_stop_deflates_everything_and_closes(emu, make_link):
+    rig = await make_link()
+    await rig.link.wait_ready(5.0)
+    await rig.link.set_target(1, 40)
+    await rig.link.set_target(2, 40)
+    await rig.link.stop()
+    assert rig.spy.verbs()[-1] == "DEFLATE ALL"
+    assert emu.fw.channel(1).target == 0 and emu.fw.channel(2).target == 0
+    assert rig.link.state is LinkState.STOPPED
+    assert rig.rec.states()[-1] is LinkState.STOPPED
+    with pytest.raises(LinkDown):
+        await rig.link.command("PING")
+
+
+async def test_raising_listener_does_not_hurt_the_link(make_link):
+    rig = await make_link()
+    calls = 0
+
+    def bad(msg: object) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("listener bug")
+
+    rig.link.add_listener(bad)
+    await rig.link.wait_ready(5.0)
+    await until(lambda: rig.link.stats.samples >= 10, "samples despite a raising listener")
+    await rig.link.command("PING")
+    assert calls > 10 and rig.link.stats.errors >= calls
+    assert rig.link.state is LinkState.READY
+
+
+async def test_unsubscribe_stops_delivery(make_link):
+    rig = await make_link()
+    got: list[object] = []
+    unsubscribe = rig.link.add_listener(got.append)
+    await rig.link.wait_ready(5.0)
+    await until(lambda: len(got) > 5, "delivery")
+    unsubscribe()
+    n = len(got)
+    seen = rig.link.stats.samples
+    await until(lambda: rig.link.stats.samples > seen + 5, "more samples")
+    assert len(got) == n
+
+
+async def test_malformed_line_with_good_crc_is_counted_not_raised(make_link):
+    rig = await make_link()
+    await rig.link.wait_ready(5.0)
+    reader = rig.spy.readers[-1]
+    # A leading LF ends any partial line in the buffer, so the next line stands alone.
+    reader.feed_data(b"\n" + frame("S 12 x y") + frame("C 1 DANCING 0 0") + frame("S 5 1 2"))
+    await until(lambda: rig.link.stats.dropped.malformed >= 3, "malformed lines counted")
+    await rig.link.command("PING")
+    assert rig.link.state is LinkState.READY
+
+
+async def test_socket_url_works(emu):
+    """socket://host:port goes through the same link; the test bridges TCP to the emulator's pty."""
+    bridges: list[asyncio.Task] = []
+
+    async def bridge(tcp_reader: asyncio.StreamReader, tcp_writer: asyncio.StreamWriter) -> None:
+        pty_reader, pty_writer = await open_port(emu.path)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(4096):
+                dst.write(data)
+
+        try:
+            await asyncio.gather(pump(tcp_reader, pty_writer), pump(pty_reader, tcp_writer))
+        except (asyncio.CancelledError, ConnectionError):
+            pass
+        finally:
+            pty_writer.transport.abort()
+            tcp_writer.close()
+
+    def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        bridges.append(asyncio.create_task(bridge(r, w)))
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    link = CuffLink(f"socket://127.0.0.1:{port}", name="tcp")
+    try:
+        await link.start()
+        info = await link.wait_ready(5.0)
+        assert info.channels == 4
+        await until(lambda: link.stats.samples >= 10, "samples over TCP")
+        await link.set_target(3, 40)
+        assert emu.fw.channel(3).target == 40
+        await link.stop()
+        assert emu.fw.channel(3).target == 0
+    finally:
+        await link.stop(deflate=False)
+        for task in bridges:
+            task.cancel()
+        await asyncio.gather(*bridges, return_exceptions=True)
+        server.close()
+        await server.wait_closed()
+
