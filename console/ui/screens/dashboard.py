@@ -1,0 +1,190 @@
+"""The main screen: a panel per cuff, the alarm banner, the emergency bar.
+
+Holds the cuff-level keys (select, inflate, nudge, deflate, acknowledge,
+silence); the emergency key lives on the App so it works on every screen.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from console.station.api import AlarmSnapshot, CuffSnapshot, Role, StationSnapshot
+from console.ui.alerting import flash_on
+from console.ui.widgets.cuff_panel import CuffPanel
+from console.ui.widgets.status import AlarmBanner, EmergencyBar, StationHeader
+
+if TYPE_CHECKING:
+    from console.ui.app import BfrApp
+
+OPERATOR_ACTIONS = frozenset({"inflate", "nudge", "deflate", "ack", "ack_all", "silence"})
+"""Actions an observer may not take (shown greyed out, never fired)."""
+
+PANEL_MIN_WIDTH = 38
+
+
+class CuffGrid(VerticalScroll, can_focus=False):
+    """Scrolls the panels; never takes focus, so arrows stay with the dashboard."""
+
+
+class DashboardScreen(Screen[None]):
+    BINDINGS = [
+        *(Binding(str(n), f"select({n - 1})", f"cuff {n}", show=False) for n in range(1, 10)),
+        Binding("right,tab", "move(1)", "next", show=False),
+        Binding("left,shift+tab", "move(-1)", "previous", show=False),
+        Binding("down", "move_row(1)", "row down", show=False),
+        Binding("up", "move_row(-1)", "row up", show=False),
+        Binding("i", "inflate", "inflate"),
+        Binding("plus,equals_sign", "nudge(5)", "+5", key_display="+"),
+        Binding("minus", "nudge(-5)", "-5", key_display="-"),
+        Binding("d", "deflate", "deflate"),
+        Binding("a", "ack", "ack cuff"),
+        Binding("A", "ack_all", "ack all", key_display="A", show=False),
+        Binding("s", "silence", "silence"),
+        Binding("l", "alarm_list", "alarms"),
+        Binding("q", "request_quit", "quit"),
+    ]
+
+    def __init__(self, snapshot: StationSnapshot) -> None:
+        super().__init__(id="dashboard")
+        self._initial = snapshot
+        self.panels: dict[str, CuffPanel] = {}
+        self.order: list[str] = []
+        self.header = StationHeader(id="header")
+        self.banner = AlarmBanner(id="banner")
+        self.grid = CuffGrid(id="cuffs")
+        self.emergency_bar = EmergencyBar(id="emergency")
+
+    @property
+    def bfr(self) -> BfrApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        yield self.banner
+        with self.grid:
+            for cuff in self._initial.cuffs:
+                panel = CuffPanel(cuff, self.bfr.glyphs)
+                self.panels[cuff.id] = panel
+                self.order.append(cuff.id)
+                yield panel
+        yield self.emergency_bar
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._fit_columns(self.size.width)
+        self.show_selected(self.bfr.selected)
+        self.bfr.refresh_now()
+
+    def on_resize(self) -> None:
+        self._fit_columns(self.size.width)
+        self.call_after_refresh(self.scroll_selected_into_view)
+
+    def _fit_columns(self, width: int) -> None:
+        cols = max(1, min(4, width // PANEL_MIN_WIDTH if width else 2))
+        grid = self.grid
+        if grid.styles.grid_size_columns != cols:
+            grid.styles.grid_size_columns = cols
+
+    @property
+    def columns(self) -> int:
+        return self.grid.styles.grid_size_columns or 1
+
+    # -- updates from the app's pull loop -------------------------------------
+    def apply(self, snap: StationSnapshot, changed: bool, now: float) -> None:
+        """Show a snapshot; ``changed`` is False when only the flash phase moved."""
+        if changed:
+            self.header.show_snapshot(snap, self.size.width)
+            self.emergency_bar.show_emergency(snap.emergency)
+            by_cuff = _cuff_alarms(snap.alarms)
+            for cuff in snap.cuffs:
+                panel = self.panels.get(cuff.id)
+                if panel is not None:
+                    panel.set_cuff(cuff, by_cuff.get(cuff.id))
+        top = snap.alarms[0] if snap.alarms else None
+        self.banner.show_alarms(
+            snap, flash_on(top.priority, now, acknowledged=top.acknowledged) if top else False
+        )
+        for panel in self.panels.values():
+            a = panel.cuff_alarm
+            panel.set_flash(a is not None and flash_on(a.priority, now, acknowledged=a.acknowledged))
+
+    def show_selected(self, cuff_id: str) -> None:
+        for cid, panel in self.panels.items():
+            panel.set_selected(cid == cuff_id)
+        self.scroll_selected_into_view()
+
+    def scroll_selected_into_view(self) -> None:
+        panel = self.panels.get(self.bfr.selected)
+        if panel is not None:
+            self.grid.scroll_to_widget(panel, animate=False, immediate=True)
+
+    # -- keys -------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in OPERATOR_ACTIONS and self.bfr.role is Role.OBSERVER:
+            return None
+        return True
+
+    def action_select(self, index: int) -> None:
+        if 0 <= index < len(self.order):
+            self.bfr.select(self.order[index])
+
+    def action_move(self, step: int) -> None:
+        if self.order:
+            i = self.order.index(self.bfr.selected) if self.bfr.selected in self.order else 0
+            self.bfr.select(self.order[(i + step) % len(self.order)])
+
+    def action_move_row(self, step: int) -> None:
+        if self.order:
+            i = self.order.index(self.bfr.selected) if self.bfr.selected in self.order else 0
+            j = i + step * self.columns
+            if 0 <= j < len(self.order):
+                self.bfr.select(self.order[j])
+
+    def action_inflate(self) -> None:
+        self.bfr.open_inflate_dialog()
+
+    def action_nudge(self, delta: int) -> None:
+        self.bfr.nudge(float(delta))
+
+    def action_deflate(self) -> None:
+        self.bfr.deflate_selected()
+
+    def action_ack(self) -> None:
+        self.bfr.acknowledge_selected()
+
+    def action_ack_all(self) -> None:
+        self.bfr.acknowledge_all()
+
+    def action_silence(self) -> None:
+        self.bfr.silence()
+
+    def action_alarm_list(self) -> None:
+        self.bfr.open_alarm_list()
+
+    def action_request_quit(self) -> None:
+        self.bfr.request_quit()
+
+
+def _cuff_alarms(alarms: tuple[AlarmSnapshot, ...]) -> dict[str, AlarmSnapshot]:
+    """Per cuff, the alarm to show: unacknowledged before acknowledged, then by priority (list order)."""
+    out: dict[str, AlarmSnapshot] = {}
+    for a in alarms:
+        if a.cuff is None:
+            continue
+        cur = out.get(a.cuff)
+        if cur is None or (cur.acknowledged and not a.acknowledged and a.priority == cur.priority):
+            out[a.cuff] = a
+    return out
+
+
+def cuff_by_id(snap: StationSnapshot, cuff_id: str) -> CuffSnapshot | None:
+    for c in snap.cuffs:
+        if c.id == cuff_id:
+            return c
+    return None

@@ -1,0 +1,132 @@
+"""Modal dialogs: inflate target and yes/no confirmation.
+
+Every dialog closes without Escape (Enter on a button, or a plain key),
+because Escape is unreliable over SSH and the kiosk has no mouse.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from console.station.api import CuffSnapshot
+
+MAX_MMHG = 300.0
+"""Nothing typed above this is even sent; the station has its own, lower ceiling."""
+
+
+@dataclass(frozen=True, slots=True)
+class InflateRequest:
+    cuff_id: str
+    mmhg: float | None = None
+    pct_lop: float | None = None
+
+    def describe(self) -> str:
+        return f"{self.mmhg:.0f} mmHg" if self.mmhg is not None else f"{self.pct_lop:.0f} % LOP"
+
+
+_TARGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|%\s*lop|lop|mmhg)?\s*$", re.IGNORECASE)
+
+
+def parse_target(text: str, cuff: CuffSnapshot) -> InflateRequest:
+    """``180`` or ``180 mmHg`` -> mmHg; ``80%`` or ``80 % LOP`` -> % LOP. Raises ValueError with a sentence."""
+    m = _TARGET.match(text)
+    if not m:
+        raise ValueError("Type a number: 180 for mmHg, or 80% for % of LOP.")
+    value = float(m.group(1))
+    unit = (m.group(2) or "mmhg").lower().replace(" ", "")
+    if value <= 0:
+        raise ValueError("The target must be above 0.")
+    if unit == "mmhg":
+        if value > MAX_MMHG:
+            raise ValueError(f"{value:.0f} mmHg is above the {MAX_MMHG:.0f} mmHg limit.")
+        return InflateRequest(cuff.id, mmhg=value)
+    if cuff.lop is None:
+        raise ValueError(f"Cuff {cuff.id} has no LOP yet: give the target in mmHg or set the LOP first.")
+    if value > cuff.max_pct_lop:
+        raise ValueError(f"{value:.0f} % LOP is above this cuff's maximum of {cuff.max_pct_lop:.0f} %.")
+    return InflateRequest(cuff.id, pct_lop=value)
+
+
+class InflateDialog(ModalScreen[InflateRequest | None]):
+    """Asks for a target; validates before anything is sent."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel", show=False), Binding("f10", "cancel", "cancel")]
+
+    def __init__(self, cuff: CuffSnapshot) -> None:
+        super().__init__(classes="dialog")
+        self.cuff = cuff
+
+    def compose(self) -> ComposeResult:
+        c = self.cuff
+        lop = f"LOP {c.lop:.0f} mmHg, max {c.max_pct_lop:.0f} % LOP" if c.lop is not None else "LOP not set: mmHg only"
+        with Vertical(id="dialog-box"):
+            yield Label(f"Inflate {c.id} ({c.label})", id="dialog-title")
+            yield Label(lop)
+            yield Input(placeholder="180  or  80%", id="target")
+            yield Static("", id="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Inflate (Enter)", id="ok", variant="primary")
+                yield Button("Cancel (F10)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def _submit(self) -> None:
+        try:
+            request = parse_target(self.query_one(Input).value, self.cuff)
+        except ValueError as exc:
+            self.query_one("#error", Static).update(str(exc))
+            return
+        self.dismiss(request)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """Yes/no; ``y`` confirms, ``n`` or Enter on the focused "no" button cancels."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "yes"),
+        Binding("n,escape", "answer(False)", "no"),
+    ]
+
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
+        super().__init__(classes="dialog")
+        self.question = question
+        self.yes_label, self.no_label = yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog-box"):
+            yield Label(self.question, id="dialog-title")
+            with Horizontal(classes="buttons"):
+                yield Button(f"{self.yes_label} (y)", id="yes", variant="error")
+                yield Button(f"{self.no_label} (n)", id="no", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)

@@ -1,0 +1,120 @@
+"""Full screens over the dashboard: key help (F1) and the alarm log (l).
+
+Both carry their own emergency bar, so the emergency key is named on screen
+whatever is shown.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from console.station.api import AlarmSnapshot, Role
+from console.ui.widgets.status import EmergencyBar
+
+if TYPE_CHECKING:
+    from console.ui.app import BfrApp
+
+
+class HelpScreen(Screen[None]):
+    """Every key the console answers to, built from the live bindings."""
+
+    BINDINGS = [Binding("f1,enter,q,escape", "close", "close")]
+
+    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+        super().__init__(id="help")
+        self.rows = rows
+
+    def compose(self) -> ComposeResult:
+        yield Static(" Keys (F1, Enter or q closes)", classes="screen-title")
+        table: DataTable[str] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
+        table.add_columns("key", "does", "where")
+        for key, desc, where in self.rows:
+            table.add_row(key, desc, where)
+        yield table
+        yield EmergencyBar(id="emergency")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        bfr: BfrApp = self.app  # type: ignore[assignment]
+        self.query_one(EmergencyBar).show_emergency(bfr.last_snapshot.emergency)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class AlarmListScreen(Screen[None]):
+    """Past and present alarms from ``handle.alarm_log()``, newest first."""
+
+    BINDINGS = [
+        Binding("l,q,escape", "close", "close"),
+        Binding("a", "ack", "ack alarm"),
+        Binding("A", "ack_all", "ack all", key_display="A"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="alarms")
+        self.alarms: list[AlarmSnapshot] = []
+        self._shown: list[AlarmSnapshot] | None = None
+
+    @property
+    def bfr(self) -> BfrApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(" Alarm log, newest first (a: ack highlighted, A: ack all, l/q: back)", classes="screen-title")
+        table: DataTable[str] = DataTable(id="alarm-table", cursor_type="row", zebra_stripes=True)
+        table.add_columns("time", "prio", "cuff", "cause", "state", "message")
+        yield table
+        yield EmergencyBar(id="emergency")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_log()
+        self.set_interval(1.0, self.refresh_log)
+        self.query_one(DataTable).focus()
+
+    def refresh_log(self) -> None:
+        """Re-read the log; rebuild the table only when it changed."""
+        self.query_one(EmergencyBar).show_emergency(self.bfr.last_snapshot.emergency)
+        self.alarms = self.bfr.handle.alarm_log()
+        if self.alarms == self._shown:
+            return
+        self._shown = list(self.alarms)
+        table = self.query_one(DataTable)
+        row = table.cursor_row
+        table.clear()
+        for a in self.alarms:
+            state = ("active" if a.active else "cleared") + (", ack" if a.acknowledged else "")
+            table.add_row(
+                time.strftime("%H:%M:%S", time.localtime(a.raised_at)),
+                a.priority.value.upper(),
+                a.cuff or a.controller or "-",
+                a.cause,
+                state,
+                a.message,
+                key=str(a.id),
+            )
+        if self.alarms:
+            table.move_cursor(row=min(row, len(self.alarms) - 1))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("ack", "ack_all") and self.bfr.role is Role.OBSERVER:
+            return None
+        return True
+
+    def action_ack(self) -> None:
+        table = self.query_one(DataTable)
+        if 0 <= table.cursor_row < len(self.alarms):
+            self.bfr.acknowledge_ids([self.alarms[table.cursor_row].id])
+
+    def action_ack_all(self) -> None:
+        self.bfr.acknowledge_all()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,1 @@
+"""Dashboard widgets: each shows one slice of a station snapshot."""

@@ -1,0 +1,191 @@
+"""An in-memory StationHandle that produces realistic snapshots for UI tests.
+
+Pressures, alarms and offline controllers are scripted by the test; every
+command is recorded, and the obvious effects (target, state, acknowledge)
+show up in the next snapshot, so rendering tests stay deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field, replace
+
+from console.station.api import (
+    OFFLINE,
+    AlarmSnapshot,
+    CommandRefused,
+    ControllerSnapshot,
+    CuffSnapshot,
+    EmergencySnapshot,
+    Priority,
+    Role,
+    StationSnapshot,
+)
+
+WALL0 = 1_800_000_000.0
+
+
+def make_cuff(cuff_id: str, *, label: str = "left thigh", limb: str = "leg", controller: str = "rack",
+              channel: int = 1, state: str = "VENTED", pressure: float | None = 0.0, target: float = 0.0,
+              lop: float | None = 230.0, online: bool = True, **kw: object) -> CuffSnapshot:
+    values: dict[str, object] = dict(
+        id=cuff_id, label=label, limb=limb, controller=controller, channel=channel, state=state,
+        online=online, pressure=pressure if online else None, target=target, lop=lop,
+        target_pct_lop=(target / lop * 100 if lop and target else None),
+        pressure_pct_lop=(pressure / lop * 100 if lop and pressure is not None and online else None),
+        max_pct_lop=80.0, tolerance=15.0, latched=False, occlusion_s=0.0, occlusion_warn_s=480.0,
+        occlusion_limit_s=600.0, trace=tuple([pressure or 0.0] * 100) if online else (), samples=0,
+        sample_age_s=0.01 if online else None,
+    )
+    values.update(kw)
+    return CuffSnapshot(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Call:
+    name: str
+    args: tuple[object, ...] = ()
+    kwargs: dict[str, object] = field(default_factory=dict)
+
+
+class FakeStation:
+    """Implements :class:`StationHandle`; a test edits ``cuffs``/``alarms`` and calls ``bump()``."""
+
+    def __init__(self, n_cuffs: int = 4, *, name: str = "Bay A", role: Role = Role.OPERATOR) -> None:
+        labels = ["left thigh", "right thigh", "left arm", "right arm"]
+        self.name = name
+        self.role = role
+        self.cuffs: list[CuffSnapshot] = [
+            make_cuff(f"{'ABCDEFGH'[i // 2]}{i % 2 + 1}", label=labels[i % 4], limb="leg" if i % 4 < 2 else "arm",
+                      controller=f"ctl{i // 4 + 1}", channel=i % 4 + 1)
+            for i in range(n_cuffs)
+        ]
+        self.controllers = [ControllerSnapshot(id=f"ctl{k + 1}", port="emulator", state="ready")
+                            for k in range((n_cuffs + 3) // 4)]
+        self.alarms: list[AlarmSnapshot] = []
+        self.log: list[AlarmSnapshot] = []
+        self.emergency: EmergencySnapshot | None = None
+        self.calls: list[Call] = []
+        self.refuse: dict[str, str] = {}
+        """Command name -> sentence: that command raises CommandRefused."""
+        self.hold_commands: asyncio.Event | None = None
+        """When set to an unset Event, ordinary commands wait on it (to prove emergency does not)."""
+        self.seq = 1
+        self.time = WALL0
+        self._next_alarm = 1
+
+    # -- scripting ---------------------------------------------------------------
+    def bump(self) -> None:
+        self.seq += 1
+
+    def set_cuff(self, cuff_id: str, **changes: object) -> None:
+        i = self.index(cuff_id)
+        c = replace(self.cuffs[i], **changes)  # type: ignore[arg-type]
+        self.cuffs[i] = replace(c, samples=c.samples + 1)
+        self.bump()
+
+    def index(self, cuff_id: str) -> int:
+        for i, c in enumerate(self.cuffs):
+            if c.id == cuff_id:
+                return i
+        raise CommandRefused(f"There is no cuff {cuff_id}.")
+
+    def go_offline(self, controller: str) -> None:
+        for i, c in enumerate(self.cuffs):
+            if c.controller == controller:
+                self.cuffs[i] = replace(c, state=OFFLINE, online=False, pressure=None, pressure_pct_lop=None,
+                                        trace=(), sample_age_s=None)
+        self.bump()
+
+    def raise_alarm(self, priority: Priority, cause: str, cuff: str | None, message: str) -> AlarmSnapshot:
+        a = AlarmSnapshot(id=self._next_alarm, priority=priority, cause=cause, message=message, cuff=cuff,
+                          controller=None, raised_at=self.time, active=True, acknowledged=False)
+        self._next_alarm += 1
+        self.alarms.append(a)
+        self.log.insert(0, a)
+        self._sync_alarms()
+        return a
+
+    def _sync_alarms(self) -> None:
+        rank = {Priority.HIGH: 3, Priority.MEDIUM: 2, Priority.LOW: 1}
+        self.alarms.sort(key=lambda a: (-rank[a.priority], -a.raised_at, -a.id))
+        for i, c in enumerate(self.cuffs):
+            mine = [a for a in self.alarms if a.cuff == c.id]
+            self.cuffs[i] = replace(c, alarm=mine[0].priority if mine else None)
+        self.bump()
+
+    # -- StationHandle ------------------------------------------------------------
+    def snapshot(self) -> StationSnapshot:
+        return StationSnapshot(name=self.name, time=self.time, cuffs=tuple(self.cuffs),
+                               controllers=tuple(self.controllers), alarms=tuple(self.alarms),
+                               emergency=self.emergency, seq=self.seq, role=self.role)
+
+    def alarm_log(self, limit: int = 200) -> list[AlarmSnapshot]:
+        return self.log[:limit]
+
+    async def emergency_deflate(self) -> EmergencySnapshot:
+        self.calls.append(Call("emergency_deflate"))
+        for i, c in enumerate(self.cuffs):
+            if c.online:
+                self.cuffs[i] = replace(c, target=0.0, state="VENTING", target_pct_lop=None)
+        online = tuple(k.id for k in self.controllers if any(c.controller == k.id and c.online for c in self.cuffs))
+        pending = tuple(k.id for k in self.controllers if k.id not in online)
+        self.emergency = EmergencySnapshot(started_at=self.time, confirmed=online, pending=pending,
+                                           latency_s=None if pending else 0.004)
+        self.bump()
+        return self.emergency
+
+    async def _command(self, name: str, *args: object, **kwargs: object) -> None:
+        self.calls.append(Call(name, args, kwargs))
+        if self.role is Role.OBSERVER:
+            raise CommandRefused("An observer may only use the emergency deflate.")
+        if name in self.refuse:
+            raise CommandRefused(self.refuse[name])
+        if self.hold_commands is not None:
+            await self.hold_commands.wait()
+
+    async def inflate(self, cuff_id: str, *, mmhg: float | None = None, pct_lop: float | None = None) -> None:
+        await self._command("inflate", cuff_id, mmhg=mmhg, pct_lop=pct_lop)
+        c = self.cuffs[self.index(cuff_id)]
+        target = mmhg if mmhg is not None else (pct_lop or 0) * (c.lop or 0) / 100
+        self.set_cuff(cuff_id, target=target, state="INFLATING",
+                      target_pct_lop=target / c.lop * 100 if c.lop else None)
+
+    async def nudge_target(self, cuff_id: str, delta_mmhg: float) -> None:
+        await self._command("nudge_target", cuff_id, delta_mmhg)
+        c = self.cuffs[self.index(cuff_id)]
+        if c.target <= 0:
+            raise CommandRefused(f"Cuff {cuff_id} is not inflated: nothing to nudge.")
+        self.set_cuff(cuff_id, target=c.target + delta_mmhg)
+
+    async def deflate(self, cuff_id: str) -> None:
+        await self._command("deflate", cuff_id)
+        self.set_cuff(cuff_id, target=0.0, state="VENTING", target_pct_lop=None)
+
+    async def acknowledge(self, alarm_id: int | None = None) -> None:
+        await self._command("acknowledge", alarm_id)
+        self.alarms = [replace(a, acknowledged=True) if alarm_id in (None, a.id) else a for a in self.alarms]
+        self.log = [replace(a, acknowledged=True) if alarm_id in (None, a.id) else a for a in self.log]
+        self._sync_alarms()
+
+    async def silence(self, seconds: float = 120.0) -> None:
+        await self._command("silence", seconds)
+        until = self.time + min(seconds, 120.0)
+        self.alarms = [replace(a, silenced_until=until) for a in self.alarms]
+        self.bump()
+
+    async def set_lop(self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None,
+                      source: str = "doppler") -> None:
+        await self._command("set_lop", cuff_id, lop)
+
+    async def measure_lop(self, cuff_id: str, *, position: str = "seated") -> None:
+        await self._command("measure_lop", cuff_id)
+
+    async def set_patient(self, cuff_id: str, patient_id: str) -> None:
+        await self._command("set_patient", cuff_id, patient_id)
+
+    async def start_session(self, cuff_ids: list[str], plan_id: str, patient_id: str) -> None:
+        await self._command("start_session", cuff_ids, plan_id, patient_id)
+
+    async def session_command(self, cuff_id: str, command: str) -> None:
+        await self._command("session_command", cuff_id, command)
