@@ -205,6 +205,7 @@ def session_report(records: Records, session_id: int) -> str:
         lines += ["", f"Emergency deflates ({len(emergencies)})"]
         for e in emergencies:
             latency = "" if e.latency_s is None else f", all confirmed in {1000 * e.latency_s:.0f} ms"
+            confirmed = f", confirmed: {', '.join(e.confirmed)}" if e.confirmed else ""
             pending = f", NOT confirmed: {', '.join(e.pending)}" if e.pending else ""
-            lines.append(f"  {clock_time(e.at)}  by {e.by}{latency}{pending}")
+            lines.append(f"  {clock_time(e.at)}  by {e.by}{confirmed}{pending}{latency}")
     return "\n".join(lines) + "\n"
