@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -158,7 +158,11 @@ class CuffConfig:
 
 @dataclass(frozen=True, slots=True)
 class RoleRule:
-    """Maps a Unix user or group to a remote-supervision role."""
+    """Maps a Unix user or group to a remote-supervision role.
+
+    Only data here: the decision (rule order, the station's own uid) belongs to
+    :mod:`console.remote.roles`.
+    """
 
     role: Role
     user: str | None = None
@@ -253,17 +257,6 @@ class StationConfig:
                 f"occlusion limit is {lim.occlusion_limit_s:g} s."
             )
         return None
-
-    def role_for(self, user: str, groups: Iterable[str] = ()) -> Role | None:
-        """The role of a Unix user: a ``user`` rule wins; else the highest role among its groups."""
-        for r in self.roles:
-            if r.user == user:
-                return r.role
-        group_set = set(groups)
-        found = [r.role for r in self.roles if r.group is not None and r.group in group_set]
-        if Role.OPERATOR in found:
-            return Role.OPERATOR
-        return Role.OBSERVER if found else None
 
 
 def _a(limb: str) -> str:
@@ -389,7 +382,7 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
         cuffs=cuffs,
         roles=roles,
         plans=plans,
-        path=(base / Path(source).name) if base_dir is not None else Path(source).expanduser().resolve(),
+        path=Path(source).expanduser().resolve(),
     )
 
 
@@ -434,7 +427,9 @@ def _station(data: Mapping[str, Any], problems: list[str], base: Path) -> Statio
     data_dir = t.text("data_dir", "var")
     socket = t.text("socket", "var/bfr.sock")
     ceiling = _v(t.number("ceiling_mmhg", d.ceiling_mmhg, lo=0, hi=HARD_CEILING_MMHG, lo_open=True, unit="mmHg"), 300.0)
-    threshold = t.number("occlusion_threshold_mmhg", d.occlusion_threshold_mmhg, lo=0, hi=100, lo_open=True, unit="mmHg")
+    threshold = t.number(
+        "occlusion_threshold_mmhg", d.occlusion_threshold_mmhg, lo=0, hi=100, lo_open=True, unit="mmHg"
+    )
     if threshold is not None and threshold >= ceiling:
         t.problem("occlusion_threshold_mmhg", f"expected below station.ceiling_mmhg ({ceiling:g}), found {threshold:g}")
     return StationSettings(
@@ -514,7 +509,9 @@ def _controllers(
         channels = t.integer("channels", None, lo=1, hi=MAX_CHANNELS)
         emulator: EmulatorConfig | None = None
         if t.has("emulator") and port is not None and port != EMULATOR_PORT:
-            t.problem("emulator", f'an [controllers.emulator] table is only allowed with port = "emulator", port is "{port}"')
+            t.problem(
+                "emulator", f'an [controllers.emulator] table is only allowed with port = "emulator", port is "{port}"'
+            )
         elif port == EMULATOR_PORT:
             raw_emu = data.get("emulator", {})
             if not isinstance(raw_emu, dict):
@@ -539,7 +536,9 @@ def _controllers(
     return out
 
 
-def _emulator(data: Mapping[str, Any], where: str, problems: list[str], outer_channels: int | None) -> EmulatorConfig | None:
+def _emulator(
+    data: Mapping[str, Any], where: str, problems: list[str], outer_channels: int | None
+) -> EmulatorConfig | None:
     before = len(problems)
     t = TableReader(data, where, EMULATOR_KEYS, problems)
     channels = t.integer("channels", outer_channels if outer_channels is not None else 4, lo=1, hi=MAX_CHANNELS)
@@ -599,16 +598,16 @@ def _cuffs(
             else:
                 key = (ctl.id, channel)
                 if key in channels_used:
-                    t.problem(
-                        "channel", f'controller "{ctl.id}" channel {channel} is already used by cuff "{channels_used[key]}"'
-                    )
+                    used_by = channels_used[key]
+                    t.problem("channel", f'controller "{ctl.id}" channel {channel} is already used by cuff "{used_by}"')
                 else:
                     channels_used[key] = cid or where
         label = t.text("label", "", allow_empty=True)
         width = t.number("width_cm", None, lo=0, hi=40, lo_open=True, unit="cm")
         lop = t.number("lop", None, lo=0, lo_open=True, unit="mmHg")
         if lop is not None and lop > station.ceiling_mmhg:
-            t.problem("lop", f"{lop:g} mmHg is above the station ceiling (station.ceiling_mmhg = {station.ceiling_mmhg:g} mmHg)")
+            ceiling = station.ceiling_mmhg
+            t.problem("lop", f"{lop:g} mmHg is above the station ceiling (station.ceiling_mmhg = {ceiling:g} mmHg)")
         max_pct = t.number("max_pct_lop", None, lo=MIN_PCT_LOP, hi=MAX_PCT_LOP, unit="% LOP")
         warn = t.seconds("occlusion_warn_s", None, hi=HARD_OCCLUSION_LIMIT_S)
         limit = t.seconds("occlusion_limit_s", None, hi=HARD_OCCLUSION_LIMIT_S)
@@ -683,7 +682,8 @@ def _roles(tables: list[tuple[str, Mapping[str, Any]]], problems: list[str]) -> 
         group = t.text("group", None)
         role = t.text("role", REQUIRED, choices=tuple(r.value for r in Role))
         if t.has("user") == t.has("group"):
-            t.problem("user", "expected exactly one of user or group, found " + ("both" if t.has("user") else "neither"))
+            found = "both" if t.has("user") else "neither"
+            t.problem("user", f"expected exactly one of user or group, found {found}")
         else:
             key = ("user", user) if t.has("user") else ("group", group)
             if key[1] is not None and key in seen:

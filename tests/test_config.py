@@ -10,6 +10,7 @@ import pytest
 from console.config import (
     ConfigError,
     EmulatorConfig,
+    RoleRule,
     SafetyConfig,
     StationConfig,
     default_config_path,
@@ -153,9 +154,8 @@ def test_relative_paths_resolve_against_the_file(tmp_path: Path, monkeypatch: py
 
 
 def test_per_cuff_overrides_and_plan_refusals(tmp_path: Path) -> None:
-    text = MINIMAL + cuff(
-        "B1", 2, limb="arm", extra="max_pct_lop = 45.0\nocclusion_warn_s = 300.0\nocclusion_limit_s = 600.0\nlop = 140.0"
-    )
+    extra = "max_pct_lop = 45.0\nocclusion_warn_s = 300.0\nocclusion_limit_s = 600.0\nlop = 140.0"
+    text = MINIMAL + cuff("B1", 2, limb="arm", extra=extra)
     config = load_config(write(tmp_path, text))
     limits = config.limits("B1")
     assert (limits.max_pct_lop, limits.occlusion_warn_s, limits.occlusion_limit_s) == (45.0, 300.0, 600.0)
@@ -168,25 +168,21 @@ def test_per_cuff_overrides_and_plan_refusals(tmp_path: Path) -> None:
     assert "No plan" in (config.plan_refusal("nope", "A1") or "")
 
 
-def test_roles_map_users_and_groups(tmp_path: Path) -> None:
+def test_roles_are_read_in_order(tmp_path: Path) -> None:
     text = MINIMAL + """
 [[roles]]
 group = "therapists"
 role = "operator"
 
 [[roles]]
-group = "staff"
-role = "observer"
-
-[[roles]]
 user = "bob"
 role = "observer"
 """
     config = load_config(write(tmp_path, text))
-    assert config.role_for("alice", ["staff"]) is Role.OBSERVER
-    assert config.role_for("alice", ["staff", "therapists"]) is Role.OPERATOR
-    assert config.role_for("bob", ["therapists"]) is Role.OBSERVER  # a user rule wins
-    assert config.role_for("eve", ["users"]) is None
+    assert config.roles == (
+        RoleRule(role=Role.OPERATOR, group="therapists"),
+        RoleRule(role=Role.OBSERVER, user="bob"),
+    )
 
 
 def test_user_plans_add_and_override(tmp_path: Path) -> None:
@@ -301,7 +297,7 @@ def test_type_error_table_instead_of_array(tmp_path: Path) -> None:
 
 def test_float_channel_is_refused(tmp_path: Path) -> None:
     err = refuse(tmp_path, MINIMAL.replace("channel = 1", "channel = 1.0"))
-    assert "found a number (1)" in problem(err, "cuffs[0].channel")
+    assert "found a number (1.0)" in problem(err, "cuffs[0].channel")
 
 
 def test_cuff_naming_unknown_controller(tmp_path: Path) -> None:
@@ -425,7 +421,8 @@ def test_socket_port_accepted_and_bad_one_refused(tmp_path: Path) -> None:
 
 def test_same_port_twice(tmp_path: Path) -> None:
     text = MINIMAL + '[[controllers]]\nid = "rack2"\nport = "/dev/ttyACM0"\n'
-    assert problem(refuse(tmp_path, text), "controllers[1].port") == '"/dev/ttyACM0" is already used by controller "rack"'
+    msg = problem(refuse(tmp_path, text), "controllers[1].port")
+    assert msg == '"/dev/ttyACM0" is already used by controller "rack"'
 
 
 def test_watchdog_out_of_range(tmp_path: Path) -> None:

@@ -64,7 +64,7 @@ def describe(value: Any) -> str:
     if isinstance(value, int):
         return f"an integer ({value})"
     if isinstance(value, float):
-        return f"a number ({_fmt(value)})"
+        return f"a number ({value!r})"
     if isinstance(value, str):
         text = value if len(value) <= 40 else value[:37] + "..."
         return f'a string ("{text}")'
@@ -304,7 +304,9 @@ class Plan:
         return max(self.sets, default=0) * self.cadence_s
 
     def summary(self) -> PlanSummary:
-        return PlanSummary(id=self.id, name=self.name, description=self.description, limb=self.limb, pct_lop=self.pct_lop)
+        return PlanSummary(
+            id=self.id, name=self.name, description=self.description, limb=self.limb, pct_lop=self.pct_lop
+        )
 
 
 PLAN_KEYS: Final = (
