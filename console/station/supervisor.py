@@ -1,0 +1,385 @@
+"""The safety supervisor: the station's rules, checked on every sample.
+
+It refuses unsafe targets before they reach a controller, and watches what the
+controllers report: pressure off target, leaks, lost links, faults, reboots
+and the occlusion time limit. It raises and clears alarm *conditions*; the
+alarm manager turns them into latched alarms. The only thing it does to a
+patient on its own is deflate a cuff at the occlusion time limit.
+
+Time is the station clock's ``monotonic()``: samples are stamped with it on
+arrival, so a test with a :class:`~console.station.clock.ManualClock` steps the
+clock, lets a sample arrive and calls :meth:`Supervisor.check`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from console.station.alarms import AlarmManager
+from console.station.api import CommandRefused, Priority
+from console.station.cuff import CuffState
+from drivers.codec import Event, Status
+
+LATCHING_EVENTS = ("WDT", "OVERPRESSURE", "SENSOR", "VENTFAIL")
+"""Controller events that latch channels (protocol section 3): high alarms until CLEAR."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The numbers the rules use, resolved from the config."""
+
+    ceiling_mmhg: float = 300.0
+    occlusion_threshold_mmhg: float = 20.0
+    tolerance_mmhg: float = 15.0
+    grace_s: float = 1.0
+    link_timeout_s: float = 1.5
+    leak_pump_s: float = 7.0
+    leak_duty_pct: int = 95
+    """Pump duty that counts as 'running without pause' for the leak rule."""
+    max_mmhg_without_lop: float = 100.0
+    limit_deflate_retry_s: float = 2.0
+    """How often the occlusion limit re-sends its deflate while pressure stays up."""
+
+
+class ControllerState:
+    """The station's view of one controller and the cuffs on it."""
+
+    __slots__ = (
+        "id",
+        "port",
+        "link",
+        "emulator",
+        "cuffs",
+        "by_channel",
+        "link_state",
+        "ever_ready",
+        "down_since",
+        "last_sample_at",
+        "error",
+        "lost_alarm",
+    )
+
+    def __init__(self, id: str, port: str, cuffs: tuple[CuffState, ...]) -> None:
+        self.id = id
+        self.port = port
+        self.link: object | None = None
+        self.emulator: object | None = None
+        self.cuffs = cuffs
+        self.by_channel: dict[int, CuffState] = {c.channel: c for c in cuffs}
+        self.link_state = "connecting"
+        self.ever_ready = False
+        self.down_since: float | None = None
+        """Clock time the link stopped being READY (or the station started)."""
+        self.last_sample_at: float | None = None
+        self.error = ""
+        self.lost_alarm = False
+
+    @property
+    def online(self) -> bool:
+        return self.link_state == "ready"
+
+    def cuff_names(self) -> str:
+        return ", ".join(c.id for c in self.cuffs) or "no cuffs"
+
+    def max_pressure(self) -> float | None:
+        info = getattr(self.link, "info", None)
+        return None if info is None else float(info.max_pressure)
+
+
+DeflateCuff = Callable[[CuffState, str], None]
+"""Station callback: deflate this cuff now (never awaits), with a reason for the record."""
+
+
+def _f(x: float) -> str:
+    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
+
+
+class Supervisor:
+    """Applies the safety rules to the station's live state."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        alarms: AlarmManager,
+        controllers: dict[str, ControllerState],
+        deflate_cuff: DeflateCuff,
+    ) -> None:
+        self.limits = limits
+        self.alarms = alarms
+        self.controllers = controllers
+        self._deflate_cuff = deflate_cuff
+
+    # ------------------------------------------------------------------ commands
+
+    def check_target(self, cuff: CuffState, ctrl: ControllerState, mmhg: float) -> None:
+        """Refuse a target that breaks a rule; returns quietly when it is allowed.
+
+        Raises:
+            CommandRefused: with a sentence naming the cuff, the figure and the limit.
+        """
+        lim = self.limits
+        name = cuff.id
+        if not mmhg > 0:
+            raise CommandRefused(f"{name}: a target must be above 0 mmHg; deflate to vent the cuff.")
+        if not ctrl.online:
+            raise CommandRefused(f"{name}: controller {ctrl.id} is offline ({ctrl.link_state}); cannot inflate.")
+        if cuff.latched:
+            cause = cuff.latch_cause or "fault"
+            raise CommandRefused(f"{name} is latched by a {cause} fault: acknowledge its alarm first.")
+        if mmhg > lim.ceiling_mmhg:
+            raise CommandRefused(
+                f"{name}: {_f(mmhg)} mmHg is above the station ceiling of {_f(lim.ceiling_mmhg)} mmHg."
+            )
+        cmax = ctrl.max_pressure()
+        if cmax is not None and mmhg > cmax:
+            raise CommandRefused(f"{name}: {_f(mmhg)} mmHg is above controller {ctrl.id}'s maximum of {_f(cmax)} mmHg.")
+        if cuff.lop:
+            allowed = cuff.allowed_max(lim.max_mmhg_without_lop)
+            if mmhg > allowed + 1e-9:
+                pct = 100.0 * mmhg / cuff.lop
+                raise CommandRefused(
+                    f"{name}: {_f(mmhg)} mmHg is {pct:.0f} % LOP; this {cuff.spec.limb} cuff may go to at most "
+                    f"{_f(cuff.spec.max_pct_lop)} % LOP ({_f(allowed)} mmHg, LOP {_f(cuff.lop)})."
+                )
+        elif mmhg > lim.max_mmhg_without_lop:
+            raise CommandRefused(
+                f"{name}: LOP unknown; without it the target may be at most {_f(lim.max_mmhg_without_lop)} mmHg "
+                f"({_f(mmhg)} asked). Measure or enter the LOP first."
+            )
+
+    def on_deflated(self, cuff: CuffState) -> None:
+        """The station set the cuff's target to 0: target-bound conditions are gone."""
+        cuff.off_since = None
+        cuff.leak_since = None
+        if cuff.off_raised:
+            cuff.off_raised = False
+            self.alarms.clear_condition("OFF_TARGET", cuff=cuff.id)
+        self.alarms.clear_condition("LEAK", cuff=cuff.id)
+
+    # ------------------------------------------------------------------ reports
+
+    def on_sample(self, ctrl: ControllerState, now: float) -> None:
+        """After a sample updated this controller's cuffs: O(cuffs) checks."""
+        if ctrl.lost_alarm and ctrl.online:
+            ctrl.lost_alarm = False
+            self.alarms.clear_condition("LINK_LOST", controller=ctrl.id)
+        for cuff in ctrl.cuffs:
+            self._check_cuff(cuff, now)
+
+    def on_status(self, ctrl: ControllerState, cuff: CuffState, status: Status, now: float) -> None:
+        if status.state == "HOLDING" and status.duty >= self.limits.leak_duty_pct:
+            if cuff.leak_since is None:
+                cuff.leak_since = now
+        else:
+            cuff.leak_since = None
+        if status.state == "FAULT" and not cuff.latched:
+            cuff.latched = True
+            cuff.latch_cause = cuff.latch_cause or "FAULT"
+        self._check_leak(cuff, now)
+
+    def on_event(self, ctrl: ControllerState, event: Event, now: float) -> None:
+        code = event.code
+        cuff = ctrl.by_channel.get(event.channel) if event.channel is not None else None
+        detail = f" ({event.text})" if event.text else ""
+        if code == "LEAK":
+            where = cuff.id if cuff else f"{ctrl.id} channel {event.channel}"
+            self.alarms.raise_alarm(
+                "LEAK",
+                Priority.MEDIUM,
+                f"{where}: leak - the pump ran without pause for over 7 s while holding"
+                + (f" at {_f(cuff.target)} mmHg" if cuff else "")
+                + ".",
+                cuff=cuff.id if cuff else None,
+                controller=None if cuff else ctrl.id,
+            )
+        elif code == "BOOT":
+            inflated = [c for c in ctrl.cuffs if c.target > 0 or (c.pressure or 0) >= self.limits.occlusion_threshold_mmhg]
+            for c in ctrl.cuffs:
+                c.target = 0.0
+                c.latched = False
+                c.latch_cause = ""
+                c.occ_limit_hit = False
+                self.on_deflated(c)
+            for cause in LATCHING_EVENTS:
+                self.alarms.clear_condition(cause, controller=ctrl.id)
+                for c in ctrl.cuffs:
+                    self.alarms.clear_condition(cause, cuff=c.id)
+            if inflated:
+                names = ", ".join(f"{c.id} at {_f(c.pressure or 0)} mmHg" for c in inflated)
+                self.alarms.raise_alarm(
+                    "BOOT",
+                    Priority.HIGH,
+                    f"Controller {ctrl.id} restarted while {names} inflated; every channel vented{detail}.",
+                    controller=ctrl.id,
+                )
+                self.alarms.clear_condition("BOOT", controller=ctrl.id)
+        elif code == "WDT":
+            for c in ctrl.cuffs:
+                c.latched = True
+                c.latch_cause = "WDT"
+                c.target = 0.0
+                self.on_deflated(c)
+            self.alarms.raise_alarm(
+                "WDT",
+                Priority.HIGH,
+                f"Controller {ctrl.id} heard nothing from the station for its watchdog time: "
+                f"every channel vented and latched ({ctrl.cuff_names()}).",
+                controller=ctrl.id,
+            )
+        elif code in ("OVERPRESSURE", "SENSOR", "VENTFAIL"):
+            what = {
+                "OVERPRESSURE": "pressure above the controller's maximum; channel vented and latched",
+                "SENSOR": "pressure sensor fault (impossible or frozen reading); channel vented and latched",
+                "VENTFAIL": "pressure stayed above 10 mmHg for 5 s after venting; check the valve and tubing",
+            }[code]
+            if cuff is not None:
+                cuff.latched = True
+                cuff.latch_cause = code
+                cuff.target = 0.0
+                self.on_deflated(cuff)
+                p = f" (last reading {_f(cuff.pressure)} mmHg)" if cuff.pressure is not None else ""
+                self.alarms.raise_alarm(code, Priority.HIGH, f"{cuff.id}: {what}{p}{detail}.", cuff=cuff.id)
+            else:
+                self.alarms.raise_alarm(
+                    code, Priority.HIGH, f"Controller {ctrl.id} channel {event.channel}: {what}{detail}.", controller=ctrl.id
+                )
+
+    def on_cleared(self, ctrl: ControllerState) -> None:
+        """The controller accepted CLEAR: its latches are gone."""
+        for c in ctrl.cuffs:
+            c.latched = False
+            c.latch_cause = ""
+        for cause in LATCHING_EVENTS:
+            self.alarms.clear_condition(cause, controller=ctrl.id)
+            for c in ctrl.cuffs:
+                self.alarms.clear_condition(cause, cuff=c.id)
+
+    def on_link_state(self, ctrl: ControllerState, state: str, reason: str, now: float) -> None:
+        if state == "ready":
+            ctrl.down_since = None
+            ctrl.error = ""
+            ctrl.last_sample_at = now  # the sample-silence rule counts from here
+            return
+        if ctrl.down_since is None:
+            ctrl.down_since = now
+        if state == "lost":
+            ctrl.error = reason
+            self._raise_lost(ctrl, f"link lost ({reason})")
+
+    # ------------------------------------------------------------------ periodic
+
+    def check(self, now: float) -> None:
+        """Every time-based rule, for every controller and cuff."""
+        lim = self.limits
+        for ctrl in self.controllers.values():
+            if ctrl.online:
+                ref = ctrl.last_sample_at if ctrl.last_sample_at is not None else ctrl.down_since
+                if ref is not None and now - ref > lim.link_timeout_s:
+                    self._raise_lost(ctrl, f"no samples for {now - ref:.1f} s")
+            else:
+                since = ctrl.down_since if ctrl.down_since is not None else now
+                if ctrl.link_state == "lost" or now - since > lim.link_timeout_s:
+                    why = ctrl.error or f"not connected after {now - since:.1f} s"
+                    self._raise_lost(ctrl, why if ctrl.ever_ready is False else f"link lost ({why})")
+            for cuff in ctrl.cuffs:
+                self._check_cuff(cuff, now)
+                self._check_leak(cuff, now)
+
+    # ------------------------------------------------------------------ rules
+
+    def _raise_lost(self, ctrl: ControllerState, why: str) -> None:
+        if ctrl.lost_alarm and self.alarms.is_open("LINK_LOST", controller=ctrl.id):
+            alarm = self.alarms.get_open("LINK_LOST", controller=ctrl.id)
+            if alarm is not None and alarm.active:
+                return
+        ctrl.lost_alarm = True
+        inflated = [c.id for c in ctrl.cuffs if c.target > 0]
+        tail = (
+            f"; {', '.join(inflated)} inflated: the controller's watchdog vents them" if inflated else ""
+        )
+        self.alarms.raise_alarm(
+            "LINK_LOST",
+            Priority.HIGH,
+            f"Controller {ctrl.id}: {why}; cuffs {ctrl.cuff_names()} offline{tail}.",
+            controller=ctrl.id,
+        )
+
+    def _check_cuff(self, cuff: CuffState, now: float) -> None:
+        """Off target and occlusion time, for a cuff whose controller is online."""
+        lim = self.limits
+        p = cuff.pressure
+        if p is None:
+            return
+        target = cuff.target
+        # --- off target: over in any inflated state, under only while HOLDING
+        if target > 0:
+            dev = p - target
+            tol = cuff.spec.tolerance
+            off = dev > tol or (dev < -tol and cuff.ctrl_state == "HOLDING")
+            if off:
+                if cuff.off_since is None:
+                    cuff.off_since = now
+                elif now - cuff.off_since > lim.grace_s:
+                    prio = Priority.HIGH if dev > 0 else Priority.MEDIUM
+                    word = "over" if dev > 0 else "under"
+                    self.alarms.raise_alarm(
+                        "OFF_TARGET",
+                        prio,
+                        f"{cuff.id}: pressure {_f(p)} mmHg is {_f(abs(dev))} mmHg {word} target {_f(target)} "
+                        f"(tolerance {_f(tol)}) for over {_f(lim.grace_s)} s.",
+                        cuff=cuff.id,
+                    )
+                    cuff.off_raised = True
+            else:
+                cuff.off_since = None
+                if cuff.off_raised:
+                    cuff.off_raised = False
+                    self.alarms.clear_condition("OFF_TARGET", cuff=cuff.id)
+        elif cuff.off_raised or cuff.off_since is not None:
+            self.on_deflated(cuff)
+        # --- occlusion time
+        since = cuff.occlusion_since
+        if since is None:
+            if cuff.occ_warned or cuff.occ_limit_hit:
+                cuff.occ_warned = False
+                cuff.occ_limit_hit = False
+                cuff.limit_deflate_at = None
+                self.alarms.clear_condition("OCCLUSION_WARN", cuff=cuff.id)
+                self.alarms.clear_condition("OCCLUSION_LIMIT", cuff=cuff.id)
+            return
+        occ = now - since
+        spec = cuff.spec
+        if occ >= spec.occlusion_limit_s:
+            if not cuff.occ_limit_hit:
+                cuff.occ_limit_hit = True
+                self.alarms.raise_alarm(
+                    "OCCLUSION_LIMIT",
+                    Priority.HIGH,
+                    f"{cuff.id}: occluded for {occ / 60:.1f} min, the limit is {spec.occlusion_limit_s / 60:.1f} min; "
+                    f"deflating it now.",
+                    cuff=cuff.id,
+                )
+            if cuff.limit_deflate_at is None or now - cuff.limit_deflate_at >= lim.limit_deflate_retry_s:
+                cuff.limit_deflate_at = now
+                self._deflate_cuff(cuff, "occlusion time limit")
+        elif occ >= spec.occlusion_warn_s and not cuff.occ_warned:
+            cuff.occ_warned = True
+            self.alarms.raise_alarm(
+                "OCCLUSION_WARN",
+                Priority.MEDIUM,
+                f"{cuff.id}: occluded for {occ / 60:.1f} min; it will be deflated at "
+                f"{spec.occlusion_limit_s / 60:.1f} min.",
+                cuff=cuff.id,
+            )
+
+    def _check_leak(self, cuff: CuffState, now: float) -> None:
+        since = cuff.leak_since
+        if since is not None and cuff.target > 0 and now - since > self.limits.leak_pump_s:
+            self.alarms.raise_alarm(
+                "LEAK",
+                Priority.MEDIUM,
+                f"{cuff.id}: leak - the pump has run at {cuff.duty} % for {now - since:.0f} s while holding "
+                f"{_f(cuff.target)} mmHg.",
+                cuff=cuff.id,
+            )
