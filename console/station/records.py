@@ -311,6 +311,13 @@ class _Writer(threading.Thread):
         self.last_error = ""
 
     def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - a dead writer must say why; _put() then refuses
+            self.last_error = f"writer stopped: {type(exc).__name__}: {exc}"
+            raise
+
+    def _loop(self) -> None:
         while True:
             timeout = None
             if self.batch:
@@ -883,6 +890,8 @@ class Records:
     def _put(self, job: _Write) -> None:
         if self._closed:
             raise RecordsError(f"records {self.path} are closed")
+        if not self._writer.is_alive():
+            raise RecordsError(f"the records writer for {self.path} has stopped ({self._writer.last_error})")
         self._jobs.put(job)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T], timeout: float = 30.0) -> T:
