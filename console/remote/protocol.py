@@ -1,0 +1,66 @@
+"""The station socket's framing: one JSON object per line, both ways.
+
+Server to client::
+
+    {"op":"hello","proto":1,"role":"observer","station":"Bay A","user":"ana"}
+    {"op":"refused","reason":"..."}                      (then the server closes)
+    {"op":"snapshot","snapshot":{...wire StationSnapshot...}}
+    {"op":"result","id":7,"ok":true,"value":...}
+    {"op":"result","id":7,"ok":false,"error":"sentence for the screen"}
+    {"op":"error","reason":"..."}                        (then the server closes)
+
+Client to server::
+
+    {"op":"cmd","id":7,"name":"inflate","args":{"cuff_id":"A1","mmhg":180}}
+
+A client line longer than :data:`MAX_REQUEST`, a line that is not a JSON
+object, or an unknown ``op`` gets an ``error`` and the connection closes; the
+station and the other clients carry on. Server lines may be larger (a snapshot
+of 16 cuffs with their traces, or a long alarm log) up to :data:`MAX_REPLY`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+PROTO = 1
+"""Bumped on any change an older peer would misread."""
+
+MAX_REQUEST = 64 * 1024
+"""Longest line a client may send, bytes including the newline."""
+
+MAX_REPLY = 16 * 1024 * 1024
+"""Longest line the server may send (snapshots, alarm logs)."""
+
+HELLO = "hello"
+REFUSED = "refused"
+SNAPSHOT = "snapshot"
+RESULT = "result"
+ERROR = "error"
+CMD = "cmd"
+
+
+class ProtocolError(ValueError):
+    """A peer sent something that breaks the framing; the connection must close."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """One message as one line. Compact: snapshots go out 20 times a second."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n"
+
+
+def decode(line: bytes, *, limit: int) -> dict[str, Any]:
+    """Parse one received line into a message dict with a string ``op``."""
+    if len(line) > limit:
+        raise ProtocolError(f"message of {len(line)} bytes is over the {limit}-byte limit")
+    try:
+        message = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"message is not JSON ({exc})") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("message is not a JSON object")
+    op = message.get("op")
+    if not isinstance(op, str):
+        raise ProtocolError("message has no \"op\"")
+    return message

@@ -1,0 +1,576 @@
+"""The station's Unix socket: many consoles on one live station, each with a role.
+
+One station, any number of clients. Each client gets the newest snapshot at up
+to ``fps`` frames a second (only when it changed), one JSON encoding shared by
+all. A client that reads slowly is skipped, never queued for: at most the
+transport's high-water mark is buffered for it, frames past that are dropped,
+and a client stuck over the mark for ``stall_timeout_s`` is cut off. Garbage,
+oversized lines and unknown ops close only that client. Nothing a client does
+makes the station or the other clients wait.
+
+Commands are checked against the client's role (observers may only
+emergency-deflate and read the alarm log) and recorded with who sent them.
+An emergency deflate starts the moment its line is read, ahead of anything the
+client has in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import grp
+import inspect
+import json
+import logging
+import os
+import socket
+import stat
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from console.station.api import CommandRefused, Role, StationHandle
+from console.station.clock import Clock, SystemClock
+from console.station.wire import to_wire
+
+from . import protocol
+from .roles import Decision, RoleResolver, RoleRule, rules_from_config
+
+log = logging.getLogger(__name__)
+
+_PEERCRED = struct.Struct("3i")
+
+_NUMBER = (int, float)
+
+
+@dataclass(frozen=True, slots=True)
+class _Arg:
+    name: str
+    kinds: tuple[type, ...]
+    required: bool = True
+    nullable: bool = False
+    item: type | None = None
+    """For lists: the type of every item."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Command:
+    args: tuple[_Arg, ...]
+    observer_ok: bool = False
+    verb: str = ""
+    """How the refusal names it: ``inflate a cuff``."""
+
+
+COMMANDS: dict[str, _Command] = {
+    "emergency_deflate": _Command((), observer_ok=True, verb="emergency-deflate"),
+    "alarm_log": _Command((_Arg("limit", (int,), required=False),), observer_ok=True, verb="read the alarm log"),
+    "inflate": _Command(
+        (
+            _Arg("cuff_id", (str,)),
+            _Arg("mmhg", _NUMBER, required=False, nullable=True),
+            _Arg("pct_lop", _NUMBER, required=False, nullable=True),
+        ),
+        verb="inflate a cuff",
+    ),
+    "nudge_target": _Command((_Arg("cuff_id", (str,)), _Arg("delta_mmhg", _NUMBER)), verb="change a target"),
+    "deflate": _Command((_Arg("cuff_id", (str,)),), verb="deflate a cuff"),
+    "acknowledge": _Command(
+        (_Arg("alarm_id", (int,), required=False, nullable=True),), verb="acknowledge alarms"
+    ),
+    "silence": _Command((_Arg("seconds", _NUMBER, required=False),), verb="silence alarms"),
+    "set_lop": _Command(
+        (
+            _Arg("cuff_id", (str,)),
+            _Arg("lop", _NUMBER),
+            _Arg("position", (str,)),
+            _Arg("cuff_width_cm", _NUMBER, nullable=True),
+            _Arg("source", (str,), required=False),
+        ),
+        verb="set a LOP",
+    ),
+    "measure_lop": _Command(
+        (_Arg("cuff_id", (str,)), _Arg("position", (str,), required=False)), verb="measure a LOP"
+    ),
+    "set_patient": _Command((_Arg("cuff_id", (str,)), _Arg("patient_id", (str,))), verb="assign a patient"),
+    "start_session": _Command(
+        (
+            _Arg("cuff_ids", (list,), item=str),
+            _Arg("plan_id", (str,)),
+            _Arg("patient_id", (str,)),
+        ),
+        verb="start a session",
+    ),
+    "session_command": _Command(
+        (_Arg("cuff_id", (str,)), _Arg("command", (str,))), verb="control a session"
+    ),
+}
+"""Every command a client may send: the StationHandle methods, argument by argument."""
+
+
+class ServeError(RuntimeError):
+    """The server cannot open its socket; the message says why and what to do."""
+
+
+@dataclass
+class ClientInfo:
+    """What the server knows about one attached console (for tests, benches, the record)."""
+
+    who: str
+    role: Role
+    pid: int
+    frames_sent: int = 0
+    frames_skipped: int = 0
+    commands: int = 0
+
+
+@dataclass(eq=False)
+class _Client:
+    info: ClientInfo
+    decision: Decision
+    writer: asyncio.StreamWriter
+    stalled_since: float | None = None
+    last_seq: int | None = None
+    in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def transport(self) -> asyncio.WriteTransport:
+        return self.writer.transport  # type: ignore[return-value]
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(protocol.encode(message))
+
+
+class StationServer:
+    """Serve ``station`` on a Unix socket at ``socket_path``.
+
+    ``roles`` is a list of role rules (see :mod:`console.remote.roles`) or a
+    ``(uid, gid) -> Decision`` callable. ``group`` (name or gid) owns the
+    socket's directory and the socket when the server creates them.
+    """
+
+    def __init__(
+        self,
+        station: StationHandle,
+        socket_path: str | os.PathLike[str],
+        roles: Sequence[Any] | Callable[[int, int], Decision] = (),
+        *,
+        fps: float = 20.0,
+        group: str | int | None = None,
+        clock: Clock | None = None,
+        high_water: int = 128 * 1024,
+        stall_timeout_s: float = 10.0,
+        max_in_flight: int = 32,
+    ) -> None:
+        if fps <= 0:
+            raise ValueError("fps must be above 0")
+        self.station = station
+        self.socket_path = Path(socket_path)
+        if callable(roles):
+            self.resolver: Callable[[int, int], Decision] = roles
+        else:
+            self.resolver = RoleResolver(rules_from_config(roles))
+        self.fps = fps
+        self.group = group
+        self.clock = clock or SystemClock()
+        self.high_water = high_water
+        self.stall_timeout_s = stall_timeout_s
+        self.max_in_flight = max_in_flight
+        self._server: asyncio.AbstractServer | None = None
+        self._pump_task: asyncio.Task[None] | None = None
+        self._clients: set[_Client] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()
+        self._changed = asyncio.Event()
+        self._frame_seq: int | None = None
+        self._frame: bytes = b""
+        self.cut_off = 0
+        """Clients cut off for not reading for ``stall_timeout_s``."""
+        self.closed_for_garbage = 0
+        self.refused = 0
+
+    # ------------------------------------------------------------------ life
+
+    async def start(self) -> None:
+        """Open the socket (0660, in a 0750 directory) and start pushing snapshots."""
+        gid = _group_id(self.group) if self.group is not None else None
+        _prepare_directory(self.socket_path.parent, gid)
+        await _clear_stale_socket(self.socket_path)
+        self._server = await asyncio.start_unix_server(
+            self._on_connect, path=str(self.socket_path), limit=protocol.MAX_REQUEST
+        )
+        os.chmod(self.socket_path, 0o660)
+        if gid is not None:
+            os.chown(self.socket_path, -1, gid)
+        add_observer = getattr(self.station, "add_observer", None)
+        if callable(add_observer):
+            add_observer(self._on_station_change)
+        self._pump_task = asyncio.create_task(self._pump(), name="station-server-pump")
+        log.info("serving station on %s", self.socket_path)
+
+    async def stop(self) -> None:
+        """Tell every client the station is going, close them, remove the socket."""
+        remove = getattr(self.station, "remove_observer", None)
+        if callable(remove):
+            try:
+                remove(self._on_station_change)
+            except Exception:  # noqa: BLE001 - shutting down regardless
+                pass
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            await asyncio.gather(self._pump_task, return_exceptions=True)
+            self._pump_task = None
+        if self._server is not None:
+            self._server.close()
+        for client in list(self._clients):
+            client.send({"op": protocol.ERROR, "reason": "the station is shutting down"})
+            client.transport.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+        try:
+            self.socket_path.unlink()
+        except FileNotFoundError:
+            pass
+
+    @property
+    def clients(self) -> list[ClientInfo]:
+        return [c.info for c in self._clients]
+
+    # ----------------------------------------------------------- snapshots
+
+    def _on_station_change(self, *_: Any) -> None:
+        self._changed.set()
+
+    async def _pump(self) -> None:
+        """Push at most ``fps`` frames a second; wake early when the station says it changed."""
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.fps
+        last = loop.time() - period
+        while True:
+            wait = last + period - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not self._changed.is_set():
+                try:
+                    await asyncio.wait_for(self._changed.wait(), timeout=period)
+                except TimeoutError:
+                    pass  # poll anyway: a station without observers still gets served
+            self._changed.clear()
+            last = loop.time()
+            try:
+                self._broadcast()
+            except Exception:  # noqa: BLE001 - a bad snapshot must not stop the server
+                log.exception("could not send the station snapshot")
+
+    def _current_frame(self) -> tuple[int, bytes]:
+        snap = self.station.snapshot()
+        if snap.seq != self._frame_seq or not self._frame:
+            self._frame = protocol.encode({"op": protocol.SNAPSHOT, "snapshot": to_wire(snap)})
+            self._frame_seq = snap.seq
+        return snap.seq, self._frame
+
+    def _broadcast(self) -> None:
+        if not self._clients:
+            return
+        seq, frame = self._current_frame()
+        now = self.clock.monotonic()
+        for client in list(self._clients):
+            if client.last_seq != seq:
+                self._offer(client, seq, frame, now)
+
+    def _offer(self, client: _Client, seq: int, frame: bytes, now: float) -> None:
+        transport = client.transport
+        if transport.is_closing():
+            return
+        if transport.get_write_buffer_size() > self.high_water:
+            client.info.frames_skipped += 1
+            if client.stalled_since is None:
+                client.stalled_since = now
+            elif now - client.stalled_since > self.stall_timeout_s:
+                self.cut_off += 1
+                log.warning("%s stopped reading for %.0f s: cut off", client.info.who, now - client.stalled_since)
+                transport.abort()
+            return
+        client.stalled_since = None
+        transport.write(frame)
+        client.last_seq = seq
+        client.info.frames_sent += 1
+
+    # -------------------------------------------------------------- clients
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            await self._serve_client(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception:  # noqa: BLE001 - one client's trouble stays with that client
+            log.exception("client connection failed")
+        finally:
+            if task is not None:
+                self._handlers.discard(task)
+            if not writer.transport.is_closing():
+                writer.transport.close()
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        pid, uid, gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+        decision = await asyncio.to_thread(self.resolver, uid, gid)
+        if decision.role is None:
+            self.refused += 1
+            log.warning("refused %s (pid %d): %s", decision.who, pid, decision.reason)
+            writer.write(protocol.encode({"op": protocol.REFUSED, "reason": decision.reason}))
+            await _close_soon(writer)
+            return
+        client = _Client(ClientInfo(decision.who, decision.role, pid), decision, writer)
+        snap = self.station.snapshot()
+        client.send(
+            {
+                "op": protocol.HELLO,
+                "proto": protocol.PROTO,
+                "role": decision.role.value,
+                "station": snap.name,
+                "user": decision.user,
+            }
+        )
+        client.last_seq, frame = self._current_frame()
+        writer.write(frame)
+        client.info.frames_sent += 1
+        self._clients.add(client)
+        log.info("%s attached as %s (pid %d)", decision.who, decision.role.value, pid)
+        try:
+            await self._read_commands(client, reader)
+        finally:
+            self._clients.discard(client)
+            log.info("%s detached", decision.who)
+
+    async def _read_commands(self, client: _Client, reader: asyncio.StreamReader) -> None:
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:  # the stream's limit: a line over MAX_REQUEST
+                await self._close_for(client, f"message over the {protocol.MAX_REQUEST}-byte limit")
+                return
+            if not line:
+                return
+            if not line.endswith(b"\n"):
+                return  # the client went away mid-line: nothing to act on
+            try:
+                message = protocol.decode(line, limit=protocol.MAX_REQUEST)
+                if message["op"] != protocol.CMD:
+                    raise protocol.ProtocolError(f"unknown op {message['op']!r}")
+                cmd_id = message.get("id")
+                name = message.get("name")
+                args = message.get("args", {})
+                if not isinstance(cmd_id, int) or isinstance(cmd_id, bool):
+                    raise protocol.ProtocolError("a command needs an integer \"id\"")
+                if not isinstance(name, str):
+                    raise protocol.ProtocolError("a command needs a \"name\"")
+                if not isinstance(args, dict):
+                    raise protocol.ProtocolError("a command's \"args\" must be an object")
+            except protocol.ProtocolError as exc:
+                await self._close_for(client, str(exc))
+                return
+            self._dispatch(client, cmd_id, name, args)
+
+    async def _close_for(self, client: _Client, reason: str) -> None:
+        self.closed_for_garbage += 1
+        log.warning("closing %s: %s", client.info.who, reason)
+        self._clients.discard(client)
+        client.send({"op": protocol.ERROR, "reason": reason})
+        await _close_soon(client.writer)
+
+    # ------------------------------------------------------------- commands
+
+    def _dispatch(self, client: _Client, cmd_id: int, name: str, args: dict[str, Any]) -> None:
+        client.info.commands += 1
+        spec = COMMANDS.get(name)
+        what = _describe(name, args)
+        if spec is None:
+            self._record(client, f"{what} (refused: unknown command)")
+            client.send(_fail(cmd_id, f"the station has no command {name!r}"))
+            return
+        if client.decision.role is not Role.OPERATOR and not spec.observer_ok:
+            self._record(client, f"{what} (refused: {client.decision.role.value})")
+            client.send(
+                _fail(
+                    cmd_id,
+                    f"{client.decision.user} is an observer here: observers may watch and emergency-deflate, "
+                    f"not {spec.verb}.",
+                )
+            )
+            return
+        try:
+            kwargs = _check_args(name, spec, args)
+        except ValueError as exc:
+            self._record(client, f"{what} (refused: {exc})")
+            client.send(_fail(cmd_id, str(exc)))
+            return
+        if name == "emergency_deflate":
+            # Started before anything else is looked at: no queue, no record first.
+            task = asyncio.ensure_future(self.station.emergency_deflate())
+            self._record(client, what)
+            self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, task)))
+            return
+        if len(client.in_flight) >= self.max_in_flight:
+            self._record(client, f"{what} (refused: too many commands in flight)")
+            client.send(_fail(cmd_id, f"too many commands in flight (at most {self.max_in_flight}); wait for answers"))
+            return
+        if name == "alarm_log":  # a read, not a command: not recorded
+            try:
+                value = self.station.alarm_log(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - answered, not raised
+                client.send(_fail(cmd_id, _failure_sentence(name, exc)))
+            else:
+                client.send({"op": protocol.RESULT, "id": cmd_id, "ok": True, "value": to_wire(value)})
+            return
+        self._record(client, what)
+        method = getattr(self.station, name)
+        self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, method(**kwargs))))
+
+    def _track(self, client: _Client, task: asyncio.Future[None]) -> None:
+        client.in_flight.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(client.in_flight.discard)
+
+    async def _finish(self, client: _Client, cmd_id: int, name: str, work: Any) -> None:
+        try:
+            value = await work
+        except CommandRefused as exc:
+            client.send(_fail(cmd_id, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - the client gets a sentence, the log the trace
+            log.exception("%s from %s failed", name, client.info.who)
+            client.send(_fail(cmd_id, _failure_sentence(name, exc)))
+        else:
+            client.send({"op": protocol.RESULT, "id": cmd_id, "ok": True, "value": to_wire(value)})
+
+    def _record(self, client: _Client, what: str) -> None:
+        record = getattr(self.station, "record_command", None)
+        if not callable(record):
+            return
+        try:
+            result = record(who=client.info.who, what=what)
+            if inspect.isawaitable(result):
+                self._track(client, asyncio.ensure_future(result))
+        except Exception:  # noqa: BLE001 - a failed record never blocks a command
+            log.exception("could not record %r from %s", what, client.info.who)
+
+
+def _check_args(name: str, spec: _Command, args: dict[str, Any]) -> dict[str, Any]:
+    known = {a.name for a in spec.args}
+    extra = sorted(set(args) - known)
+    if extra:
+        raise ValueError(f"{name} takes no argument {extra[0]!r}")
+    kwargs: dict[str, Any] = {}
+    for arg in spec.args:
+        if arg.name not in args:
+            if arg.required:
+                raise ValueError(f"{name} needs {arg.name!r}")
+            continue
+        value = args[arg.name]
+        if value is None and arg.nullable:
+            kwargs[arg.name] = None
+            continue
+        if isinstance(value, bool) or not isinstance(value, arg.kinds):
+            raise ValueError(f"{name}: {arg.name!r} must be {_kind_words(arg)}, not {value!r}")
+        if arg.item is not None:
+            if not all(isinstance(v, arg.item) for v in value):
+                raise ValueError(f"{name}: every item of {arg.name!r} must be a {arg.item.__name__}")
+            value = list(value)
+        if isinstance(value, float) and value != value:
+            raise ValueError(f"{name}: {arg.name!r} must be a number, not NaN")
+        kwargs[arg.name] = value
+    return kwargs
+
+
+def _kind_words(arg: _Arg) -> str:
+    if arg.kinds == _NUMBER:
+        return "a number"
+    if arg.kinds == (list,):
+        return "a list"
+    return f"a {arg.kinds[0].__name__}"
+
+
+def _describe(name: str, args: dict[str, Any]) -> str:
+    if not args:
+        return name
+    text = json.dumps(args, separators=(",", ":"), sort_keys=True, default=str)
+    return f"{name} {text[:300]}"
+
+
+def _fail(cmd_id: int, sentence: str) -> dict[str, Any]:
+    return {"op": protocol.RESULT, "id": cmd_id, "ok": False, "error": sentence}
+
+
+def _failure_sentence(name: str, exc: BaseException) -> str:
+    return f"the station could not {name.replace('_', ' ')}: {type(exc).__name__}: {exc}"
+
+
+async def _close_soon(writer: asyncio.StreamWriter, grace_s: float = 2.0) -> None:
+    """Flush what is queued (the reason), but never wait on a peer that will not read."""
+    transport = writer.transport
+    if transport.is_closing():
+        return
+    transport.close()
+    loop = asyncio.get_running_loop()
+    loop.call_later(grace_s, transport.abort)
+
+
+def _group_id(group: str | int) -> int:
+    if isinstance(group, int):
+        return group
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ServeError(f"group {group!r} does not exist; create it (groupadd {group}) or fix the config") from None
+
+
+def _prepare_directory(directory: Path, gid: int | None) -> None:
+    """Create the socket's directory 0750 (group may enter, others not); refuse one open to all."""
+    if not directory.exists():
+        directory.mkdir(parents=True, mode=0o750)
+        os.chmod(directory, 0o750)
+        if gid is not None:
+            os.chown(directory, -1, gid)
+        return
+    if not directory.is_dir():
+        raise ServeError(f"{directory} is not a directory; the station's socket needs a directory of its own")
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if mode & 0o007:
+        raise ServeError(
+            f"{directory} is open to every user (mode {mode:04o}); put the station's socket in a directory of "
+            f"its own that only its group can reach (e.g. /run/bfr-console, mode 0750)"
+        )
+
+
+async def _clear_stale_socket(path: Path) -> None:
+    """Remove a socket left by a dead station; refuse to steal one a live station serves."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ServeError(f"{path} exists and is not a socket; remove it or choose another socket path")
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout=1.0)
+    except (ConnectionRefusedError, FileNotFoundError):
+        path.unlink(missing_ok=True)
+        return
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            path.unlink(missing_ok=True)
+            return
+        raise ServeError(f"cannot check {path}: {exc}") from exc
+    except TimeoutError:
+        raise ServeError(f"{path} is in use by a station that does not answer") from None
+    writer.close()
+    raise ServeError(f"another station is already serving at {path}")
+
+
+__all__ = ["COMMANDS", "ClientInfo", "RoleRule", "ServeError", "StationServer"]
