@@ -361,3 +361,21 @@ def test_a_write_the_database_refuses_loses_only_itself(rec: Records) -> None:
     assert [a.message for a in rec.alarms()] == ["after the failures"]
     h = rec.health()
     assert h.failed_writes == 2 and "CHECK constraint" in h.last_error and h.writer_alive
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_writer_is_reported_and_further_writes_are_refused(tmp_path: Path) -> None:
+    r = Records.open(tmp_path / "data")
+    sid = start(r)
+    r.session_sample(sid, "A1", T0 + 1, 1, 2, 3, 2)
+    r._jobs.put(_Write(None, ()))  # type: ignore[arg-type]  # not an SQL error: kills the writer thread
+    wait_for(lambda: not r.health().writer_alive)
+    h = r.health()
+    assert "writer stopped: TypeError" in h.last_error
+    with pytest.raises(RecordsError, match="writer .* has stopped"):
+        r.record_alarm("high", "X", "x", raised_at=T0)
+    with pytest.raises(RecordsError, match="has stopped"):
+        r.sessions()
+    r.close()  # still releases the file
+    with Records.open(tmp_path / "data") as r2:  # the session was committed (urgent) before the failure
+        assert r2.recovered == (sid,)

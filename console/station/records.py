@@ -905,6 +905,10 @@ class Records:
             return fut.result(timeout)
         except sqlite3.Error as exc:
             raise RecordsError(f"reading {self.path} failed: {exc}") from exc
+        except TimeoutError as exc:
+            raise RecordsError(
+                f"the records writer for {self.path} did not answer within {timeout:g} s"
+                f" ({self._writer.last_error or 'busy'})") from exc
 
     def _writable(self) -> None:
         if self.readonly:
