@@ -379,3 +379,29 @@ def test_a_dead_writer_is_reported_and_further_writes_are_refused(tmp_path: Path
     r.close()  # still releases the file
     with Records.open(tmp_path / "data") as r2:  # the session was committed (urgent) before the failure
         assert r2.recovered == (sid,)
+
+
+def test_second_aggregator_boils_100hz_down_to_rows(rec: Records) -> None:
+    from console.station.records import SecondAggregator, SecondSummary
+
+    agg = SecondAggregator()
+    out: list[SecondSummary] = []
+    for i in range(300):  # 3 s at 100 Hz; in the 2nd second, 30 samples are 20 % under target
+        t = T0 + i / 100
+        p = 128.0 if 100 <= i < 130 else 160.0 + (i % 2)
+        target = 160.0 if i >= 100 else 0.0
+        if (s := agg.add(t, p, target)) is not None:
+            out.append(s)
+    assert agg.add(T0 + 3.5, math.nan, 160) is None and agg.dropped == 1
+    last = agg.flush()
+    assert last is not None and agg.flush() is None
+    out.append(last)
+    assert [s.t for s in out] == [T0, T0 + 1, T0 + 2]
+    assert out[0] == SecondSummary(T0, 160.0, 160.5, 161.0, 0.0, None)  # vented: no target, no band
+    assert (out[1].pmin, out[1].pmax, out[1].target, out[1].in_band) == (128.0, 161.0, 160.0, 0.7)
+    assert out[1].pmean == pytest.approx((30 * 128 + 35 * 160 + 35 * 161) / 100)
+    assert out[2].in_band == 1.0
+    sid = start(rec)
+    for s in out:
+        assert rec.session_sample(sid, "A1", *s.row())
+    assert [(x.t, x.in_band) for x in rec.samples(sid)] == [(T0, None), (T0 + 1, 0.7), (T0 + 2, 1.0)]

@@ -274,6 +274,89 @@ class RecordsHealth:
     writer_alive: bool
 
 
+# --------------------------------------------------------------------------- per-second summaries
+
+
+@dataclass(frozen=True, slots=True)
+class SecondSummary:
+    """One cuff's samples within one wall-clock second; unpack into :meth:`Records.session_sample`."""
+
+    t: float
+    """The second (epoch seconds, whole)."""
+    pmin: float
+    pmean: float
+    pmax: float
+    target: float
+    """The target in force at the end of the second."""
+    in_band: float | None
+    """Share of samples within +-10 % of their target; None when no sample had a target."""
+
+    def row(self) -> tuple[float, float, float, float, float, float | None]:
+        return (self.t, self.pmin, self.pmean, self.pmax, self.target, self.in_band)
+
+
+class SecondAggregator:
+    """Boils one cuff's 100 Hz samples down to one :class:`SecondSummary` per second.
+
+    Why: the records keep a row per second, not per sample, so the station's loop
+    writes 16 rows a second for 16 cuffs instead of 1,600.
+    """
+
+    __slots__ = ("_sec", "_n", "_sum", "_min", "_max", "_target", "_held", "_in_band", "dropped")
+
+    def __init__(self) -> None:
+        self._sec: float | None = None
+        self._reset()
+        self.dropped = 0
+        """Non-finite samples skipped."""
+
+    def _reset(self) -> None:
+        self._n = 0
+        self._sum = 0.0
+        self._min = math.inf
+        self._max = -math.inf
+        self._target = 0.0
+        self._held = 0
+        self._in_band = 0
+
+    def add(self, t: float, pressure: float, target: float) -> SecondSummary | None:
+        """Add a sample taken at wall time ``t``; returns the previous second's summary when ``t`` starts a new one."""
+        if not (math.isfinite(t) and math.isfinite(pressure) and math.isfinite(target)):
+            self.dropped += 1
+            return None
+        sec = float(math.floor(t))
+        out = None
+        if self._sec is not None and sec != self._sec:
+            out = self.flush()
+        self._sec = sec
+        self._n += 1
+        self._sum += pressure
+        self._min = min(self._min, pressure)
+        self._max = max(self._max, pressure)
+        self._target = target
+        if target > 0:
+            self._held += 1
+            if abs(pressure - target) <= FIDELITY_BAND * target:
+                self._in_band += 1
+        return out
+
+    def flush(self) -> SecondSummary | None:
+        """The summary of the second in progress (at session end), or None if it has no samples."""
+        if self._sec is None or self._n == 0:
+            return None
+        out = SecondSummary(
+            t=self._sec,
+            pmin=self._min,
+            pmean=self._sum / self._n,
+            pmax=self._max,
+            target=self._target,
+            in_band=self._in_band / self._held if self._held else None,
+        )
+        self._sec = None
+        self._reset()
+        return out
+
+
 # --------------------------------------------------------------------------- writer
 
 
