@@ -535,9 +535,8 @@ class ControllerFirmware:
         if hz != 0 and hz not in RATES:
             raise _ArgError("RANGE", "HZ is 0 or " + ",".join(str(r) for r in RATES))
         if hz != self._stream_hz:
-            if self._stream_hz == 0:
-                self._next_sample = self._t
-                self._next_status = self._t
+            if self._stream_hz == 0:  # first sample and status at the next step
+                self._next_sample = self._next_status = self._t + DT
             self._stream_hz = hz
         return {"hz": hz}
 

@@ -131,6 +131,7 @@ class ChannelPhysics:
     _ex_t: float = 0.0
     _ex_rise: float = 0.0
     _frozen_value: float | None = None
+    _move_raw: float = 0.0
 
     def __post_init__(self) -> None:
         self.pump_gain = self.rng.uniform(0.92, 1.08)
@@ -215,14 +216,16 @@ class ChannelPhysics:
         if not self.moving:
             # settles back once the limb is still
             self.movement *= math.exp(-dt / 0.3)
+            self._move_raw = self.movement
             if abs(self.movement) < 0.01:
-                self.movement = 0.0
+                self.movement = self._move_raw = 0.0
             return
-        # Ornstein-Uhlenbeck: slow (tau 0.8 s), large (sd 8 mmHg) swings, only in a filled cuff
-        tau, sd = 0.8, 8.0
-        scale = min(1.0, self.base / 40.0)
-        target_sd = sd * scale
-        self.movement += -self.movement * dt / tau + target_sd * math.sqrt(2.0 * dt / tau) * self.rng.gauss(0.0, 1.0)
+        # Ornstein-Uhlenbeck (tau 0.8 s, sd 8 mmHg) smoothed by a 0.25 s low-pass: large, slow
+        # swings, only in a filled cuff
+        tau, sd, smooth = 0.8, 8.0, 0.25
+        target_sd = sd * min(1.0, self.base / 40.0)
+        self._move_raw += -self._move_raw * dt / tau + target_sd * math.sqrt(2.0 * dt / tau) * self.rng.gauss(0.0, 1.0)
+        self.movement += (self._move_raw - self.movement) * dt / smooth
 
     def start_exercise(self, exercise: Exercise | None) -> None:
         self.exercise = exercise
