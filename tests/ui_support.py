@@ -189,3 +189,30 @@ class FakeStation:
 
     async def session_command(self, cuff_id: str, command: str) -> None:
         await self._command("session_command", cuff_id, command)
+
+
+# -- helpers for run_test ------------------------------------------------------------
+
+def screen_lines(app: object) -> list[str]:
+    """The plain text of every row the terminal would show right now."""
+    screen = app.screen  # type: ignore[attr-defined]
+    return ["".join(seg.text for seg in strip) for strip in screen._compositor.render_strips()]
+
+
+def screen_text(app: object) -> str:
+    return "\n".join(screen_lines(app))
+
+
+def notices(app: object) -> list[str]:
+    """Messages of the notifications the app raised (run_test(notifications=True))."""
+    return [n.message for n in app._notifications]  # type: ignore[attr-defined]
+
+
+async def wait_for(pilot: object, condition: object, timeout: float = 5.0, what: str = "condition") -> None:
+    """Pause the pilot until ``condition()`` is true; generous deadline, no fixed sleeps."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():  # type: ignore[operator]
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)  # type: ignore[attr-defined]

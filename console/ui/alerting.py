@@ -19,12 +19,16 @@ BELL_BURSTS = {Priority.HIGH: ((0.0, 0.25, 0.5), 4.0), Priority.MEDIUM: ((0.0, 0
 
 
 def flash_on(priority: Priority | None, t: float, *, acknowledged: bool = False) -> bool:
-    """Whether the alarm colour is lit at time ``t`` (steady once acknowledged or low)."""
-    if priority is None:
+    """Whether the flash highlight is lit at time ``t``.
+
+    Only unacknowledged high and medium alarms flash; a low or acknowledged one
+    keeps its steady alarm colour (from its class), so this returns False.
+    """
+    if priority is None or acknowledged:
         return False
     period = FLASH_PERIOD_S.get(priority)
-    if period is None or acknowledged:
-        return True
+    if period is None:
+        return False
     return (t % period) < period / 2
 
 

@@ -33,6 +33,32 @@ SILENCE_S = 120.0
 NUDGE_MMHG = 5.0
 
 
+_KEY_NAMES = {
+    "enter": "Enter",
+    "escape": "Esc",
+    "tab": "Tab",
+    "shift+tab": "Shift+Tab",
+    "right": "Right",
+    "left": "Left",
+    "up": "Up",
+    "down": "Down",
+    "plus": "+",
+    "minus": "-",
+    "equals_sign": "=",
+}
+
+
+def key_label(key: str) -> str:
+    """A key as the help screen names it: ``F12``, ``Ctrl+E``, ``Enter``, ``a``, ``A``."""
+    if key in _KEY_NAMES:
+        return _KEY_NAMES[key]
+    if key[:1] == "f" and key[1:].isdigit():
+        return key.upper()
+    if key.startswith("ctrl+"):
+        return "Ctrl+" + key[5:].upper()
+    return key
+
+
 class BfrApp(App[None]):
     """Dashboard of every cuff, alarms, and the one key that deflates everything."""
 
@@ -259,7 +285,7 @@ class BfrApp(App[None]):
                 if b.action == "emergency":
                     desc = "EMERGENCY DEFLATE ALL cuffs (no confirmation)"
                 keys = grouped.setdefault((b.action, desc), [])
-                label = b.key_display or self.get_key_display(b)
+                label = key_label(b.key) if b.key_display is None or "," in b.key else b.key_display
                 if label not in keys:
                     keys.append(label)
             for (_, desc), keys in grouped.items():

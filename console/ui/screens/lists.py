@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class HelpScreen(Screen[None]):
     """Every key the console answers to, built from the live bindings."""
 
-    BINDINGS = [Binding("f1,enter,q,escape", "close", "close")]
+    BINDINGS = [Binding("f1,enter,q,escape", "close", "close", priority=True)]
 
     def __init__(self, rows: list[tuple[str, str, str]]) -> None:
         super().__init__(id="help")
