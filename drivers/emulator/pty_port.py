@@ -22,7 +22,7 @@ from .firmware import ControllerFirmware
 TICK_S = 0.003
 """How often the firmware runs between host bytes, seconds."""
 
-STALE_BYTES = 4096
+STALE_BYTES = 2048
 """Unread output beyond this (nobody has the port open) is discarded, oldest first."""
 
 MAX_PENDING = 65536
