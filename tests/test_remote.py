@@ -363,13 +363,28 @@ async def test_the_socket_goes_away_on_stop(station: FakeStation, sock: Path) ->
     assert not sock.exists()
 
 
-async def test_a_world_open_directory_is_refused(station: FakeStation, tmp_path: Path) -> None:
+async def test_a_world_writable_directory_is_refused(station: FakeStation, tmp_path: Path) -> None:
     open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o1777)
+    srv = StationServer(station, open_dir / "s.sock", lambda u, g: Decision(u, "a", Role.OPERATOR, "t"))
+    with pytest.raises(ServeError, match="may be written by every user \\(mode 1777\\).*fake station"):
+        await srv.start()
+    assert not (open_dir / "s.sock").exists()
+
+
+async def test_a_world_enterable_directory_is_served_with_a_warning(station: FakeStation, tmp_path: Path) -> None:
+    open_dir = tmp_path / "var"
     open_dir.mkdir()
     os.chmod(open_dir, 0o755)
     srv = StationServer(station, open_dir / "s.sock", lambda u, g: Decision(u, "a", Role.OPERATOR, "t"))
-    with pytest.raises(ServeError, match="open to every user \\(mode 0755\\)"):
-        await srv.start()
+    await srv.start()
+    try:
+        assert "may be entered by every user (mode 0755)" in srv.warnings[0]
+        assert stat.S_IMODE((open_dir / "s.sock").stat().st_mode) == 0o660
+        assert stat.S_IMODE(open_dir.stat().st_mode) == 0o755, "an existing directory is never re-moded"
+    finally:
+        await srv.stop()
 
 
 async def test_a_stale_socket_is_replaced_but_a_live_one_is_not_stolen(

@@ -185,6 +185,10 @@ class StationServer:
         self._changed = asyncio.Event()
         self._frame_seq: int | None = None
         self._frame: bytes = b""
+        self._unsubscribe: Any = None
+        self._station_records = callable(getattr(station, "acting_as", None))
+        """The station records the commands it runs under ``acting_as(who)``; the server records the rest."""
+        self.warnings: list[str] = []
         self.cut_off = 0
         """Clients cut off for not reading for ``stall_timeout_s``."""
         self.closed_for_garbage = 0
@@ -195,7 +199,10 @@ class StationServer:
     async def start(self) -> None:
         """Open the socket (0660, in a 0750 directory) and start pushing snapshots."""
         gid = _group_id(self.group) if self.group is not None else None
-        _prepare_directory(self.socket_path.parent, gid)
+        warning = _prepare_directory(self.socket_path.parent, gid)
+        if warning:
+            self.warnings.append(warning)
+            log.warning("%s", warning)
         await _clear_stale_socket(self.socket_path)
         self._server = await asyncio.start_unix_server(
             self._on_connect, path=str(self.socket_path), limit=protocol.MAX_REQUEST
@@ -205,18 +212,18 @@ class StationServer:
             os.chown(self.socket_path, -1, gid)
         add_observer = getattr(self.station, "add_observer", None)
         if callable(add_observer):
-            add_observer(self._on_station_change)
+            self._unsubscribe = add_observer(self._on_station_change)
         self._pump_task = asyncio.create_task(self._pump(), name="station-server-pump")
         log.info("serving station on %s", self.socket_path)
 
     async def stop(self) -> None:
         """Tell every client the station is going, close them, remove the socket."""
-        remove = getattr(self.station, "remove_observer", None)
-        if callable(remove):
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if callable(unsubscribe):
             try:
-                remove(self._on_station_change)
+                unsubscribe()
             except Exception:  # noqa: BLE001 - shutting down regardless
-                pass
+                log.exception("could not unsubscribe from the station")
         if self._pump_task is not None:
             self._pump_task.cancel()
             await asyncio.gather(self._pump_task, return_exceptions=True)
@@ -415,8 +422,9 @@ class StationServer:
             return
         if name == "emergency_deflate":
             # Started before anything else is looked at: no queue, no record first.
-            task = asyncio.ensure_future(self.station.emergency_deflate())
-            self._record(client, what)
+            task = self._start(client, name, kwargs)
+            if not self._station_records:
+                self._record(client, what)
             self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, task)))
             return
         if len(client.in_flight) >= self.max_in_flight:
@@ -431,9 +439,18 @@ class StationServer:
             else:
                 client.send({"op": protocol.RESULT, "id": cmd_id, "ok": True, "value": to_wire(value)})
             return
-        self._record(client, what)
+        if not self._station_records:
+            self._record(client, what)
+        self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, self._start(client, name, kwargs))))
+
+    def _start(self, client: _Client, name: str, kwargs: dict[str, Any]) -> asyncio.Future[Any]:
+        """Run a station method as its own task, attributed to the client (the task copies the context)."""
         method = getattr(self.station, name)
-        self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, method(**kwargs))))
+        acting_as = getattr(self.station, "acting_as", None)
+        if callable(acting_as):
+            with acting_as(client.info.who):
+                return asyncio.ensure_future(method(**kwargs))
+        return asyncio.ensure_future(method(**kwargs))
 
     def _track(self, client: _Client, task: asyncio.Future[None]) -> None:
         client.in_flight.add(task)  # type: ignore[arg-type]
@@ -531,22 +548,34 @@ def _group_id(group: str | int) -> int:
         raise ServeError(f"group {group!r} does not exist; create it (groupadd {group}) or fix the config") from None
 
 
-def _prepare_directory(directory: Path, gid: int | None) -> None:
-    """Create the socket's directory 0750 (group may enter, others not); refuse one open to all."""
+def _prepare_directory(directory: Path, gid: int | None) -> str:
+    """Create the socket's directory 0750; refuse one others may write to; warn about one they may enter.
+
+    Group members need only to enter the directory (x) and write the socket
+    file (0660) to connect; none of them needs to write the directory, which
+    would let them unlink the socket and put a fake station in its place.
+    Returns a warning sentence, or "".
+    """
     if not directory.exists():
         directory.mkdir(parents=True, mode=0o750)
         os.chmod(directory, 0o750)
         if gid is not None:
             os.chown(directory, -1, gid)
-        return
+        return ""
     if not directory.is_dir():
         raise ServeError(f"{directory} is not a directory; the station's socket needs a directory of its own")
     mode = stat.S_IMODE(directory.stat().st_mode)
-    if mode & 0o007:
+    if mode & 0o002:
         raise ServeError(
-            f"{directory} is open to every user (mode {mode:04o}); put the station's socket in a directory of "
-            f"its own that only its group can reach (e.g. /run/bfr-console, mode 0750)"
+            f"{directory} may be written by every user (mode {mode:04o}), who could replace the station's "
+            f"socket with a fake station; use a directory of its own (e.g. /run/bfr-console, mode 0750)"
         )
+    if mode & 0o005:
+        return (
+            f"{directory} may be entered by every user (mode {mode:04o}); the socket (0660) and the role check "
+            f"still keep them out, but a directory of its own with mode 0750 is safer"
+        )
+    return ""
 
 
 async def _clear_stale_socket(path: Path) -> None:
@@ -573,4 +602,15 @@ async def _clear_stale_socket(path: Path) -> None:
     raise ServeError(f"another station is already serving at {path}")
 
 
-__all__ = ["COMMANDS", "ClientInfo", "RoleRule", "ServeError", "StationServer"]
+async def serve_station(station: StationHandle, config: Any, *, fps: float = 20.0) -> StationServer:
+    """What ``bfr-console serve`` (and the local console) call: serve ``station`` as the config says.
+
+    The socket is ``config.station.socket``; roles come from ``config.roles``.
+    Raises :class:`ServeError` with a sentence when the socket cannot be served.
+    """
+    server = StationServer(station, config.station.socket, config.roles, fps=fps)
+    await server.start()
+    return server
+
+
+__all__ = ["COMMANDS", "ClientInfo", "RoleRule", "ServeError", "StationServer", "serve_station"]
