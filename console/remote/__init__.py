@@ -1,0 +1,20 @@
+"""Remote supervision: the station served on a Unix socket, and consoles that attach to it.
+
+``serve_station(station, config)`` starts the server; ``attach(socket_path)``
+gives a :class:`RemoteStation`, a ``StationHandle`` the UI uses unchanged.
+"""
+
+from __future__ import annotations
+
+from .client import AccessRefused, RemoteStation, StationUnavailable, attach
+from .server import ServeError, StationServer, serve_station
+
+__all__ = [
+    "AccessRefused",
+    "RemoteStation",
+    "ServeError",
+    "StationServer",
+    "StationUnavailable",
+    "attach",
+    "serve_station",
+]
