@@ -38,64 +38,78 @@ def pct(values: list[float], q: float) -> float:
 def describe(label: str, values_s: list[float]) -> tuple[float, float]:
     ms = [v * 1000 for v in values_s]
     p50, p99 = pct(ms, 0.50), pct(ms, 0.99)
-    print(f"  {label:<34} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   mean {statistics.fmean(ms):7.3f} ms   n={len(ms)}")
+    print(f"  {label:<38} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   mean {statistics.fmean(ms):7.3f} ms   n={len(ms)}")
     return p50, p99
 
 
-async def floor_round_trip() -> list[float]:
-    master, slave = os.openpty()
-    tty.setraw(master)
-    tty.setraw(slave)
-    loop = asyncio.get_running_loop()
+class FloorPair:
+    """A raw pty pair: pyserial-asyncio-fast on the slave end, a raw echo on the master end."""
 
-    def echo() -> None:
+    async def open(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.master)
+        tty.setraw(self.slave)
+        self.loop = asyncio.get_running_loop()
+        self.loop.add_reader(self.master, self._echo)
+        self.reader, self.writer = await open_port(os.ttyname(self.slave))
+        self.line = frame("#1 PING")
+
+    def _echo(self) -> None:
         try:
-            data = os.read(master, 4096)
+            data = os.read(self.master, 4096)
         except OSError:
             return
-        os.write(master, data)
+        os.write(self.master, data)
 
-    loop.add_reader(master, echo)
-    reader, writer = await open_port(os.ttyname(slave))
-    line = frame("#1 PING")
-    times: list[float] = []
-    try:
-        for i in range(TRIPS + WARMUP):
-            t0 = time.perf_counter()
-            writer.write(line)
-            await reader.readline()
-            if i >= WARMUP:
-                times.append(time.perf_counter() - t0)
-    finally:
-        writer.transport.abort()
-        loop.remove_reader(master)
+    async def trip(self) -> float:
+        t0 = time.perf_counter()
+        self.writer.write(self.line)
+        await self.reader.readline()
+        return time.perf_counter() - t0
+
+    async def close(self) -> None:
+        self.writer.transport.abort()
+        self.loop.remove_reader(self.master)
         await asyncio.sleep(0.05)
-        os.close(master)
-        os.close(slave)
-    return times
+        os.close(self.master)
+        os.close(self.slave)
 
 
-async def link_round_trip(stream_hz: int) -> tuple[list[float], CuffLink]:
-    from drivers.emulator.firmware import ControllerFirmware
-    from drivers.emulator.pty_port import PtyEmulator
+async def interleaved(stream_hz: int | None) -> tuple[list[float], list[float], CuffLink | None]:
+    """Floor trips, alternating trip by trip with link PINGs (same noise for both), if stream_hz is given."""
+    floor = FloorPair()
+    await floor.open()
+    link = emu = None
+    if stream_hz is not None:
+        from drivers.emulator.firmware import ControllerFirmware
+        from drivers.emulator.pty_port import PtyEmulator
 
-    emu = PtyEmulator(ControllerFirmware(channels=4, lops=[180.0, 200.0, 220.0, 240.0], seed=1))
-    path = await emu.start()
-    link = CuffLink(path, name="bench", stream_hz=stream_hz, answer_timeout=1.0)
-    link.add_listener(lambda msg: None)
-    await link.start()
-    times: list[float] = []
-    try:
+        emu = PtyEmulator(ControllerFirmware(channels=4, lops=[180.0, 200.0, 220.0, 240.0], seed=1))
+        path = await emu.start()
+        link = CuffLink(path, name="bench", stream_hz=stream_hz, answer_timeout=1.0)
+        link.add_listener(lambda msg: None)
+        await link.start()
         await link.wait_ready(5.0)
+    floor_times: list[float] = []
+    link_times: list[float] = []
+    try:
         for i in range(TRIPS + WARMUP):
-            t0 = time.perf_counter()
-            await link.command("PING")
+            ft = await floor.trip()
+            if link is not None:
+                t0 = time.perf_counter()
+                await link.command("PING")
+                lt = time.perf_counter() - t0
             if i >= WARMUP:
-                times.append(time.perf_counter() - t0)
+                floor_times.append(ft)
+                if link is not None:
+                    link_times.append(lt)
     finally:
-        await link.stop()
-        await emu.stop()
-    return times, link
+        if link is not None:
+            await link.stop()
+        if emu is not None:
+            await emu.stop()
+        await floor.close()
+    return floor_times, link_times, link
 
 
 def parse_throughput(n: int = 200_000, chunk_lines: int = 1) -> float:
@@ -127,17 +141,19 @@ def parse_throughput(n: int = 200_000, chunk_lines: int = 1) -> float:
 
 async def main() -> None:
     print(f"CUFF-LINK/1 link benchmark  (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {TRIPS} trips each)")
-    print("round trip of one line:")
-    floor = await floor_round_trip()
-    _, floor_p99 = describe("floor: raw pty echo", floor)
+    print("round trip of one line (floor and link trips alternate, so both see the same machine noise):")
+    floor, _, _ = await interleaved(None)
+    describe("floor alone: raw pty echo", floor)
     for hz in (0, 100):
         try:
-            times, link = await link_round_trip(hz)
+            floor, times, link = await interleaved(hz)
         except ImportError as exc:
             print(f"  link PING: emulator not available ({exc})")
             break
+        assert link is not None
+        _, floor_p99 = describe(f"floor, beside the {hz} Hz run", floor)
         _, p99 = describe(f"link PING vs emulator, stream {hz} Hz", times)
-        print(f"  {'':<34} p99/floor p99 = {p99 / floor_p99:5.2f}x (goal <= 2x)   "
+        print(f"  {'':<38} p99/floor p99 = {p99 / floor_p99:5.2f}x (goal <= 2x)   "
               f"timeouts={link.stats.timeouts} samples={link.stats.samples}")
     print("parse throughput (S lines with 4 channels, reader path + one listener):")
     for per_read in (1, 16):

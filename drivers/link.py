@@ -16,6 +16,7 @@ The wire contract is ``shared/protocol.md``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -55,6 +56,9 @@ SAMPLE_SILENCE_S = 1.0
 
 STOP_DEFLATE_WAIT_S = 0.5
 """How long :meth:`CuffLink.stop` waits for the OK of its DEFLATE ALL."""
+
+QUEUE_LIMIT = 64
+"""Most commands waiting behind the window; more is a runaway caller, refused with LinkError."""
 
 _ABANDONED_KEEP = 256
 """How many abandoned SEQs are remembered to recognise late answers."""
@@ -249,6 +253,20 @@ class CuffLink:
             return
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name=f"cufflink:{self.name}")
+        self._task.add_done_callback(self._run_ended)
+
+    def _run_ended(self, task: asyncio.Task[None]) -> None:
+        """The background task must only end by stop(); if it died, say so loudly and mark the link lost."""
+        if task.cancelled() or self._stopping:
+            return
+        exc = task.exception()
+        log.critical("%s: link task died: %r; the link is down until restarted", self.name, exc, exc_info=exc)
+        self.stats.errors += 1
+        conn = self._conn
+        if conn is not None:
+            self._lose(conn, f"link task died: {exc!r}")
+        self._set_state(LinkState.LOST, f"link task died: {exc!r}")
+        self._task = None
 
     async def wait_ready(self, timeout: float) -> HelloInfo:
         """Wait until the link is READY; raises LinkTimeout, or LinkDown once stopped."""
@@ -345,6 +363,8 @@ class CuffLink:
         if urgent:
             self._send(conn, req)
         else:
+            if len(self._queue) >= QUEUE_LIMIT:
+                raise LinkError(f"{self.name}: {len(self._queue)} commands already waiting; {tail} refused")
             self._queue.append(req)
             self._pump()
         return req.future
@@ -435,6 +455,23 @@ class CuffLink:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            log.warning("%s: port read failed: %r", self.name, exc)
+            self._lose(conn, f"port vanished: {exc}")
+
+    def _sink_data(self, conn: _Conn, data: bytes) -> None:
+        if conn.lost:
+            return
+        try:
+            self._on_data(conn, data)
+        except Exception as exc:  # never into the transport's callback
+            self.stats.errors += 1
+            log.exception("%s: handling received bytes failed", self.name)
+            self._lose(conn, f"internal error while reading: {exc!r}")
+
+    def _sink_closed(self, conn: _Conn, exc: BaseException | None) -> None:
+        if exc is None:
+            self._lose(conn, "port closed (end of file)")
+        else:
             log.warning("%s: port read failed: %r", self.name, exc)
             self._lose(conn, f"port vanished: {exc}")
 
@@ -580,7 +617,11 @@ class CuffLink:
         lines.drops = self.stats.dropped
         conn = _Conn(writer, lines, loop.create_future())
         self._conn = conn
-        conn.reader_task = asyncio.create_task(self._read_loop(conn, reader), name=f"cufflink-read:{self.name}")
+        set_sink = getattr(reader, "set_sink", None)
+        if callable(set_sink):  # drivers.serial_port.PortReader: bytes handled in the transport's callback
+            set_sink(functools.partial(self._sink_data, conn), functools.partial(self._sink_closed, conn))
+        else:  # any other StreamReader (an injected open_port): a reader task
+            conn.reader_task = asyncio.create_task(self._read_loop(conn, reader), name=f"cufflink-read:{self.name}")
         self._set_state(LinkState.CONNECTING, "port open")
         try:
             self.info = await self._hello()

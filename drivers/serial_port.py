@@ -7,6 +7,7 @@ be swapped (or faked in a test) in one place.
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
 
 import serial
 import serial_asyncio_fast
@@ -14,26 +15,76 @@ import serial_asyncio_fast
 BAUDRATE = 115200
 """CUFF-LINK/1 runs 8-N-1 at 115200 baud (a USB CDC-ACM port ignores it)."""
 
+DataSink = Callable[[bytes], None]
+CloseSink = Callable[[BaseException | None], None]
+
 
 class PortError(OSError):
     """The port could not be opened; the message names the URL and the cause."""
 
 
+class PortReader(asyncio.StreamReader):
+    """A StreamReader that can hand bytes straight to a callback instead of buffering them.
+
+    A reader task that awaits ``read()`` costs one extra event-loop pass per
+    chunk; with a sink the bytes are handled inside the transport's read
+    callback, which keeps the answer round trip at the floor of the port and
+    the 100 Hz sample stream cheap. Without a sink it is a plain StreamReader.
+    """
+
+    _sink: tuple[DataSink, CloseSink] | None = None
+
+    def set_sink(self, on_data: DataSink, on_close: CloseSink) -> None:
+        """From now on, call ``on_data(bytes)`` per chunk and ``on_close(exc_or_None)`` at the end."""
+        self._sink = (on_data, on_close)
+        buffered = getattr(self, "_buffer", None)
+        if buffered:
+            data = bytes(buffered)
+            buffered.clear()
+            on_data(data)
+        if self.exception() is not None:
+            on_close(self.exception())
+        elif self.at_eof():
+            on_close(None)
+
+    def feed_data(self, data: bytes) -> None:
+        sink = self._sink
+        if sink is None:
+            super().feed_data(data)
+        elif data:
+            sink[0](bytes(data))
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        if self._sink is not None:
+            self._sink[1](None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        super().set_exception(exc)
+        if self._sink is not None:
+            self._sink[1](exc)
+
+
 async def open_port(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open ``url`` (a device path or any pyserial URL, e.g. ``socket://host:port``) at 115200 8N1.
 
-    pyserial's ``loop://`` has no file descriptor and cannot work with an
-    asyncio transport; it is refused here with a clear error instead of
-    failing obscurely later.
+    The reader is a :class:`PortReader`. pyserial's ``loop://`` has no file
+    descriptor and cannot work with an asyncio transport; it is refused here
+    with a clear error instead of failing obscurely later.
 
     Raises:
         PortError: the port does not exist, is busy, or the URL is not usable.
     """
     if url.startswith("loop://"):
         raise PortError(f"{url}: pyserial's loop:// cannot be used asynchronously; use a pty or socket://")
+    loop = asyncio.get_running_loop()
+    reader = PortReader(loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     try:
-        return await serial_asyncio_fast.open_serial_connection(
-            url=url,
+        transport, _ = await serial_asyncio_fast.create_serial_connection(
+            loop,
+            lambda: protocol,
+            url,
             baudrate=BAUDRATE,
             bytesize=serial.EIGHTBITS,
             parity=serial.PARITY_NONE,
@@ -41,3 +92,5 @@ async def open_port(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWrite
         )
     except (serial.SerialException, OSError, ValueError) as exc:
         raise PortError(f"cannot open {url}: {exc}") from exc
+    writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+    return reader, writer

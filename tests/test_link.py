@@ -18,12 +18,14 @@ from drivers.emulator.pty_port import PtyEmulator
 from drivers.link import (
     CommandError,
     CuffLink,
+    QUEUE_LIMIT,
     LinkDown,
+    LinkError,
     LinkState,
     LinkStateChange,
     LinkTimeout,
 )
-from drivers.serial_port import PortError, open_port
+from drivers.serial_port import PortError, PortReader, open_port
 
 LOPS = [180.0, 200.0, 220.0, 240.0]
 
@@ -141,6 +143,7 @@ async def test_full_session_hello_samples_set_holding_deflate(emu, make_link):
     assert info.proto == 1 and info.channels == 4 and info.max_pressure > 0
     assert 100 in info.rates and rig.link.stream_rate == 100
     assert rig.spy.verbs()[:3] == ["HELLO", "WATCHDOG 1000", "STREAM 100"]
+    assert isinstance(rig.spy.readers[0], PortReader)  # bytes reach the link without a reader task
 
     await until(lambda: rig.link.stats.samples >= 20, "samples")
     sample = rig.rec.of(Sample)[-1]
@@ -257,6 +260,23 @@ async def test_deflate_all_now_jumps_a_full_queue(emu, make_link):
     assert emu.fw.channel(1).target == 0
 
 
+async def test_runaway_queue_is_refused_but_deflate_still_goes_out(emu, make_link):
+    rig = await make_link(answer_timeout=1.0)
+    await rig.link.wait_ready(5.0)
+    emu.fw.faults.slow_answer_s = 0.3
+    tasks = [asyncio.create_task(rig.link.command("PING")) for _ in range(4 + QUEUE_LIMIT)]
+    await asyncio.sleep(0)
+    with pytest.raises(LinkError, match="already waiting"):
+        await rig.link.command("PING")
+    fut = rig.link.deflate_all_now()
+    assert rig.spy.verbs()[-1] == "DEFLATE ALL"
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    emu.fw.faults.slow_answer_s = 0.0
+    assert (await fut).fields == {"ch": "ALL"}
+
+
 async def test_plain_deflate_command_also_jumps_the_queue(make_link):
     rig = await make_link(answer_timeout=1.0)
     await rig.link.wait_ready(5.0)
@@ -324,8 +344,13 @@ async def test_malformed_line_with_good_crc_is_counted_not_raised(make_link):
     assert rig.link.state is LinkState.READY
 
 
-async def test_socket_url_works(emu):
-    """socket://host:port goes through the same link; the test bridges TCP to the emulator's pty."""
+@pytest.mark.parametrize("via", ["socket_url", "plain_stream_reader"])
+async def test_socket_url_works(emu, via):
+    """socket://host:port goes through the same link; the test bridges TCP to the emulator's pty.
+
+    ``plain_stream_reader`` injects an ``open_port`` returning asyncio's own streams, which
+    exercises the link's reader-task path (the serial port's reader hands bytes over directly).
+    """
     bridges: list[asyncio.Task] = []
 
     async def bridge(tcp_reader: asyncio.StreamReader, tcp_writer: asyncio.StreamWriter) -> None:
@@ -348,7 +373,10 @@ async def test_socket_url_works(emu):
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    link = CuffLink(f"socket://127.0.0.1:{port}", name="tcp")
+    if via == "socket_url":
+        link = CuffLink(f"socket://127.0.0.1:{port}", name="tcp")
+    else:
+        link = CuffLink("tcp-by-hand", name="tcp", open_port=lambda url: asyncio.open_connection("127.0.0.1", port))
     try:
         await link.start()
         info = await link.wait_ready(5.0)
