@@ -303,6 +303,7 @@ class CuffLink:
             self._task = None
         self._fail_all(LinkDown(f"{self.name}: link stopped"))
         self._set_state(LinkState.STOPPED, "stopped")
+        self._ready.set()  # wake wait_ready() callers; they see STOPPED and raise LinkDown
 
     async def command(self, verb: str, *args: object) -> Ok:
         """Send a command and return its OK.

@@ -220,8 +220,12 @@ async def test_commands_refused_with_link_down_when_not_ready():
             link.deflate_all_now()
         assert link.state is LinkState.LOST
         assert "cannot open" in rec.of(LinkStateChange)[0].reason
+        waiter = asyncio.create_task(link.wait_ready(30.0))
+        await asyncio.sleep(0)
     finally:
         await link.stop()
+    with pytest.raises(LinkDown):
+        await waiter  # stop() wakes a waiter at once instead of leaving it to its timeout
     assert link.state is LinkState.STOPPED
     with pytest.raises(LinkDown):
         await link.wait_ready(0.1)
