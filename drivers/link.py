@@ -564,7 +564,9 @@ class CuffLink:
             return
         conn.lost = True
         try:
-            conn.writer.transport.abort()
+            transport = conn.writer.transport
+            if not transport.is_closing():  # a second abort() of a serial transport crashes its close task
+                transport.abort()
         except Exception:
             log.debug("%s: abort failed", self.name, exc_info=True)
         if self._conn is conn:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import os
 import tty
 
@@ -125,7 +127,7 @@ async def test_slow_answers_time_out_and_late_answers_are_counted(emu, make_link
     assert rig.link.stats.errors == 0
 
 
-async def test_unplug_reports_lost_fails_pending_and_replug_reconnects(emu, make_link):
+async def test_unplug_reports_lost_fails_pending_and_replug_reconnects(emu, make_link, caplog):
     rig = await make_link(answer_timeout=2.0, backoff=(0.05, 0.2))
     await rig.link.wait_ready(5.0)
     emu.fw.faults.slow_answer_s = 1.0
@@ -145,6 +147,9 @@ async def test_unplug_reports_lost_fails_pending_and_replug_reconnects(emu, make
     samples = rig.link.stats.samples
     await until(lambda: rig.link.stats.samples > samples + 10, "samples after replug")
     await rig.link.command("PING")
+    gc.collect()
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors  # e.g. no crashed close task in the serial transport after the unplug
 
 
 async def test_reboot_is_noticed_and_streaming_set_up_again(emu, make_link):
