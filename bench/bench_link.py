@@ -5,7 +5,8 @@ Run: ``.venv/bin/python bench/bench_link.py``. Prints figures; asserts nothing.
 1. Floor: one line out and back over a raw ``os.openpty`` pair, pyserial-asyncio-fast
    on one end and a raw echo (``loop.add_reader``) on the other.
 2. PING through :class:`drivers.link.CuffLink` against the emulator over a pty,
-   with the stream off and at 100 Hz; ratio of its p99 to the floor's p99 (goal <= 2).
+   with the stream off and at 100 Hz; ratio of its p99 to the floor's p99 (goal <= 2);
+   and ``deflate_all_now()`` until its OK (the emulator vents 4 channels on it).
 3. Samples per CPU-second the link parses: pre-framed ``S`` lines through the
    reader path (LineReader, parse, checks, listener), timed with ``process_time``.
 """
@@ -75,7 +76,7 @@ class FloorPair:
         os.close(self.slave)
 
 
-async def interleaved(stream_hz: int | None) -> tuple[list[float], list[float], CuffLink | None]:
+async def interleaved(stream_hz: int | None) -> tuple[list[float], list[float], list[float], CuffLink | None]:
     """Floor trips, alternating trip by trip with link PINGs (same noise for both), if stream_hz is given."""
     floor = FloorPair()
     await floor.open()
@@ -92,6 +93,7 @@ async def interleaved(stream_hz: int | None) -> tuple[list[float], list[float], 
         await link.wait_ready(5.0)
     floor_times: list[float] = []
     link_times: list[float] = []
+    deflate_times: list[float] = []
     try:
         for i in range(TRIPS + WARMUP):
             ft = await floor.trip()
@@ -99,17 +101,21 @@ async def interleaved(stream_hz: int | None) -> tuple[list[float], list[float], 
                 t0 = time.perf_counter()
                 await link.command("PING")
                 lt = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                await link.deflate_all_now()
+                dt = time.perf_counter() - t0
             if i >= WARMUP:
                 floor_times.append(ft)
                 if link is not None:
                     link_times.append(lt)
+                    deflate_times.append(dt)
     finally:
         if link is not None:
             await link.stop()
         if emu is not None:
             await emu.stop()
         await floor.close()
-    return floor_times, link_times, link
+    return floor_times, link_times, deflate_times, link
 
 
 def parse_throughput(n: int = 200_000, chunk_lines: int = 1) -> float:
@@ -142,11 +148,11 @@ def parse_throughput(n: int = 200_000, chunk_lines: int = 1) -> float:
 async def main() -> None:
     print(f"CUFF-LINK/1 link benchmark  (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {TRIPS} trips each)")
     print("round trip of one line (floor and link trips alternate, so both see the same machine noise):")
-    floor, _, _ = await interleaved(None)
+    floor, _, _, _ = await interleaved(None)
     describe("floor alone: raw pty echo", floor)
     for hz in (0, 100):
         try:
-            floor, times, link = await interleaved(hz)
+            floor, times, deflates, link = await interleaved(hz)
         except ImportError as exc:
             print(f"  link PING: emulator not available ({exc})")
             break
@@ -155,6 +161,8 @@ async def main() -> None:
         _, p99 = describe(f"link PING vs emulator, stream {hz} Hz", times)
         print(f"  {'':<38} p99/floor p99 = {p99 / floor_p99:5.2f}x (goal <= 2x)   "
               f"timeouts={link.stats.timeouts} samples={link.stats.samples}")
+        _, p99 = describe(f"deflate_all_now() until its OK, {hz} Hz", deflates)
+        print(f"  {'':<38} p99/floor p99 = {p99 / floor_p99:5.2f}x")
     print("parse throughput (S lines with 4 channels, reader path + one listener):")
     for per_read in (1, 16):
         rate = parse_throughput(chunk_lines=per_read)
