@@ -160,15 +160,24 @@ class ContractionDetector:
             self._baseline = smooth
             return False
         rise = smooth - self._baseline
-        warm = t - self._first_t >= self.warmup_s and self._baseline >= self.min_baseline
+        if self._baseline < self.min_baseline or abs(rise) > 0.25 * max(self._baseline, 1.0):
+            # Vented, filling or a new target: learn the level and the spread afresh.
+            self._first_t = t
+            self._baseline = smooth
+            self._spread = 0.0
+            return False
+        warm = t - self._first_t >= self.warmup_s
         thr = self.threshold()
         if not self._in:
             # Follow the regulated pressure and learn the resting spread.
-            a = 1.0 - math.exp(-dt / self.baseline_tau_s) if dt > 0 else 0.0
+            a = 1.0 - math.exp(-dt / (self.baseline_tau_s if warm else 0.5)) if dt > 0 else 0.0
             # Rises above the threshold move the baseline slowly (they may be a contraction's onset).
             self._baseline += a * (rise if rise < thr else 0.1 * rise)
-            b = 1.0 - math.exp(-dt / (2 * self.baseline_tau_s)) if dt > 0 else 0.0
-            dev = min(abs(rise), thr)  # a capped deviation keeps one big swing from inflating the spread
+            # The spread is learned fast while warming up, slowly after.
+            tau = 0.5 if not warm else 2 * self.baseline_tau_s
+            b = 1.0 - math.exp(-dt / tau) if dt > 0 else 0.0
+            # Capped at the floor threshold: a fill or one big swing cannot inflate the spread.
+            dev = min(abs(rise), max(self.min_rise_frac * self._baseline, self.min_rise_mmhg))
             self._spread += b * (dev - self._spread)
             if warm and rise > thr and t - self._last_end >= self.refractory_s:
                 self._in = True
