@@ -1,0 +1,192 @@
+"""Emergency deflate benchmark: 16 cuffs streaming at 100 Hz, call to last confirmation.
+
+Run: ``.venv/bin/python bench/bench_emergency.py [--runs 200]``. Prints figures; asserts nothing.
+
+Four emulated 4-channel controllers run as separate processes (``python -m
+drivers.emulator``) on their own ptys, so the station process does only the
+station's work. The station (real links, real supervisor) streams all 16
+cuffs at 100 Hz. Interleaved with the emergency runs, in the same process and
+under the same load, the floor: one line out and one line back over a bare pty
+to an echo in another process, through pyserial-asyncio-fast; and the same to
+four echo processes at once (what four controllers cost a 2-core machine in
+process wake-ups alone).
+
+Goal (design.md): emergency p99 within 3 x the floor's p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from console.config import parse_config  # noqa: E402
+from console.station.station import Station  # noqa: E402
+from drivers.codec import frame  # noqa: E402
+from drivers.serial_port import open_port  # noqa: E402
+
+CONTROLLERS = 4
+CHANNELS = 4
+
+ECHO = r"""
+import os, select, sys, tty
+m, s = os.openpty()
+tty.setraw(m); tty.setraw(s)
+print(os.ttyname(s), flush=True)
+while True:
+    select.select([m], [], [])
+    try:
+        data = os.read(m, 4096)
+    except OSError:
+        continue
+    os.write(m, data)
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def describe(label: str, values_s: list[float]) -> tuple[float, float]:
+    ms = [v * 1000 for v in values_s]
+    p50, p99 = pct(ms, 0.50), pct(ms, 0.99)
+    print(f"  {label:<44} p50 {p50:7.3f} ms   p99 {p99:7.3f} ms   max {max(ms):7.3f} ms   n={len(ms)}")
+    return p50, p99
+
+
+async def spawn(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
+    return proc, line
+
+
+async def main(runs: int) -> None:
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        ports: list[str] = []
+        for i in range(CONTROLLERS):
+            proc, line = await spawn(
+                sys.executable, "-m", "drivers.emulator", "--channels", str(CHANNELS), "--seed", str(i + 1),
+                "--lop", "200,190,180,170", "--serial", f"E{i:04d}",
+            )
+            procs.append(proc)
+            if not line.startswith("PORT "):
+                raise SystemExit(f"emulator said {line!r}")
+            ports.append(line.split(" ", 1)[1])
+        echo_paths: list[str] = []
+        for _ in range(CONTROLLERS):
+            echo, echo_path = await spawn(sys.executable, "-c", ECHO)
+            procs.append(echo)
+            echo_paths.append(echo_path)
+
+        tmp = tempfile.mkdtemp(prefix="bench-emergency-")
+        data = {
+            "station": {"name": "bench", "data_dir": tmp, "socket": f"{tmp}/s.sock"},
+            "safety": {"deflate_confirm_s": 1.0},
+            "controllers": [
+                {"id": f"C{i}", "port": p, "channels": CHANNELS, "stream_hz": 100} for i, p in enumerate(ports)
+            ],
+            "cuffs": [
+                {"id": f"C{i}-{ch}", "controller": f"C{i}", "channel": ch, "limb": "leg"}
+                for i in range(CONTROLLERS)
+                for ch in range(1, CHANNELS + 1)
+            ],
+        }
+        station = Station(parse_config(data, f"{tmp}/config.toml"))
+        await station.start()
+        online = [c.id for c in station.controllers.values() if c.online]
+        print(f"station: {len(station.cuffs)} cuffs on {len(online)}/{CONTROLLERS} controllers ready")
+        for cuff_id in station.cuffs:
+            await station.inflate(cuff_id, mmhg=60)
+        await asyncio.sleep(1.0)
+
+        echos = [await open_port(p) for p in echo_paths]
+        reader, writer = echos[0]
+        line = frame("#1 PING")
+        floor: list[float] = []
+        floor4: list[float] = []
+        fire: list[float] = []
+        ping4: list[float] = []
+        call: list[float] = []
+        confirm: list[float] = []
+        unconfirmed = 0
+        samples0 = sum(c.samples for c in station.cuffs.values())
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        for i in range(runs + 10):
+            t0 = time.perf_counter()
+            writer.write(line)
+            await reader.readline()
+            t_floor = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for _, w in echos:
+                w.write(line)
+            await asyncio.gather(*(r.readline() for r, _ in echos))
+            t_floor4 = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            await asyncio.gather(*(link.command("PING") for link in station.links.values()))
+            t_ping4 = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            links = {cid: c.link for cid, c in station.controllers.items()}
+            run = station.emergency.fire(links, by="bench (writes only)")  # type: ignore[arg-type]
+            t_fire = time.perf_counter() - t0
+            await asyncio.wait(list(run.futures.values()))
+            await asyncio.sleep(0.01)
+            t0 = time.perf_counter()
+            snap = await station.emergency_deflate()
+            t_call = time.perf_counter() - t0
+            if i >= 10:  # warm-up
+                floor.append(t_floor)
+                floor4.append(t_floor4)
+                fire.append(t_fire)
+                ping4.append(t_ping4)
+                call.append(t_call)
+                if snap.latency_s is None:
+                    unconfirmed += 1
+                else:
+                    confirm.append(snap.latency_s)
+            station.snapshot()
+            await asyncio.sleep(0.02)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        samples = sum(c.samples for c in station.cuffs.values()) - samples0
+        for _, w in echos:
+            w.transport.abort()
+
+        print(f"load: {samples / wall:.0f} cuff samples/s received ({len(station.cuffs)} cuffs), "
+              f"station process CPU {100 * cpu / wall:.0f} % of one core")
+        floor50, floor99 = describe("floor: bare pty round trip (echo process)", floor)
+        describe(f"floor x{CONTROLLERS}: {CONTROLLERS} echo processes at once", floor4)
+        _, ping99 = describe(f"PING to all {CONTROLLERS} controllers via the links", ping4)
+        describe("station: the synchronous DEFLATE ALL writes", fire)
+        describe("emergency_deflate(): call to return", call)
+        conf50, conf99 = describe("emergency: call to last DEFLATE ALL OK", confirm)
+        print(f"  ratio p50 emergency / p50 floor: {conf50 / floor50:.2f}")
+        print(f"  unconfirmed within deflate_confirm_s: {unconfirmed}")
+        print(f"  ratio p99 emergency / p99 floor: {conf99 / floor99:.2f} (goal <= 3)")
+        print(f"  ratio p99 emergency / p99 PING-all: {conf99 / ping99:.2f} (station overhead over a no-op command)")
+        print(f"  mean floor {statistics.fmean(floor) * 1000:.3f} ms")
+        await station.stop()
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=200)
+    os.chdir(Path(__file__).resolve().parent.parent)
+    asyncio.run(main(ap.parse_args().runs))
