@@ -1,7 +1,4 @@
 """Supervisor rules about controllers (faults, latches, lost links, reboots) on their failure paths, with emulator faults over a real pty and link.
-
-Time-based rules run on a ManualClock: the test steps the clock, waits for samples stamped after
-the step (they arrive in real time), then calls ``check_now()``.
 """
 
 from __future__ import annotations
@@ -11,22 +8,8 @@ from pathlib import Path
 import pytest
 
 from console.station.api import CommandRefused, Priority
-from console.station.clock import ManualClock
 from console.station.station import Station
-from tests.test_station_support import alarms, cuff, fresh_samples, inflate_and_hold, make_config, wait_for
-
-
-async def manual_station(tmp_path: Path, **cfg) -> tuple[Station, ManualClock]:
-    clock = ManualClock()
-    st = Station(make_config(tmp_path, **cfg), clock=clock, check_interval_s=None)
-    await st.start()
-    return st, clock
-
-
-async def step(st: Station, clock: ManualClock, seconds: float) -> None:
-    clock.advance(seconds)
-    await fresh_samples(st)
-    st.check_now()
+from tests.test_station_support import alarms, cuff, inflate_and_hold, make_config, wait_for
 
 
 async def test_frozen_sensor_latches_and_needs_acknowledgement_to_clear(tmp_path: Path) -> None:
