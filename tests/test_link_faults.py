@@ -170,8 +170,8 @@ async def test_reboot_is_noticed_and_streaming_set_up_again(emu, make_link):
 
 
 async def test_deflate_all_now_goes_out_while_still_connecting(emu, make_link):
-    emu.fw.faults.slow_answer_s = 0.4
-    rig = await make_link(answer_timeout=1.0)
+    emu.fw.faults.slow_answer_s = 1.0  # HELLO's answer is a second away: a wide CONNECTING window
+    rig = await make_link(answer_timeout=2.5)
     await until(lambda: rig.spy.verbs() == ["HELLO"], "HELLO sent")
     assert rig.link.state is LinkState.CONNECTING
     fut = rig.link.deflate_all_now()
