@@ -17,6 +17,7 @@ import dataclasses
 import types
 import typing
 from enum import Enum
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from console.station.api import AlarmSnapshot, EmergencySnapshot, StationSnapshot
@@ -27,7 +28,15 @@ _NoneType = type(None)
 
 
 class WireError(ValueError):
-    """A wire value does not fit the dataclass it should become."""
+    """A wire value does not fit the dataclass it should become; the message names the field."""
+
+    def __init__(self, detail: str, path: str = "") -> None:
+        super().__init__(f"{path}: {detail}" if path else detail)
+        self.detail = detail
+        self.path = path
+
+    def within(self, outer: str) -> WireError:
+        return WireError(self.detail, outer + self.path)
 
 
 def to_wire(obj: Any) -> Any:
@@ -39,8 +48,10 @@ def to_wire(obj: Any) -> Any:
     if isinstance(obj, (int, float)):
         return obj
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_wire(getattr(obj, f.name)) for f in _fields(type(obj))}
+        return {name: to_wire(getattr(obj, name)) for name in _field_names(type(obj))}
     if isinstance(obj, (tuple, list)):
+        if all(type(v) is float for v in obj):
+            return list(obj)  # the traces: thousands of floats a frame, already plain
         return [to_wire(v) for v in obj]
     if isinstance(obj, dict):
         return {str(k): to_wire(v) for k, v in obj.items()}
@@ -49,7 +60,10 @@ def to_wire(obj: Any) -> Any:
 
 def from_wire(cls: type[T], data: Any) -> T:
     """Rebuild a ``cls`` dataclass from what :func:`to_wire` made of it."""
-    return _decode(cls, data, cls.__name__)
+    try:
+        return _decoder(cls)(data)  # type: ignore[no-any-return]
+    except WireError as exc:
+        raise exc.within(cls.__name__) from None
 
 
 def snapshot_from_wire(data: Any) -> StationSnapshot:
@@ -64,93 +78,167 @@ def emergency_from_wire(data: Any) -> EmergencySnapshot:
     return from_wire(EmergencySnapshot, data)
 
 
-_FIELDS: dict[type, tuple[dataclasses.Field[Any], ...]] = {}
-_HINTS: dict[type, dict[str, Any]] = {}
+_NAMES: dict[type, tuple[str, ...]] = {}
+_DECODERS: dict[Any, Callable[[Any], Any]] = {}
 
 
-def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
-    found = _FIELDS.get(cls)
+def _field_names(cls: type) -> tuple[str, ...]:
+    found = _NAMES.get(cls)
     if found is None:
-        found = _FIELDS[cls] = dataclasses.fields(cls)
+        found = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
     return found
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    found = _HINTS.get(cls)
+def _decoder(tp: Any) -> Callable[[Any], Any]:
+    """One decoding function per type, built once from the type hints (20 frames a second, per console)."""
+    found = _DECODERS.get(tp)
     if found is None:
-        found = _HINTS[cls] = typing.get_type_hints(cls)
+        found = _DECODERS[tp] = _build(tp)
     return found
 
 
-def _decode(tp: Any, value: Any, where: str) -> Any:
+def _build(tp: Any) -> Callable[[Any], Any]:
     origin = typing.get_origin(tp)
     if origin is typing.Union or origin is types.UnionType:
-        options = typing.get_args(tp)
-        if value is None:
-            if _NoneType in options:
-                return None
-            raise WireError(f"{where}: missing value")
-        errors: list[str] = []
-        for option in options:
-            if option is _NoneType:
-                continue
-            try:
-                return _decode(option, value, where)
-            except WireError as exc:
-                errors.append(str(exc))
-        raise WireError(errors[0] if len(errors) == 1 else f"{where}: {value!r} fits none of {tp}")
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise WireError(f"{where}: expected a list, got {type(value).__name__}")
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(args) != len(value):
-            raise WireError(f"{where}: expected {len(args)} items, got {len(value)}")
-        return tuple(_decode(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if origin is list:
-        if not isinstance(value, list):
-            raise WireError(f"{where}: expected a list, got {type(value).__name__}")
-        (arg,) = typing.get_args(tp)
-        return [_decode(arg, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return _build_union(tp)
+    if origin is tuple or origin is list:
+        return _build_sequence(tp, origin)
     if tp is Any:
-        return value
+        return lambda value: value
     if isinstance(tp, type):
         if dataclasses.is_dataclass(tp):
-            return _decode_dataclass(tp, value, where)
+            return _build_dataclass(tp)
         if issubclass(tp, Enum):
+            return _build_enum(tp)
+        if tp in _SCALARS:
+            return _SCALARS[tp]
+    raise TypeError(f"no wire form for {tp!r}")
+
+
+def _build_union(tp: Any) -> Callable[[Any], Any]:
+    options = [a for a in typing.get_args(tp) if a is not _NoneType]
+    nullable = len(options) < len(typing.get_args(tp))
+    decoders = [_decoder(o) for o in options]
+
+    def decode(value: Any) -> Any:
+        if value is None:
+            if nullable:
+                return None
+            raise WireError("missing value")
+        errors: list[WireError] = []
+        for dec in decoders:
             try:
-                return tp(value)
-            except ValueError:
-                raise WireError(f"{where}: {value!r} is not a {tp.__name__}") from None
-        if tp is bool:
-            if isinstance(value, bool):
-                return value
-        elif tp is float:
-            if isinstance(value, float):
-                return value
-            if isinstance(value, int) and not isinstance(value, bool):
-                return float(value)
-        elif tp is int:
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-        elif tp is str:
-            if isinstance(value, str):
-                return value
-        else:
-            raise WireError(f"{where}: no wire form for {tp.__name__}")
-        raise WireError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
-    raise WireError(f"{where}: no wire form for {tp!r}")
+                return dec(value)
+            except WireError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise WireError(f"{value!r} fits none of {tp}")
+
+    return decode
 
 
-def _decode_dataclass(cls: type, value: Any, where: str) -> Any:
-    if not isinstance(value, dict):
-        raise WireError(f"{where}: expected an object, got {type(value).__name__}")
-    hints = _hints(cls)
-    kwargs: dict[str, Any] = {}
-    for f in _fields(cls):
-        if f.name in value:
-            kwargs[f.name] = _decode(hints[f.name], value[f.name], f"{where}.{f.name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise WireError(f"{where}: missing field {f.name!r}")
-    return cls(**kwargs)
+def _build_sequence(tp: Any, origin: Any) -> Callable[[Any], Any]:
+    args = typing.get_args(tp)
+    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        fixed = [_decoder(a) for a in args]
+
+        def decode_fixed(value: Any) -> Any:
+            if type(value) is not list:
+                raise WireError(f"expected a list, got {type(value).__name__}")
+            if len(value) != len(fixed):
+                raise WireError(f"expected {len(fixed)} items, got {len(value)}")
+            return tuple(_item(dec, v, i) for i, (dec, v) in enumerate(zip(fixed, value)))
+
+        return decode_fixed
+    item_type = args[0]
+    item = _decoder(item_type)
+    make = tuple if origin is tuple else list
+    plain = item_type if item_type in (float, str) else None
+
+    def decode(value: Any) -> Any:
+        if type(value) is not list:
+            raise WireError(f"expected a list, got {type(value).__name__}")
+        if plain is not None and all(type(v) is plain for v in value):
+            return make(value)  # the fast path for traces
+        return make(_item(item, v, i) for i, v in enumerate(value))
+
+    return decode
+
+
+def _item(dec: Callable[[Any], Any], value: Any, index: int) -> Any:
+    try:
+        return dec(value)
+    except WireError as exc:
+        raise exc.within(f"[{index}]") from None
+
+
+def _build_dataclass(cls: type) -> Callable[[Any], Any]:
+    hints = typing.get_type_hints(cls)
+    plan = [
+        (
+            f.name,
+            _decoder(hints[f.name]),
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(cls)
+    ]
+
+    def decode(value: Any) -> Any:
+        if type(value) is not dict:
+            raise WireError(f"expected an object, got {type(value).__name__}")
+        kwargs: dict[str, Any] = {}
+        for name, dec, required in plan:
+            if name in value:
+                try:
+                    kwargs[name] = dec(value[name])
+                except WireError as exc:
+                    raise exc.within(f".{name}") from None
+            elif required:
+                raise WireError(f"missing field {name!r}")
+        return cls(**kwargs)
+
+    return decode
+
+
+def _build_enum(cls: type[Enum]) -> Callable[[Any], Any]:
+    def decode(value: Any) -> Any:
+        try:
+            return cls(value)
+        except ValueError:
+            raise WireError(f"{value!r} is not a {cls.__name__}") from None
+
+    return decode
+
+
+def _mismatch(name: str, value: Any) -> WireError:
+    return WireError(f"expected {name}, got {type(value).__name__} {value!r}")
+
+
+def _bool(value: Any) -> bool:
+    if type(value) is bool:
+        return value
+    raise _mismatch("bool", value)
+
+
+def _float(value: Any) -> float:
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    raise _mismatch("float", value)
+
+
+def _int(value: Any) -> int:
+    if type(value) is int:
+        return value
+    raise _mismatch("int", value)
+
+
+def _str(value: Any) -> str:
+    if type(value) is str:
+        return value
+    raise _mismatch("str", value)
+
+
+_SCALARS: dict[type, Callable[[Any], Any]] = {bool: _bool, float: _float, int: _int, str: _str}
