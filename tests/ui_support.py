@@ -193,6 +193,34 @@ class FakeStation:
 
 # -- helpers for run_test ------------------------------------------------------------
 
+async def press(pilot: object, *keys: str) -> None:
+    """Like ``pilot.press`` but without its CPU-idle wait (up to 2 s per key while emulators stream).
+
+    The key goes through the driver exactly as ``pilot.press`` sends it; we then wait
+    until the app and the screen have processed their queues, twice (a key may push a screen).
+    """
+    import unicodedata
+
+    from textual import events
+    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+
+    app = pilot.app  # type: ignore[attr-defined]
+    for key in keys:
+        if len(key) == 1 and not key.isalnum():
+            key = _character_to_key(key)
+        original = REPLACED_KEYS.get(key, key)
+        try:
+            char: str | None = unicodedata.lookup(_get_unicode_name_from_key(original))
+        except KeyError:
+            char = key if len(key) == 1 else None
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app._driver.send_message(event)
+        for _ in range(2):
+            await pilot._wait_for_screen()  # type: ignore[attr-defined]
+            await asyncio.sleep(0)
+
+
 def screen_lines(app: object) -> list[str]:
     """The plain text of every row the terminal would show right now."""
     screen = app.screen  # type: ignore[attr-defined]

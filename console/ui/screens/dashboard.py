@@ -101,7 +101,7 @@ class DashboardScreen(Screen[None]):
         if changed:
             self.header.show_snapshot(snap, self.size.width)
             self.emergency_bar.show_emergency(snap.emergency)
-            by_cuff = _cuff_alarms(snap.alarms)
+            by_cuff = _cuff_alarms(snap)
             for cuff in snap.cuffs:
                 panel = self.panels.get(cuff.id)
                 if panel is not None:
@@ -171,15 +171,22 @@ class DashboardScreen(Screen[None]):
         self.bfr.request_quit()
 
 
-def _cuff_alarms(alarms: tuple[AlarmSnapshot, ...]) -> dict[str, AlarmSnapshot]:
-    """Per cuff, the alarm to show: unacknowledged before acknowledged, then by priority (list order)."""
+def _cuff_alarms(snap: StationSnapshot) -> dict[str, AlarmSnapshot]:
+    """Per cuff, the alarm to show (its own, or its controller's).
+
+    Alarms arrive highest priority first; within a priority an unacknowledged
+    one wins, so the panel keeps flashing until every alarm on it is acknowledged.
+    """
+    by_ctrl: dict[str, list[str]] = {}
+    for c in snap.cuffs:
+        by_ctrl.setdefault(c.controller, []).append(c.id)
     out: dict[str, AlarmSnapshot] = {}
-    for a in alarms:
-        if a.cuff is None:
-            continue
-        cur = out.get(a.cuff)
-        if cur is None or (cur.acknowledged and not a.acknowledged and a.priority == cur.priority):
-            out[a.cuff] = a
+    for a in snap.alarms:
+        targets = [a.cuff] if a.cuff is not None else by_ctrl.get(a.controller or "", [])
+        for cid in targets:
+            cur = out.get(cid)
+            if cur is None or (cur.acknowledged and not a.acknowledged and a.priority == cur.priority):
+                out[cid] = a
     return out
 
 
