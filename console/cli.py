@@ -1,8 +1,135 @@
-"""The ``bfr-console`` entry point (placeholder until the station lands)."""
+"""The ``bfr-console`` entry point: one program, a few subcommands.
+
+``bfr-console`` alone runs the station of the config with its console on this
+terminal. The other subcommands serve the same station headless, attach a
+second console to it, run the controller emulator, measure a LOP without the
+UI, or print a session report. Every subcommand reads and checks the whole
+config before any port opens.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
 
-def main(argv: list[str] | None = None) -> int:
-    print("bfr-console: not built yet")
-    return 0
+log = logging.getLogger("bfr")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bfr-console",
+        description="BFR station console: runs several blood flow restriction cuffs at once.",
+        epilog="Emergency deflate of every cuff: F12 (or Ctrl+E) on any console screen.",
+    )
+    p.add_argument("--config", metavar="PATH", help="station config (default: ./config.toml, or $BFR_CONFIG)")
+    p.add_argument("--kiosk", action="store_true", help="kiosk mode: quitting needs a confirmation")
+    p.add_argument("--theme", choices=["auto", "textual-dark", "ansi"], help="colour theme (default: from config)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the station with its console here (the default)")
+    run.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)
+    run.add_argument("--kiosk", action="store_true", default=argparse.SUPPRESS)
+    run.add_argument("--theme", choices=["auto", "textual-dark", "ansi"], default=argparse.SUPPRESS)
+
+    serve = sub.add_parser("serve", help="run the station headless; consoles attach to it")
+    serve.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)
+
+    attach = sub.add_parser("attach", help="attach a console to a running station (e.g. over SSH)")
+    attach.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)
+    attach.add_argument("--socket", metavar="PATH", help="the station's socket (default: from the config)")
+    attach.add_argument("--kiosk", action="store_true", default=argparse.SUPPRESS)
+    attach.add_argument("--theme", choices=["auto", "textual-dark", "ansi"], default=argparse.SUPPRESS)
+
+    check = sub.add_parser("check-config", help="check a config and print what it describes")
+    check.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)
+
+    lop = sub.add_parser("measure-lop", help="measure one cuff's limb occlusion pressure, without the UI")
+    lop.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)
+    lop.add_argument("--cuff", required=True, help="cuff id from the config")
+    lop.add_argument("--position", default="seated", choices=["supine", "seated", "standing"])
+
+    rep = sub.add_parser("report", help="list sessions, or print / export one")
+    rep.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)
+    rep.add_argument("--session", type=int, help="session number")
+    rep.add_argument("--csv", metavar="PATH", help="write the session's samples as CSV")
+
+    sub.add_parser("emulator", help="run a controller emulator on a pseudo-terminal (see --help)", add_help=False)
+    return p
+
+
+def _load(args: argparse.Namespace):
+    from console.config import ConfigError, default_config_path, load_config
+
+    path = Path(args.config) if getattr(args, "config", None) else default_config_path()
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"bfr-console: the config was refused, nothing was started:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _setup_logging(config, to_stderr: bool) -> None:
+    handlers: list[logging.Handler] = []
+    data_dir = Path(config.station.data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(data_dir / "bfr-console.log"))
+    except OSError as exc:
+        print(f"bfr-console: cannot write the log in {data_dir}: {exc}", file=sys.stderr)
+    if to_stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(
+        level=os.environ.get("BFR_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["emulator"]:
+        from drivers.emulator.__main__ import main as emulator_main
+
+        return emulator_main(argv[1:])
+    args = _parser().parse_args(argv)
+    command = args.command or "run"
+    if command == "attach" and getattr(args, "socket", None):
+        from console.app_runner import run_attached
+
+        return run_attached(socket_path=args.socket, kiosk=getattr(args, "kiosk", False), theme=getattr(args, "theme", None) or "auto")
+    config = _load(args)
+    if command == "check-config":
+        from console.app_runner import describe_config
+
+        print(describe_config(config))
+        return 0
+    if command == "report":
+        from console.app_runner import run_report
+
+        return run_report(config, session=args.session, csv=args.csv)
+    _setup_logging(config, to_stderr=command in ("serve", "measure-lop"))
+    from console import app_runner
+
+    if command == "run":
+        return app_runner.run_console(config, kiosk=getattr(args, "kiosk", False), theme=getattr(args, "theme", None))
+    if command == "serve":
+        return asyncio.run(app_runner.serve(config))
+    if command == "attach":
+        return app_runner.run_attached(
+            socket_path=str(config.station.socket),
+            kiosk=getattr(args, "kiosk", False),
+            theme=getattr(args, "theme", None) or config.ui.theme,
+        )
+    if command == "measure-lop":
+        return asyncio.run(app_runner.measure_lop(config, cuff_id=args.cuff, position=args.position))
+    raise SystemExit(f"bfr-console: unknown command {command!r}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -64,7 +64,7 @@ class StationSettings:
     ceiling_mmhg: float = 300.0
     """Hard cap for any commanded pressure, at most 300."""
     data_dir: Path = Path("var")
-    socket: Path = Path("var/bfr.sock")
+    socket: Path = Path("var/socket/bfr.sock")
     occlusion_threshold_mmhg: float = 20.0
     """Pressure above which time counts as occlusion."""
 
@@ -425,7 +425,7 @@ def _station(data: Mapping[str, Any], problems: list[str], base: Path) -> Statio
     t = TableReader(data, "station", STATION_KEYS, problems)
     d = StationSettings()
     data_dir = t.text("data_dir", "var")
-    socket = t.text("socket", "var/bfr.sock")
+    socket = t.text("socket", "var/socket/bfr.sock")
     ceiling = _v(t.number("ceiling_mmhg", d.ceiling_mmhg, lo=0, hi=HARD_CEILING_MMHG, lo_open=True, unit="mmHg"), 300.0)
     threshold = t.number(
         "occlusion_threshold_mmhg", d.occlusion_threshold_mmhg, lo=0, hi=100, lo_open=True, unit="mmHg"
@@ -436,7 +436,7 @@ def _station(data: Mapping[str, Any], problems: list[str], base: Path) -> Statio
         name=_v(t.text("name", d.name), d.name),
         ceiling_mmhg=ceiling,
         data_dir=base / Path(_v(data_dir, "var")).expanduser(),
-        socket=base / Path(_v(socket, "var/bfr.sock")).expanduser(),
+        socket=base / Path(_v(socket, "var/socket/bfr.sock")).expanduser(),
         occlusion_threshold_mmhg=_v(threshold, d.occlusion_threshold_mmhg),
     )
 

@@ -1,0 +1,281 @@
+"""What each ``bfr-console`` subcommand does, wired from the parts.
+
+The CLI parses arguments; this module puts a station, its records, its
+socket server and a console together, and makes sure that every way out
+(quit, SIGTERM, SIGHUP, an exception, a crashed supervisor) deflates every
+cuff before the process ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("bfr.runner")
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _fail(message: str) -> int:
+    print(f"bfr-console: {message}", file=sys.stderr)
+    return 2
+
+
+def open_records(config: Any):
+    """The station's records, or None with a warning when they cannot be written."""
+    from console.station.records import Records, RecordsError
+
+    try:
+        return Records.open(Path(config.station.data_dir))
+    except RecordsError as exc:
+        raise SystemExit(_fail(f"the records cannot be opened, nothing was started:\n{exc}")) from None
+
+
+def build_station(config: Any, records: Any = None):
+    """A station with the therapy engine (LOP measurement, sessions) attached."""
+    from console.station.station import Station
+
+    station = Station(config, records=records)
+    try:
+        from console.station.therapy import TherapyManager
+    except ImportError:  # pragma: no cover - the therapy engine ships with the station
+        return station
+    station.attach_sessions(TherapyManager(station))
+    return station
+
+
+# ------------------------------------------------------------------ the console on a local station
+
+
+def run_console(config: Any, *, kiosk: bool = False, theme: str | None = None) -> int:
+    """``bfr-console`` / ``bfr-console run``: the station and its console in this terminal."""
+    return asyncio.run(_run_console(config, kiosk=kiosk, theme=theme or config.ui.theme))
+
+
+async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
+    from console.remote.server import ServeError, serve_station
+    from console.station.lifecycle import deflate_and_stop, install_signal_handlers
+    from console.ui.app import BfrApp
+
+    records = open_records(config)
+    station = build_station(config, records)
+    app = BfrApp(station, kiosk=kiosk, theme=theme, fps=config.ui.fps, bell=config.alarms.bell)
+    server = None
+    why = ["console closed"]
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        why[0] = sig.name
+        log.warning("runner: %s received, deflating every cuff and closing", sig.name)
+        app.exit(return_code=0, message=f"bfr-console: stopped by {sig.name}; every cuff was deflated.")
+
+    remove_signals = install_signal_handlers(loop, on_signal)
+    try:
+        try:
+            server = await serve_station(station, config, fps=float(config.ui.fps))
+        except ServeError as exc:
+            log.warning("runner: remote supervision is off: %s", exc)
+        # The console comes up at once; controllers show CONNECTING until their links are ready.
+        starting = asyncio.create_task(station.start(), name="station:start")
+
+        async def watch_failure() -> None:
+            await station.failed.wait()
+            why[0] = "station fault"
+            app.exit(return_code=3, message="bfr-console: the station stopped itself after a fault; every cuff was deflated.")
+
+        watcher = asyncio.create_task(watch_failure(), name="station:watch")
+        try:
+            await app.run_async()
+        finally:
+            watcher.cancel()
+            if not starting.done():
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(starting), 10)
+    finally:
+        task = asyncio.ensure_future(deflate_and_stop(station, by=f"console exit ({why[0]})"))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await task
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await server.stop()
+        if records is not None:
+            with contextlib.suppress(Exception):
+                records.close()
+        remove_signals()
+    return int(app.return_code or 0)
+
+
+# ------------------------------------------------------------------ headless station
+
+
+async def serve(config: Any) -> int:
+    """``bfr-console serve``: the station with no console; consoles attach over its socket."""
+    from console.remote.server import ServeError, serve_station
+    from console.station.lifecycle import run_station_until_signal
+
+    records = open_records(config)
+    station = build_station(config, records)
+    try:
+        server = await serve_station(station, config, fps=float(config.ui.fps))
+    except ServeError as exc:
+        if records is not None:
+            records.close()
+        return _fail(f"cannot serve the station: {exc}")
+    _say(f"SERVING {config.station.socket}")
+    try:
+        why = await run_station_until_signal(
+            station,
+            on_ready=lambda st: _say("STARTED " + ",".join(c.id for c in config.controllers)),
+            on_stopped=lambda snap, why: _say(f"STOPPED {why}"),
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            await server.stop()
+        if records is not None:
+            records.close()
+    return 0 if why in ("SIGTERM", "SIGINT", "SIGHUP") else 3
+
+
+# ------------------------------------------------------------------ attach to a running station
+
+
+def run_attached(*, socket_path: str, kiosk: bool = False, theme: str = "auto") -> int:
+    """``bfr-console attach``: the same console, fed by a station's socket."""
+    return asyncio.run(_run_attached(socket_path, kiosk=kiosk, theme=theme))
+
+
+async def _run_attached(socket_path: str, *, kiosk: bool, theme: str) -> int:
+    from console.remote.client import AccessRefused, StationUnavailable, attach
+    from console.station.lifecycle import install_signal_handlers
+    from console.ui.app import BfrApp
+
+    try:
+        remote = await attach(socket_path)
+    except (StationUnavailable, AccessRefused) as exc:
+        return _fail(str(exc))
+    app = BfrApp(remote, kiosk=kiosk, theme=theme)
+    remove_signals = install_signal_handlers(asyncio.get_running_loop(), lambda sig: app.exit(return_code=0))
+    try:
+        await app.run_async()
+    finally:
+        remove_signals()
+        await remote.close()
+    return int(app.return_code or 0)
+
+
+# ------------------------------------------------------------------ LOP without the UI
+
+
+async def measure_lop(config: Any, *, cuff_id: str, position: str) -> int:
+    """``bfr-console measure-lop``: measure one cuff and print ``LOP <mmHg>`` or why it failed."""
+    from console.station.lifecycle import deflate_and_stop, install_signal_handlers
+
+    if config.cuff(cuff_id) is None:
+        return _fail(f"no cuff {cuff_id!r} in {config.path} (cuffs: {', '.join(c.id for c in config.cuffs)})")
+    records = open_records(config)
+    station = build_station(config, records)
+    stop = asyncio.Event()
+    remove = install_signal_handlers(asyncio.get_running_loop(), lambda sig: stop.set())
+    code = 1
+    try:
+        await station.start()
+        cuff = next(c for c in station.snapshot().cuffs if c.id == cuff_id)
+        if not cuff.online:
+            _say(f"FAILED controller {cuff.controller} is not connected")
+            return 1
+        await station.measure_lop(cuff_id, position=position)
+        while not stop.is_set():
+            cuff = next(c for c in station.snapshot().cuffs if c.id == cuff_id)
+            prog = cuff.lop_measure
+            if prog is not None and prog.state in ("done", "failed"):
+                if prog.state == "done" and prog.lop is not None:
+                    conf = f" confidence={prog.confidence:.2f}" if prog.confidence is not None else ""
+                    _say(f"LOP {prog.lop:.0f}{conf} position={position}")
+                    code = 0
+                else:
+                    _say(f"FAILED {prog.message or 'no result'}")
+                break
+            if not cuff.online:
+                _say(f"FAILED controller {cuff.controller} went offline during the measurement")
+                break
+            await asyncio.sleep(0.1)
+        else:
+            _say("FAILED interrupted")
+    finally:
+        await deflate_and_stop(station, by="measure-lop exit")
+        if records is not None:
+            records.close()
+        remove()
+    return code
+
+
+# ------------------------------------------------------------------ records and config
+
+
+def run_report(config: Any, *, session: int | None, csv: str | None) -> int:
+    """``bfr-console report``: list the sessions, or print / export one."""
+    from console.station.records import Records, RecordsError
+    from console.station.report import export_session_csv, session_report
+
+    data_dir = Path(config.station.data_dir)
+    if not (data_dir / "records.sqlite3").exists():
+        return _fail(f"no records yet in {data_dir}")
+    try:
+        records = Records.open(data_dir, readonly=True)
+    except RecordsError as exc:
+        return _fail(str(exc))
+    try:
+        if session is None:
+            rows = records.sessions()
+            if not rows:
+                _say("no sessions recorded yet")
+            for s in rows:
+                _say(_session_line(s))
+            return 0
+        try:
+            if csv:
+                path = export_session_csv(records, session, Path(csv))
+                _say(f"wrote {path}")
+            else:
+                _say(session_report(records, session))
+        except RecordsError as exc:
+            return _fail(str(exc))
+        return 0
+    finally:
+        records.close()
+
+
+def _session_line(s: Any) -> str:
+    import datetime as dt
+
+    started = dt.datetime.fromtimestamp(s.started_at).strftime("%Y-%m-%d %H:%M")
+    end = s.end_reason or "running"
+    return f"#{s.id:<5} {started}  patient {s.patient_id:<12} {s.plan_name:<32} {end}"
+
+
+def describe_config(config: Any) -> str:
+    """A short, human summary of a config that passed every check."""
+    lines = [f"{config.path}: OK", f"station {config.station.name!r}, ceiling {config.station.ceiling_mmhg:g} mmHg"]
+    for c in config.controllers:
+        kind = "built-in emulator" if c.is_emulator else c.port
+        lines.append(f"controller {c.id}: {kind}, {c.channels} channels, watchdog {c.watchdog_ms} ms, {c.stream_hz} Hz")
+    for c in config.cuffs:
+        lim = config.limits(c.id)
+        lop = f", LOP {c.lop:g}" if c.lop else ""
+        lines.append(
+            f"cuff {c.id}: {c.label or c.limb} on {c.controller}/{c.channel}, up to {lim.max_pct_lop:g} % LOP{lop}, "
+            f"occlusion limit {lim.occlusion_limit_s / 60:g} min"
+        )
+    lines.append(f"plans: {', '.join(sorted(config.plans))}")
+    lines.append(f"records: {config.station.data_dir}; socket: {config.station.socket}")
+    return "\n".join(lines)
