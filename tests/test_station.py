@@ -24,7 +24,9 @@ async def station(tmp_path: Path):
 
 async def test_start_connects_every_controller_and_vents_every_cuff(station: Station) -> None:
     assert isinstance(station, StationHandle)
-    await wait_for(lambda: all(c.state == "VENTED" for c in station.snapshot().cuffs), "every cuff VENTED")
+    await wait_for(
+        lambda: all(c.state == "VENTED" and c.samples > 0 for c in station.snapshot().cuffs), "every cuff VENTED"
+    )
     snap = station.snapshot()
     assert [c.id for c in snap.cuffs] == ["A1", "A2", "B1", "B2"]
     assert all(c.state == "ready" and c.channels == 2 for c in snap.controllers)
@@ -131,8 +133,8 @@ async def test_snapshot_is_cached_and_cheap(station: Station) -> None:
     a = station.snapshot()
     b = station.snapshot()
     assert a is b, "nothing changed between two calls: the same object"
-    await wait_for(lambda: station.snapshot().seq > a.seq, "a new sample makes a new snapshot")
-    assert cuff(station, "A1").samples > a.cuffs[0].samples
+    await wait_for(lambda: cuff(station, "A1").samples > a.cuffs[0].samples, "a new sample shows in a new snapshot")
+    assert station.snapshot().seq > a.seq
 
 
 async def test_sessions_hook_refuses_until_plugged_in(station: Station) -> None:
