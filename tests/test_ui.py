@@ -12,7 +12,7 @@ from console.ui.app import BfrApp
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog
 from console.ui.screens.lists import AlarmListScreen, HelpScreen
 from console.ui.widgets.cuff_panel import CuffPanel
-from tests.ui_support import FakeStation, notices, screen_text, wait_for
+from tests.ui_support import FakeStation, notices, press, screen_text, wait_for
 
 
 def make_app(station: FakeStation, **kw: object) -> tuple[BfrApp, ManualClock]:
@@ -36,21 +36,21 @@ async def test_number_keys_arrows_and_tab_select_a_cuff() -> None:
     app, _ = make_app(st)
     async with app.run_test(size=(80, 24)) as pilot:
         assert app.selected == "A1" and panel(app, "A1").has_class("-selected")
-        await pilot.press("3")
+        await press(pilot, "3")
         assert app.selected == "B1"
         assert panel(app, "B1").has_class("-selected") and not panel(app, "A1").has_class("-selected")
         assert "> B1" in panel(app, "B1").border_title.replace("▶", ">")
-        await pilot.press("right")
+        await press(pilot, "right")
         assert app.selected == "B2"
-        await pilot.press("tab")
+        await press(pilot, "tab")
         assert app.selected == "A1"  # wraps
-        await pilot.press("shift+tab")
+        await press(pilot, "shift+tab")
         assert app.selected == "B2"
-        await pilot.press("up")  # two columns at 80 wide
+        await press(pilot, "up")  # two columns at 80 wide
         assert app.selected == "A2"
-        await pilot.press("down")
+        await press(pilot, "down")
         assert app.selected == "B2"
-        await pilot.press("9")  # no ninth cuff: nothing changes
+        await press(pilot, "9")  # no ninth cuff: nothing changes
         assert app.selected == "B2"
 
 
@@ -60,14 +60,14 @@ async def test_inflate_dialog_validates_then_sends_pct_lop() -> None:
     st = FakeStation(4)
     app, _ = make_app(st)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
-        await pilot.press("i")
+        await press(pilot, "i")
         assert isinstance(app.screen, InflateDialog)
-        await pilot.press(*"95%", "enter")
+        await press(pilot, *"95%", "enter")
         assert isinstance(app.screen, InflateDialog), "an invalid target keeps the dialog open"
         assert "above this cuff's maximum of 80" in screen_text(app)
-        await pilot.press("ctrl+u", *"abc", "enter")
+        await press(pilot, "ctrl+u", *"abc", "enter")
         assert "Type a number" in screen_text(app)
-        await pilot.press("ctrl+u", *"80%", "enter")
+        await press(pilot, "ctrl+u", *"80%", "enter")
         await wait_for(pilot, lambda: calls(st, "inflate"), what="inflate call")
         call = calls(st, "inflate")[0]
         assert call.args == ("A1",) and call.kwargs == {"mmhg": None, "pct_lop": 80.0}
@@ -79,13 +79,13 @@ async def test_inflate_dialog_mmhg_and_cancel_without_escape() -> None:
     st = FakeStation(4)
     app, _ = make_app(st)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("2", "i")
-        await pilot.press("f10")
+        await press(pilot, "2", "i")
+        await press(pilot, "f10")
         assert not isinstance(app.screen, InflateDialog)
-        await pilot.press("i", "tab", "tab", "enter")  # Input -> Inflate -> Cancel, Enter presses it
+        await press(pilot, "i", "tab", "tab", "enter")  # Input -> Inflate -> Cancel, Enter presses it
         assert not isinstance(app.screen, InflateDialog)
         assert not calls(st, "inflate")
-        await pilot.press("i", *"150", "enter")
+        await press(pilot, "i", *"150", "enter")
         await wait_for(pilot, lambda: calls(st, "inflate"))
         assert calls(st, "inflate")[0].args == ("A2",)
         assert calls(st, "inflate")[0].kwargs == {"mmhg": 150.0, "pct_lop": None}
@@ -96,19 +96,19 @@ async def test_nudge_and_deflate_keys_and_refusal_notification() -> None:
     st.set_cuff("A1", state="HOLDING", target=150.0, pressure=149.0)
     app, _ = make_app(st)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
-        await pilot.press("plus")
+        await press(pilot, "plus")
         await wait_for(pilot, lambda: len(calls(st, "nudge_target")) == 1)
-        await pilot.press("minus", "minus")
+        await press(pilot, "minus", "minus")
         await wait_for(pilot, lambda: len(calls(st, "nudge_target")) == 3)
         assert [c.args for c in calls(st, "nudge_target")] == [("A1", 5.0), ("A1", -5.0), ("A1", -5.0)]
         assert st.cuffs[0].target == 145.0
-        await pilot.press("d")
+        await press(pilot, "d")
         await wait_for(pilot, lambda: calls(st, "deflate"))
         assert calls(st, "deflate")[0].args == ("A1",)
         st.refuse["deflate"] = "Cuff A2 is already vented."
-        await pilot.press("2", "d")
+        await press(pilot, "2", "d")
         await wait_for(pilot, lambda: "Cuff A2 is already vented." in notices(app), what="refusal shown")
-        await pilot.press("plus")  # A2 not inflated: the fake refuses the nudge
+        await press(pilot, "plus")  # A2 not inflated: the fake refuses the nudge
         await wait_for(pilot, lambda: any("not inflated" in n for n in notices(app)))
 
 
@@ -119,11 +119,11 @@ async def test_observer_sees_operator_keys_unavailable_but_keeps_emergency() -> 
         for action in ("inflate", "deflate", "nudge", "ack", "silence"):
             assert app.screen.check_action(action, ()) is None
         assert app.screen.check_action("select", (1,)) is True
-        await pilot.press("i", "d", "plus", "s", "a")
+        await press(pilot, "i", "d", "plus", "s", "a")
         await pilot.pause()
         assert not isinstance(app.screen, InflateDialog)
         assert st.calls == []
-        await pilot.press("f12")
+        await press(pilot, "f12")
         await wait_for(pilot, lambda: calls(st, "emergency_deflate"))
         assert "[observer]" in screen_text(app)
 
@@ -132,7 +132,7 @@ async def test_observer_sees_operator_keys_unavailable_but_keeps_emergency() -> 
 
 async def _emergency_works(app: BfrApp, st: FakeStation, pilot: object, key: str) -> None:
     before = len(calls(st, "emergency_deflate"))
-    await pilot.press(key)  # type: ignore[attr-defined]
+    await press(pilot, key)  # type: ignore[attr-defined]
     await wait_for(pilot, lambda: len(calls(st, "emergency_deflate")) == before + 1, what=f"{key} deflate")
 
 
@@ -143,23 +143,23 @@ async def test_emergency_key_on_every_screen_and_dialog(key: str) -> None:
     app, _ = make_app(st)
     async with app.run_test(size=(80, 24)) as pilot:
         await _emergency_works(app, st, pilot, key)  # dashboard
-        await pilot.press("f1")
+        await press(pilot, "f1")
         assert isinstance(app.screen, HelpScreen)
         assert "EMERGENCY DEFLATE" in screen_text(app)
         await _emergency_works(app, st, pilot, key)
-        await pilot.press("enter")
-        await pilot.press("i", *"12")
+        await press(pilot, "enter")
+        await press(pilot, "i", *"12")
         assert isinstance(app.screen, InflateDialog) and app.focused is not None
         assert app.focused.id == "target"
         await _emergency_works(app, st, pilot, key)
         assert app.screen.query_one("#target").value == "12", "the key is not typed into the field"  # type: ignore[attr-defined]
-        await pilot.press("f10", "l")
+        await press(pilot, "f10", "l")
         assert isinstance(app.screen, AlarmListScreen)
         await _emergency_works(app, st, pilot, key)
-        await pilot.press("q")
+        await press(pilot, "q")
         st.set_cuff("A1", state="HOLDING", target=150.0, pressure=150.0)
         await pilot.pause()
-        await pilot.press("q")
+        await press(pilot, "q")
         assert isinstance(app.screen, ConfirmDialog)
         await _emergency_works(app, st, pilot, key)
         assert isinstance(app.screen, ConfirmDialog), "the emergency key does not answer the dialog"
@@ -170,9 +170,9 @@ async def test_emergency_is_not_held_behind_a_pending_command() -> None:
     st.hold_commands = asyncio.Event()
     app, _ = make_app(st)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("d")  # waits forever inside the station
+        await press(pilot, "d")  # waits forever inside the station
         await wait_for(pilot, lambda: calls(st, "deflate"))
-        await pilot.press("f12")
+        await press(pilot, "f12")
         await wait_for(pilot, lambda: calls(st, "emergency_deflate"))
         st.hold_commands.set()
 
@@ -185,7 +185,7 @@ async def test_emergency_bar_shows_confirmed_and_pending_controllers() -> None:
         await pilot.pause()
         text = screen_text(app)
         assert "F12 / Ctrl+E: EMERGENCY DEFLATE ALL" in text
-        await pilot.press("f12")
+        await press(pilot, "f12")
         await wait_for(pilot, lambda: "pending: ctl2" in screen_text(app), what="pending shown")
         assert "confirmed: ctl1" in screen_text(app)
 
@@ -213,7 +213,7 @@ async def test_alarm_appears_flashes_and_acknowledge_stops_it() -> None:
             clock.advance(0.25)
         assert phases == [(True, True), (False, False), (True, True), (False, False)]  # 2 Hz
         assert len(bells) >= 2, "a high alarm rings in bursts"
-        await pilot.press("2", "a")
+        await press(pilot, "2", "a")
         await wait_for(pilot, lambda: calls(st, "acknowledge"))
         assert calls(st, "acknowledge")[0].args == (1,)
         app.refresh_now()
@@ -247,7 +247,7 @@ async def test_medium_flashes_slower_low_is_steady_and_silence_stops_the_bell() 
         assert [a for a, _ in states] == [True, True, False, False] * 2  # ~0.6 Hz
         assert {b for _, b in states} == {False} and panel(app, "B1").has_class("-alarm-low")
         assert bells, "medium alarm rings"
-        await pilot.press("s")
+        await press(pilot, "s")
         await wait_for(pilot, lambda: calls(st, "silence"))
         assert calls(st, "silence")[0].args == (120.0,)
         await wait_for(pilot, lambda: any("silenced" in n for n in notices(app)))
@@ -258,7 +258,7 @@ async def test_medium_flashes_slower_low_is_steady_and_silence_stops_the_bell() 
             app.refresh_now()
         assert len(bells) == rung, "silenced: no bell"
         assert "silenced" in screen_text(app)
-        await pilot.press("A")
+        await press(pilot, "A")
         await wait_for(pilot, lambda: calls(st, "acknowledge"))
         assert calls(st, "acknowledge")[0].args == (None,)
 
@@ -268,7 +268,7 @@ async def test_ack_with_nothing_on_selected_cuff_says_so() -> None:
     st.raise_alarm(Priority.HIGH, "LEAK", "A2", "A2 leak")
     app, _ = make_app(st)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
-        await pilot.press("a")
+        await press(pilot, "a")
         await wait_for(pilot, lambda: any("No alarm on A1" in n for n in notices(app)))
         assert not calls(st, "acknowledge")
 
@@ -279,14 +279,14 @@ async def test_alarm_list_shows_log_and_acknowledges_highlighted() -> None:
     st.raise_alarm(Priority.HIGH, "LINK_LOST", None, "Controller ctl1 stopped answering")
     app, _ = make_app(st)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("l")
+        await press(pilot, "l")
         assert isinstance(app.screen, AlarmListScreen)
         text = screen_text(app)
         assert "LINK_LOST" in text and "LEAK" in text and "EMERGENCY DEFLATE" in text
-        await pilot.press("down", "a")  # second row: the older LEAK alarm
+        await press(pilot, "down", "a")  # second row: the older LEAK alarm
         await wait_for(pilot, lambda: calls(st, "acknowledge"))
         assert calls(st, "acknowledge")[0].args == (1,)
-        await pilot.press("l")
+        await press(pilot, "l")
         assert not isinstance(app.screen, AlarmListScreen)
 
 
@@ -294,14 +294,14 @@ async def test_help_lists_every_key() -> None:
     st = FakeStation(4)
     app, _ = make_app(st)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("f1")
+        await press(pilot, "f1")
         assert isinstance(app.screen, HelpScreen)
         table = app.screen.query_one("#keys")
         keys = " ".join(str(table.get_row_at(i)[0]) for i in range(table.row_count))  # type: ignore[attr-defined]
         for k in ("F12", "Ctrl+E", "F1", "Ctrl+Q", "1", "9", "Right", "Left", "Up", "Down", "Tab", "Shift+Tab",
                   "i", "+", "-", "d", "a", "A", "s", "l", "q", "F10", "Enter", "y", "n"):
             assert k in keys.split(" "), f"{k} missing from help: {keys}"
-        await pilot.press("f1")
+        await press(pilot, "f1")
         assert not isinstance(app.screen, HelpScreen)
 
 
@@ -311,7 +311,7 @@ async def test_quit_without_kiosk_and_nothing_inflated_quits() -> None:
     st = FakeStation(4)
     app, _ = make_app(st)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("q")
+        await press(pilot, "q")
         await wait_for(pilot, lambda: not app.is_running, what="exit")
 
 
@@ -320,14 +320,14 @@ async def test_quit_asks_when_a_cuff_is_inflated_and_n_stays() -> None:
     st.set_cuff("B2", state="HOLDING", target=150.0, pressure=150.0)
     app, _ = make_app(st)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("q")
+        await press(pilot, "q")
         assert isinstance(app.screen, ConfirmDialog)
         assert "B2" in screen_text(app)
-        await pilot.press("n")
+        await press(pilot, "n")
         assert not isinstance(app.screen, ConfirmDialog) and app.is_running
-        await pilot.press("q", "enter")  # Enter presses the focused "Stay"
+        await press(pilot, "q", "enter")  # Enter presses the focused "Stay"
         assert app.is_running and not isinstance(app.screen, ConfirmDialog)
-        await pilot.press("q", "y")
+        await press(pilot, "q", "y")
         await wait_for(pilot, lambda: not app.is_running, what="exit")
 
 
@@ -335,15 +335,15 @@ async def test_kiosk_never_quits_on_a_stray_key() -> None:
     st = FakeStation(4)
     app, _ = make_app(st, kiosk=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("ctrl+q")
+        await press(pilot, "ctrl+q")
         assert isinstance(app.screen, ConfirmDialog)
-        await pilot.press("x", "z", "escape")
+        await press(pilot, "x", "z", "escape")
         assert app.is_running
-        await pilot.press("ctrl+c", "ctrl+p", "q")
+        await press(pilot, "ctrl+c", "ctrl+p", "q")
         assert app.is_running
         if isinstance(app.screen, ConfirmDialog):
-            await pilot.press("n")
-        await pilot.press("q")
+            await press(pilot, "n")
+        await press(pilot, "q")
         assert isinstance(app.screen, ConfirmDialog)
-        await pilot.press("y")
+        await press(pilot, "y")
         await wait_for(pilot, lambda: not app.is_running, what="exit")

@@ -216,9 +216,10 @@ async def press(pilot: object, *keys: str) -> None:
         event = events.Key(key, char)
         event.set_sender(app)
         app._driver.send_message(event)
-        for _ in range(2):
+        for _ in range(3):
             await pilot._wait_for_screen()  # type: ignore[attr-defined]
             await asyncio.sleep(0)
+    await pilot.pause(0.05)  # type: ignore[attr-defined]  # let screens switch and a frame render
 
 
 def screen_lines(app: object) -> list[str]:

@@ -105,14 +105,14 @@ class CuffPanel(Widget):
         rows: list[Text] = []
 
         # Row 0: the state word, loud, plus the target.
-        state = Text(f" {c.state:<10} ", style=STATE_STYLE.get(c.state, "bold"))
+        state = (f" {c.state:<10} ", STATE_STYLE.get(c.state, "bold"))
         if c.target > 0:
             tgt = f"target {c.target:3.0f} mmHg"
             if c.target_pct_lop is not None:
                 tgt += f" {c.target_pct_lop:3.0f}%LOP"
         else:
             tgt = "target --"
-        rows.append(state + Text(" " + tgt.rjust(max(0, width - 13))))
+        rows.append(Text.assemble(state, " " + tgt.rjust(max(0, width - 13))))
 
         # Rows 1-3: big pressure digits with the unit and % LOP beside.
         big = render.big_lines(render.fmt_pressure(pressure), g.font)
@@ -125,7 +125,7 @@ class CuffPanel(Widget):
             side = [" mmHg", " no data", ""]
         big_style = "bold" if online else "dim"
         for r in range(3):
-            rows.append(Text(big[r], style=big_style) + Text(side[r]))
+            rows.append(Text.assemble((big[r], big_style), side[r]))
 
         # Row 4: gauge with the tolerance band.
         band_label = f" ±{c.tolerance:.0f}" if g is UNICODE else f" +-{c.tolerance:.0f}"
@@ -137,7 +137,9 @@ class CuffPanel(Widget):
             and abs(pressure - c.target) > c.tolerance
         )
         fill = "bold red" if off else ("bold blue" if is_inflated(c) else "green")
-        rows.append(render.gauge(pressure, c.target, c.tolerance, gwidth, g, fill_style=fill) + Text(band_label))
+        bar = render.gauge(pressure, c.target, c.tolerance, gwidth, g, fill_style=fill)
+        bar.append(band_label)
+        rows.append(bar)
 
         # Row 5: session / LOP / controller status.
         rows.append(Text(self._detail_line(), overflow="ellipsis", no_wrap=True))
@@ -151,7 +153,7 @@ class CuffPanel(Widget):
             occ_style = "bold yellow"
         top = render.gauge_scale(max(c.trace) if c.trace else None, c.target, c.tolerance)
         spark = render.sparkline(c.trace if online else (), max(0, width - len(occ)), g, top)
-        rows.append(Text(occ, style=occ_style) + Text(spark, style="blue"))
+        rows.append(Text.assemble((occ, occ_style), (spark, "blue")))
 
         # Row 7: the cuff's alarm, if any.
         a = self.cuff_alarm
