@@ -138,7 +138,7 @@ async def main(args: argparse.Namespace) -> None:
         procs = [
             await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "--child", str(socket), "--clients", str(n),
-                "--seconds", str(args.seconds), stdout=asyncio.subprocess.PIPE,
+                "--seconds", str(args.seconds), stdout=asyncio.subprocess.PIPE, limit=1 << 26,
             )
             for n in per
             if n

@@ -182,10 +182,8 @@ class StationServer:
         self._pump_task: asyncio.Task[None] | None = None
         self._clients: set[_Client] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
-        self._changed = asyncio.Event()
         self._frame_seq: int | None = None
         self._frame: bytes = b""
-        self._unsubscribe: Any = None
         self._station_records = callable(getattr(station, "acting_as", None))
         """The station records the commands it runs under ``acting_as(who)``; the server records the rest."""
         self.warnings: list[str] = []
@@ -210,20 +208,11 @@ class StationServer:
         os.chmod(self.socket_path, 0o660)
         if gid is not None:
             os.chown(self.socket_path, -1, gid)
-        add_observer = getattr(self.station, "add_observer", None)
-        if callable(add_observer):
-            self._unsubscribe = add_observer(self._on_station_change)
         self._pump_task = asyncio.create_task(self._pump(), name="station-server-pump")
         log.info("serving station on %s", self.socket_path)
 
     async def stop(self) -> None:
         """Tell every client the station is going, close them, remove the socket."""
-        unsubscribe, self._unsubscribe = self._unsubscribe, None
-        if callable(unsubscribe):
-            try:
-                unsubscribe()
-            except Exception:  # noqa: BLE001 - shutting down regardless
-                log.exception("could not unsubscribe from the station")
         if self._pump_task is not None:
             self._pump_task.cancel()
             await asyncio.gather(self._pump_task, return_exceptions=True)
@@ -250,29 +239,21 @@ class StationServer:
 
     # ----------------------------------------------------------- snapshots
 
-    def _on_station_change(self, *_: Any) -> None:
-        self._changed.set()
-
     async def _pump(self) -> None:
-        """Push at most ``fps`` frames a second; wake early when the station says it changed."""
+        """Look at the station ``fps`` times a second; push a frame when its seq moved."""
         loop = asyncio.get_running_loop()
         period = 1.0 / self.fps
-        last = loop.time() - period
+        next_at = loop.time()
         while True:
-            wait = last + period - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if not self._changed.is_set():
-                try:
-                    await asyncio.wait_for(self._changed.wait(), timeout=period)
-                except TimeoutError:
-                    pass  # poll anyway: a station without observers still gets served
-            self._changed.clear()
-            last = loop.time()
             try:
                 self._broadcast()
             except Exception:  # noqa: BLE001 - a bad snapshot must not stop the server
                 log.exception("could not send the station snapshot")
+            next_at += period
+            delay = next_at - loop.time()
+            if delay < 0:  # fell behind (a busy loop): carry on from now, never in a burst
+                next_at, delay = loop.time(), 0.0
+            await asyncio.sleep(delay)
 
     def _current_frame(self) -> tuple[int, bytes]:
         snap = self.station.snapshot()
