@@ -222,9 +222,13 @@ class StationServer:
         for client in list(self._clients):
             client.send({"op": protocol.ERROR, "reason": "the station is shutting down"})
             client.transport.close()
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
+            asyncio.get_running_loop().call_later(2.0, client.transport.abort)
+        if self._handlers:
+            # Closed transports end each handler's read with EOF; cancel only what still hangs.
+            _, hanging = await asyncio.wait(list(self._handlers), timeout=3.0)
+            for task in hanging:
+                task.cancel()
+            await asyncio.gather(*hanging, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -299,6 +303,8 @@ class StationServer:
             await self._serve_client(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # stop() gave up waiting; end quietly (the streams callback would log a cancelled task)
         except Exception:  # noqa: BLE001 - one client's trouble stays with that client
             log.exception("client connection failed")
         finally:
