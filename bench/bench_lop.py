@@ -31,7 +31,6 @@ if __package__ in (None, ""):
 from console.station.clock import ManualClock  # noqa: E402
 from console.station.lop import LopMeasurement, LopResult  # noqa: E402
 from drivers import codec  # noqa: E402
-from drivers.emulator import physics  # noqa: E402
 from drivers.emulator.firmware import ControllerFirmware  # noqa: E402
 
 
@@ -68,13 +67,19 @@ class Rig:
         *,
         heart_rate: float = 70.0,
         pulse_amplitude: float = 2.0,
+        sensor_noise: float = 0.3,
         seed: int = 0,
         hz: int = 50,
         moving: bool = False,
     ) -> None:
         self.clock = ManualClock(start=0.0)
         self.fw = ControllerFirmware(
-            channels=1, lops=[lop], heart_rate=heart_rate, pulse_amplitude=pulse_amplitude, seed=seed
+            channels=1,
+            lops=[lop],
+            heart_rate=heart_rate,
+            pulse_amplitude=pulse_amplitude,
+            sensor_noise=sensor_noise,
+            seed=seed,
         )
         self.hz = hz
         self.reader = codec.LineReader()
@@ -145,26 +150,21 @@ class Rig:
 
 
 def measure_limb(limb: Limb, *, hz: int = 50, **kwargs: object) -> Outcome:
-    """Measure one simulated limb; sensor noise is set through the physics module's constant."""
-    saved = physics.SENSOR_NOISE
-    physics.SENSOR_NOISE = limb.noise
-    try:
-        rig = Rig(
-            limb.lop,
-            heart_rate=limb.heart_rate,
-            pulse_amplitude=limb.pulse_amplitude,
-            seed=limb.seed,
-            hz=hz,
-            moving=limb.moving,
-        )
-        m = LopMeasurement(clock=rig.clock, **kwargs)  # type: ignore[arg-type]
-        cpu0 = time.process_time()
-        t0 = rig.now
-        result = rig.measure(m)
-        assert m.started_at is not None and m.ended_at is not None
-        return Outcome(limb, result, m.ended_at - m.started_at, time.process_time() - cpu0, rig.max_target)
-    finally:
-        physics.SENSOR_NOISE = saved
+    """Measure one simulated limb on its own emulated channel."""
+    rig = Rig(
+        limb.lop,
+        heart_rate=limb.heart_rate,
+        pulse_amplitude=limb.pulse_amplitude,
+        sensor_noise=limb.noise,
+        seed=limb.seed,
+        hz=hz,
+        moving=limb.moving,
+    )
+    m = LopMeasurement(clock=rig.clock, **kwargs)  # type: ignore[arg-type]
+    cpu0 = time.process_time()
+    result = rig.measure(m)
+    assert m.started_at is not None and m.ended_at is not None
+    return Outcome(limb, result, m.ended_at - m.started_at, time.process_time() - cpu0, rig.max_target)
 
 
 def population(n: int, seed: int) -> list[Limb]:

@@ -201,6 +201,7 @@ class ControllerFirmware:
         lops: list[float] | None = None,
         heart_rate: float = 70.0,
         pulse_amplitude: float = 2.0,
+        sensor_noise: float = SENSOR_NOISE,
         seed: int = 0,
         model: str = "EMU-4",
         fw: str = "1.0",
@@ -215,6 +216,8 @@ class ControllerFirmware:
             raise ValueError(f"heart_rate must be 20..220 /min, got {heart_rate}")
         if not 0.0 <= pulse_amplitude <= 20.0:
             raise ValueError(f"pulse_amplitude must be 0..20 mmHg, got {pulse_amplitude}")
+        if not 0.0 <= sensor_noise <= 20.0:
+            raise ValueError(f"sensor_noise must be 0..20 mmHg, got {sensor_noise}")
         for name, value in (("model", model), ("fw", fw), ("serial", serial)):
             if not _NAME.match(value):
                 raise ValueError(f"{name} must be 1..16 printable characters without space or '*', got {value!r}")
@@ -239,6 +242,7 @@ class ControllerFirmware:
                     float(lops[i]),
                     heart_rate=heart_rate,
                     pulse_amplitude=pulse_amplitude,
+                    sensor_noise=sensor_noise,
                 ),
             )
             for i in range(channels)

@@ -115,6 +115,8 @@ class ChannelPhysics:
     leak_rate: float = 0.0
     vent_stuck: bool = False
     moving: bool = False
+    sensor_noise: float = SENSOR_NOISE
+    """Gaussian sensor noise of this channel, mmHg (one standard deviation)."""
     frozen: bool = False
     broken: bool = False
     pump_gain: float = field(init=False)
@@ -243,6 +245,6 @@ class ChannelPhysics:
             if self._frozen_value is None:
                 self._frozen_value = self.pressure + self.sensor_offset
             return self._frozen_value
-        value = self.pressure + self.sensor_offset + self.rng.gauss(0.0, SENSOR_NOISE)
+        value = self.pressure + self.sensor_offset + self.rng.gauss(0.0, self.sensor_noise)
         self._frozen_value = None
         return value
