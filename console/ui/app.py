@@ -282,15 +282,25 @@ class BfrApp(App[None]):
                 if b.system:
                     continue
                 desc = b.description or b.action
+                if b.action.startswith("select("):
+                    grouped.setdefault(("select", "select cuff 1..9 (in screen order)"), []).append(key_label(b.key))
+                    continue
                 if b.action == "emergency":
                     desc = "EMERGENCY DEFLATE ALL cuffs (no confirmation)"
                 keys = grouped.setdefault((b.action, desc), [])
                 label = key_label(b.key) if b.key_display is None or "," in b.key else b.key_display
                 if label not in keys:
                     keys.append(label)
-            for (_, desc), keys in grouped.items():
-                rows.append((" / ".join(keys), desc, where))
+            for (action, desc), keys in grouped.items():
+                label = f"{keys[0]}-{keys[-1]}" if action == "select" else " / ".join(keys)
+                rows.append((label, desc, where))
         return rows
+
+    def get_key_display(self, binding: Binding) -> str:
+        """Key names the Linux console can draw (no ⏎ or arrows glyphs): ``Enter``, ``Esc``, ``F12``."""
+        if binding.key_display:
+            return binding.key_display
+        return key_label(binding.key)
 
     # -- quitting ---------------------------------------------------------------------
     def request_quit(self) -> None:

@@ -33,9 +33,9 @@ class HelpScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(" Keys (F1, Enter or q closes)", classes="screen-title")
         table: DataTable[str] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
-        table.add_columns("key", "does", "where")
+        table.add_columns("key", "where", "does")
         for key, desc, where in self.rows:
-            table.add_row(key, desc, where)
+            table.add_row(key, where, desc)
         yield table
         yield EmergencyBar(id="emergency")
         yield Footer()
