@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -126,6 +127,9 @@ async def test_observer_in_another_process_may_emergency_deflate_but_not_inflate
     server = StationServer(station, sock, station.config.roles, group=NOBODY)
     await server.start()
     try:
+        # The group the server was given owns the directory (0750) and the socket (0660): nobody's way in.
+        assert (sock.parent.stat().st_gid, stat.S_IMODE(sock.parent.stat().st_mode)) == (NOBODY, 0o750)
+        assert (sock.stat().st_gid, stat.S_IMODE(sock.stat().st_mode)) == (NOBODY, 0o660)
         await inflate_and_hold(station, "A1", 100)
         got = await run_as(NOBODY, NOBODY, sock, "deflate")
         assert got["role"] == "observer"
