@@ -90,6 +90,8 @@ async def test_observer_may_not_inflate_but_may_emergency_deflate(station: FakeS
             with pytest.raises(CommandRefused, match="observer"):
                 await refused
         assert not [c for c in station.calls if c[0] != "emergency_deflate"]
+        station.raise_alarm("LEAK")
+        await wait_until(lambda: [a.cause for a in remote.alarm_log()] == ["LEAK"], what="the observer's alarm log")
         result = await remote.emergency_deflate()
         assert isinstance(result, EmergencySnapshot) and result.confirmed == ("rack",)
         assert station.emergencies == 1
