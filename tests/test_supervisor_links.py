@@ -1,4 +1,5 @@
-"""Supervisor rules about controllers (faults, latches, lost links, reboots) on their failure paths, with emulator faults over a real pty and link.
+"""Supervisor rules about controllers (faults, latches, lost links, reboots) on their failure paths,
+with emulator faults over a real pty and the real link.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import drivers.emulator.firmware as firmware_mod
 from console.station.api import CommandRefused, Priority
 from console.station.station import Station
 from tests.test_station_support import alarms, cuff, inflate_and_hold, make_config, wait_for
@@ -34,6 +36,38 @@ async def test_frozen_sensor_latches_and_needs_acknowledgement_to_clear(tmp_path
         await inflate_and_hold(st, "A1", 80)
     finally:
         await st.stop()
+
+async def test_overpressure_from_outside_latches_the_cuff(tmp_path: Path) -> None:
+    st = Station(make_config(tmp_path, controllers=1))
+    await st.start()
+    try:
+        await inflate_and_hold(st, "A2", 100)
+        st.emulators["A"].firmware.push(2, 250)  # someone leans on the cuff: far above max + 10
+        await wait_for(lambda: alarms(st, "OVERPRESSURE"), "OVERPRESSURE alarm", 10)
+        [alarm] = alarms(st, "OVERPRESSURE")
+        assert alarm.priority is Priority.HIGH and alarm.cuff == "A2"
+        assert cuff(st, "A2").latched and cuff(st, "A2").target == 0
+        with pytest.raises(CommandRefused, match="latched"):
+            await st.inflate("A2", mmhg=50)
+    finally:
+        await st.stop()
+
+
+async def test_vent_failure_is_a_high_alarm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(firmware_mod, "VENTFAIL_S", 0.3)  # the emulated controller gives up on its valve sooner
+    st = Station(make_config(tmp_path, controllers=1))
+    await st.start()
+    try:
+        await inflate_and_hold(st, "A1", 90)
+        st.emulators["A"].firmware.faults.vent_stuck.add(1)
+        await st.deflate("A1")
+        await wait_for(lambda: alarms(st, "VENTFAIL"), "VENTFAIL alarm", 10)
+        [alarm] = alarms(st, "VENTFAIL")
+        assert alarm.priority is Priority.HIGH and alarm.cuff == "A1" and "valve" in alarm.message
+    finally:
+        st.emulators["A"].firmware.faults.vent_stuck.clear()
+        await st.stop()
+
 
 async def test_watchdog_trip_latches_every_channel(tmp_path: Path) -> None:
     st = Station(make_config(tmp_path, controllers=2))

@@ -63,6 +63,8 @@ class CuffState:
         # supervisor bookkeeping
         "off_since",
         "off_raised",
+        "armed",
+        "target_set_at",
         "leak_since",
         "occ_warned",
         "occ_limit_hit",
@@ -102,6 +104,9 @@ class CuffState:
         """A deflate was asked for and not confirmed yet (link down): resent when the link returns."""
         self.off_since: float | None = None
         self.off_raised = False
+        self.armed = False
+        """The off-target rule judges this cuff only once pressure has reached its (new) target."""
+        self.target_set_at = 0.0
         self.leak_since: float | None = None
         self.occ_warned = False
         self.occ_limit_hit = False
@@ -160,6 +165,14 @@ class CuffState:
         if self.lop:
             return self.lop * self.spec.max_pct_lop / 100.0
         return max_mmhg_without_lop
+
+    def new_target(self, mmhg: float, now: float) -> None:
+        """The target changed: the off-target rule waits until the pressure gets there."""
+        if mmhg != self.target:
+            self.target = mmhg
+            self.armed = False
+            self.target_set_at = now
+            self.off_since = None
 
     def reset_live(self) -> None:
         """Forget what the controller said (link lost): nothing stale is shown as live."""

@@ -356,7 +356,7 @@ class Station:
                 cuff.pending_deflate = False
         elif st.target != cuff.target:
             was = cuff.target
-            cuff.target = st.target  # the controller's target is what is really happening
+            cuff.new_target(st.target, now)  # the controller's target is what is really happening
             if was > 0 and st.target == 0:
                 self.supervisor.on_deflated(cuff)
         self.supervisor.on_status(ctrl, cuff, st, now)
@@ -487,11 +487,8 @@ class Station:
             # A deflate or an emergency came in while the SET was on its way: the deflate wins.
             self._deflate_soon(cuff, "a deflate overtook an inflate", record=False)
             raise CommandRefused(f"{cuff.id} was deflated while the inflate was on its way; it stays deflated.")
-        was = cuff.target
-        cuff.target = mmhg
+        cuff.new_target(mmhg, self.clock.monotonic())
         cuff.pending_deflate = False
-        if was != mmhg:
-            cuff.off_since = None
         self._dirty = True
 
     async def deflate(self, cuff_id: str) -> None:

@@ -38,6 +38,9 @@ class Limits:
     leak_duty_pct: int = 95
     """Pump duty that counts as 'running without pause' for the leak rule."""
     max_mmhg_without_lop: float = 100.0
+    settle_s: float = 10.0
+    """After a target change, the longest the pressure may take to get there before the
+    off-target rule judges it anyway (a thigh cuff fills 0 to 200 mmHg in 3-5 s)."""
     limit_deflate_retry_s: float = 2.0
     """How often the occlusion limit re-sends its deflate while pressure stays up."""
 
@@ -316,6 +319,12 @@ class Supervisor:
         if target > 0:
             dev = p - target
             tol = cuff.spec.tolerance
+            if not cuff.armed:
+                # still on its way to a new target (filling, or venting down to a lower one)
+                if -tol <= dev <= tol or now - cuff.target_set_at > lim.settle_s:
+                    cuff.armed = True
+                else:
+                    return self._check_occlusion(cuff, now)
             off = dev > tol or (dev < -tol and cuff.ctrl_state == "HOLDING")
             if off:
                 if cuff.off_since is None:
@@ -338,7 +347,10 @@ class Supervisor:
                     self.alarms.clear_condition("OFF_TARGET", cuff=cuff.id)
         elif cuff.off_raised or cuff.off_since is not None:
             self.on_deflated(cuff)
-        # --- occlusion time
+        self._check_occlusion(cuff, now)
+
+    def _check_occlusion(self, cuff: CuffState, now: float) -> None:
+        lim = self.limits
         since = cuff.occlusion_since
         if since is None:
             if cuff.occ_warned or cuff.occ_limit_hit:
