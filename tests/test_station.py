@@ -170,3 +170,53 @@ async def test_stop_vents_every_inflated_cuff(tmp_path: Path) -> None:
     finally:
         for stop in st._late_stops:  # type: ignore[attr-defined]
             await stop()
+
+
+async def test_a_controller_late_at_start_is_deflated_on_first_contact(tmp_path: Path) -> None:
+    from console.config import parse_config
+    from drivers.codec import encode_command
+    from drivers.emulator import ControllerFirmware, PtyEmulator
+
+    fw = ControllerFirmware(channels=2, lops=[200.0, 190.0], seed=7)
+    emu = PtyEmulator(fw, link_path=str(tmp_path / "ttyLate"))
+    await emu.start()
+    await emu.unplug()  # not there when the station starts
+    # whatever it was doing before: inflating channel 2 (with a long watchdog, so it is not what vents it)
+    fw.receive(encode_command(60001, "WATCHDOG", 10000), emu.now())
+    fw.receive(encode_command(60002, "SET", 2, 120), emu.now())
+    data = {
+        "station": {"data_dir": "var", "socket": "var/s.sock"},
+        "controllers": [{"id": "L", "port": emu.link_path, "channels": 2}],
+        "cuffs": [{"id": "L1", "controller": "L", "channel": 1, "limb": "arm"},
+                  {"id": "L2", "controller": "L", "channel": 2, "limb": "arm"}],
+    }
+    st = Station(parse_config(data, str(tmp_path / "config.toml")), ready_timeout_s=0.3)
+    await st.start()
+    try:
+        assert cuff(st, "L2").state == "CONNECTING" and not cuff(st, "L2").online
+        assert fw.channel(2).target == 120
+        await emu.replug()
+        await wait_for(lambda: fw.channel(2).target == 0, "first-contact DEFLATE ALL", 15)
+        assert not fw.channel(2).latched, "vented by the station, not by a watchdog"
+        assert st.controllers["L"].startup_deflated
+    finally:
+        await st.stop()
+        await emu.stop()
+
+
+async def test_a_crash_in_the_rules_deflates_everything(tmp_path: Path) -> None:
+    st = Station(make_config(tmp_path, controllers=2))
+    await st.start()
+    try:
+        await st.inflate("A1", mmhg=80)
+        await st.inflate("B1", mmhg=60)
+
+        def broken(ctrl: object, now: float) -> None:
+            raise ZeroDivisionError("bug")
+
+        st.supervisor.on_sample = broken  # type: ignore[method-assign]
+        await wait_for(st.failed.is_set, "station marked failed")
+        await wait_for(lambda: all(e.firmware.channel(1).target == 0 for e in st.emulators.values()), "all deflated")
+        assert [a.cause for a in st.snapshot().alarms] == ["SUPERVISOR"]
+    finally:
+        await st.stop()

@@ -221,6 +221,8 @@ class Station:
         for link, out in zip(ready, outcomes):
             if isinstance(out, BaseException):
                 log.warning("station: start-up DEFLATE ALL on %s failed: %s", link.name, out)
+            else:
+                self.controllers[link.name].startup_deflated = True
         self._emit(StationEvent("station", self.clock.wall(), "station", "station started"))
         if self.check_interval_s is not None:
             self._check_task = asyncio.create_task(self._check_loop(), name="station:supervisor")
@@ -293,6 +295,8 @@ class Station:
 
     async def _fail_safe(self, why: str) -> None:
         """The supervisor cannot be trusted any more: deflate all, alarm, and ask to be stopped."""
+        if self.failed.is_set():
+            return
         self.failed.set()
         with contextlib.suppress(Exception):
             self.alarms.raise_alarm("SUPERVISOR", Priority.HIGH, f"Station fault: {why}; every cuff deflated.")
@@ -317,6 +321,15 @@ class Station:
         pairs = tuple((c, c.channel - 1) for c in ctrl.cuffs)
 
         def on_msg(msg: object) -> None:
+            try:
+                handle(msg)
+            except Exception:
+                # A bug in the rules must not leave patients unwatched: deflate everything and stop.
+                log.exception("station: handling %r from %s crashed", msg, ctrl.id)
+                if not self.failed.is_set():
+                    self._spawn(self._fail_safe(f"handling a report from controller {ctrl.id} failed"), "station:fail-safe")
+
+        def handle(msg: object) -> None:
             cls = type(msg)
             if cls is Sample:
                 now = clock.monotonic()
@@ -402,6 +415,13 @@ class Station:
         link = ctrl.link
         if link is None:
             return
+        if not ctrl.startup_deflated:
+            # first contact (also for a controller that was late at start): vent whatever it was doing
+            try:
+                await link.deflate("ALL")  # type: ignore[attr-defined]
+                ctrl.startup_deflated = True
+            except LinkError as exc:
+                log.warning("station: first DEFLATE ALL on %s failed: %s", ctrl.id, exc)
         for cuff in ctrl.cuffs:
             if cuff.pending_deflate:
                 with contextlib.suppress(LinkError):

@@ -61,6 +61,7 @@ class ControllerState:
         "last_sample_at",
         "error",
         "lost_alarm",
+        "startup_deflated",
     )
 
     def __init__(self, id: str, port: str, cuffs: tuple[CuffState, ...]) -> None:
@@ -77,6 +78,8 @@ class ControllerState:
         self.last_sample_at: float | None = None
         self.error = ""
         self.lost_alarm = False
+        self.startup_deflated = False
+        """DEFLATE ALL was confirmed on first contact."""
 
     @property
     def online(self) -> bool:
