@@ -62,6 +62,34 @@ def describe(label: str, values_s: list[float]) -> tuple[float, float]:
     return p50, p99
 
 
+def hot_path_costs(station: Station) -> None:
+    """CPU cost of the station's share of one sample, and of a snapshot, in this process."""
+    from drivers.codec import Sample
+
+    ctrl = next(iter(station.controllers.values()))
+    listener = station._listener_for(ctrl)
+    samples = [Sample(i, tuple(60.0 + (i % 7) * 0.1 + ch for ch in range(CHANNELS))) for i in range(1000)]
+    n = 20_000
+    t0 = time.process_time()
+    for i in range(n):
+        listener(samples[i % 1000])
+    per_sample = (time.process_time() - t0) / n
+    print(f"station listener: {per_sample * 1e6:.1f} us CPU per {CHANNELS}-channel sample line "
+          f"-> {per_sample * 100 * CONTROLLERS * 100:.1f} % of a core for {CONTROLLERS * CHANNELS} cuffs at 100 Hz "
+          f"(link parsing not included)")
+    m = 2000
+    t0 = time.process_time()
+    for _ in range(m):
+        station._dirty = True
+        station.snapshot()
+    per_snap = (time.process_time() - t0) / m
+    t0 = time.process_time()
+    for _ in range(m):
+        station.snapshot()
+    cached = (time.process_time() - t0) / m
+    print(f"snapshot(): {per_snap * 1e6:.0f} us to rebuild ({len(station.cuffs)} cuffs), {cached * 1e6:.1f} us cached")
+
+
 async def spawn(*args: str) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
@@ -173,6 +201,7 @@ async def main(runs: int) -> None:
         print(f"  ratio p99 emergency / p99 floor: {conf99 / floor99:.2f} (goal <= 3)")
         print(f"  ratio p99 emergency / p99 PING-all: {conf99 / ping99:.2f} (station overhead over a no-op command)")
         print(f"  mean floor {statistics.fmean(floor) * 1000:.3f} ms")
+        hot_path_costs(station)
         await station.stop()
     finally:
         for proc in procs:
