@@ -18,8 +18,9 @@ async def test_alarms_emergencies_and_commands_reach_sqlite(tmp_path: Path) -> N
             await st.inflate("A1", mmhg=70)
         await st.emulators["B"].unplug()
         await wait_for(lambda: alarms(st, "LINK_LOST"), "LINK_LOST")
-        snap = await st.emergency_deflate()
-        assert snap.pending == ("B",)
+        with st.acting_as("ssh:bob", "observer"):
+            snap = await st.emergency_deflate()
+        assert snap.pending == ("B",) and snap.by == "ssh:bob"
         await st.emulators["B"].replug()
         await wait_for(lambda: st.snapshot().emergency.pending == (), "B confirms", 15)
         await wait_for(lambda: not alarms(st, "LINK_LOST")[0].active, "B back", 10)
@@ -31,9 +32,10 @@ async def test_alarms_emergencies_and_commands_reach_sqlite(tmp_path: Path) -> N
         assert lost.cleared_at is not None and lost.acknowledged_at is not None
         [em] = records.emergencies()
         assert em.confirmed == ("A", "B") and em.pending == () and em.latency_s is not None
-        whats = [(c.who, c.what) for c in records.commands()]
-        assert ("ssh:alice", "inflate A1 70 mmHg") in whats
-        assert any(w == "EMERGENCY DEFLATE ALL" for _, w in whats)
+        whats = [(c.who, c.role, c.what) for c in records.commands()]
+        assert ("ssh:alice", "operator", "inflate A1 70 mmHg") in whats
+        assert ("ssh:bob", "observer", "EMERGENCY DEFLATE ALL") in whats
+        assert em.by == "ssh:bob"
     finally:
         await st.stop()
         records.close()

@@ -60,6 +60,7 @@ SNAPSHOT_MAX_AGE_S = 0.1
 """A cached snapshot older than this (station clock) is rebuilt, so ages and timers move."""
 
 _actor: contextvars.ContextVar[str] = contextvars.ContextVar("station_actor", default="local")
+_actor_role: contextvars.ContextVar[str | None] = contextvars.ContextVar("station_actor_role", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,12 +433,14 @@ class Station:
     # ================================================================== commands
 
     @contextlib.contextmanager
-    def acting_as(self, who: str) -> Iterator[None]:
-        """Attribute the commands issued inside this block to ``who`` (remote sessions use it)."""
+    def acting_as(self, who: str, role: Role | str | None = None) -> Iterator[None]:
+        """Attribute the commands issued inside this block to ``who`` (and its role, for the records)."""
         token = _actor.set(who)
+        role_token = _actor_role.set(getattr(role, "value", role) if role is not None else None)
         try:
             yield
         finally:
+            _actor_role.reset(role_token)
             _actor.reset(token)
 
     def _lookup(self, cuff_id: str) -> tuple[CuffState, ControllerState]:
@@ -713,7 +716,8 @@ class Station:
         self._commands.append((at, who, what))
         self._emit(StationEvent("command", at, who, what))
         if self.records is not None:
-            self._to_records("record_command", who, "operator" if who not in ("supervisor", "station") else "station", what, at)
+            role = "station" if who in ("supervisor", "station") else (_actor_role.get() or Role.OPERATOR.value)
+            self._to_records("record_command", who, role, what, at)
 
     def command_log(self, limit: int = 100) -> list[tuple[float, str, str]]:
         return list(self._commands)[-limit:][::-1]
