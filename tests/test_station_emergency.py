@@ -55,6 +55,8 @@ async def test_silent_controller_raises_high_alarm_and_confirms_when_back(tmp_pa
         assert st.emulators["A"].firmware.channel(1).target == 0
         assert fw_b.channel(1).target == 60, "the silent controller never heard it"
         assert st.emergency.retrying == ("B",)
+        with pytest.raises(CommandRefused, match="not confirmed the emergency deflate"):
+            await st.inflate("B2", mmhg=50)
         fw_b.faults.silent = False
         await wait_for(lambda: st.snapshot().emergency.pending == (), "B confirms on a retry", 15)
         final = st.snapshot().emergency

@@ -489,6 +489,10 @@ class Station:
         self.record_command(_actor.get(), f"{what} -> {_f(cuff.target)} mmHg")
 
     async def _set_target(self, cuff: CuffState, ctrl: ControllerState, mmhg: float) -> None:
+        if ctrl.id in self.emergency.retrying:
+            raise CommandRefused(
+                f"{cuff.id}: controller {ctrl.id} has not confirmed the emergency deflate yet; not inflating."
+            )
         self.supervisor.check_target(cuff, ctrl, mmhg)
         link = ctrl.link
         if link is None:
@@ -758,7 +762,8 @@ class Station:
                     self._to_records("update_alarm", self._record_ids[alarm.id], acknowledged_at=now,
                                      acknowledged_by=_actor.get())
         if action != "silenced":
-            self._emit(StationEvent("alarm", self.clock.wall(), _actor.get(), alarm.message, action=action,
+            who = _actor.get() if action == "acknowledged" else "station"
+            self._emit(StationEvent("alarm", self.clock.wall(), who, alarm.message, action=action,
                                     alarm=alarm, cuff=alarm.cuff, controller=alarm.controller))
 
     def _on_emergency_update(self, snap: EmergencySnapshot) -> None:
