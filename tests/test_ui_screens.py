@@ -138,3 +138,49 @@ async def test_alarm_banner_and_header_count() -> None:
         assert "2 alarms (1 high, 1 medium)" in lines[0]
         assert "HIGH [NEW] A1 occluded 20 min: deflating" in lines[1] and "+1 more" in lines[1]
         assert "! MEDIUM B2 pump ran" in screen_text(app)
+
+
+async def test_gauge_follows_every_sample_digits_follow_noise_at_4_hz_and_jumps_at_once() -> None:
+    from console.station.clock import ManualClock
+
+    st = FakeStation(4)
+    st.set_cuff("A1", state="HOLDING", pressure=150.0, target=150.0)
+    clock = ManualClock(start=0.0)
+    app = BfrApp(st, term="xterm", bell=False, clock=clock.monotonic)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        panel = app.dashboard.panels["A1"]
+
+        def digits() -> str:
+            return panel._lines[1].plain + panel._lines[2].plain + panel._lines[3].plain  # type: ignore[index]
+
+        def shows(p: float) -> bool:
+            return all(r in digits() for r in big_lines(f"{p:5.1f}", "block"))
+
+        clock.advance(1.0)
+        st.set_cuff("A1", pressure=150.0, trace=(150.0,) * 100)  # a sample at t=1.0 starts the digits' period
+        app.refresh_now()
+        await pilot.pause()
+        assert shows(150.0)
+        gauge_before = panel._lines[4].plain  # type: ignore[index]
+        st.set_cuff("A1", pressure=151.2, trace=(150.0,) * 99 + (151.2,))
+        app.refresh_now()
+        await pilot.pause()
+        assert shows(150.0), "noise within 0.25 s: digits held"
+        st.set_cuff("A1", pressure=170.0)
+        app.refresh_now()
+        await pilot.pause()
+        assert shows(170.0), "a jump shows at once"
+        assert panel._lines[4].plain != gauge_before  # type: ignore[index]
+        st.set_cuff("A1", pressure=171.0)
+        app.refresh_now()
+        await pilot.pause()
+        assert shows(170.0)
+        clock.advance(0.3)
+        app.refresh_now()  # no new sample: catch_up brings the held digit
+        await pilot.pause()
+        assert shows(171.0)
+        st.go_offline("ctl1")
+        app.refresh_now()
+        await pilot.pause()
+        assert all(r in digits() for r in big_lines("---.-", "block")), "offline shows at once"

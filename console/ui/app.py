@@ -146,8 +146,9 @@ class BfrApp(App[None]):
         now = self.clock()
         dash.apply(snap, changed, now)
         if changed:
-            for bar in self.screen.query("EmergencyBar"):
-                bar.show_emergency(snap.emergency)  # type: ignore[attr-defined]
+            if self.screen is not dash:  # other screens carry their own emergency bar
+                for bar in self.screen.query("EmergencyBar"):
+                    bar.show_emergency(snap.emergency)  # type: ignore[attr-defined]
             self.frames += 1
             if self.on_frame is not None:
                 self.on_frame(snap)

@@ -114,9 +114,13 @@ def gauge(
             chars[i], styles[i] = glyphs.band, band_style
         i = cell(target)
         chars[i], styles[i] = glyphs.target, band_style
+    # One span per run of equal style: a span per cell makes every repaint slow.
     text = Text()
-    for ch, st in zip(chars, styles):
-        text.append(ch, st)
+    run_start = 0
+    for i in range(1, width + 1):
+        if i == width or styles[i] != styles[run_start]:
+            text.append("".join(chars[run_start:i]), styles[run_start])
+            run_start = i
     return text
 
 

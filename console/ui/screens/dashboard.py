@@ -105,12 +105,13 @@ class DashboardScreen(Screen[None]):
             for cuff in snap.cuffs:
                 panel = self.panels.get(cuff.id)
                 if panel is not None:
-                    panel.set_cuff(cuff, by_cuff.get(cuff.id))
+                    panel.set_cuff(cuff, by_cuff.get(cuff.id), now)
         top = snap.alarms[0] if snap.alarms else None
         self.banner.show_alarms(
             snap, flash_on(top.priority, now, acknowledged=top.acknowledged) if top else False
         )
         for panel in self.panels.values():
+            panel.catch_up(now)
             a = panel.cuff_alarm
             panel.set_flash(a is not None and flash_on(a.priority, now, acknowledged=a.acknowledged))
 
