@@ -44,12 +44,20 @@ FROZEN_EPS = 0.05
 
 FAST_TAU = 0.02
 """Fast reading filter (noise only; the pulse passes): stops the pump, safety checks."""
-SLOW_TAU = 0.25
-"""Slow reading filter (averages the pulse): holding regulation."""
-SETTLE_S = 0.5
-"""Wait after a pump or vent burst before judging its effect on the slow reading."""
-DEADBAND = 1.0
-"""No correction while the slow reading is within this of target."""
+SLOW_WINDOW_S = 1.2
+"""Holding regulation judges the moving mean of the reading over this window.
+
+At least one heartbeat (50 /min) long, so the arterial pulse averages out
+instead of triggering corrections the way a short low-pass lets it."""
+SETTLE_S = 1.3
+"""Wait after a fill, pump or vent burst before judging its effect (longer than the mean's window)."""
+DEADBAND = 2.0
+"""No correction while the mean reading is within this of target: a sealed cuff holds with pump and valve shut."""
+UNSTEADY_MMHG = 3.0
+"""Thirds of the mean's window differing by more than this: the limb is contracting or moving.
+
+Small corrections wait until it is steady again (a refill for a big loss does not)."""
+UNSTEADY_RETRY_S = 0.1
 REFILL_BELOW = 5.0
 """Under target by more than this, the pump runs continuously (no bursts)."""
 STOP_EARLY = 1.0
@@ -145,6 +153,7 @@ class ChannelView:
 
 
 _DUTY_N = round(1.0 / DT)
+_SLOW_N = round(SLOW_WINDOW_S / DT)
 
 
 @dataclass
@@ -159,6 +168,10 @@ class _Channel:
     reading: float = 0.0
     fast: float = 0.0
     slow: float = 0.0
+    """Moving mean of the reading over ``SLOW_WINDOW_S``."""
+    slow_ring: list[float] = field(default_factory=lambda: [0.0] * _SLOW_N)
+    slow_pos: int = 0
+    slow_sum: float = 0.0
     mode: str = "idle"
     """Holding regulator: idle, pump_burst, vent_burst, pump_fill, vent_down."""
     burst_until: float = 0.0
@@ -175,6 +188,31 @@ class _Channel:
 
     def duty(self) -> int:
         return round(100 * self.duty_sum / _DUTY_N)
+
+    def reset_slow(self, value: float) -> None:
+        self.slow_ring = [value] * _SLOW_N
+        self.slow_sum = value * _SLOW_N
+        self.slow_pos = 0
+        self.slow = value
+
+    def unsteady(self) -> bool:
+        """Whether the thirds of the mean's window differ by more than ``UNSTEADY_MMHG``."""
+        ring, pos, third = self.slow_ring, self.slow_pos, _SLOW_N // 3
+        ordered = ring[pos:] + ring[:pos]
+        means = [sum(ordered[i * third : (i + 1) * third]) / third for i in range(3)]
+        return max(means) - min(means) > UNSTEADY_MMHG
+
+    def note_reading(self, value: float) -> None:
+        """Push one reading into the moving mean (re-summed once per lap against rounding drift)."""
+        pos = self.slow_pos
+        self.slow_sum += value - self.slow_ring[pos]
+        self.slow_ring[pos] = value
+        pos += 1
+        if pos == _SLOW_N:
+            pos = 0
+            self.slow_sum = sum(self.slow_ring)
+        self.slow_pos = pos
+        self.slow = self.slow_sum / _SLOW_N
 
     def note_pump(self, on: bool) -> None:
         v = 1 if on else 0
@@ -387,7 +425,8 @@ class ControllerFirmware:
             c.phys.pump_on = False
             c.phys.valve_cmd = True
             c.raw = c.phys.read()
-            c.reading = c.fast = c.slow = c.raw
+            c.reading = c.fast = c.raw
+            c.reset_slow(c.raw)
             c.state = "VENTING" if c.reading >= VENTED_BELOW else "VENTED"
             c.vent_since = t if c.state == "VENTING" else None
         self._event("BOOT", None, f"fw={self.fw}")
@@ -576,7 +615,8 @@ class ControllerFirmware:
         if c.state != "VENTED" or c.fast >= ZERO_BELOW:
             raise _ArgError("BUSY", "only while vented and under 5 mmHg")
         c.zero += c.fast
-        c.fast = c.slow = c.reading = 0.0
+        c.fast = c.reading = 0.0
+        c.reset_slow(0.0)
         return {"ch": c.number, "offset": codec.format_pressure(c.zero)}
 
     def _cmd_status(self, args: tuple[str, ...], _s: set[int]) -> dict[str, object]:
@@ -649,7 +689,7 @@ class ControllerFirmware:
             c.raw = phys.read()
             c.reading = c.raw - c.zero
             c.fast += (c.reading - c.fast) * (DT / FAST_TAU)
-            c.slow += (c.reading - c.slow) * (DT / SLOW_TAU)
+            c.note_reading(c.reading)
             self._safety(c, t)
             if not c.latched:
                 self._regulate(c, t)
@@ -730,6 +770,8 @@ class ControllerFirmware:
             if err < -REFILL_BELOW and c.fast < ceiling:
                 c.mode = "pump_fill"
                 phys.pump_on = True
+            elif abs(err) > DEADBAND and c.unsteady():
+                c.settle_until = t + UNSTEADY_RETRY_S  # a contraction or movement: do not chase it
             elif err < -DEADBAND and c.fast < ceiling:
                 rate = pump_rate(max(0.0, c.slow))
                 if rate > 0.0:
