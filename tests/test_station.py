@@ -94,8 +94,15 @@ async def test_refusals_name_the_limit(station: Station) -> None:
         await station.inflate("Z9", mmhg=50)
     with pytest.raises(CommandRefused, match="not inflated"):
         await station.nudge_target("A1", 5)
+    for bad in ("120", float("nan"), float("inf"), True):
+        with pytest.raises(CommandRefused, match="number"):
+            await station.inflate("A2", mmhg=bad)  # type: ignore[arg-type]
+    with pytest.raises(CommandRefused, match="number"):
+        await station.inflate("A2", pct_lop="50")  # type: ignore[arg-type]
+    with pytest.raises(CommandRefused, match="number"):
+        await station.set_lop("A2", "x", position="seated", cuff_width_cm=None)  # type: ignore[arg-type]
     assert fw.channel(1).target == 0 and fw.channel(2).target == 0, "nothing reached the controller"
-    assert len(refused) == 8
+    assert len(refused) == 14
 
 
 async def test_refused_above_the_controller_max(tmp_path: Path) -> None:

@@ -100,8 +100,20 @@ class SessionHook(Protocol):
     def on_emergency(self) -> None: ...
 
 
-def _f(x: float) -> str:
+def _f(x: object) -> str:
+    if not isinstance(x, (int, float)) or isinstance(x, bool) or x != x or x in (float("inf"), float("-inf")):
+        return repr(x)
     return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
+
+
+def _number(value: object, what: str) -> float:
+    """A finite number from a command argument, or a refusal saying what was wrong."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CommandRefused(f"{what} must be a number, not {value!r}.")
+    v = float(value)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise CommandRefused(f"{what} must be a finite number, not {value!r}.")
+    return v
 
 
 class Station:
@@ -460,27 +472,26 @@ class Station:
             if (mmhg is None) == (pct_lop is None):
                 raise CommandRefused(f"{cuff_id}: give a pressure in mmHg or in % LOP (one of them).")
             if pct_lop is not None:
+                pct = _number(pct_lop, f"{cuff_id}: % LOP")
                 if not cuff.lop:
                     raise CommandRefused(f"{cuff_id}: LOP unknown, so % LOP cannot be used. Measure or enter the LOP first.")
-                if not pct_lop > 0:
+                if not pct > 0:
                     raise CommandRefused(f"{cuff_id}: % LOP must be above 0.")
-                mmhg = cuff.lop * float(pct_lop) / 100.0
-            assert mmhg is not None
-            mmhg = round(float(mmhg), 1)
-            if mmhg != mmhg:  # NaN
-                raise CommandRefused(f"{cuff_id}: not a pressure.")
-            await self._set_target(cuff, ctrl, mmhg)
+                value = cuff.lop * pct / 100.0
+            else:
+                value = _number(mmhg, f"{cuff_id}: the pressure")
+            await self._set_target(cuff, ctrl, round(value, 1))
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         self.record_command(_actor.get(), what)
 
     async def nudge_target(self, cuff_id: str, delta_mmhg: float) -> None:
-        what = f"nudge {cuff_id} {delta_mmhg:+g} mmHg"
+        what = f"nudge {cuff_id} {delta_mmhg:+g} mmHg" if isinstance(delta_mmhg, (int, float)) else f"nudge {cuff_id} {delta_mmhg!r}"
         try:
             cuff, ctrl = self._lookup(cuff_id)
             if cuff.target <= 0:
                 raise CommandRefused(f"{cuff_id} is not inflated; inflate it first.")
-            new = round(cuff.target + float(delta_mmhg), 1)
+            new = round(cuff.target + _number(delta_mmhg, f"{cuff_id}: the change"), 1)
             if new <= 0:
                 raise CommandRefused(f"{cuff_id}: that would bring the target to {_f(new)} mmHg; deflate instead.")
             await self._set_target(cuff, ctrl, new)
@@ -633,13 +644,10 @@ class Station:
         what = f"set LOP of {cuff_id} to {lop} mmHg ({position}, {source})"
         try:
             cuff, _ = self._lookup(cuff_id)
-            try:
-                value = float(lop)
-            except (TypeError, ValueError):
-                raise CommandRefused(f"{cuff_id}: LOP must be a number of mmHg.") from None
+            value = _number(lop, f"{cuff_id}: the LOP")
             if not 50.0 <= value <= 350.0:
                 raise CommandRefused(f"{cuff_id}: a LOP of {_f(value)} mmHg is not plausible (50..350).")
-            if cuff_width_cm is not None and not 2.0 <= float(cuff_width_cm) <= 30.0:
+            if cuff_width_cm is not None and not 2.0 <= _number(cuff_width_cm, f"{cuff_id}: the cuff width") <= 30.0:
                 raise CommandRefused(f"{cuff_id}: a cuff width of {cuff_width_cm} cm is not plausible (2..30).")
             allowed = value * cuff.spec.max_pct_lop / 100.0
             if cuff.target > allowed:
