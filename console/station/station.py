@@ -117,7 +117,18 @@ def _number(value: object, what: str) -> float:
 
 
 class Station:
-    """The engine behind every console (role operator)."""
+    """The engine behind every console (role operator).
+
+    Args:
+        config: a :class:`console.config.StationConfig`.
+        clock: the station's time; samples are stamped with ``clock.monotonic()`` on arrival.
+        records: a :class:`console.station.records.Records` (alarms, emergencies and commands are
+            written to it; its failures are logged and never reach the station), or None.
+        check_interval_s: the periodic supervisor tick, real seconds. With a ManualClock pass None
+            and call :meth:`check_now` after stepping the clock and letting fresh samples arrive,
+            or an advance of the clock looks like silent links.
+        ready_timeout_s: how long :meth:`start` waits for the links before going on without them.
+    """
 
     def __init__(
         self,
