@@ -100,6 +100,27 @@ async def test_signal_deflates_every_channel_before_exit(tmp_path: Path, sig: si
             await emu.stop()
 
 
+async def test_routine_exit_with_nothing_inflated_is_not_an_emergency(tmp_path: Path) -> None:
+    from console.station.records import Records
+
+    records = Records.open(tmp_path / "var")
+    st = Station(make_config(tmp_path, controllers=1), records=records)
+    task = asyncio.create_task(lifecycle.run_station_until_signal(st, signals=()))
+    await wait_for(lambda: st.started and all(c.online for c in st.controllers.values()), "station up", 15)
+    fw = st.emulators["A"].firmware
+    st.emulators["A"].stop = _noop  # type: ignore[method-assign]
+    try:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        records.flush()
+        assert records.emergencies() == []
+        assert fw.channel(1).target == 0 and fw.channel(2).target == 0
+    finally:
+        await PtyEmulator.stop(st.emulators["A"])
+        records.close()
+
+
 async def test_child_refuses_a_bad_config_before_opening_any_port(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text('[[controllers]]\nid = "A"\nport = "nonsense"\n')

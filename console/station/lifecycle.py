@@ -49,10 +49,23 @@ def install_signal_handlers(
     return remove
 
 
+def needs_emergency(station: Station) -> bool:
+    """Anything inflated, or a controller we cannot see: the way out is an emergency deflate (recorded)."""
+    threshold = station.limits.occlusion_threshold_mmhg
+    return any(c.target > 0 or (c.pressure or 0.0) >= threshold for c in station.cuffs.values()) or not all(
+        c.online for c in station.controllers.values()
+    )
+
+
 async def deflate_and_stop(station: Station, *, by: str) -> EmergencySnapshot | None:
-    """Emergency-deflate every controller, then stop the station; never raises."""
+    """Deflate every controller, then stop the station; never raises.
+
+    With a cuff inflated (or a controller out of sight) this is an emergency deflate, with its
+    confirmations, alarms and record; otherwise :meth:`Station.stop`'s own DEFLATE ALL to every
+    controller is enough, and a routine exit does not fill the records with emergencies.
+    """
     snap: EmergencySnapshot | None = None
-    if station.started and not station.stopped:
+    if station.started and not station.stopped and needs_emergency(station):
         try:
             with station.acting_as(by):
                 snap = await station.emergency_deflate()
@@ -144,6 +157,8 @@ async def _serve(config_path: str, ready_timeout: float) -> int:
     def stopped(snap: EmergencySnapshot | None, why: str) -> None:
         if snap is not None:
             _say(f"DEFLATED confirmed={','.join(snap.confirmed)} pending={','.join(snap.pending)}")
+        else:
+            _say("DEFLATED nothing was inflated")
         _say(f"STOPPED {why}")
 
     await run_station_until_signal(station, on_ready=ready, on_stopped=stopped)
