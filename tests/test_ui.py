@@ -12,7 +12,7 @@ from console.ui.app import BfrApp
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog
 from console.ui.screens.lists import AlarmListScreen, HelpScreen
 from console.ui.widgets.cuff_panel import CuffPanel
-from tests.ui_support import FakeStation, notices, press, screen_text, wait_for
+from tests.ui_support import Call, FakeStation, notices, press, screen_text, wait_for
 
 
 def make_app(station: FakeStation, **kw: object) -> tuple[BfrApp, ManualClock]:
@@ -347,3 +347,29 @@ async def test_kiosk_never_quits_on_a_stray_key() -> None:
         assert isinstance(app.screen, ConfirmDialog)
         await press(pilot, "y")
         await wait_for(pilot, lambda: not app.is_running, what="exit")
+
+
+# -- failure paths ---------------------------------------------------------------------
+
+class BrokenStation(FakeStation):
+    """A station whose link is gone: every command raises something other than CommandRefused."""
+
+    async def emergency_deflate(self):  # type: ignore[no-untyped-def]
+        self.calls.append(Call("emergency_deflate"))
+        raise ConnectionError("socket closed")
+
+    async def deflate(self, cuff_id: str) -> None:
+        raise OSError("link down")
+
+
+async def test_failed_emergency_and_failed_command_are_said_loudly_and_the_app_keeps_running() -> None:
+    st = BrokenStation(4)
+    app, _ = make_app(st)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await press(pilot, "f12")
+        await wait_for(pilot, lambda: any("EMERGENCY DEFLATE FAILED: socket closed" in n for n in notices(app)))
+        await press(pilot, "d")
+        await wait_for(pilot, lambda: any("Deflate A1 failed: link down" in n for n in notices(app)))
+        assert app.is_running
+        await press(pilot, "ctrl+e")  # the key still works after a failure
+        await wait_for(pilot, lambda: len(calls(st, "emergency_deflate")) == 2)

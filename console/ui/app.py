@@ -185,7 +185,12 @@ class BfrApp(App[None]):
 
     def action_emergency(self) -> None:
         """DEFLATE ALL, now: called straight from the key, no confirmation, no queue."""
-        started = self.handle.emergency_deflate()
+        try:
+            started = self.handle.emergency_deflate()
+        except Exception as exc:  # a handle that fails at the call itself
+            log.exception("emergency deflate failed")
+            self.notify(f"EMERGENCY DEFLATE FAILED: {exc}", severity="error", timeout=30)
+            return
 
         async def report() -> None:
             try:
@@ -208,7 +213,9 @@ class BfrApp(App[None]):
             return None
         return self.selected
 
-    def open_inflate_dialog(self) -> None:
+    async def open_inflate_dialog(self) -> None:
+        """Open the dialog and wait until it is mounted and focused, so digits typed
+        right after ``i`` land in its field instead of selecting cuffs."""
         cuff = cuff_by_id(self.last_snapshot, self.selected)
         if cuff is None:
             self.notify("No cuff selected.", severity="warning")
@@ -221,7 +228,7 @@ class BfrApp(App[None]):
                     lambda: self.handle.inflate(request.cuff_id, mmhg=request.mmhg, pct_lop=request.pct_lop),
                 )
 
-        self.push_screen(InflateDialog(cuff), done)
+        await self.push_screen(InflateDialog(cuff), done)
 
     def nudge(self, delta: float) -> None:
         if (cid := self._selected_cuff()) is not None:
@@ -314,7 +321,8 @@ class BfrApp(App[None]):
             return
         question = "Quit the console?"
         if inflated:
-            question = f"Cuffs {', '.join(inflated)} are inflated. Quit the console anyway?"
+            which = f"Cuff {inflated[0]} is" if len(inflated) == 1 else f"Cuffs {', '.join(inflated)} are"
+            question = f"{which} inflated. Quit the console anyway?"
 
         def done(yes: bool | None) -> None:
             if yes:

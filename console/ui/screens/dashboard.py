@@ -147,8 +147,8 @@ class DashboardScreen(Screen[None]):
             if 0 <= j < len(self.order):
                 self.bfr.select(self.order[j])
 
-    def action_inflate(self) -> None:
-        self.bfr.open_inflate_dialog()
+    async def action_inflate(self) -> None:
+        await self.bfr.open_inflate_dialog()
 
     def action_nudge(self, delta: int) -> None:
         self.bfr.nudge(float(delta))

@@ -57,6 +57,8 @@ def parse_target(text: str, cuff: CuffSnapshot) -> InflateRequest:
 class InflateDialog(ModalScreen[InflateRequest | None]):
     """Asks for a target; validates before anything is sent."""
 
+    AUTO_FOCUS = "#target"
+
     BINDINGS = [Binding("escape", "cancel", "cancel", show=False), Binding("f10", "cancel", "cancel")]
 
     def __init__(self, cuff: CuffSnapshot) -> None:
