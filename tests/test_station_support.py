@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from console.config import StationConfig, parse_config
 from console.station.api import AlarmSnapshot, CuffSnapshot
+from console.station.clock import ManualClock
 from console.station.station import Station
 
 
@@ -118,3 +119,18 @@ async def inflate_and_hold(station: Station, cuff_id: str, mmhg: float, timeout:
         f"{cuff_id} holding {mmhg} mmHg",
         timeout,
     )
+
+
+async def manual_station(tmp_path: Path, **cfg: Any) -> tuple[Station, ManualClock]:
+    """A started station on a ManualClock with no periodic tick: the test calls ``check_now()``."""
+    clock = ManualClock()
+    st = Station(make_config(tmp_path, **cfg), clock=clock, check_interval_s=None)
+    await st.start()
+    return st, clock
+
+
+async def step(st: Station, clock: ManualClock, seconds: float) -> None:
+    """Advance the clock, wait for samples stamped after it, then run the rules."""
+    clock.advance(seconds)
+    await fresh_samples(st)
+    st.check_now()
