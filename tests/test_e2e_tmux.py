@@ -1,0 +1,263 @@
+"""End to end, as a person would use it: the real ``bfr-console`` in a real terminal (tmux),
+on the Pi's text console settings (``TERM=linux``, 80x24), talking over a real pseudo-terminal to
+``python -m drivers.emulator`` in another process. The test reads the pressure off the screen,
+presses keys, and believes only what the emulator reports about its valves.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from console.ui.render import FONTS, big_lines, fmt_pressure
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (.ci/run installs it)")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class Emulator:
+    """``python -m drivers.emulator`` as a child process, its report lines collected as they come."""
+
+    def __init__(self, channels: int, lops: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "drivers.emulator", "--channels", str(channels), "--lop", lops, "--seed", "7"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline().strip()
+        assert first.startswith("PORT "), f"emulator said {first!r}"
+        self.port = first.split(" ", 1)[1]
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.strip())
+
+    def states(self, channel: int) -> list[str]:
+        """Every state the emulator reported for a channel, in order."""
+        out = []
+        for line in list(self.lines):
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "STATE" and parts[1] == str(channel):
+                out.append(parts[2])
+        return out
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Tmux:
+    """A private tmux server (its own socket), one session per window we need."""
+
+    def __init__(self, name: str) -> None:
+        self.socket = f"bfr-e2e-{os.getpid()}-{name}"
+
+    def _run(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=False).stdout
+
+    def start(self, session: str, command: str, size: tuple[int, int] = (80, 24)) -> None:
+        subprocess.run(
+            ["tmux", "-L", self.socket, "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command],
+            check=True,
+        )
+
+    def keys(self, session: str, *keys: str) -> None:
+        self._run("send-keys", "-t", session, *keys)
+
+    def screen(self, session: str) -> list[str]:
+        return self._run("capture-pane", "-p", "-t", session).splitlines()
+
+    def alive(self, session: str) -> bool:
+        return subprocess.run(["tmux", "-L", self.socket, "has-session", "-t", session], capture_output=True).returncode == 0
+
+    def kill(self) -> None:
+        self._run("kill-server")
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float = 20.0, screen: Callable[[], list[str]] | None = None) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    shown = "\n".join(screen()) if screen is not None else ""
+    raise AssertionError(f"timed out waiting for: {what}\n{shown}")
+
+
+def _candidates() -> list[tuple[float, str]]:
+    return [(v / 10, fmt_pressure(v / 10)) for v in range(-50, 3200)]
+
+
+_CANDIDATES = _candidates()
+
+
+def read_pressures(lines: list[str]) -> list[tuple[int, int, float]]:
+    """Every big-digit pressure on the screen as (row, column, mmHg), decoded from its glyphs."""
+    found: list[tuple[int, int, float]] = []
+    for font in FONTS:
+        for value, text in _CANDIDATES:
+            top, mid, bot = big_lines(text.strip(), font)
+            for r in range(len(lines) - 2):
+                start = 0
+                while (c := lines[r].find(top, start)) >= 0:
+                    start = c + 1
+                    if lines[r + 1][c : c + len(mid)] == mid and lines[r + 2][c : c + len(bot)] == bot:
+                        found.append((r, c, value))
+    # A glyph run can also match a shorter number inside it: keep the widest match at each place.
+    best: dict[tuple[int, int], float] = {}
+    for r, c, v in found:
+        key = (r, c)
+        if key not in best or len(fmt_pressure(v).strip()) > len(fmt_pressure(best[key]).strip()):
+            best[key] = v
+    return sorted((r, c, v) for (r, c), v in best.items())
+
+
+def panel_pressure(lines: list[str], cuff: str) -> float | None:
+    """The pressure shown in the panel whose title names ``cuff`` (the nearest big number below and right of it)."""
+    title = next(((r, line.find(f" {cuff} ")) for r, line in enumerate(lines) if f" {cuff} " in line), None)
+    if title is None:
+        return None
+    tr, tc = title
+    width = 40
+    for r, c, v in read_pressures(lines):
+        if tr < r <= tr + 5 and tc - 6 <= c <= tc + width:
+            return v
+    return None
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[tuple[Emulator, Path, Tmux]]:
+    emu = Emulator(2, "180,200")
+    cfg = tmp_path / "station.toml"
+    cfg.write_text(
+        f"""
+[station]
+name = "E2E bay"
+data_dir = "{tmp_path / 'var'}"
+socket = "{tmp_path / 'sock' / 'bfr.sock'}"
+
+[[controllers]]
+id = "rack"
+port = "{emu.port}"
+channels = 2
+
+[[cuffs]]
+id = "L1"
+controller = "rack"
+channel = 1
+limb = "leg"
+label = "left thigh"
+lop = 180.0
+
+[[cuffs]]
+id = "L2"
+controller = "rack"
+channel = 2
+limb = "leg"
+label = "right thigh"
+lop = 200.0
+"""
+    )
+    tmux = Tmux(tmp_path.name[-12:])
+    try:
+        yield emu, cfg, tmux
+    finally:
+        tmux.kill()
+        emu.stop()
+
+
+def console_cmd(cfg: Path, *extra: str) -> str:
+    return f"cd {REPO} && env TERM=linux {BIN / 'bfr-console'} --config {cfg} {' '.join(extra)}; sleep 5"
+
+
+def inflate(tmux: Tmux, session: str, cuff_key: str, target: str) -> None:
+    tmux.keys(session, cuff_key)
+    time.sleep(0.3)
+    tmux.keys(session, "i")
+    wait_until("the inflate dialog", lambda: any("Inflate" in line for line in tmux.screen(session)), 10)
+    tmux.keys(session, target, "Enter")
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_console_reads_pressure_on_screen_and_f12_vents_every_channel(rig: tuple[Emulator, Path, Tmux]) -> None:
+    emu, cfg, tmux = rig
+    tmux.start("kiosk", console_cmd(cfg, "--kiosk"))
+    wait_until(
+        "both cuffs VENTED on screen",
+        lambda: sum(line.count("VENTED") for line in tmux.screen("kiosk")) >= 2,
+        screen=lambda: tmux.screen("kiosk"),
+    )
+    # Vented: the screen shows a number near zero, read off the big digits.
+    vented = wait_until("a pressure on L1's panel", lambda: panel_pressure(tmux.screen("kiosk"), "L1") is not None)
+    assert vented
+    assert abs(panel_pressure(tmux.screen("kiosk"), "L1")) < 5  # type: ignore[arg-type]
+
+    inflate(tmux, "kiosk", "1", "120")
+    inflate(tmux, "kiosk", "2", "100")
+    wait_until("the emulator holding both channels", lambda: "HOLDING" in emu.states(1) and "HOLDING" in emu.states(2))
+
+    def reads_target() -> bool:
+        p1, p2 = panel_pressure(tmux.screen("kiosk"), "L1"), panel_pressure(tmux.screen("kiosk"), "L2")
+        return p1 is not None and p2 is not None and abs(p1 - 120) < 6 and abs(p2 - 100) < 6
+
+    wait_until("the screen to read 120 and 100 mmHg", reads_target)
+    assert sum(line.count("HOLDING") for line in tmux.screen("kiosk")) >= 2
+
+    tmux.keys("kiosk", "F12")
+    wait_until(
+        "the emulator reporting every channel vented",
+        lambda: emu.states(1)[-1:] == ["VENTED"] and emu.states(2)[-1:] == ["VENTED"],
+        15,
+    )
+    wait_until("the confirmation on screen", lambda: any("confirmed" in line and "rack" in line for line in tmux.screen("kiosk")))
+
+    # Kiosk: a stray q does not quit without a confirmation.
+    tmux.keys("kiosk", "q")
+    wait_until("the quit confirmation", lambda: any("Quit" in line for line in tmux.screen("kiosk")), 10)
+    tmux.keys("kiosk", "n")
+    time.sleep(0.5)
+    assert any("L1" in line for line in tmux.screen("kiosk"))
+
+
+def test_emergency_key_in_an_attached_console_vents_the_station(rig: tuple[Emulator, Path, Tmux]) -> None:
+    emu, cfg, tmux = rig
+    tmux.start("station", console_cmd(cfg))
+    wait_until("the station console up", lambda: sum(line.count("VENTED") for line in tmux.screen("station")) >= 2)
+    tmux.start("remote", console_cmd(cfg, "attach"))
+    wait_until("the attached console up", lambda: sum(line.count("VENTED") for line in tmux.screen("remote")) >= 2)
+
+    inflate(tmux, "station", "1", "110")
+    wait_until("the emulator holding channel 1", lambda: "HOLDING" in emu.states(1))
+    wait_until("the attached console showing HOLDING", lambda: any("HOLDING" in line for line in tmux.screen("remote")))
+
+    tmux.keys("remote", "F12")
+    wait_until("the emulator reporting channel 1 vented", lambda: emu.states(1)[-1:] == ["VENTED"], 15)
+    wait_until("the station console showing the emergency", lambda: any("confirmed" in line for line in tmux.screen("station")))
