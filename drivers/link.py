@@ -123,6 +123,10 @@ class LinkDown(LinkError):
     """The link is not READY (or no port is open), or it went down while waiting."""
 
 
+class Superseded(LinkError):
+    """A SET still waiting in the queue was dropped because a DEFLATE of its channel went out first."""
+
+
 class CommandError(LinkError):
     """The controller answered ``ERR``; ``code`` is one of the protocol's ERR codes."""
 
@@ -362,6 +366,8 @@ class CuffLink:
         loop = self._loop or asyncio.get_running_loop()
         req = _Request(tail, loop.create_future(), urgent)
         if urgent:
+            if verb == "DEFLATE":
+                self._drop_queued_sets(str(args[0]) if args else "ALL")
             self._send(conn, req)
         else:
             if len(self._queue) >= QUEUE_LIMIT:
@@ -369,6 +375,19 @@ class CuffLink:
             self._queue.append(req)
             self._pump()
         return req.future
+
+    def _drop_queued_sets(self, channel: str) -> None:
+        """A deflate wins over any SET of the same channel not yet on the wire: it never goes out after it."""
+        keep: deque[_Request] = deque()
+        for req in self._queue:
+            parts = req.tail.split(" ")
+            if parts[0] == "SET" and (channel == "ALL" or parts[1] == channel):
+                if not req.future.done():
+                    req.future.set_exception(Superseded(f"{self.name}: {req.tail} dropped: DEFLATE {channel} went first"))
+                    req.future.exception()  # retrieved: nobody may be awaiting it any more
+            else:
+                keep.append(req)
+        self._queue = keep
 
     def _pump(self) -> None:
         """Send queued commands while the window has room."""

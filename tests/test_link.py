@@ -19,6 +19,7 @@ from drivers.link import (
     CommandError,
     CuffLink,
     QUEUE_LIMIT,
+    Superseded,
     LinkDown,
     LinkError,
     LinkState,
@@ -262,6 +263,40 @@ async def test_deflate_all_now_jumps_a_full_queue(emu, make_link):
     order = rig.spy.verbs()[start:]
     assert order.index("DEFLATE ALL") == 4 and order.count("PING") == 8
     assert emu.fw.channel(1).target == 0
+
+
+async def test_a_deflate_drops_queued_sets_of_its_channel_so_none_goes_out_after_it(emu, make_link):
+    rig = await make_link(answer_timeout=1.0)
+    await rig.link.wait_ready(5.0)
+    rig.link.keepalive_enabled = False
+    start = len(rig.spy.sent)
+    pings = [asyncio.create_task(rig.link.command("PING")) for _ in range(4)]  # fill the window
+    await asyncio.sleep(0)
+    set1 = asyncio.create_task(rig.link.set_target(1, 150))  # queued behind the window
+    set2 = asyncio.create_task(rig.link.set_target(2, 120))
+    await asyncio.sleep(0)
+    ok = await rig.link.deflate(1)
+    assert ok.fields == {"ch": "1"}
+    with pytest.raises(Superseded):
+        await set1
+    assert (await set2).fields["target"] == "120"  # the other channel's SET still goes out
+    await asyncio.gather(*pings)
+    sent = rig.spy.verbs()[start:]
+    assert "SET 1 150" not in sent and "SET 2 120" in sent
+    assert emu.fw.channel(1).target == 0
+
+    # DEFLATE ALL drops every queued SET.
+    pings = [asyncio.create_task(rig.link.command("PING")) for _ in range(4)]
+    await asyncio.sleep(0)
+    sets = [asyncio.create_task(rig.link.set_target(ch, 90)) for ch in (1, 2)]
+    await asyncio.sleep(0)
+    await rig.link.deflate_all_now()
+    for task in sets:
+        with pytest.raises(Superseded):
+            await task
+    await asyncio.gather(*pings)
+    assert not any(v.startswith("SET") and v.endswith(" 90") for v in rig.spy.verbs()[start:])
+    assert all(emu.fw.channel(ch).target == 0 for ch in (1, 2))
 
 
 async def test_runaway_queue_is_refused_but_deflate_still_goes_out(emu, make_link):
