@@ -46,7 +46,7 @@ from console.station.cuff import CuffSpec, CuffState
 from console.station.emergency import EmergencyDeflater
 from console.station.supervisor import LATCHING_EVENTS, ControllerState, Limits, Supervisor
 from drivers.codec import Event, Sample, Status
-from drivers.link import CommandError, CuffLink, LinkDown, LinkError, LinkStateChange, LinkTimeout
+from drivers.link import CommandError, CuffLink, LinkDown, LinkError, LinkStateChange, LinkTimeout, Superseded
 
 log = logging.getLogger(__name__)
 
@@ -542,6 +542,8 @@ class Station:
 
     async def deflate(self, cuff_id: str) -> None:
         what = f"deflate {cuff_id}"
+        except Superseded:
+            raise CommandRefused(f"{cuff.id} was deflated before the inflate went out; it stays deflated.") from None
         try:
             cuff, ctrl = self._lookup(cuff_id)
         except CommandRefused as exc:
