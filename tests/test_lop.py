@@ -1,6 +1,10 @@
-"""LOP estimator and measurement procedure, against the in-process emulator on a manual clock."""
+"""LOP estimator and measurement procedure, against the in-process emulator on a manual clock,
+and against limbs synthesised directly (so the estimator is not tied to the emulator's envelope)."""
 
 from __future__ import annotations
+
+import math
+import random
 
 import pytest
 
@@ -9,12 +13,16 @@ from console.station.clock import ManualClock
 from console.station.lop import LopMeasurement, StepInfo, estimate_lop
 
 
-@pytest.mark.parametrize("lop,hr,seed", [(120.0, 60.0, 1), (160.0, 75.0, 2), (200.0, 70.0, 5), (250.0, 90.0, 3)])
+@pytest.mark.parametrize(
+    "lop,hr,seed",
+    [(105.0, 60.0, 1), (160.0, 75.0, 2), (200.0, 55.0, 5), (250.0, 90.0, 3), (290.0, 105.0, 4)],
+)
 def test_measures_a_still_limb_with_a_clear_pulse(lop: float, hr: float, seed: int) -> None:
     o = measure_limb(Limb(lop=lop, heart_rate=hr, pulse_amplitude=3.0, noise=0.3, moving=False, seed=seed))
     r = o.result
     assert r.ok, r.reason
-    assert r.lop is not None and abs(r.lop - lop) <= 12.0, (r.lop, lop)
+    assert r.lop is not None and abs(r.lop - lop) <= 6.0, (r.lop, lop)
+    assert r.heart_rate_bpm is not None and abs(r.heart_rate_bpm - hr) < 5.0
     assert 0 < r.confidence <= 1
     assert o.sim_s <= 45.0
     assert o.max_target <= 300.0
@@ -43,7 +51,24 @@ def test_never_above_the_ceiling_and_fails_when_pulses_persist() -> None:
     r = rig.measure(m)
     assert rig.max_target <= 180.0
     assert not r.ok and r.lop is None
+    assert "ceiling" in r.reason
     assert rig.commands[-1] == "DEFLATE 1"
+
+
+def test_an_lop_just_above_the_ceiling_is_not_reported() -> None:
+    # The pulse fades before the ceiling but ends above it: no number, however tempting.
+    rig = Rig(215.0, heart_rate=70.0, pulse_amplitude=3.0, sensor_noise=0.3, seed=12)
+    m = LopMeasurement(clock=rig.clock, ceiling_mmhg=190.0)
+    r = rig.measure(m)
+    assert rig.max_target <= 190.0
+    assert not r.ok and r.lop is None, r.reason
+    assert rig.commands[-1] == "DEFLATE 1"
+
+
+def test_never_targets_above_300() -> None:
+    o = measure_limb(Limb(lop=300.0, heart_rate=70.0, pulse_amplitude=0.6, noise=0.9, moving=False, seed=13))
+    assert o.max_target <= 300.0
+    assert o.sim_s <= 45.0
 
 
 def test_gives_up_at_the_timeout_and_deflates_when_the_cuff_does_not_fill() -> None:
@@ -60,7 +85,7 @@ def test_cancel_deflates_once_and_then_reports_done() -> None:
     clock = ManualClock()
     m = LopMeasurement(clock=clock)
     first = m.next_action(clock.monotonic())
-    assert first.kind == "set" and first.target == 40.0
+    assert first.kind == "set" and first.target == 50.0
     m.cancel("alarm")
     assert m.next_action(clock.monotonic()).kind == "deflate"
     assert m.next_action(clock.monotonic()).kind == "done"
@@ -91,3 +116,109 @@ def test_bad_input_is_refused_clearly() -> None:
     m = LopMeasurement(clock=ManualClock())
     m.feed(float("nan"), 1.0)
     assert m.dropped == 1
+
+
+# --------------------------------------------------------------------------- synthesised limbs
+
+
+def _beat(phase: float) -> float:
+    """A pulse wave of our own (not the emulator's): a quick rise and an exponential fall."""
+    return phase / 0.15 if phase < 0.15 else math.exp(-(phase - 0.15) / 0.25)
+
+
+def _synth(
+    envelope: object, plateaus: list[float], *, hr: float = 72.0, noise: float = 0.3, dwell: float = 3.0,
+    corrections: bool = False, seed: int = 1,
+) -> tuple[list[float], list[float], list[StepInfo]]:
+    """A staircase recorded at 50 Hz: each plateau's pulse scaled by ``envelope(p)``, white noise on top.
+
+    With ``corrections`` a twitchy regulator adds a 1-3 mmHg pump or vent step (0.1 s ramp) every 1-2 s.
+    """
+    rng = random.Random(seed)
+    times: list[float] = []
+    pressures: list[float] = []
+    steps: list[StepInfo] = []
+    t = 0.0
+    period = 60.0 / hr
+    for p in plateaus:
+        t += 1.0  # travel: no samples needed
+        start = t
+        amp = envelope(p)  # type: ignore[operator]
+        offset = 0.0
+        fix, fix_end = 0.0, -1.0
+        k = 0
+        next_fix = start + rng.uniform(0.5, 1.5)
+        while t < start + dwell:
+            if corrections and t >= next_fix:
+                # a pump or vent burst of 1-3 mmHg, 0.1 s long, every 1-2 s
+                fix = rng.choice((-1.0, 1.0)) * rng.uniform(1.0, 3.0)
+                fix_end = t + 0.1
+                next_fix = t + rng.uniform(1.0, 2.0)
+            if corrections and t < fix_end:
+                offset += fix * 0.02 / 0.1
+            times.append(t)
+            pressures.append(round(p + offset + amp * _beat((t / period) % 1.0) + rng.gauss(0.0, noise), 1))
+            k += 1
+            t = start + k * 0.02
+        steps.append(StepInfo(p, start, times[-1]))
+    return times, pressures, steps
+
+
+def _cosine_envelope(lop: float, peak: float = 1.6) -> object:
+    pm = 0.6 * lop
+
+    def env(p: float) -> float:
+        if p <= pm:
+            return peak * math.sin(0.5 * math.pi * min(1.0, p / pm)) ** 2
+        return peak * math.cos(0.5 * math.pi * min(1.0, (p - pm) / (lop - pm))) ** 2
+
+    return env
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: the linear model loses to the cosine here and the LOP comes out ~13 mmHg high")
+def test_a_linear_fade_is_measured_without_the_emulators_curve() -> None:
+    lop, pm, peak = 190.0, 120.0, 1.8
+
+    def env(p: float) -> float:
+        if p <= pm:
+            return peak * p / pm
+        return peak * max(0.0, (lop - p) / (lop - pm))
+
+    plateaus = [60.0, 80.0, 100.0, 120.0, 135.0, 150.0, 160.0, 170.0, 180.0, 195.0]
+    r = estimate_lop(*_synth(env, plateaus, noise=0.3, seed=3))
+    assert r.ok, r.reason
+    assert r.lop is not None and abs(r.lop - lop) <= 8.0, r.lop
+    assert r.model == "linear"
+
+
+def test_a_cosine_fade_is_extrapolated_past_the_last_visible_pulse() -> None:
+    lop = 170.0
+    plateaus = [50.0, 70.0, 90.0, 105.0, 120.0, 130.0, 140.0, 150.0, 160.0, 175.0]
+    r = estimate_lop(*_synth(_cosine_envelope(lop), plateaus, noise=0.3, seed=4))
+    assert r.ok, r.reason
+    assert r.lop is not None and abs(r.lop - lop) <= 8.0, r.lop
+    gone = [a.pressure for a in r.amplitudes if not a.present]
+    # the first plateau without a visible pulse lies below the LOP; the estimate does not stop there
+    assert gone and r.lop > min(gone) - 15.0
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: 1-3 mmHg corrections every 1-2 s still spoil the plateau amplitudes")
+def test_a_twitchy_regulator_does_not_spoil_the_estimate() -> None:
+    lop = 200.0
+    plateaus = [60.0, 85.0, 110.0, 125.0, 140.0, 155.0, 165.0, 175.0, 185.0, 205.0]
+    env = _cosine_envelope(lop)
+    clean = estimate_lop(*_synth(env, plateaus, noise=0.3, seed=5))
+    twitchy = estimate_lop(*_synth(env, plateaus, noise=0.3, corrections=True, seed=5))
+    assert clean.ok and twitchy.ok, (clean.reason, twitchy.reason)
+    assert twitchy.lop is not None and abs(twitchy.lop - lop) <= 6.0, twitchy.lop
+    assert not any(a.disturbed for a in twitchy.amplitudes)
+
+
+def test_a_pulse_that_never_fades_gives_no_number() -> None:
+    r = estimate_lop(*_synth(lambda p: 1.5, [60.0, 90.0, 120.0, 150.0, 180.0], noise=0.3, seed=6), ceiling=180.0)
+    assert not r.ok and r.lop is None and "ceiling" in r.reason
+
+
+def test_no_pulse_at_all_gives_no_number() -> None:
+    r = estimate_lop(*_synth(lambda p: 0.0, [60.0, 90.0, 120.0, 150.0, 180.0], noise=0.5, seed=7))
+    assert not r.ok and r.lop is None and "no arterial pulsation" in r.reason
