@@ -17,8 +17,11 @@ from console.station.api import (
     ControllerSnapshot,
     CuffSnapshot,
     EmergencySnapshot,
+    LopProgress,
+    PlanSummary,
     Priority,
     Role,
+    SessionSnapshot,
     StationSnapshot,
 )
 
@@ -39,6 +42,27 @@ def make_cuff(cuff_id: str, *, label: str = "left thigh", limb: str = "leg", con
     )
     values.update(kw)
     return CuffSnapshot(**values)  # type: ignore[arg-type]
+
+
+PLANS = (
+    PlanSummary("legs-30-15", "Legs 30-15-15-15", "30-15-15-15 reps, 30 s rests held.", "leg", 80.0),
+    PlanSummary("arms-30-15", "Arms 30-15-15-15", "30-15-15-15 reps, 30 s rests held.", "arm", 50.0),
+    PlanSummary("4x10-60", "4 x 10 at 60 %", "Four sets of 10 slower reps, 60 s rests held.", None, 60.0),
+    PlanSummary("walk-legs", "BFR walking, 5 x 2 min", "5 bouts of 2 min, 1 min vented rest.", "leg", 60.0),
+)
+"""A small plan library: two per limb plus one for either limb."""
+
+
+def make_session(plan: PlanSummary, cuffs: tuple[str, ...], patient_id: str, **kw: object) -> SessionSnapshot:
+    """A session snapshot at its start (inflating, set 1); ``kw`` scripts any field."""
+    timed = plan.id.startswith("walk")
+    values: dict[str, object] = dict(
+        plan_id=plan.id, plan_name=plan.name, patient_id=patient_id, phase="inflating", set_index=1,
+        set_count=5 if timed else 4, rep=0, reps_target=0 if timed else 30, beat=False,
+        cadence_s=0.0 if timed else 2.0, phase_remaining_s=None, cuffs=cuffs,
+    )
+    values.update(kw)
+    return SessionSnapshot(**values)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -70,6 +94,7 @@ class FakeStation:
         """Command name -> sentence: that command raises CommandRefused."""
         self.hold_commands: asyncio.Event | None = None
         """When set to an unset Event, ordinary commands wait on it (to prove emergency does not)."""
+        self.plans: tuple[PlanSummary, ...] = PLANS
         self.seq = 1
         self.time = WALL0
         self._next_alarm = 1
@@ -118,7 +143,7 @@ class FakeStation:
     def snapshot(self) -> StationSnapshot:
         return StationSnapshot(name=self.name, time=self.time, cuffs=tuple(self.cuffs),
                                controllers=tuple(self.controllers), alarms=tuple(self.alarms),
-                               emergency=self.emergency, seq=self.seq, role=self.role)
+                               emergency=self.emergency, seq=self.seq, role=self.role, plans=self.plans)
 
     def alarm_log(self, limit: int = 200) -> list[AlarmSnapshot]:
         return self.log[:limit]
@@ -176,19 +201,53 @@ class FakeStation:
 
     async def set_lop(self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None,
                       source: str = "doppler") -> None:
-        await self._command("set_lop", cuff_id, lop)
+        await self._command("set_lop", cuff_id, lop, position=position, cuff_width_cm=cuff_width_cm, source=source)
+        self.set_cuff(cuff_id, lop=lop)
 
     async def measure_lop(self, cuff_id: str, *, position: str = "seated") -> None:
-        await self._command("measure_lop", cuff_id)
+        await self._command("measure_lop", cuff_id, position=position)
+        self.set_cuff(cuff_id, lop_measure=LopProgress("running", 40.0, 0.0), state="INFLATING", target=40.0)
 
     async def set_patient(self, cuff_id: str, patient_id: str) -> None:
         await self._command("set_patient", cuff_id, patient_id)
+        self.set_cuff(cuff_id, patient_id=patient_id)
 
     async def start_session(self, cuff_ids: list[str], plan_id: str, patient_id: str) -> None:
         await self._command("start_session", cuff_ids, plan_id, patient_id)
+        plan = next((p for p in self.plans if p.id == plan_id), None)
+        if plan is None:
+            raise CommandRefused(f"There is no plan {plan_id}.")
+        for cid in cuff_ids:
+            c = self.cuffs[self.index(cid)]
+            target = plan.pct_lop * (c.lop or 0) / 100
+            self.set_cuff(cid, session=make_session(plan, tuple(cuff_ids), patient_id), patient_id=patient_id,
+                          state="INFLATING", target=target, target_pct_lop=plan.pct_lop)
+
+    def set_session(self, cuff_id: str, **changes: object) -> None:
+        """Script the session on a cuff and on every cuff it drives (a pair shows the same timer)."""
+        s = self.cuffs[self.index(cuff_id)].session
+        assert s is not None, f"no session on {cuff_id}"
+        new = replace(s, **changes)  # type: ignore[arg-type]
+        for cid in s.cuffs:
+            self.set_cuff(cid, session=new)
 
     async def session_command(self, cuff_id: str, command: str) -> None:
         await self._command("session_command", cuff_id, command)
+        s = self.cuffs[self.index(cuff_id)].session
+        if s is None:
+            raise CommandRefused(f"No session runs on {cuff_id}.")
+        if command == "pause":
+            self.set_session(cuff_id, phase="paused", beat=False)
+        elif command == "resume":
+            self.set_session(cuff_id, phase="set")
+        elif command == "skip":
+            self.set_session(cuff_id, phase="rest", phase_remaining_s=30.0)
+        elif command == "stop":
+            self.set_session(cuff_id, phase="stopped", message="stopped by the operator")
+            for cid in s.cuffs:
+                self.set_cuff(cid, target=0.0, state="VENTING", target_pct_lop=None)
+        elif command in ("rep+", "rep-"):
+            self.set_session(cuff_id, rep=max(0, s.rep + (1 if command == "rep+" else -1)))
 
 
 # -- helpers for run_test ------------------------------------------------------------

@@ -24,6 +24,8 @@ from console.ui.alerting import BellScheduler, loudest_audible
 from console.ui.screens.dashboard import DashboardScreen, cuff_by_id
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog, InflateRequest
 from console.ui.screens.lists import AlarmListScreen, HelpScreen
+from console.ui.screens.therapy import CommandDialog, DopplerLopDialog, MeasureLopDialog, SessionDialog
+from console.ui.therapy_text import session_active
 from console.ui.theme import resolve_theme
 from console.ui.widgets.cuff_panel import is_inflated
 
@@ -107,6 +109,7 @@ class BfrApp(App[None]):
         self._tasks: set[asyncio.Future[Any]] = set()
         self._timer: Any = None
         self._dashboard: DashboardScreen | None = None
+        self._keys_mode: tuple[str, bool] | None = None
 
     # -- lifecycle --------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
@@ -143,6 +146,7 @@ class BfrApp(App[None]):
         self._seq = snap.seq
         if role_changed:
             self.refresh_bindings()
+        self._follow_keys_mode()
         now = self.clock()
         dash.apply(snap, changed, now)
         if changed:
@@ -160,6 +164,18 @@ class BfrApp(App[None]):
     def select(self, cuff_id: str) -> None:
         self.selected = cuff_id
         self.dashboard.show_selected(cuff_id)
+        self._follow_keys_mode()
+
+    def selected_session_active(self) -> bool:
+        cuff = cuff_by_id(self.last_snapshot, self.selected)
+        return cuff is not None and session_active(cuff.session)
+
+    def _follow_keys_mode(self) -> None:
+        """The footer offers the session keys while the selected cuff runs a session, the setup keys otherwise."""
+        mode = (self.selected, self.selected_session_active())
+        if mode != self._keys_mode:
+            self._keys_mode = mode
+            self.refresh_bindings()
 
     # -- commands ----------------------------------------------------------------
     def _spawn(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
@@ -230,6 +246,45 @@ class BfrApp(App[None]):
 
         await self.push_screen(InflateDialog(cuff), done)
 
+    # -- therapy -----------------------------------------------------------------------
+    async def open_therapy_dialog(self, kind: str) -> None:
+        """``session`` | ``measure`` | ``doppler``: opened and focused before the next key is read."""
+        cuff = cuff_by_id(self.last_snapshot, self.selected)
+        if cuff is None:
+            self.notify("No cuff selected.", severity="warning")
+            return
+        dialog: CommandDialog
+        if kind == "session":
+            dialog = SessionDialog(self.last_snapshot, cuff)
+        elif kind == "measure":
+            dialog = MeasureLopDialog(cuff)
+        else:
+            dialog = DopplerLopDialog(cuff)
+        await self.push_screen(dialog)
+
+    def session_command(self, command: str) -> None:
+        """``pause`` | ``resume`` | ``skip`` | ``stop`` | ``rep+`` | ``rep-`` on the selected cuff's session."""
+        if (cid := self._selected_cuff()) is not None:
+            self._command(f"Session {command} on {cid}", lambda: self.handle.session_command(cid, command))
+
+    def toggle_pause(self) -> None:
+        cuff = cuff_by_id(self.last_snapshot, self.selected)
+        paused = cuff is not None and cuff.session is not None and cuff.session.phase == "paused"
+        self.session_command("resume" if paused else "pause")
+
+    def confirm_stop_session(self) -> None:
+        cuff = cuff_by_id(self.last_snapshot, self.selected)
+        if cuff is None or cuff.session is None or isinstance(self.screen, ConfirmDialog):
+            return
+        cuffs = " + ".join(cuff.session.cuffs) or cuff.id
+        question = f"Stop the session on {cuffs} ({cuff.session.plan_name})? The cuffs vent."
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.session_command("stop")
+
+        self.push_screen(ConfirmDialog(question, yes="Stop", no="Continue"), done)
+
     def nudge(self, delta: float) -> None:
         if (cid := self._selected_cuff()) is not None:
             self._command(f"Target {cid} {delta:+.0f} mmHg", lambda: self.handle.nudge_target(cid, delta))
@@ -280,6 +335,10 @@ class BfrApp(App[None]):
             ("everywhere", list(self.BINDINGS)),
             ("dashboard", list(DashboardScreen.BINDINGS)),
             ("inflate dialog", list(_I.BINDINGS) + [Binding("enter", "", "confirm the target")]),
+            ("therapy dialogs", list(CommandDialog.BINDINGS) + [
+                Binding("tab", "", "next field"), Binding("up,down", "", "choose a plan"),
+                Binding("left,right,space", "", "change a choice (position, cuffs)"),
+            ]),
             ("confirmation", list(_C.BINDINGS) + [Binding("tab,enter", "", "move to / press a button")]),
             ("alarm list", list(AlarmListScreen.BINDINGS)),
             ("help", list(HelpScreen.BINDINGS)),
@@ -289,7 +348,7 @@ class BfrApp(App[None]):
             for b in Binding.make_bindings(bindings):
                 if b.system:
                     continue
-                desc = b.description or b.action
+                desc = b.tooltip or b.description or b.action
                 if b.action.startswith("select("):
                     grouped.setdefault(("select", "select cuff 1..9 (in screen order)"), []).append(key_label(b.key))
                     continue

@@ -32,11 +32,14 @@ class Glyphs:
     font: str
     """Big-number font name, see :mod:`console.ui.render`."""
     bullet: str
-    """Metronome beat marker."""
+    """Metronome beat marker (the contract half of each period)."""
+    beat_off: str = " "
+    """Metronome marker for the relax half, same width as ``bullet``."""
 
 
-UNICODE = Glyphs(filled="█", empty="░", band="│", target="┃", selected="▶", spark="▁▂▃▄▅▆▇█", font="block", bullet="●")
-ASCII = Glyphs(filled="#", empty=".", band="|", target="!", selected=">", spark="_.-:=+*#", font="seg7", bullet="*")
+UNICODE = Glyphs(filled="█", empty="░", band="│", target="┃", selected="▶", spark="▁▂▃▄▅▆▇█", font="block", bullet="●",
+                 beat_off="○")
+ASCII = Glyphs(filled="#", empty=".", band="|", target="!", selected=">", spark="_.-:=+*#", font="seg7", bullet="*", beat_off=".")
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,16 @@ from console.ui.widgets.status import AlarmBanner, EmergencyBar, StationHeader
 if TYPE_CHECKING:
     from console.ui.app import BfrApp
 
-OPERATOR_ACTIONS = frozenset({"inflate", "nudge", "deflate", "ack", "ack_all", "silence"})
+SETUP_ACTIONS = frozenset({"session", "measure_lop", "enter_lop"})
+"""Therapy keys offered while the selected cuff runs no session."""
+SESSION_ACTIONS = frozenset({"pause", "skip", "stop_session", "rep"})
+"""Keys offered while the selected cuff runs a session (the footer shows one set or the other)."""
+OPERATOR_ACTIONS = frozenset({"inflate", "nudge", "deflate", "ack", "ack_all", "silence"}) | SETUP_ACTIONS | SESSION_ACTIONS
 """Actions an observer may not take (shown greyed out, never fired)."""
 
 PANEL_MIN_WIDTH = 38
+
+_REPS = Binding.Group("rep", compact=True)
 
 
 class CuffGrid(VerticalScroll, can_focus=False):
@@ -39,15 +45,25 @@ class DashboardScreen(Screen[None]):
         Binding("left,shift+tab", "move(-1)", "previous", show=False),
         Binding("down", "move_row(1)", "row down", show=False),
         Binding("up", "move_row(-1)", "row up", show=False),
-        Binding("i", "inflate", "inflate"),
-        Binding("plus,equals_sign", "nudge(5)", "+5", key_display="+"),
-        Binding("minus", "nudge(-5)", "-5", key_display="-"),
-        Binding("d", "deflate", "deflate"),
-        Binding("a", "ack", "ack cuff"),
-        Binding("A", "ack_all", "ack all", key_display="A", show=False),
-        Binding("s", "silence", "silence"),
-        Binding("l", "alarm_list", "alarms"),
-        Binding("q", "request_quit", "quit"),
+        # The footer is one line at 80 columns: short words there, the whole sentence (tooltip) in F1 help.
+        Binding("f1", "app.help", "help", key_display="F1", tooltip="help: every key"),
+        Binding("i", "inflate", "inflate", tooltip="inflate the selected cuff (mmHg or % LOP)"),
+        Binding("plus,equals_sign", "nudge(5)", "+5", key_display="+", show=False, tooltip="target +5 mmHg"),
+        Binding("minus", "nudge(-5)", "-5", key_display="-", show=False, tooltip="target -5 mmHg"),
+        Binding("d", "deflate", "deflate", tooltip="deflate the selected cuff"),
+        Binding("p", "session", "session", tooltip="start a session: patient, plan, one cuff or two"),
+        Binding("m", "measure_lop", "LOP", tooltip="measure the LOP automatically (asks the body position)"),
+        Binding("o", "enter_lop", "Doppler", tooltip="enter a LOP measured by Doppler"),
+        Binding("space", "pause", "pause", key_display="Space", tooltip="pause / resume the session"),
+        Binding("n", "skip", "skip", tooltip="skip to the next phase of the session"),
+        Binding("x", "stop_session", "stop", tooltip="stop the session (asks y/n; the cuffs vent)"),
+        Binding("left_square_bracket", "rep(-1)", "rep-", key_display="[", tooltip="rep count -1", group=_REPS),
+        Binding("right_square_bracket", "rep(1)", "rep+", key_display="]", tooltip="rep count +1", group=_REPS),
+        Binding("a", "ack", "ack", tooltip="acknowledge the selected cuff's alarms"),
+        Binding("A", "ack_all", "ack all", key_display="A", show=False, tooltip="acknowledge every alarm"),
+        Binding("s", "silence", "silence", tooltip="silence the alarm sound for 120 s"),
+        Binding("l", "alarm_list", "alarms", show=False, tooltip="alarm list"),
+        Binding("q", "request_quit", "quit", show=False, tooltip="quit (asks while a cuff is inflated)"),
     ]
 
     def __init__(self, snapshot: StationSnapshot) -> None:
@@ -74,7 +90,7 @@ class DashboardScreen(Screen[None]):
                 self.order.append(cuff.id)
                 yield panel
         yield self.emergency_bar
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._fit_columns(self.size.width)
@@ -129,6 +145,10 @@ class DashboardScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in OPERATOR_ACTIONS and self.bfr.role is Role.OBSERVER:
             return None
+        if action in SETUP_ACTIONS:
+            return not self.bfr.selected_session_active()
+        if action in SESSION_ACTIONS:
+            return self.bfr.selected_session_active()
         return True
 
     def action_select(self, index: int) -> None:
@@ -164,6 +184,27 @@ class DashboardScreen(Screen[None]):
 
     def action_silence(self) -> None:
         self.bfr.silence()
+
+    async def action_session(self) -> None:
+        await self.bfr.open_therapy_dialog("session")
+
+    async def action_measure_lop(self) -> None:
+        await self.bfr.open_therapy_dialog("measure")
+
+    async def action_enter_lop(self) -> None:
+        await self.bfr.open_therapy_dialog("doppler")
+
+    def action_pause(self) -> None:
+        self.bfr.toggle_pause()
+
+    def action_skip(self) -> None:
+        self.bfr.session_command("skip")
+
+    def action_stop_session(self) -> None:
+        self.bfr.confirm_stop_session()
+
+    def action_rep(self, delta: int) -> None:
+        self.bfr.session_command("rep+" if delta > 0 else "rep-")
 
     def action_alarm_list(self) -> None:
         self.bfr.open_alarm_list()

@@ -17,7 +17,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from console.station.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority
-from console.ui import render
+from console.ui import render, therapy_text
 from console.ui.theme import UNICODE, Glyphs
 
 INFLATED_STATES = frozenset({"INFLATING", "HOLDING", "VENTING"})
@@ -97,7 +97,7 @@ class CuffPanel(Widget):
         full = (
             now is None
             or alarm != prev_alarm
-            or _slow_key(cuff) != _slow_key(prev)
+            or _slow_key(cuff, self.glyphs) != _slow_key(prev, self.glyphs)
             or not (0 <= now - self._digits_at < DIGITS_PERIOD_S)
             or _jump(cuff.pressure, self._digits_pressure)
         )
@@ -161,6 +161,8 @@ class CuffPanel(Widget):
         marker = self.glyphs.selected if self.selected else " "
         title = f"{marker} {c.id}  {c.label} ({c.limb})"
         subtitle = f"{c.controller} ch{c.channel}"
+        if c.session is not None:
+            subtitle = f"{c.session.plan_name} | {subtitle}"
         # Assigning a title repaints the whole panel, even when unchanged.
         if self.border_title != title:
             self.border_title = title
@@ -223,13 +225,16 @@ class CuffPanel(Widget):
         if not online:
             side = [" mmHg", " no data", ""]
         big_style = "bold" if online else "dim"
+        phase: tuple[str, str] = ("", "")
+        if online and c.session is not None:
+            phase = (" " + therapy_text.phase_word(c.session), therapy_text.PHASE_STYLES.get(c.session.phase, "bold"))
         for r in range(3):
-            rows.append(Text.assemble((big[r], big_style), side[r]))
+            rows.append(Text.assemble((big[r], big_style), side[r], phase if r == 1 else ""))
 
         rows.append(self._gauge_row(width))
 
-        # Row 5: session / LOP / controller status.
-        rows.append(Text(self._detail_line(), overflow="ellipsis", no_wrap=True))
+        # Row 5: session progress / LOP / controller status.
+        rows.append(self._detail_row(width))
 
         rows.append(self._trace_row(width))
 
@@ -239,7 +244,7 @@ class CuffPanel(Widget):
             mark = "ACK " if a.acknowledged else ""
             rows.append(Text(f"! {a.priority.value.upper()} {mark}{a.message}", style="bold"))
         else:
-            rows.append(Text(""))
+            rows.append(Text(self._note(), style="italic"))
         for row in rows:
             row.truncate(width)
         return rows
@@ -278,26 +283,43 @@ class CuffPanel(Widget):
         row.truncate(width)
         return row
 
+    def _detail_row(self, width: int) -> Text:
+        """Row 5: during a session ``set 2/4  rep 9/15 *`` and the patient; else LOP, limits, patient."""
+        c = self.cuff
+        s = c.session
+        if s is not None and c.online and c.state != OFFLINE:
+            left = therapy_text.progress_text(s, self.glyphs)
+            row = Text(left)
+            if s.beat and s.phase == "set" and s.reps_target:
+                row.stylize("bold", len(left) - 1, len(left))
+            pat = f"patient {s.patient_id}"
+            if len(left) + 2 + len(pat) > width:
+                pat = s.patient_id
+            gap = width - len(left) - len(pat)
+            if gap >= 2:
+                row.append(" " * gap + pat)
+            return row
+        return Text(self._detail_line(), overflow="ellipsis", no_wrap=True)
+
     def _detail_line(self) -> str:
         c = self.cuff
         if not c.online or c.state == OFFLINE:
             return f"controller {c.controller} offline"
-        s = c.session
-        if s is not None:
-            beat = self.glyphs.bullet if s.beat else " "
-            reps = f"rep {s.rep}/{s.reps_target} {beat}" if s.reps_target else ""
-            left = f" {render.fmt_mmss(s.phase_remaining_s)}" if s.phase_remaining_s is not None else ""
-            return f"{s.phase} set {s.set_index}/{s.set_count} {reps}{left}".strip()
         m = c.lop_measure
         if m is not None:
-            if m.state == "done" and m.lop is not None:
-                return f"LOP measured {m.lop:.0f} mmHg"
-            if m.state == "failed":
-                return f"LOP failed: {m.message}"
-            return f"measuring LOP {m.pressure_step:.0f} mmHg"
+            return therapy_text.lop_text(m).line
         lop = f"LOP {c.lop:.0f}" if c.lop is not None else "LOP not set"
         pat = f"  patient {c.patient_id}" if c.patient_id else ""
         return f"{lop}  max {c.max_pct_lop:.0f}%{pat}"
+
+    def _note(self) -> str:
+        """Row 7 when no alarm: the session's message, or why a LOP measurement failed."""
+        c = self.cuff
+        if c.session is not None:
+            return c.session.message
+        if c.lop_measure is not None:
+            return therapy_text.lop_text(c.lop_measure).detail
+        return ""
 
 
 def _same_row(x: Text, y: Text) -> bool:
@@ -305,10 +327,20 @@ def _same_row(x: Text, y: Text) -> bool:
     return x.plain == y.plain and x.spans == y.spans and x.style == y.style
 
 
-def _slow_key(c: CuffSnapshot) -> tuple[object, ...]:
-    """Everything shown except the fast-moving reading, trace and occlusion clock."""
+def _slow_key(c: CuffSnapshot, glyphs: Glyphs = UNICODE) -> tuple[object, ...]:
+    """Everything shown except the fast-moving reading, trace and occlusion clock.
+
+    A session or LOP measurement enters as the text it shows (whole seconds,
+    beats), not as the snapshot whose float countdown changes every frame.
+    """
+    s, m = c.session, c.lop_measure
+    session = None
+    if s is not None:
+        session = (therapy_text.phase_word(s), therapy_text.progress_text(s, glyphs), s.beat, s.patient_id,
+                   s.plan_name, s.message)
+    lop = therapy_text.lop_text(m) if m is not None else None
     return (c.state, c.online, c.target, c.target_pct_lop, c.lop, c.max_pct_lop, c.tolerance, c.latched,
-            c.alarm, c.session, c.lop_measure, c.patient_id, c.label, c.occlusion_limit_s)
+            c.alarm, session, lop, c.patient_id, c.label, c.occlusion_limit_s)
 
 
 def _jump(new: float | None, shown: float | None) -> bool:

@@ -1,0 +1,330 @@
+"""Therapy dialogs: start a session (p), measure the LOP (m), enter a Doppler LOP (o).
+
+Each dialog checks what it can (a patient id, a number in range) and then
+sends the command itself, staying open until the station answers: a refusal
+is shown in the dialog, in the station's own sentence, and nothing typed is
+lost. Keyboard only: Enter confirms from any field, Tab moves, F10 (or
+Escape, where it works) cancels. The emergency key works here as everywhere
+(it is an App binding with priority).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from console.station.api import CommandRefused, CuffSnapshot, PlanSummary, StationSnapshot
+from console.ui.widgets.choice import Choice
+
+if TYPE_CHECKING:
+    from console.ui.app import BfrApp
+
+log = logging.getLogger(__name__)
+
+POSITIONS = ("supine", "seated", "standing")
+DEFAULT_POSITION = "seated"
+LOP_RANGE = (50.0, 350.0)
+"""A typed LOP outside this is a typo (the station checks the same range)."""
+WIDTH_RANGE = (2.0, 30.0)
+"""Cuff widths in cm that exist."""
+MAX_PATIENT_ID = 64
+
+
+def plans_for(snap: StationSnapshot, cuff: CuffSnapshot) -> list[PlanSummary]:
+    """Plans that suit the cuff's limb (plans without a limb suit both)."""
+    return [p for p in snap.plans if p.limb in (None, cuff.limb)]
+
+
+def partner_choices(snap: StationSnapshot, cuff: CuffSnapshot) -> list[CuffSnapshot]:
+    """Cuffs that may run the same session: the declared pair if the snapshot names one, else the same limb."""
+    pair = getattr(cuff, "pair", None)
+    same = [c for c in snap.cuffs if c.id != cuff.id and c.limb == cuff.limb]
+    if pair:
+        same.sort(key=lambda c: c.id != pair)
+    return same
+
+
+def check_patient_id(text: str) -> str:
+    """The id as the station will store it; ValueError with a sentence when unusable."""
+    pid = text.strip()
+    if not pid:
+        raise ValueError("Type the patient's id (a pseudonym is enough).")
+    if len(pid) > MAX_PATIENT_ID or not pid.isprintable():
+        raise ValueError(f"A patient id is 1 to {MAX_PATIENT_ID} printable characters.")
+    return pid
+
+
+def parse_number(text: str, what: str, lo: float, hi: float, unit: str) -> float:
+    """A number typed by hand, within ``lo..hi``; ValueError naming the field otherwise."""
+    raw = text.strip().lower().removesuffix(unit.lower()).strip().replace(",", ".")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{what}: type a number of {unit}, e.g. {lo + (hi - lo) / 4:.0f}.") from None
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ValueError(f"{what}: {raw} {unit} is not plausible ({lo:g} to {hi:g} {unit}).")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class DopplerLop:
+    lop: float
+    position: str
+    cuff_width_cm: float | None
+
+
+def parse_doppler(lop_text: str, width_text: str, position: str) -> DopplerLop:
+    lop = parse_number(lop_text, "LOP", *LOP_RANGE, "mmHg")
+    width = parse_number(width_text, "Cuff width", *WIDTH_RANGE, "cm") if width_text.strip() else None
+    if position not in POSITIONS:
+        raise ValueError(f"Position: one of {', '.join(POSITIONS)}.")
+    return DopplerLop(lop, position, width)
+
+
+class CommandDialog(ModalScreen[bool]):
+    """A dialog that sends one station command and shows a refusal in place."""
+
+    BINDINGS = [
+        Binding("enter", "submit", "confirm", show=False),
+        Binding("f10", "cancel", "cancel", key_display="F10"),
+        Binding("escape", "cancel", "cancel", show=False),
+    ]
+
+    def __init__(self, cuff: CuffSnapshot) -> None:
+        super().__init__(classes="dialog")
+        self.cuff = cuff
+        self.pending = False
+
+    @property
+    def bfr(self) -> BfrApp:
+        return self.app  # type: ignore[return-value]
+
+    def say(self, text: str) -> None:
+        self.query_one("#error", Static).update(text)
+
+    def buttons(self, ok: str) -> ComposeResult:
+        with Horizontal(classes="buttons"):
+            yield Button(f"{ok} (Enter)", id="ok", variant="primary")
+            yield Button("Cancel (F10)", id="cancel")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ok":
+            self.action_submit()
+        else:
+            self.action_cancel()
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def action_submit(self) -> None:
+        raise NotImplementedError
+
+    def send(self, what: str, make: Callable[[], Awaitable[Any]]) -> None:
+        """Run the command in the app's background (closing the dialog never cancels it halfway)."""
+        if self.pending:
+            return
+        self.pending = True
+        self.say(f"{what}...")
+
+        async def run() -> None:
+            try:
+                await make()
+            except CommandRefused as exc:
+                self._failed(what, str(exc))
+                return
+            except Exception as exc:  # a broken link must not take the dialog down
+                log.exception("%s failed", what)
+                self._failed(what, f"{what} failed: {exc}")
+                return
+            finally:
+                self.pending = False
+                self.bfr.refresh_now()
+            if self.is_current:
+                self.dismiss(True)
+
+        self.bfr._spawn(run())
+
+    def _failed(self, what: str, sentence: str) -> None:
+        if self.is_attached and self.is_current:
+            self.say(sentence)
+        else:  # the dialog was closed meanwhile: say it on the dashboard
+            self.bfr.notify(sentence, title=f"{what}: refused", severity="error", timeout=8)
+
+
+def _cuff_title(c: CuffSnapshot) -> str:
+    return f"{c.id} ({c.label}, {c.limb})"
+
+
+def _lop_info(c: CuffSnapshot) -> str:
+    if c.lop is None:
+        return "LOP not set: m measures it, o enters a Doppler value."
+    return f"LOP {c.lop:.0f} mmHg, max {c.max_pct_lop:.0f} % LOP"
+
+
+class SessionDialog(CommandDialog):
+    """Patient, plan (suited to the limb), optionally a second cuff; Enter starts."""
+
+    AUTO_FOCUS = "#patient"
+
+    def __init__(self, snap: StationSnapshot, cuff: CuffSnapshot) -> None:
+        super().__init__(cuff)
+        self.plans = plans_for(snap, cuff)
+        self.partners = partner_choices(snap, cuff)
+
+    def compose(self) -> ComposeResult:
+        c = self.cuff
+        with Vertical(id="dialog-box", classes="wide"):
+            yield Label(f"Session on {_cuff_title(c)}", id="dialog-title")
+            yield Label(_lop_info(c))
+            patient = Input(c.patient_id or "", placeholder="pseudonymous id, e.g. P-0042", id="patient",
+                            max_length=MAX_PATIENT_ID)
+            patient.border_title = "patient"
+            yield patient
+            plans = OptionList(
+                *(Option(f"{p.name}  [{p.pct_lop:.0f}% LOP]", id=p.id) for p in self.plans),
+                id="plans",
+                markup=False,
+            )
+            plans.border_title = "plan (Up/Down)"
+            yield plans
+            yield Static("", id="plan-description")
+            if self.partners:
+                options = [("", "this cuff only")] + [(p.id, f"{p.id} {p.label} too") for p in self.partners]
+                pair = getattr(c, "pair", None)
+                yield Choice("Cuffs", options, pair if pair else "", id="second")
+            yield Static("" if self.plans else f"No plan suits a {c.limb} cuff.", id="error")
+            yield from self.buttons("Start")
+
+    def on_mount(self) -> None:
+        plans = self.query_one(OptionList)
+        if self.plans:
+            current = self.cuff.session.plan_id if self.cuff.session is not None else None
+            ids = [p.id for p in self.plans]
+            plans.highlighted = ids.index(current) if current in ids else 0
+        self._describe()
+        self.query_one("#patient", Input).focus()
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        self._describe()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.action_submit()
+
+    @property
+    def plan(self) -> PlanSummary | None:
+        i = self.query_one(OptionList).highlighted
+        return self.plans[i] if i is not None and 0 <= i < len(self.plans) else None
+
+    @property
+    def cuff_ids(self) -> list[str]:
+        ids = [self.cuff.id]
+        for second in self.query("#second").results(Choice):
+            if second.value:
+                ids.append(second.value)
+        return ids
+
+    def _describe(self) -> None:
+        p = self.plan
+        text = "" if p is None else f"{p.description}"
+        self.query_one("#plan-description", Static).update(text)
+
+    def action_submit(self) -> None:
+        plan = self.plan
+        if plan is None:
+            self.say(f"No plan suits a {self.cuff.limb} cuff." if not self.plans else "Choose a plan (Up/Down).")
+            return
+        try:
+            patient = check_patient_id(self.query_one("#patient", Input).value)
+        except ValueError as exc:
+            self.say(str(exc))
+            self.query_one("#patient", Input).focus()
+            return
+        ids = self.cuff_ids
+        self.send(
+            f"Start {plan.name} on {' + '.join(ids)}",
+            lambda: self.bfr.handle.start_session(ids, plan.id, patient),
+        )
+
+
+def _position_choice(value: str = DEFAULT_POSITION) -> Choice:
+    return Choice("Position", [(p, p) for p in POSITIONS], value, id="position")
+
+
+class MeasureLopDialog(CommandDialog):
+    """Body position, then the station steps the cuff up and watches the pulse fade."""
+
+    AUTO_FOCUS = "#position"
+
+    def compose(self) -> ComposeResult:
+        c = self.cuff
+        with Vertical(id="dialog-box"):
+            yield Label(f"Measure the LOP on {_cuff_title(c)}", id="dialog-title")
+            yield Label("The cuff inflates step by step until the pulse fades, then vents.")
+            yield Label("The patient keeps the limb still and relaxed.")
+            yield _position_choice()
+            yield Static("", id="error")
+            yield from self.buttons("Measure")
+
+    def on_mount(self) -> None:
+        self.query_one(Choice).focus()
+
+    def action_submit(self) -> None:
+        cid, position = self.cuff.id, self.query_one(Choice).value
+        self.send(f"Measure LOP on {cid} ({position})",
+                  lambda: self.bfr.handle.measure_lop(cid, position=position))
+
+
+class DopplerLopDialog(CommandDialog):
+    """A LOP measured by Doppler: mmHg, body position, cuff width (optional)."""
+
+    AUTO_FOCUS = "#lop"
+
+    def compose(self) -> ComposeResult:
+        c = self.cuff
+        with Vertical(id="dialog-box"):
+            yield Label(f"Doppler LOP for {_cuff_title(c)}", id="dialog-title")
+            now = f"now {c.lop:.0f} mmHg" if c.lop is not None else "not set yet"
+            yield Label(f"LOP {now}. Enter saves, Tab moves.")
+            lop = Input(placeholder=f"{LOP_RANGE[0]:.0f} to {LOP_RANGE[1]:.0f}", id="lop")
+            lop.border_title = "LOP mmHg"
+            yield lop
+            yield _position_choice()
+            width = Input(placeholder="optional, e.g. 11.5", id="width")
+            width.border_title = "cuff width cm"
+            yield width
+            yield Static("", id="error")
+            yield from self.buttons("Save")
+
+    def on_mount(self) -> None:
+        self.query_one("#lop", Input).focus()
+
+    def action_submit(self) -> None:
+        try:
+            entry = parse_doppler(self.query_one("#lop", Input).value, self.query_one("#width", Input).value,
+                                  self.query_one(Choice).value)
+        except ValueError as exc:
+            self.say(str(exc))
+            return
+        cid = self.cuff.id
+        self.send(
+            f"Set LOP of {cid} to {entry.lop:g} mmHg",
+            lambda: self.bfr.handle.set_lop(cid, entry.lop, position=entry.position,
+                                            cuff_width_cm=entry.cuff_width_cm, source="doppler"),
+        )

@@ -1,0 +1,80 @@
+"""Words for a cuff panel while a session or a LOP measurement runs.
+
+Pure functions of the snapshot, so every phase's wording is unit-tested and
+the panel only places the strings. Each result changes at most once a second
+(countdowns are shown in whole seconds) or once a metronome beat, which lets
+the panel repaint its slow rows only when what they say changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from console.station.api import LopProgress, SessionSnapshot
+from console.ui.render import fmt_mmss
+from console.ui.theme import Glyphs
+
+ACTIVE_PHASES = frozenset({"inflating", "set", "rest", "paused", "between"})
+"""Phases in which the session still drives the cuff (``done`` and ``stopped`` are over)."""
+
+PHASE_WORDS = {
+    "inflating": "INFLATING",
+    "set": "SET",
+    "rest": "REST",
+    "paused": "PAUSED",
+    "between": "BREAK",
+    "done": "DONE",
+    "stopped": "STOPPED",
+}
+PHASE_STYLES = {
+    "set": "bold reverse green",
+    "paused": "bold reverse yellow",
+    "stopped": "bold reverse",
+    "done": "bold green",
+}
+
+
+def session_active(s: SessionSnapshot | None) -> bool:
+    return s is not None and s.phase in ACTIVE_PHASES
+
+
+def phase_word(s: SessionSnapshot) -> str:
+    """``SET``, ``REST 00:23``, ``PAUSED``, ``DONE``...; a timed phase carries its countdown."""
+    word = PHASE_WORDS.get(s.phase, s.phase.upper())
+    if s.phase_remaining_s is not None and s.phase in ("set", "rest", "between"):
+        # Round up: a countdown shows 00:01 until the phase really ends.
+        word += " " + fmt_mmss(-int(-s.phase_remaining_s // 1))
+    return word
+
+
+def beat_mark(s: SessionSnapshot, glyphs: Glyphs) -> str:
+    """The metronome: one glyph on the contract half, another on the relax half; blank when no set runs."""
+    if s.phase != "set" or not s.reps_target:
+        return " "
+    return glyphs.bullet if s.beat else glyphs.beat_off
+
+
+def progress_text(s: SessionSnapshot, glyphs: Glyphs) -> str:
+    """``set 2/4  rep  9/15 ●`` (reps plans) or ``cycle 2/5`` (timed plans)."""
+    if not s.reps_target:
+        return f"cycle {s.set_index}/{s.set_count}"
+    width = len(str(s.reps_target))
+    return f"set {s.set_index}/{s.set_count}  rep {s.rep:>{width}}/{s.reps_target} {beat_mark(s, glyphs)}"
+
+
+@dataclass(frozen=True, slots=True)
+class LopText:
+    line: str
+    """One line for the panel's status row."""
+    detail: str = ""
+    """A longer reason (a failure), for the row under it when free."""
+
+
+def lop_text(m: LopProgress) -> LopText:
+    """Progress (step pressure, elapsed), then the LOP with its confidence, or why it failed."""
+    if m.state == "done" and m.lop is not None:
+        conf = f", confidence {m.confidence * 100:.0f}%" if m.confidence is not None else ""
+        return LopText(f"LOP measured {m.lop:.0f} mmHg{conf}", m.message)
+    if m.state in ("failed", "done"):
+        return LopText("LOP measurement FAILED", m.message or "no reason given")
+    return LopText(f"measuring LOP: {m.pressure_step:3.0f} mmHg {fmt_mmss(m.elapsed_s)}", m.message)
