@@ -811,7 +811,7 @@ class ControllerFirmware:
         if hz == 0:
             return
         if t + 1e-9 >= self._next_sample:
-            self._send(codec.sample_body(self.uptime_ms, [c.reading for c in self._chans]))
+            self._send(codec.sample_body(self.uptime_ms, [c.reading if c.reading > 0.0 else 0.0 for c in self._chans]))
             self._next_sample += 1.0 / hz
             if self._next_sample <= t:
                 self._next_sample = t + 1.0 / hz
