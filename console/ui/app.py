@@ -47,6 +47,9 @@ _KEY_NAMES = {
     "plus": "+",
     "minus": "-",
     "equals_sign": "=",
+    "space": "Space",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
 }
 
 

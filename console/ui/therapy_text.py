@@ -74,7 +74,7 @@ def lop_text(m: LopProgress) -> LopText:
     """Progress (step pressure, elapsed), then the LOP with its confidence, or why it failed."""
     if m.state == "done" and m.lop is not None:
         conf = f", confidence {m.confidence * 100:.0f}%" if m.confidence is not None else ""
-        return LopText(f"LOP measured {m.lop:.0f} mmHg{conf}", m.message)
+        return LopText(f"LOP {m.lop:.0f} mmHg{conf}", m.message)
     if m.state in ("failed", "done"):
         return LopText("LOP measurement FAILED", m.message or "no reason given")
     return LopText(f"measuring LOP: {m.pressure_step:3.0f} mmHg {fmt_mmss(m.elapsed_s)}", m.message)
