@@ -99,6 +99,10 @@ class SessionHook(Protocol):
 
     def on_emergency(self) -> None: ...
 
+    def manual_refusal(self, cuff_id: str) -> str | None:
+        """Why the operator may not inflate this cuff by hand now (it is being measured), or None."""
+        ...
+
 
 def _f(x: object) -> str:
     if not isinstance(x, (int, float)) or isinstance(x, bool) or x != x or x in (float("inf"), float("-inf")):
@@ -491,6 +495,9 @@ class Station:
                 value = cuff.lop * pct / 100.0
             else:
                 value = _number(mmhg, f"{cuff_id}: the pressure")
+            busy = self._manual_refusal(cuff_id)
+            if busy:
+                raise CommandRefused(busy)
             await self._set_target(cuff, ctrl, round(value, 1))
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
@@ -505,17 +512,20 @@ class Station:
             new = round(cuff.target + _number(delta_mmhg, f"{cuff_id}: the change"), 1)
             if new <= 0:
                 raise CommandRefused(f"{cuff_id}: that would bring the target to {_f(new)} mmHg; deflate instead.")
+            busy = self._manual_refusal(cuff_id)
+            if busy:
+                raise CommandRefused(busy)
             await self._set_target(cuff, ctrl, new)
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         self.record_command(_actor.get(), f"{what} -> {_f(cuff.target)} mmHg")
 
-    async def _set_target(self, cuff: CuffState, ctrl: ControllerState, mmhg: float) -> None:
+    async def _set_target(self, cuff: CuffState, ctrl: ControllerState, mmhg: float, *, purpose: str = "manual") -> None:
         if ctrl.id in self.emergency.retrying:
             raise CommandRefused(
                 f"{cuff.id}: controller {ctrl.id} has not confirmed the emergency deflate yet; not inflating."
             )
-        self.supervisor.check_target(cuff, ctrl, mmhg)
+        self.supervisor.check_target(cuff, ctrl, mmhg, purpose=purpose)
         link = ctrl.link
         if link is None:
             raise CommandRefused(f"{cuff.id}: controller {ctrl.id} is not connected.")
@@ -532,6 +542,8 @@ class Station:
             raise CommandRefused(f"{cuff.id}: controller {ctrl.id} did not answer; not inflated.") from None
         except LinkDown:
             raise CommandRefused(f"{cuff.id}: controller {ctrl.id} is offline; cannot inflate.") from None
+        except Superseded:
+            raise CommandRefused(f"{cuff.id} was deflated before the inflate went out; it stays deflated.") from None
         if cuff.gen != gen or self._epoch != epoch:
             # A deflate or an emergency came in while the SET was on its way: the deflate wins.
             self._deflate_soon(cuff, "a deflate overtook an inflate", record=False)
@@ -542,8 +554,6 @@ class Station:
 
     async def deflate(self, cuff_id: str) -> None:
         what = f"deflate {cuff_id}"
-        except Superseded:
-            raise CommandRefused(f"{cuff.id} was deflated before the inflate went out; it stays deflated.") from None
         try:
             cuff, ctrl = self._lookup(cuff_id)
         except CommandRefused as exc:
@@ -699,20 +709,62 @@ class Station:
         """Plug in the sessions/LOP engine; until then those commands are refused."""
         self._sessions = hook
 
+    async def apply_target(self, cuff_id: str, mmhg: float, *, purpose: str, what: str) -> None:
+        """The therapy engine's inflate: ``purpose`` ``lop`` or ``full_occlusion`` lifts only the % LOP
+        limits (see :meth:`Supervisor.check_target`); the ceiling, the controller maximum, latches,
+        links and an unconfirmed emergency still refuse. Not put in the audit trail (the engine
+        records what it does); a refusal is told to observers."""
+        try:
+            cuff, ctrl = self._lookup(cuff_id)
+            await self._set_target(cuff, ctrl, round(_number(mmhg, f"{cuff_id}: the pressure"), 1), purpose=purpose)
+        except CommandRefused as exc:
+            raise self._refuse(what, str(exc)) from None
+
+    def mark_changed(self) -> None:
+        """Something shown in the snapshot changed outside the station (session timer, LOP progress)."""
+        self._dirty = True
+
+    def _manual_refusal(self, cuff_id: str) -> str | None:
+        hook = self._sessions
+        fn = getattr(hook, "manual_refusal", None) if hook is not None else None
+        if fn is None:
+            return None
+        try:
+            return fn(cuff_id)
+        except Exception:
+            log.exception("station: sessions.manual_refusal(%s) failed", cuff_id)
+            return None
+
     async def measure_lop(self, cuff_id: str, *, position: str = "seated") -> None:
+        what = f"measure LOP {cuff_id} ({position})"
         if self._sessions is None:
-            raise self._refuse(f"measure LOP {cuff_id}", "Automatic LOP measurement is not available yet.")
-        await self._sessions.measure_lop(cuff_id, position=position)
+            raise self._refuse(what, "Automatic LOP measurement is not available yet.")
+        try:
+            await self._sessions.measure_lop(cuff_id, position=position)
+        except CommandRefused as exc:
+            raise self._refuse(what, str(exc)) from None
+        self.record_command(_actor.get(), what)
 
     async def start_session(self, cuff_ids: list[str], plan_id: str, patient_id: str) -> None:
+        names = "+".join(cuff_ids) if isinstance(cuff_ids, (list, tuple)) else repr(cuff_ids)
+        what = f"start session {plan_id} on {names} for patient {patient_id}"
         if self._sessions is None:
-            raise self._refuse(f"start session {plan_id}", "Sessions are not available yet.")
-        await self._sessions.start_session(cuff_ids, plan_id, patient_id)
+            raise self._refuse(what, "Sessions are not available yet.")
+        try:
+            await self._sessions.start_session(cuff_ids, plan_id, patient_id)
+        except CommandRefused as exc:
+            raise self._refuse(what, str(exc)) from None
+        self.record_command(_actor.get(), what)
 
     async def session_command(self, cuff_id: str, command: str) -> None:
+        what = f"session {command} {cuff_id}"
         if self._sessions is None:
-            raise self._refuse(f"session {command} {cuff_id}", "Sessions are not available yet.")
-        await self._sessions.session_command(cuff_id, command)
+            raise self._refuse(what, "Sessions are not available yet.")
+        try:
+            await self._sessions.session_command(cuff_id, command)
+        except CommandRefused as exc:
+            raise self._refuse(what, str(exc)) from None
+        self.record_command(_actor.get(), what)
 
     # ================================================================== observers and records
 

@@ -24,6 +24,13 @@ from drivers.codec import Event, Status
 LATCHING_EVENTS = ("WDT", "OVERPRESSURE", "SENSOR", "VENTFAIL")
 """Controller events that latch channels (protocol section 3): high alarms until CLEAR."""
 
+TARGET_PURPOSES = ("manual", "lop", "full_occlusion")
+"""Why a target is asked for (see :meth:`Supervisor.check_target`)."""
+FULL_OCCLUSION_MAX_PCT = 100.0
+"""A full-occlusion plan (ischaemic preconditioning) goes to at most this % LOP."""
+ABSOLUTE_MAX_MMHG = 300.0
+"""No purpose ever commands more than this (protocol: controllers go to 300 at most)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -115,11 +122,20 @@ class Supervisor:
         self.alarms = alarms
         self.controllers = controllers
         self._deflate_cuff = deflate_cuff
+        self.measuring: set[str] = set()
+        """Cuffs under an automatic LOP measurement: their stepping targets are not judged by the
+        off-target rule (leaks, links, events and the occlusion timer still are)."""
 
     # ------------------------------------------------------------------ commands
 
-    def check_target(self, cuff: CuffState, ctrl: ControllerState, mmhg: float) -> None:
+    def check_target(self, cuff: CuffState, ctrl: ControllerState, mmhg: float, *, purpose: str = "manual") -> None:
         """Refuse a target that breaks a rule; returns quietly when it is allowed.
+
+        ``purpose`` says who asks. ``manual`` (the operator, an ordinary plan): every rule.
+        ``lop`` (the LOP staircase, which must climb past the LOP): the % LOP limit and the
+        no-LOP limit do not apply. ``full_occlusion`` (an IPC plan that says so): above the
+        cuff's everyday % LOP maximum, up to 100 % of a known LOP. The station ceiling, the
+        controller's maximum and 300 mmHg apply to every purpose.
 
         Raises:
             CommandRefused: with a sentence naming the cuff, the figure and the limit.
@@ -140,6 +156,22 @@ class Supervisor:
         cmax = ctrl.max_pressure()
         if cmax is not None and mmhg > cmax:
             raise CommandRefused(f"{name}: {_f(mmhg)} mmHg is above controller {ctrl.id}'s maximum of {_f(cmax)} mmHg.")
+        if mmhg > ABSOLUTE_MAX_MMHG:
+            raise CommandRefused(f"{name}: {_f(mmhg)} mmHg is above {_f(ABSOLUTE_MAX_MMHG)} mmHg.")
+        if purpose not in TARGET_PURPOSES:
+            raise CommandRefused(f"{name}: unknown reason {purpose!r} for a target.")
+        if purpose == "lop":
+            return
+        if purpose == "full_occlusion":
+            if not cuff.lop:
+                raise CommandRefused(f"{name}: LOP unknown; full occlusion needs a measured or entered LOP.")
+            allowed = cuff.lop * FULL_OCCLUSION_MAX_PCT / 100.0
+            if mmhg > allowed + 1e-9:
+                raise CommandRefused(
+                    f"{name}: {_f(mmhg)} mmHg is {100.0 * mmhg / cuff.lop:.0f} % LOP; full occlusion goes to at most "
+                    f"{_f(FULL_OCCLUSION_MAX_PCT)} % LOP ({_f(allowed)} mmHg, LOP {_f(cuff.lop)})."
+                )
+            return
         if cuff.lop:
             allowed = cuff.allowed_max(lim.max_mmhg_without_lop)
             if mmhg > allowed + 1e-9:
@@ -318,6 +350,10 @@ class Supervisor:
         if p is None:
             return
         target = cuff.target
+        if target > 0 and cuff.id in self.measuring:
+            # LOP staircase: the measurement judges its own plateaus; only the occlusion timer here.
+            cuff.off_since = None
+            return self._check_occlusion(cuff, now)
         # --- off target: over in any inflated state, under only while HOLDING
         if target > 0:
             dev = p - target
