@@ -8,6 +8,7 @@ side), so the two can never disagree about the wire format. The contract is
 from __future__ import annotations
 
 import binascii
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Mapping, Union
@@ -213,7 +214,13 @@ Report = Union[Ok, Err, Sample, Status, Event]
 
 
 def format_pressure(p: float) -> str:
-    """mmHg with at most one fractional digit: ``0``, ``40``, ``182.5``."""
+    """mmHg with at most one fractional digit: ``0``, ``40``, ``182.5``.
+
+    Raises:
+        ValueError: ``p`` is NaN or infinite (never a pressure on the wire).
+    """
+    if not math.isfinite(p):
+        raise ValueError(f"not a finite pressure: {p!r}")
     tenths = round(p * 10)
     if tenths == 0:
         return "0"

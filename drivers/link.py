@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -125,6 +126,14 @@ class LinkDown(LinkError):
 
 class Superseded(LinkError):
     """A SET still waiting in the queue was dropped because a DEFLATE of its channel went out first."""
+
+
+class Rebooted(Superseded):
+    """A SET queued or unanswered when the controller rebooted: never resent to the vented controller.
+
+    A subclass of :class:`Superseded`, so a caller that already treats a superseded inflate as
+    "it stays deflated" is right about this one too.
+    """
 
 
 class CommandError(LinkError):
@@ -322,6 +331,9 @@ class CuffLink:
         return await fut
 
     async def set_target(self, ch: int, mmhg: float) -> Ok:
+        """Regulate channel ``ch`` at ``mmhg``; a NaN or infinite pressure is a ValueError, never sent."""
+        if not math.isfinite(mmhg):
+            raise ValueError(f"{self.name}: pressure must be a finite number, not {mmhg!r}")
         return await self.command("SET", ch, format_pressure(mmhg))
 
     async def deflate(self, ch: int | str = "ALL") -> Ok:
@@ -559,14 +571,57 @@ class CuffLink:
                     log.exception("%s: listener %r raised (logged once per listener)", self.name, fn)
 
     def _on_boot(self, conn: _Conn) -> None:
-        """The controller restarted: vented, stream off, watchdog 2000 ms. Set the session up again."""
+        """The controller restarted: vented, stream off, watchdog 2000 ms. Set the session up again.
+
+        No SET from before the reboot may reach the rebooted controller: a reboot vents every
+        cuff, and a resend (or a queued SET) would inflate one again with nobody asking.
+        """
         conn.boot_seen = True
         self.stream_rate = 0
+        self._drop_sets_on_boot(conn)
         if self._state is not LinkState.READY:
             return  # the handshake in progress redoes its setup
         if conn.setup_task is None or conn.setup_task.done():
             log.warning("%s: controller rebooted; setting up watchdog and stream again", self.name)
             conn.setup_task = asyncio.create_task(self._resetup(conn), name=f"cufflink-setup:{self.name}")
+
+    def _drop_sets_on_boot(self, conn: _Conn) -> None:
+        """Fail every queued or unanswered SET; DEFLATE the channels of the unanswered ones.
+
+        An unanswered SET may have been sent before the BOOT line was read and so reached the
+        new firmware; the DEFLATE that follows it on the wire undoes it (vented anyway by the boot).
+        """
+        exc_text = f"{self.name}: controller rebooted before confirming"
+        in_flight: list[str] = []
+        for seq, req in list(self._pending.items()):
+            parts = req.tail.split(" ")
+            if parts[0] != "SET":
+                continue
+            del self._pending[seq]
+            self._abandon(seq)
+            if req.timer is not None:
+                req.timer.cancel()
+            in_flight.append(parts[1] if len(parts) > 1 else "ALL")
+            if not req.future.done():
+                req.future.set_exception(Rebooted(f"{exc_text} {req.tail}; not resent"))
+                req.future.exception()
+        keep: deque[_Request] = deque()
+        for req in self._queue:
+            if req.tail.startswith("SET "):
+                if not req.future.done():
+                    req.future.set_exception(Rebooted(f"{exc_text}; queued {req.tail} dropped"))
+                    req.future.exception()
+            else:
+                keep.append(req)
+        self._queue = keep
+        for ch in dict.fromkeys(in_flight):
+            if conn.lost:
+                break
+            log.warning("%s: SET on channel %s was in flight at a reboot; deflating it", self.name, ch)
+            deflate = _Request(f"DEFLATE {ch}", (self._loop or asyncio.get_running_loop()).create_future(), True)
+            deflate.future.add_done_callback(_swallow)
+            self._send(conn, deflate)
+        self._pump()
 
     # ------------------------------------------------------------------ session
 
