@@ -186,7 +186,13 @@ class RemoteStation:
     async def _run(self) -> None:
         """Read until the connection drops, show the loss, reconnect, repeat."""
         while not self._closing:
-            reason = await self._read_until_lost()
+            try:
+                reason = await self._read_until_lost()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - anything unforeseen still shows as a loss, never a frozen screen
+                log.exception("reading from the station failed")
+                reason = f"unreadable reply from the station ({type(exc).__name__})"
             if self._closing:
                 return
             self._mark_lost(reason)
@@ -232,6 +238,10 @@ class RemoteStation:
                 await self._open()
             except (StationUnavailable, AccessRefused) as exc:
                 self._mark_lost(f"{self._lost_cause}; still cannot reconnect: {exc}", cause=self._lost_cause)
+                continue
+            except Exception as exc:  # noqa: BLE001 - keep trying; the screen already shows the loss
+                log.exception("reconnecting to the station failed")
+                self._mark_lost(f"{self._lost_cause}; still cannot reconnect: {type(exc).__name__}", cause=self._lost_cause)
                 continue
             self.reconnects += 1
             log.info("reconnected to station %s", self.station_name)
