@@ -84,7 +84,7 @@ def test_doppler_and_patient_validation() -> None:
         with pytest.raises(ValueError, match=words):
             parse_doppler(lop, width, "seated")
     assert check_patient_id("  P-7 ") == "P-7"
-    for bad in ("", "   ", "x" * 65, "a\tb"):
+    for bad in ("", "   ", "x" * 65, "a\tb", "Jane Doe"):
         with pytest.raises(ValueError):
             check_patient_id(bad)
 

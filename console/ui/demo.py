@@ -18,11 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _run_real(args: argparse.Namespace) -> int:
+    from console.app_runner import build_station
     from console.config import load_config
-    from console.station.station import Station
 
     config = load_config(args.config)
-    station = Station(config)
+    station = build_station(config)  # with the therapy engine: sessions and LOP measurement work
     await station.start()
     try:
         app = BfrApp(

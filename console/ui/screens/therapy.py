@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,8 @@ LOP_RANGE = (50.0, 350.0)
 """A typed LOP outside this is a typo (the station checks the same range)."""
 WIDTH_RANGE = (2.0, 30.0)
 """Cuff widths in cm that exist."""
-MAX_PATIENT_ID = 64
+PATIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""A pseudonymous id as the records take it (the station checks the same)."""
 
 
 def plans_for(snap: StationSnapshot, cuff: CuffSnapshot) -> list[PlanSummary]:
@@ -59,8 +61,8 @@ def check_patient_id(text: str) -> str:
     pid = text.strip()
     if not pid:
         raise ValueError("Type the patient's id (a pseudonym is enough).")
-    if len(pid) > MAX_PATIENT_ID or not pid.isprintable():
-        raise ValueError(f"A patient id is 1 to {MAX_PATIENT_ID} printable characters.")
+    if not PATIENT_ID.fullmatch(pid):
+        raise ValueError("A patient id is 1 to 64 letters, digits, '.', '_' or '-' (no spaces).")
     return pid
 
 
@@ -192,7 +194,7 @@ class SessionDialog(CommandDialog):
             yield Label(f"Session on {_cuff_title(c)}", id="dialog-title")
             yield Label(_lop_info(c))
             patient = Input(c.patient_id or "", placeholder="pseudonymous id, e.g. P-0042", id="patient",
-                            max_length=MAX_PATIENT_ID)
+                            max_length=64)
             patient.border_title = "patient"
             yield patient
             plans = OptionList(
