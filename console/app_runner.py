@@ -189,6 +189,9 @@ async def measure_lop(config: Any, *, cuff_id: str, position: str) -> int:
     code = 1
     try:
         await station.start()
+        if stop.is_set():  # a stop signal during start-up: never begin inflating after it
+            _say("FAILED interrupted")
+            return code
         cuff = next(c for c in station.snapshot().cuffs if c.id == cuff_id)
         if not cuff.online:
             _say(f"FAILED controller {cuff.controller} is not connected")
