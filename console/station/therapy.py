@@ -485,15 +485,14 @@ class TherapyManager:
     def _tick_session(self, job: _SessionJob, now: float) -> None:
         runner = job.runner
         assert runner is not None
-        if runner.phase not in TERMINAL:
-            if runner.inflated and job.idle():
-                for c in job.cuffs:
-                    if c in job.inflated and self.station.cuffs[c].target <= 0:
-                        job.inflated.clear()
-                        runner.on_alarm(Priority.HIGH, c, "DEFLATED")
-                        runner.message = f"{c} was deflated outside the session: paused; resume refills"
-                        break
-            self._apply(job, runner.step(now))
+        if runner.phase not in TERMINAL and runner.inflated and job.idle():
+            for c in job.cuffs:
+                if c in job.inflated and self.station.cuffs[c].target <= 0:
+                    job.inflated.clear()
+                    runner.on_alarm(Priority.HIGH, c, "DEFLATED")
+                    runner.message = f"{c} was deflated outside the session: paused; resume refills"
+                    break
+        self._apply(job, runner.step(now))  # also drains what stop() queued once it is terminal
         if runner.phase in TERMINAL and job.idle() and job.active:
             job.active = False
             for c in job.cuffs:
