@@ -133,14 +133,25 @@ class _Client:
     stalled_since: float | None = None
     last_seq: int | None = None
     in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+    reply_cap: int = 0
+    """Most bytes that may wait unsent for this client (0: no cap); past it the client is cut off."""
+    overflowed: bool = False
 
     @property
     def transport(self) -> asyncio.WriteTransport:
         return self.writer.transport  # type: ignore[return-value]
 
     def send(self, message: dict[str, Any]) -> None:
-        if not self.transport.is_closing():
-            self.transport.write(protocol.encode(message))
+        transport = self.transport
+        if transport.is_closing():
+            return
+        transport.write(protocol.encode(message))
+        if self.reply_cap and transport.get_write_buffer_size() > self.reply_cap:
+            # It asks and never reads: replies are not skippable like frames, so it goes.
+            self.overflowed = True
+            log.warning("%s does not read its replies (%d bytes waiting): cut off",
+                        self.info.who, transport.get_write_buffer_size())
+            transport.abort()
 
 
 class StationServer:
@@ -163,6 +174,7 @@ class StationServer:
         high_water: int = 128 * 1024,
         stall_timeout_s: float = 10.0,
         max_in_flight: int = 32,
+        reply_cap: int = 4 * 1024 * 1024,
     ) -> None:
         if fps <= 0:
             raise ValueError("fps must be above 0")
@@ -178,6 +190,8 @@ class StationServer:
         self.high_water = high_water
         self.stall_timeout_s = stall_timeout_s
         self.max_in_flight = max_in_flight
+        self.reply_cap = reply_cap
+        """Bytes of unsent replies a client may have before it is cut off (it asks and never reads)."""
         self._server: asyncio.AbstractServer | None = None
         self._pump_task: asyncio.Task[None] | None = None
         self._clients: set[_Client] = set()
@@ -323,7 +337,7 @@ class StationServer:
             writer.write(protocol.encode({"op": protocol.REFUSED, "reason": decision.reason}))
             await _close_soon(writer)
             return
-        client = _Client(ClientInfo(decision.who, decision.role, pid), decision, writer)
+        client = _Client(ClientInfo(decision.who, decision.role, pid), decision, writer, reply_cap=self.reply_cap)
         snap = self.station.snapshot()
         client.send(
             {
@@ -373,6 +387,9 @@ class StationServer:
                 await self._close_for(client, str(exc))
                 return
             self._dispatch(client, cmd_id, name, args)
+            if client.overflowed:
+                self.cut_off += 1
+                return
 
     async def _close_for(self, client: _Client, reason: str) -> None:
         self.closed_for_garbage += 1
@@ -401,18 +418,19 @@ class StationServer:
                 )
             )
             return
+        if name == "emergency_deflate":
+            # Started before anything else is looked at: no queue, no record first, and never
+            # refused over its form (an unexpected argument is ignored, and kept in the record).
+            task = self._start(client, name, {})
+            if not self._station_records or args:
+                self._record(client, what)
+            self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, task)))
+            return
         try:
             kwargs = _check_args(name, spec, args)
         except ValueError as exc:
             self._record(client, f"{what} (refused: {exc})")
             client.send(_fail(cmd_id, str(exc)))
-            return
-        if name == "emergency_deflate":
-            # Started before anything else is looked at: no queue, no record first.
-            task = self._start(client, name, kwargs)
-            if not self._station_records:
-                self._record(client, what)
-            self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, task)))
             return
         if len(client.in_flight) >= self.max_in_flight:
             self._record(client, f"{what} (refused: too many commands in flight)")
