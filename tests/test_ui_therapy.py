@@ -104,7 +104,7 @@ async def test_session_dialog_prefills_patient_lists_leg_plans_and_starts_both_c
         assert app.screen.query_one("#patient").value == "P-0042"  # type: ignore[attr-defined]
         assert "30 s rests held" in text, "the highlighted plan's description"
         await press(pilot, "tab", "down")  # to the plan list, second plan
-        assert "slower reps" in screen_text(app)
+        assert "slower reps" in screen_text(app) and "plan 2/3 (Up/Down)" in screen_text(app)
         await press(pilot, "tab", "right")  # the cuffs choice: A2 too
         assert "A2 right thigh too" in screen_text(app)
         await press(pilot, "enter")

@@ -202,7 +202,7 @@ class SessionDialog(CommandDialog):
                 id="plans",
                 markup=False,
             )
-            plans.border_title = "plan (Up/Down)"
+            plans.border_title = self._plans_title(0)
             yield plans
             yield Static("", id="plan-description")
             if self.partners:
@@ -221,8 +221,14 @@ class SessionDialog(CommandDialog):
         self._describe()
         self.query_one("#patient", Input).focus()
 
+    def _plans_title(self, index: int | None) -> str:
+        """``plan 2/6 (Up/Down)``: which one is chosen even where the highlight colour is faint."""
+        n = len(self.plans)
+        return f"plan {(index or 0) + 1}/{n} (Up/Down)" if n else "plan"
+
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
+        self.query_one(OptionList).border_title = self._plans_title(event.option_index)
         self._describe()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
