@@ -10,6 +10,7 @@ condition coming back raises a new one.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
@@ -17,12 +18,17 @@ from typing import Callable
 from console.station.api import PRIORITY_RANK, AlarmSnapshot, Priority
 from console.station.clock import Clock
 
+log = logging.getLogger(__name__)
+
 AlarmKey = tuple[str, "str | None", "str | None"]
 """(cause, cuff, controller): what makes two reports the same condition."""
 
 AlarmListener = Callable[[str, AlarmSnapshot], None]
 """Called with an action (``raised`` ``escalated`` ``reoccurred`` ``cleared``
 ``acknowledged`` ``retired`` ``silenced``) and the alarm as it is now."""
+
+SILENCE_MAX_S = 120.0
+"""IEC 60601-1-8 in spirit: no silence lasts longer, whatever a caller configures."""
 
 LOG_SIZE = 2000
 """Alarms kept for :meth:`AlarmManager.log` (the records keep them all)."""
@@ -86,7 +92,7 @@ class AlarmManager:
 
     def __init__(self, clock: Clock, *, silence_max_s: float = 120.0, listener: AlarmListener | None = None) -> None:
         self._clock = clock
-        self.silence_max_s = silence_max_s
+        self.silence_max_s = min(float(silence_max_s), SILENCE_MAX_S) if silence_max_s > 0 else SILENCE_MAX_S
         self._listener = listener
         self._next_id = 1
         self._open: dict[AlarmKey, Alarm] = {}
@@ -268,5 +274,9 @@ class AlarmManager:
         self.version += 1
 
     def _notify(self, action: str, alarm: Alarm) -> None:
+        """Tell the listener; its failure is logged and never cuts the alarm bookkeeping short."""
         if self._listener is not None:
-            self._listener(action, alarm.snapshot(self._clock))
+            try:
+                self._listener(action, alarm.snapshot(self._clock))
+            except Exception:
+                log.exception("alarm listener failed on %s of alarm %d (%s)", action, alarm.id, alarm.cause)

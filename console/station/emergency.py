@@ -114,11 +114,15 @@ class EmergencyDeflater:
         if run.run_id == self._run_id:
             self._publish(snap)
             for cid in pending:
-                self._on_unconfirmed(cid)
+                # the retry first: a failure while alarming must not leave a controller unretried
                 self._retries[cid] = asyncio.create_task(
                     self._retry(run.run_id, cid, run.links[cid], run.futures.get(cid), run.t0),
                     name=f"emergency-retry:{cid}",
                 )
+                try:
+                    self._on_unconfirmed(cid)
+                except Exception:
+                    log.exception("emergency: alarming unconfirmed controller %s failed", cid)
         return snap
 
     async def deflate_all(self, links: Mapping[str, DeflatingLink | None], *, by: str = "") -> EmergencySnapshot:
@@ -161,7 +165,10 @@ class EmergencyDeflater:
 
     def _publish(self, snap: EmergencySnapshot) -> None:
         self.last = snap
-        self._on_update(snap)
+        try:
+            self._on_update(snap)
+        except Exception:  # an observer's failure must not stop the retries that follow
+            log.exception("emergency: publishing the snapshot failed")
 
     @property
     def retrying(self) -> tuple[str, ...]:
