@@ -49,6 +49,9 @@ OpenPort = Callable[[str], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamW
 PROTO = 1
 """The only protocol version this link speaks."""
 
+MAX_CHANNELS = 8
+"""A controller has 1 to 8 channels (protocol, introduction)."""
+
 WINDOW = 4
 """Most commands in flight (sent, unanswered) at once; DEFLATE ignores it."""
 
@@ -750,7 +753,7 @@ class CuffLink:
             raise LinkError(f"controller speaks CUFF-LINK/{proto}, this console speaks CUFF-LINK/{PROTO}")
         try:
             rates = tuple(int(r) for r in f["rates"].split(",") if r)
-            return HelloInfo(
+            info = HelloInfo(
                 proto=PROTO,
                 model=f["model"],
                 fw=f["fw"],
@@ -761,6 +764,12 @@ class CuffLink:
             )
         except (KeyError, ValueError) as exc:
             raise LinkError(f"bad HELLO answer {dict(f)!r}: {exc!r}") from None
+        # The host's limits lean on these: a NaN maximum would pass every "above the maximum" check.
+        if not 1 <= info.channels <= MAX_CHANNELS:
+            raise LinkError(f"bad HELLO answer: channels={info.channels} (1..{MAX_CHANNELS})")
+        if not (math.isfinite(info.max_pressure) and info.max_pressure > 0):
+            raise LinkError(f"bad HELLO answer: max={f['max']} is not a positive pressure")
+        return info
 
     def _pick_rate(self) -> int:
         if self.stream_hz <= 0 or self.info is None or not self.info.rates:

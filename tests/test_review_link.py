@@ -67,3 +67,23 @@ async def test_set_target_refuses_non_finite_before_the_wire(emu, make_link, bad
         await rig.link.set_target(1, bad)
     assert len(rig.spy.sent) == sent
     assert emu.fw.channel(1).target == 0
+
+
+@pytest.mark.parametrize(
+    "field,value", [("max", "nan"), ("max", "inf"), ("max", "0"), ("channels", "0"), ("channels", "9")]
+)
+async def test_a_hello_with_an_impossible_maximum_or_channel_count_is_refused(field, value):
+    """A controller maximum of NaN would make every 'above the controller's maximum' check pass."""
+    from drivers.codec import Ok
+    from drivers.link import CuffLink
+
+    fields = {"proto": "1", "model": "X", "fw": "1", "serial": "S", "channels": "4", "max": "300", "rates": "10,100"}
+    fields[field] = value
+    link = CuffLink("/dev/null", name="t")
+
+    async def answer(verb, *args):
+        return Ok(1, fields)
+
+    link._request = answer  # type: ignore[method-assign]  # the HELLO answer, as parsed from the wire
+    with pytest.raises(LinkError):
+        await link._hello()
