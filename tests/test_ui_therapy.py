@@ -282,6 +282,12 @@ async def test_observer_gets_no_therapy_key() -> None:
         await press(pilot, "p", "m", "o", "space", "n", "x")
         assert not isinstance(app.screen, (SessionDialog, MeasureLopDialog, DopplerLopDialog, ConfirmDialog))
         assert st.calls == []
+        assert "p session" in footer(app) and "Space" not in footer(app), "greyed setup keys, no session keys"
+        running(st)
+        app.refresh_now()
+        await wait_for(pilot, lambda: "Space pause" in footer(app), what="session keys (greyed) for an observer")
+        await press(pilot, "space", "n", "x", "right_square_bracket")
+        assert st.calls == [] and not isinstance(app.screen, ConfirmDialog)
 
 
 # -- the panel in each phase ----------------------------------------------------------------------

@@ -143,12 +143,12 @@ class DashboardScreen(Screen[None]):
 
     # -- keys -------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in SETUP_ACTIONS and self.bfr.selected_session_active():
+            return False  # hidden: the footer has room for one set of therapy keys
+        if action in SESSION_ACTIONS and not self.bfr.selected_session_active():
+            return False
         if action in OPERATOR_ACTIONS and self.bfr.role is Role.OBSERVER:
             return None
-        if action in SETUP_ACTIONS:
-            return not self.bfr.selected_session_active()
-        if action in SESSION_ACTIONS:
-            return self.bfr.selected_session_active()
         return True
 
     def action_select(self, index: int) -> None:
