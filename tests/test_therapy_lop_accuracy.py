@@ -1,0 +1,62 @@
+"""A whole automatic LOP measurement on two emulated limbs at once, through the real station.
+
+Real time: about 20 s (lower LOPs than the shipped config and a 20 s budget keep it short).
+The tolerance is loose on purpose (lop.py's accuracy is benchmarked in bench/bench_lop.py):
+the point here is the plumbing - zero, stepping, venting, the LOP set and recorded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.test_station_support import cuff, wait_for
+from tests.test_therapy_support import real_rig, vented_at_emulator
+
+TRUE_LOPS = (125.0, 140.0)
+TOLERANCE = 15.0
+
+
+async def test_two_cuffs_measured_at_once_end_vented_with_their_lop_set_and_recorded(tmp_path: Path) -> None:
+    rig = await real_rig(tmp_path, lops=TRUE_LOPS, pulse_mmhg=2.0, lop_options={"budget_s": 20.0})
+    st = rig.station
+    try:
+        await st.set_patient("A1", "P-010")
+        await st.measure_lop("A1", position="seated")
+        await st.measure_lop("A2", position="supine")
+        progress = [cuff(st, c).lop_measure for c in ("A1", "A2")]
+        assert all(p is not None and p.state == "running" for p in progress)
+        peaks = {1: 0.0, 2: 0.0}
+        fw = rig.fw("A")
+
+        def done() -> bool:
+            for ch in (1, 2):
+                peaks[ch] = max(peaks[ch], fw.channel(ch).target)
+            return all(cuff(st, c).lop_measure.state in ("done", "failed") for c in ("A1", "A2"))
+
+        await wait_for(done, "both measurements ended", 75)
+        await vented_at_emulator(rig, "A", 1)
+        await vented_at_emulator(rig, "A", 2)
+        assert max(peaks.values()) <= 300.0
+        assert st.supervisor.measuring == set()
+        assert not [a for a in st.snapshot().alarms], "stepping raised no alarm"
+        results = {}
+        for cid, true in zip(("A1", "A2"), TRUE_LOPS):
+            p = cuff(st, cid).lop_measure
+            if p.state == "failed":
+                assert p.message and p.lop is None and cuff(st, cid).lop is None, "a clean failure"
+                continue
+            assert p.lop is not None and abs(p.lop - true) <= TOLERANCE, (cid, p, true)
+            assert 0.0 < (p.confidence or 0) <= 1.0
+            assert cuff(st, cid).lop == p.lop, "the LOP is set on the cuff"
+            assert st.cuffs[cid].lop_source == "auto"
+            results[cid] = p.lop
+        assert results, "at least one of two clean limbs gave a LOP"
+        if "A1" in results:
+            (rec,) = rig.records.lops("P-010")
+            assert rec.lop_mmhg == results["A1"] and rec.source == "auto" and rec.position == "seated"
+            assert rec.cuff_width_cm is None and rec.confidence is not None and rec.label == "cuff A1"
+        if "A2" in results:
+            (rec,) = rig.records.lops("unassigned")
+            assert rec.cuff_id == "A2" and rec.position == "supine" and rec.lop_mmhg == results["A2"]
+    finally:
+        await rig.close()
