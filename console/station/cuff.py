@@ -14,6 +14,11 @@ from dataclasses import dataclass
 TRACE_HZ = 10
 """Points per second in the snapshot's trace."""
 
+REPERFUSION_S = 2.0
+"""While the cuff still has a target, pressure must stay under the occlusion threshold this long
+to end an occlusion episode: one noisy or artefact sample is not a release, and must not restart
+the occlusion clock. A cuff vented on purpose (target 0) ends its episode at once."""
+
 TRACE_SECONDS = 10
 TRACE_POINTS = TRACE_HZ * TRACE_SECONDS
 
@@ -58,6 +63,7 @@ class CuffState:
         "samples",
         "last_sample_at",
         "occlusion_since",
+        "below_since",
         "gen",
         "pending_deflate",
         # supervisor bookkeeping
@@ -98,6 +104,8 @@ class CuffState:
         self.samples = 0
         self.last_sample_at: float | None = None
         self.occlusion_since: float | None = None
+        self.below_since: float | None = None
+        """When the pressure went under the threshold during an episode (a release in progress)."""
         self.gen = 0
         """Bumped by every deflate, so an inflate that raced one knows it lost."""
         self.pending_deflate = False
@@ -134,10 +142,18 @@ class CuffState:
                 self._trace_len += 1
             self._trace_cache = ()  # rebuilt lazily by trace()
         if pressure >= occlusion_threshold:
-            if self.occlusion_since is None:
+            below = self.below_since
+            if self.occlusion_since is None or (below is not None and now - below >= REPERFUSION_S):
                 self.occlusion_since = now
+            self.below_since = None
         elif self.occlusion_since is not None:
-            self.occlusion_since = None
+            below = self.below_since
+            if self.target <= 0 or (below is not None and now - below >= REPERFUSION_S):
+                # vented on purpose, or under the threshold long enough to be a real release
+                self.occlusion_since = None
+                self.below_since = None
+            elif below is None:
+                self.below_since = now
 
     # ------------------------------------------------------------------ views
 
@@ -153,7 +169,12 @@ class CuffState:
 
     def occlusion_s(self, now: float) -> float:
         since = self.occlusion_since
-        return 0.0 if since is None else max(0.0, now - since)
+        if since is None:
+            return 0.0
+        below = self.below_since
+        if below is not None and now - below >= REPERFUSION_S:
+            return 0.0  # released long enough; the next sample ends the episode
+        return max(0.0, now - since)
 
     def pct_lop(self, mmhg: float | None) -> float | None:
         if mmhg is None or not self.lop:
