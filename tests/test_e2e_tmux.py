@@ -32,12 +32,14 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is no
 class Emulator:
     """``python -m drivers.emulator`` as a child process, its report lines collected as they come."""
 
-    def __init__(self, channels: int, lops: str) -> None:
+    def __init__(self, channels: int, lops: str, stderr: Path) -> None:
+        # stderr goes to a file: a pipe nobody reads would block the emulator once it filled.
+        self._stderr = stderr.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "drivers.emulator", "--channels", str(channels), "--lop", lops, "--seed", "7"],
             cwd=REPO,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
             text=True,
         )
         assert self.proc.stdout is not None
@@ -69,6 +71,8 @@ class Emulator:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+                self.proc.wait(10)
+        self._stderr.close()
 
 
 class Tmux:
@@ -94,6 +98,10 @@ class Tmux:
 
     def alive(self, session: str) -> bool:
         return subprocess.run(["tmux", "-L", self.socket, "has-session", "-t", session], capture_output=True).returncode == 0
+
+    def wait(self, session: str, what: str, check: Callable[[list[str]], object], timeout: float = 20.0) -> object:
+        """Wait until ``check(screen)`` holds; on timeout the failure shows the screen."""
+        return wait_until(what, lambda: check(self.screen(session)), timeout, screen=lambda: self.screen(session))
 
     def kill(self) -> None:
         self._run("kill-server")
@@ -153,7 +161,7 @@ def panel_pressure(lines: list[str], cuff: str) -> float | None:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[tuple[Emulator, Path, Tmux]]:
-    emu = Emulator(2, "180,200")
+    emu = Emulator(2, "180,200", tmp_path / "emulator.stderr")
     cfg = tmp_path / "station.toml"
     cfg.write_text(
         f"""
@@ -196,12 +204,20 @@ def console_cmd(cfg: Path, *extra: str) -> str:
     return f"cd {REPO} && env TERM=linux {BIN / 'bfr-console'} --config {cfg} {' '.join(extra)}; sleep 5"
 
 
-def inflate(tmux: Tmux, session: str, cuff_key: str, target: str) -> None:
-    tmux.keys(session, cuff_key)
-    time.sleep(0.3)
-    tmux.keys(session, "i")
-    wait_until("the inflate dialog", lambda: any("Inflate" in line for line in tmux.screen(session)), 10)
+def dialog_open(lines: list[str]) -> bool:
+    return any("Inflate (Enter)" in line for line in lines)
+
+
+def inflate(tmux: Tmux, session: str, cuff_key: str, cuff_id: str, target: str) -> None:
+    """As a person does it: select, open the dialog, type, Enter, and see the dialog close
+    and the panel take the target before the next key (keys typed while the dialog is still
+    up would land in its field)."""
+    tmux.wait(session, "no dialog open", lambda lines: not dialog_open(lines))
+    tmux.keys(session, cuff_key, "i")  # one key after the other: the selection is handled first
+    tmux.wait(session, f"the inflate dialog for {cuff_id}", lambda lines: any(f"Inflate {cuff_id} (" in line for line in lines))
     tmux.keys(session, target, "Enter")
+    tmux.wait(session, "the inflate dialog to close", lambda lines: not dialog_open(lines))
+    tmux.wait(session, f"{cuff_id}'s panel showing target {target}", lambda lines: any(f"target {target} mmHg" in line for line in lines))
 
 
 # --------------------------------------------------------------------------- the tests
@@ -210,25 +226,25 @@ def inflate(tmux: Tmux, session: str, cuff_key: str, target: str) -> None:
 def test_console_reads_pressure_on_screen_and_f12_vents_every_channel(rig: tuple[Emulator, Path, Tmux]) -> None:
     emu, cfg, tmux = rig
     tmux.start("kiosk", console_cmd(cfg, "--kiosk"))
-    wait_until(
-        "both cuffs VENTED on screen",
-        lambda: sum(line.count("VENTED") for line in tmux.screen("kiosk")) >= 2,
-        screen=lambda: tmux.screen("kiosk"),
-    )
+    tmux.wait("kiosk", "both cuffs VENTED on screen", lambda lines: sum(line.count("VENTED") for line in lines) >= 2)
     # Vented: the screen shows a number near zero, read off the big digits.
-    vented = wait_until("a pressure on L1's panel", lambda: panel_pressure(tmux.screen("kiosk"), "L1") is not None)
-    assert vented
-    assert abs(panel_pressure(tmux.screen("kiosk"), "L1")) < 5  # type: ignore[arg-type]
+    # (wrapped in a list: 0.0 is a reading, not a "not yet")
+    shown = tmux.wait("kiosk", "a pressure on L1's panel", lambda lines: [p] if (p := panel_pressure(lines, "L1")) is not None else None)
+    assert abs(shown[0]) < 5  # type: ignore[index]
 
-    inflate(tmux, "kiosk", "1", "120")
-    inflate(tmux, "kiosk", "2", "100")
-    wait_until("the emulator holding both channels", lambda: "HOLDING" in emu.states(1) and "HOLDING" in emu.states(2))
+    inflate(tmux, "kiosk", "1", "L1", "120")
+    inflate(tmux, "kiosk", "2", "L2", "100")
+    wait_until(
+        "the emulator holding both channels",
+        lambda: "HOLDING" in emu.states(1) and "HOLDING" in emu.states(2),
+        screen=lambda: tmux.screen("kiosk") + emu.lines[-20:],
+    )
 
     def reads_target() -> bool:
         p1, p2 = panel_pressure(tmux.screen("kiosk"), "L1"), panel_pressure(tmux.screen("kiosk"), "L2")
         return p1 is not None and p2 is not None and abs(p1 - 120) < 6 and abs(p2 - 100) < 6
 
-    wait_until("the screen to read 120 and 100 mmHg", reads_target)
+    wait_until("the screen to read 120 and 100 mmHg", reads_target, screen=lambda: tmux.screen("kiosk"))
     assert sum(line.count("HOLDING") for line in tmux.screen("kiosk")) >= 2
 
     tmux.keys("kiosk", "F12")
@@ -237,27 +253,31 @@ def test_console_reads_pressure_on_screen_and_f12_vents_every_channel(rig: tuple
         lambda: emu.states(1)[-1:] == ["VENTED"] and emu.states(2)[-1:] == ["VENTED"],
         15,
     )
-    wait_until("the confirmation on screen", lambda: any("confirmed" in line and "rack" in line for line in tmux.screen("kiosk")))
+    tmux.wait("kiosk", "the confirmation on screen", lambda lines: any("confirmed" in line and "rack" in line for line in lines))
 
-    # Kiosk: a stray q does not quit without a confirmation.
+    # Kiosk: a stray q does not quit without a confirmation; "n" keeps the console running.
     tmux.keys("kiosk", "q")
-    wait_until("the quit confirmation", lambda: any("Quit" in line for line in tmux.screen("kiosk")), 10)
+    tmux.wait("kiosk", "the quit confirmation", lambda lines: any("Quit the console" in line for line in lines))
     tmux.keys("kiosk", "n")
-    time.sleep(0.5)
-    assert any("L1" in line for line in tmux.screen("kiosk"))
+    tmux.wait("kiosk", "the quit confirmation to close", lambda lines: not any("Quit the console" in line for line in lines))
+    # Still running: it still answers a key (a quitting console would not open a dialog).
+    tmux.keys("kiosk", "1", "i")
+    tmux.wait("kiosk", "the inflate dialog after staying", lambda lines: any("Inflate L1 (" in line for line in lines))
+    tmux.keys("kiosk", "Escape")
+    tmux.wait("kiosk", "the dialog to close", lambda lines: not dialog_open(lines))
 
 
 def test_emergency_key_in_an_attached_console_vents_the_station(rig: tuple[Emulator, Path, Tmux]) -> None:
     emu, cfg, tmux = rig
     tmux.start("station", console_cmd(cfg))
-    wait_until("the station console up", lambda: sum(line.count("VENTED") for line in tmux.screen("station")) >= 2)
+    tmux.wait("station", "the station console up", lambda lines: sum(line.count("VENTED") for line in lines) >= 2)
     tmux.start("remote", console_cmd(cfg, "attach"))
-    wait_until("the attached console up", lambda: sum(line.count("VENTED") for line in tmux.screen("remote")) >= 2)
+    tmux.wait("remote", "the attached console up", lambda lines: sum(line.count("VENTED") for line in lines) >= 2)
 
-    inflate(tmux, "station", "1", "110")
-    wait_until("the emulator holding channel 1", lambda: "HOLDING" in emu.states(1))
-    wait_until("the attached console showing HOLDING", lambda: any("HOLDING" in line for line in tmux.screen("remote")))
+    inflate(tmux, "station", "1", "L1", "110")
+    wait_until("the emulator holding channel 1", lambda: "HOLDING" in emu.states(1), screen=lambda: emu.lines[-20:])
+    tmux.wait("remote", "the attached console showing HOLDING", lambda lines: any("HOLDING" in line for line in lines))
 
     tmux.keys("remote", "F12")
-    wait_until("the emulator reporting channel 1 vented", lambda: emu.states(1)[-1:] == ["VENTED"], 15)
-    wait_until("the station console showing the emergency", lambda: any("confirmed" in line for line in tmux.screen("station")))
+    wait_until("the emulator reporting channel 1 vented", lambda: emu.states(1)[-1:] == ["VENTED"], 15, screen=lambda: emu.lines[-20:])
+    tmux.wait("station", "the station console showing the emergency", lambda lines: any("confirmed" in line for line in lines))
