@@ -8,7 +8,7 @@ against the true LOP (mean, SD, worst), the share of clean failures (and of
 failures that should not have happened), simulated time per measurement and
 CPU time per measurement.
 
-    .venv/bin/python bench/bench_lop.py [--limbs 200] [--seed 1] [--hz 50]
+    .venv/bin/python bench/bench_lop.py [--limbs 200] [--skip 0] [--seed 1] [--hz 50] [--verbose]
 
 Goal: mean error within 3 mmHg, SD within 5, every measurement under 45 s.
 Anchor: Masri 2016, in-cuff vs Doppler, 1 +- 8 (upper limb), 0 +- 15 mmHg (lower).
@@ -185,12 +185,13 @@ def population(n: int, seed: int) -> list[Limb]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limbs", type=int, default=200)
+    ap.add_argument("--skip", type=int, default=0, help="measure only limbs after the first SKIP of the population (quick iterations)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--hz", type=int, default=50, choices=(50, 100))
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 
-    limbs = population(args.limbs, args.seed)
+    limbs = population(args.limbs, args.seed)[args.skip :]
     outcomes: list[Outcome] = []
     wall0 = time.perf_counter()
     for limb in limbs:

@@ -72,7 +72,7 @@ PRESENT_Z = 10.0
 """A plateau shows a pulse when its fundamental's power exceeds this many times the noise expectation.
 
 Noise alone gives an exponentially distributed ratio with mean 1: a false pulse in 1 plateau out of 20000."""
-STRONG_Z = 25.0
+STRONG_Z = 18.0
 """The strongest plateau must reach this ratio, or the pulse is too weak to follow as it fades."""
 MOVEMENT_MMHG = 1.0
 """RMS of the baseline (pressure averaged over a heartbeat) around its fit above which a plateau is disturbed."""
@@ -80,7 +80,7 @@ MOVEMENT_WANDER_MMHG = 2.0
 """RMS of the one-beat baseline around a straight line, corrections included, above which a plateau is disturbed."""
 MAX_CORRECTIONS = 3
 """More baseline jumps than this on one plateau: the limb is moving (or the cuff is loose)."""
-MAX_SE_MMHG = 9.0
+MAX_SE_MMHG = 7.0
 """Standard error of the LOP (profile estimate, conservative: the bench sees SD ~4 mmHg at this cut) above which no number is given."""
 MAX_REDUCED_CHI2 = 6.0
 """A fade that follows neither model this badly is refused (movement, a loose cuff)."""
@@ -88,6 +88,10 @@ FADED_FRACTION = 0.35
 """The pulse has clearly faded once a plateau above the peak falls under this fraction of it."""
 LINEAR_PENALTY = 4.0
 """Chi-square by which the linear fade must beat the cosine to be chosen (about two SDs of evidence)."""
+REACH = 0.45
+"""The LOP may lie past the highest step by at most this fraction of the fade (peak to LOP), plus 5 mmHg."""
+MIN_FADE_POINTS = 4
+"""Plateaus (the peak's and above, at 3+ distinct pressures) the envelope is fitted to, at least: 3 parameters."""
 REL_SCATTER = 0.08
 """Relative scatter of a plateau's pulse amplitude beyond noise (beat-to-beat variation, heart rate jitter)."""
 
@@ -604,9 +608,17 @@ def fit_fade(
     prof = _profile(model, pts, pms, lops)
     i = min(range(len(lops)), key=lambda j: prof[j][0])
     _, pm_b, k = prof[i]
-    pts = weights([k * _shape(model, a.pressure, pm_b, lops[i]) ** 2 for a in amps])
-    prof = _profile(model, pts, pms, lops)
-    i = min(range(len(lops)), key=lambda j: prof[j][0])
+    for _ in range(3):
+        # Iterate the weights with the model (quasi-likelihood): weights from the measured powers
+        # favour plateaus that happened to read low, and pull the LOP down.
+        pts = weights([k * _shape(model, a.pressure, pm_b, lops[i]) ** 2 for a in amps])
+        prof = _profile(model, pts, pms, lops)
+        i_new = min(range(len(lops)), key=lambda j: prof[j][0])
+        converged = i_new == i and prof[i_new][1] == pm_b
+        i = i_new
+        _, pm_b, k = prof[i]
+        if converged:
+            break
     if i == len(lops) - 1 and len(lops) > 1:
         return None
     # Refine: L to 0.2 mmHg, Pm to 0.5 mmHg around the best grid point.
@@ -630,6 +642,38 @@ def _peak(present: Sequence[StepAmplitude]) -> StepAmplitude:
     return max(present, key=lambda a: a.power - 2.0 * math.sqrt(_power_var(a.noise_power, a.power)))
 
 
+@dataclass(frozen=True, slots=True)
+class FadeState:
+    """What the plateaus say about the fade so far."""
+
+    peak: StepAmplitude
+    faded: tuple[StepAmplitude, ...]
+    """Plateaus above the peak whose pulse is gone or under :data:`FADED_FRACTION` of the peak's."""
+    confirmed: bool
+    """The pulse has surely faded: the highest plateau is faded, and two faded plateaus at different
+    pressures agree or one lies surely (two SDs) under the fraction. One noise dip is not a fade."""
+    top: float
+    """The highest plateau's pressure, mmHg."""
+
+
+def fade_state(amps: Sequence[StepAmplitude]) -> FadeState | None:
+    """The fade seen in ``amps`` (sorted by pressure), or None without any pulse."""
+    present = [a for a in amps if a.present]
+    if not present:
+        return None
+    peak = _peak(present)
+    cut = FADED_FRACTION * peak.amplitude
+    above = [a for a in amps if a.pressure > peak.pressure + 2.0]
+    faded = tuple(a for a in above if not a.present or a.amplitude < cut)
+    top = max(a.pressure for a in amps)
+    confirmed = False
+    if faded and above and max(above, key=lambda a: a.pressure) in faded:
+        spread = max(a.pressure for a in faded) - min(a.pressure for a in faded)
+        sure = any(a.power + 2.0 * math.sqrt(_power_var(a.noise_power, a.power)) < cut * cut for a in faded)
+        confirmed = spread >= 3.0 or sure
+    return FadeState(peak, faded, confirmed, top)
+
+
 def _fade_points(amps: Sequence[StepAmplitude]) -> tuple[list[StepAmplitude], tuple[float, float], StepAmplitude] | None:
     """The plateaus the envelope is fitted to (the peak one and all above), the Pm search range, the peak plateau."""
     present = [a for a in amps if a.present]
@@ -648,7 +692,11 @@ def best_fade(amps: Sequence[StepAmplitude], ceiling: float) -> FadeFit | None:
     if got is None:
         return None
     pts, pm_range, peak = got
-    if len(pts) < 3:
+    levels: list[float] = []
+    for a in pts:
+        if all(abs(a.pressure - q) >= 3.0 for q in levels):
+            levels.append(a.pressure)
+    if len(pts) < MIN_FADE_POINTS or len(levels) < 3:
         return None
     strong = [a for a in pts if a.present]
     lo = max(max(a.pressure for a in strong), pm_range[0] + 5.0)
@@ -702,12 +750,21 @@ def estimate_lop(
             hr,
             noise,
         )
+    state = fade_state(amps)
+    assert state is not None
     above = [a for a in amps if a.pressure > peak.pressure]
-    faded = [a for a in above if not a.present or a.amplitude < FADED_FRACTION * peak.amplitude]
-    if not faded:
+    if not state.faded:
         return _fail(
             f"pulsation never faded below the ceiling ({ceiling:.0f} mmHg): the LOP is higher, "
             "or the cuff is too narrow for this limb",
+            amps,
+            hr,
+            noise,
+        )
+    if not state.confirmed:
+        return _fail(
+            f"the pulse seemed to fade at {state.faded[0].target:.0f} mmHg but no step above confirmed it "
+            "(noise or movement?)",
             amps,
             hr,
             noise,
@@ -734,6 +791,13 @@ def estimate_lop(
             noise,
         )
     limit = min(ceiling, MAX_LOP_MMHG)
+    if fit.lop - state.top > REACH * (fit.lop - fit.peak) + 5.0:
+        return _fail(
+            f"the fade points to {fit.lop:.0f} mmHg, too far above the highest step ({state.top:.0f} mmHg) to trust",
+            amps,
+            hr,
+            noise,
+        )
     if fit.lop > limit + 2.0:
         return _fail(f"the LOP ({fit.lop:.0f} mmHg) lies above the ceiling ({limit:.0f} mmHg)", amps, hr, noise)
     if fit.se > MAX_SE_MMHG:
@@ -987,44 +1051,46 @@ class LopMeasurement:
 
     @staticmethod
     def _fading(amps: list[StepAmplitude]) -> bool:
-        present = [a for a in amps if a.present]
-        if not present:
-            return False
-        peak = _peak(present)
-        return any(
-            not a.present or a.amplitude < FADED_FRACTION * peak.amplitude for a in amps if a.pressure > peak.pressure
-        )
+        state = fade_state(amps)
+        return state is not None and state.confirmed
 
     def _plan_next(self, amps: list[StepAmplitude]) -> tuple[float, float] | None:
         """The next (target, dwell), or None when the staircase is complete."""
         top = max(s.target for s in self.steps)
         at_ceiling = top >= self.ceiling - 0.05
-        present = [a for a in amps if a.present]
         strongest = max((a.z for a in amps), default=0.0)
         dwell = self.coarse_dwell_s if strongest >= 2 * STRONG_Z else self.coarse_dwell_s + 0.8
-        climb = (min(self.ceiling, top + min(35.0, max(15.0, 0.22 * top))), dwell)
-        if not present:
-            return None if at_ceiling else climb
-        peak = _peak(present)
-        above = [a for a in amps if a.pressure > peak.pressure]
-        faded = any(not a.present or a.amplitude < FADED_FRACTION * peak.amplitude for a in above)
-        if not faded:
+        state = fade_state(amps)
+        if state is not None and state.faded and not state.confirmed:
+            # Something faded: check it one moderate step up, with a plateau long enough to tell.
+            step, dwell = min(25.0, max(10.0, 0.12 * top)), max(dwell, self.fine_dwell_s - 0.6)
+        else:
+            step = min(35.0, max(15.0, 0.22 * top))
+        climb = (min(self.ceiling, top + step), dwell)
+        if state is None or not state.confirmed:
             return None if at_ceiling else climb
         if self._fine >= self.max_fine:
             return None
         fit = best_fade(amps, self.ceiling)
         if fit is not None and self._fine >= 3 and fit.se < 1.5:
             return None
+        peak = state.peak
         taken = [a.pressure for a in amps] + [s.target for s in self.steps]
         if fit is not None and math.isfinite(fit.lop):
             pm, lop = fit.peak, min(fit.lop, self.ceiling + 20.0)
         else:
-            gone = next(a for a in above if not a.present or a.amplitude < FADED_FRACTION * peak.amplitude)
+            gone = state.faded[0]
             pm, lop = peak.pressure, gone.pressure + 0.3 * (gone.pressure - peak.pressure)
         slots = [round(pm + u * (lop - pm), 1) for u in FINE_SLOTS]
+        if state.top < pm + 0.75 * (lop - pm):
+            # Nothing measured high on the fade yet: that tells the LOP most.
+            slots.insert(0, round(pm + 0.85 * (lop - pm), 1))
         slots = [p for p in slots if peak.pressure < p <= self.ceiling]
+        # Apart by a fair share of the fade: a fit that moves a little between plateaus
+        # must not stack every fine plateau at one pressure.
+        gap = max(3.0, 0.06 * (lop - pm))
         for p in slots:
-            if all(abs(p - q) >= 3.0 for q in taken):
+            if all(abs(p - q) >= gap for q in taken):
                 return (p, self.fine_dwell_s)
         if slots:
             # A narrow fade, already covered: measure the most telling pressures again.
