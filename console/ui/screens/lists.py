@@ -33,9 +33,15 @@ class HelpScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(" Keys (F1, Enter or q closes)", classes="screen-title")
         table: DataTable[str] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
-        table.add_columns("key", "where", "does")
+        # The last column gets what the screen has left and wraps, so nothing is cut at 80 columns.
+        key_w = max((len(k) for k, _, _ in self.rows), default=3)
+        where_w = max((len(w) for _, _, w in self.rows), default=5)
+        does_w = max(20, self.app.size.width - key_w - where_w - 8)
+        table.add_column("key", width=key_w)
+        table.add_column("where", width=where_w)
+        table.add_column("does", width=does_w)
         for key, desc, where in self.rows:
-            table.add_row(key, where, desc)
+            table.add_row(key, where, desc, height=None)
         yield table
         yield EmergencyBar(id="emergency")
         yield Footer()
