@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from console.station.api import CommandRefused
+from drivers.link import CommandError
 from tests.test_station_support import cuff, wait_for
 from tests.test_therapy_support import Rig, real_rig, vented_at_emulator
 
@@ -121,3 +122,36 @@ async def test_link_lost_mid_measurement_fails_and_the_watchdog_vents(rig: Rig) 
     p = await ended(rig, "B1")
     assert p.state == "failed" and ("offline" in p.message or "LINK" in p.message or "link" in p.message)
     await vented_at_emulator(rig, "B", 1, timeout=15)
+
+
+
+async def test_zero_busy_is_retried_once_then_the_measurement_goes_on_with_a_note(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ERR BUSY to ZERO: wait for VENTED, retry once; a second BUSY is noted and the measurement carries on."""
+    st = rig.station
+    link = st.controllers["A"].link
+    real_zero = link.zero
+    calls: list[int] = []
+
+    async def zero(ch: int):
+        calls.append(ch)
+        if ch == 1 or len(calls) == 1:  # A1 always busy; A2 busy only the first time
+            raise CommandError("BUSY", "only while vented and under 5 mmHg", "ZERO")
+        return await real_zero(ch)
+
+    monkeypatch.setattr(link, "zero", zero)
+    await st.measure_lop("A1", position="seated")
+    await wait_for(lambda: "sensor not zeroed (BUSY)" in progress(rig, "A1").message, "the note in A1's progress")
+    assert calls == [1, 1], "retried exactly once"
+    assert progress(rig, "A1").state == "running"
+    assert any(w.startswith("LOP A1: sensor not zeroed") for _, _, w in st.command_log())
+    calls.clear()
+    await st.measure_lop("A2", position="seated")
+    await wait_for(lambda: "step" in progress(rig, "A2").message, "A2 stepping")
+    assert calls == [2, 2] and "not zeroed" not in progress(rig, "A2").message
+    await st.emergency_deflate()
+    await ended(rig, "A1")
+    await ended(rig, "A2")
+    await vented_at_emulator(rig, "A", 1)
+    await vented_at_emulator(rig, "A", 2)

@@ -32,6 +32,18 @@ TINY = {
 }
 """2 sets of 3 reps at a 2 s cadence, 5 s held rest: 17 s on the manual clock."""
 
+TINY_RELEASE = {
+    "id": "tiny-release",
+    "name": "Tiny 2 x 2, released rest",
+    "pct_lop": 60.0,
+    "sets": [2, 2],
+    "cadence_s": 2.0,
+    "rest_s": 10.0,
+    "rest_mode": "release",
+    "between_exercises_s": 10.0,
+}
+"""Vents between its sets: the second set refills (and can be refused)."""
+
 IPC_SHORT = {
     "id": "ipc-short",
     "name": "IPC 1 x 20 s",
@@ -50,7 +62,7 @@ def therapy_config(tmp_path: Path, *, lops: tuple[float, ...] | None = None, pul
     """make_config plus the tiny plans (and, if given, other emulated LOPs per channel)."""
     cfg = make_config(tmp_path, **kw)
     plans: dict[str, Plan] = dict(cfg.plans)
-    for raw in (TINY, IPC_SHORT):
+    for raw in (TINY, TINY_RELEASE, IPC_SHORT):
         plan = validate_plan(raw)
         plans[plan.id] = plan
     # The same IPC plan without the full_occlusion flag: built directly (the config would refuse it).
