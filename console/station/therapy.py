@@ -65,6 +65,8 @@ LOP_TIMEOUT_S = 60.0
 ZERO_VENT_WAIT_S = 6.0
 """After ``ERR BUSY`` to ZERO: how long to wait for the channel to vent before retrying once."""
 ZERO_BELOW_MMHG = 5.0
+FIRST_READING_WAIT_S = 2.0
+"""A command on a cuff whose link is up but whose first sample has not come waits this long for it."""
 OVERSHOOT_MMHG = 30.0
 """During a measurement, pressure this far above the step's target ..."""
 OVERSHOOT_S = 2.5
@@ -180,6 +182,7 @@ class TherapyManager:
         pos = str(position).strip()
         if not pos or len(pos) > 32 or not pos.isprintable():
             raise CommandRefused("A body position is 1 to 32 printable characters (e.g. seated).")
+        await self._first_reading(cuff_id)
         self._check_free(cuff_id)
         job = _LopJob((cuff_id,), position=pos, started_at=self.clock.monotonic())
         self._lops[cuff_id] = job
@@ -385,6 +388,8 @@ class TherapyManager:
             raise CommandRefused(
                 f"A patient id is a pseudonym of 1 to 64 letters, digits, '.', '_' or '-' (got {patient_id!r})."
             )
+        for c in cuffs:
+            await self._first_reading(c)
         for c in cuffs:
             self._check_free(c)
         if len(cuffs) == 2:
@@ -800,6 +805,14 @@ class TherapyManager:
             raise CommandRefused(f"{cuff_id} is inflated ({at}); deflate it first.")
         if cuff.pressure is None:
             raise CommandRefused(f"{cuff_id}: no reading from the cuff yet.")
+
+    async def _first_reading(self, cuff_id: str) -> None:
+        """Just after the link came up the first sample may not be in yet: wait for it briefly."""
+        cuff, ctrl = self.station._lookup(cuff_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FIRST_READING_WAIT_S
+        while ctrl.online and cuff.pressure is None and loop.time() < deadline:
+            await asyncio.sleep(0.02)
 
     def _session_jobs(self) -> list[_SessionJob]:
         seen: dict[int, _SessionJob] = {}
