@@ -6,6 +6,7 @@ presses keys, and believes only what the emulator reports about its valves.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -103,8 +104,42 @@ class Tmux:
         """Wait until ``check(screen)`` holds; on timeout the failure shows the screen."""
         return wait_until(what, lambda: check(self.screen(session)), timeout, screen=lambda: self.screen(session))
 
-    def kill(self) -> None:
+    def consoles(self) -> list[int]:
+        """The processes running in the panes (the console under each pane's shell)."""
+        shells = {int(p) for p in self._run("list-panes", "-a", "-F", "#{pane_pid}").split()}
+        kids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                # "pid (comm) state ppid ...": the comm may hold spaces, so split after its ")".
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) in shells:
+                    kids.append(int(stat.parent.name))
+        return kids
+
+    def kill(self) -> list[int]:
+        """Stop the consoles as systemd would (SIGTERM, terminal still there), then the server.
+        Returns the consoles that did not end on SIGTERM (they are killed, never leaked)."""
+        pids = self.consoles()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        stuck = [pid for pid in pids if not _ended(pid, 20.0)]
         self._run("kill-server")
+        for pid in stuck:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return stuck
+
+
+def _ended(pid: int, timeout: float) -> bool:
+    """Whether a process (not our child: it runs under tmux) is gone within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def wait_until(what: str, check: Callable[[], object], timeout: float = 20.0, screen: Callable[[], list[str]] | None = None) -> object:
@@ -196,8 +231,11 @@ lop = 200.0
     try:
         yield emu, cfg, tmux
     finally:
-        tmux.kill()
-        emu.stop()
+        try:
+            stuck = tmux.kill()
+        finally:
+            emu.stop()
+    assert not stuck, f"console(s) {stuck} did not end on SIGTERM"
 
 
 def console_cmd(cfg: Path, *extra: str) -> str:
