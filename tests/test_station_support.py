@@ -22,9 +22,13 @@ def make_config(
     channels: int = 2,
     safety: dict[str, Any] | None = None,
     cuff_overrides: dict[str, dict[str, Any]] | None = None,
-    watchdog_ms: int = 1000,
+    watchdog_ms: int = 3000,
 ) -> StationConfig:
-    """Controllers A, B, ... each an in-process emulator; cuffs A1, A2, B1, ... (legs on A, arms after)."""
+    """Controllers A, B, ... each an in-process emulator; cuffs A1, A2, B1, ... (legs on A, arms after).
+
+    The emulators share the test's event loop, so a loop stalled by a loaded machine (or a
+    Textual app in the same loop) starves their watchdog too: 3 s, not 1 s, keeps tests that are
+    not about the watchdog from latching. Watchdog tests switch the keepalive off and wait."""
     ctrls = []
     cuffs = []
     for i in range(controllers):
