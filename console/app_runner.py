@@ -136,7 +136,7 @@ async def serve(config: Any) -> int:
         why = await run_station_until_signal(
             station,
             on_ready=lambda st: _say("STARTED " + ",".join(c.id for c in config.controllers)),
-            on_stopped=lambda snap, why: _say(f"STOPPED {why}"),
+            on_stopped=_say_stopped,
         )
     finally:
         with contextlib.suppress(Exception):
@@ -144,6 +144,13 @@ async def serve(config: Any) -> int:
         if records is not None:
             records.close()
     return 0 if why in ("SIGTERM", "SIGINT", "SIGHUP") else 3
+
+
+def _say_stopped(snap: Any, why: str) -> None:
+    """What ``serve`` prints on its way out (the journal keeps it): who confirmed the deflate, and why."""
+    if snap is not None:
+        _say(f"DEFLATED confirmed={','.join(snap.confirmed)} pending={','.join(snap.pending)}")
+    _say(f"STOPPED {why}")
 
 
 # ------------------------------------------------------------------ attach to a running station
@@ -178,6 +185,7 @@ async def _run_attached(socket_path: str, *, kiosk: bool, theme: str) -> int:
 
 async def measure_lop(config: Any, *, cuff_id: str, position: str) -> int:
     """``bfr-console measure-lop``: measure one cuff and print ``LOP <mmHg>`` or why it failed."""
+    from console.station.api import CommandRefused
     from console.station.lifecycle import deflate_and_stop, install_signal_handlers
 
     if config.cuff(cuff_id) is None:
@@ -196,7 +204,11 @@ async def measure_lop(config: Any, *, cuff_id: str, position: str) -> int:
         if not cuff.online:
             _say(f"FAILED controller {cuff.controller} is not connected")
             return 1
-        await station.measure_lop(cuff_id, position=position)
+        try:
+            await station.measure_lop(cuff_id, position=position)
+        except CommandRefused as exc:
+            _say(f"FAILED {exc}")
+            return 1
         while not stop.is_set():
             cuff = next(c for c in station.snapshot().cuffs if c.id == cuff_id)
             prog = cuff.lop_measure

@@ -5,10 +5,10 @@ Real Station, real links, in-process emulators on real ptys.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-import pytest
-
+from console.station.api import Priority
 from console.station.station import Station
 from tests.test_station_support import alarms, cuff, inflate_and_hold, make_config, wait_for
 
@@ -33,13 +33,6 @@ async def test_replug_after_a_controller_power_cycle_never_reinflates(tmp_path: 
         await st.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="station.py _on_status adopts any target a C line reports (cuff.new_target) without judging it; "
-    "a target the station would refuse (here 250 mmHg on a leg cuff with no LOP, limit 120) is then "
-    "held with no alarm. Fix: in _on_status, when the adopted target > 0 fails supervisor.check_target "
-    "(purpose manual/lop as the cuff's job says), raise a HIGH alarm and _deflate_soon the cuff.",
-)
 async def test_a_target_the_station_never_allowed_is_alarmed_and_deflated(tmp_path: Path) -> None:
     st = Station(make_config(tmp_path, controllers=1))
     await st.start()
@@ -48,9 +41,34 @@ async def test_a_target_the_station_never_allowed_is_alarmed_and_deflated(tmp_pa
         # Another host, a stale SET, or a firmware fault: the controller regulates where nobody here asked.
         await st.links["A"].set_target(1, 250)
         await wait_for(
-            lambda: st.emulators["A"].firmware.channel(1).target == 0 and any(a.cuff == "A1" for a in alarms(st)),
+            lambda: st.emulators["A"].firmware.channel(1).target == 0
+            and any(a.cuff == "A1" and a.cause == "UNSANCTIONED_TARGET" and a.priority == Priority.HIGH for a in alarms(st)),
             "the unallowed target to be alarmed and deflated",
             5,
         )
+        # Once vented the condition is gone: acknowledging retires it.
+        await wait_for(lambda: cuff(st, "A1").state == "VENTED", "A1 vented", 10)
+        await st.acknowledge()
+        await wait_for(lambda: not any(a.cause == "UNSANCTIONED_TARGET" for a in alarms(st)), "the alarm retired", 5)
+    finally:
+        await st.stop()
+
+
+async def test_the_stations_own_targets_are_never_taken_for_someone_elses(tmp_path: Path) -> None:
+    st = Station(make_config(tmp_path, controllers=1))
+    await st.start()
+    try:
+        await wait_for(lambda: cuff(st, "A1").online and cuff(st, "A2").online, "A online")
+        await st.inflate("A1", mmhg=100)
+        await st.inflate("A2", mmhg=80)
+        await st.nudge_target("A1", -10)  # lowering: status lines with the old target may still arrive
+        await st.inflate("A2", mmhg=110)  # raising
+        fw = st.emulators["A"].firmware
+        await wait_for(lambda: fw.channel(1).state == "HOLDING" and fw.channel(2).state == "HOLDING", "both holding", 15)
+        await asyncio.sleep(1.5)  # the controller repeats its status lines once a second
+        await st.emergency_deflate()
+        await wait_for(lambda: fw.channel(1).state == "VENTED" and fw.channel(2).state == "VENTED", "both vented", 10)
+        await asyncio.sleep(1.2)
+        assert not any(a.cause == "UNSANCTIONED_TARGET" for a in st.alarm_log())
     finally:
         await st.stop()

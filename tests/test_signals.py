@@ -1,7 +1,7 @@
 """Every way out of the station deflates every cuff first.
 
-Signals: a real child process (``python -m console.station.lifecycle``) drives emulated controllers
-that this test serves on real ptys; a channel is inflated, the child gets SIGTERM / SIGHUP / SIGINT,
+Signals: a real child process (``bfr-console serve``) drives emulated controllers that this test
+serves on real ptys; cuffs are inflated over the station's socket, the child gets SIGTERM / SIGHUP / SIGINT,
 and the emulators must report every channel vented by a DEFLATE, not by their own watchdog
 (which would latch the channels and send ``E WDT``).
 Exceptions, cancellation and a crashed supervisor are checked in-process.
@@ -44,13 +44,11 @@ def write_config(path: Path, ports: dict[str, str]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def backdoor_inflate(emu: PtyEmulator, ch: int, mmhg: int) -> None:
-    """Inflate a channel as if someone had (the headless child takes no commands)."""
-    emu.firmware.receive(encode_command(60000 + ch, "SET", ch, mmhg), emu.now())
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 async def test_signal_deflates_every_channel_before_exit(tmp_path: Path, sig: signal.Signals) -> None:
+    """``bfr-console serve`` as a real child; cuffs inflated the way a console does it, over the station's socket."""
+    from console.remote.client import attach
+
     emus: dict[str, PtyEmulator] = {}
     events: list[str] = []
     for i, cid in enumerate(("A", "B")):
@@ -61,16 +59,23 @@ async def test_signal_deflates_every_channel_before_exit(tmp_path: Path, sig: si
     cfg = tmp_path / "config.toml"
     write_config(cfg, {cid: emu.path for cid, emu in emus.items()})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "console.station.lifecycle", "--config", str(cfg),
+        sys.executable, "-m", "console.cli", "serve", "--config", str(cfg),
         cwd=str(REPO), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
+    remote = None
     try:
         assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 20)
-        assert line.decode().strip() == "READY A,B", line
-        for cid in emus:
-            backdoor_inflate(emus[cid], 1, 120)
-        backdoor_inflate(emus["B"], 2, 90)
+        seen: list[str] = []
+        while not any(line.startswith("STARTED") for line in seen):
+            line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
+            assert line, f"serve ended early: {seen}"
+            seen.append(line)
+        assert "STARTED A,B" in seen, seen
+        remote = await attach(str(tmp_path / "var" / "bfr.sock"))
+        await wait_for(lambda: all(c.online for c in remote.snapshot().cuffs), "every cuff online", 10)
+        await remote.inflate("A1", mmhg=120)
+        await remote.inflate("B1", mmhg=120)
+        await remote.inflate("B2", mmhg=90)
         await wait_for(
             lambda: all(e.firmware.channel(1).pressure > 30 for e in emus.values()), "channels inflating", 10
         )
@@ -79,7 +84,7 @@ async def test_signal_deflates_every_channel_before_exit(tmp_path: Path, sig: si
         rc = await asyncio.wait_for(proc.wait(), 15)
         text = out.decode()
         assert rc == 0, text
-        assert "DEFLATED confirmed=A,B pending=\n" in text, text
+        assert "DEFLATED confirmed=A,B pending=\n" in text, text  # the deflate went out and both confirmed
         assert f"STOPPED {sig.name}" in text, text
         for cid, emu in emus.items():
             for ch in (1, 2):
@@ -93,6 +98,8 @@ async def test_signal_deflates_every_channel_before_exit(tmp_path: Path, sig: si
             10,
         )
     finally:
+        if remote is not None:
+            await remote.close()
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
@@ -183,6 +190,11 @@ async def test_a_crashed_supervisor_deflates_everything_and_stops(tmp_path: Path
         assert fault.priority is Priority.HIGH
     finally:
         await PtyEmulator.stop(emu)
+
+
+def backdoor_inflate(emu: PtyEmulator, ch: int, mmhg: int) -> None:
+    """Inflate a channel behind the station's back, at the firmware, in the same instant the run blows up."""
+    emu.firmware.receive(encode_command(60000 + ch, "SET", ch, mmhg), emu.now())
 
 
 async def test_an_exception_during_the_run_deflates(tmp_path: Path) -> None:

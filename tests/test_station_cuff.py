@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from console.station.cuff import TRACE_POINTS, CuffSpec, CuffState
@@ -68,3 +70,12 @@ def test_a_new_target_disarms_the_off_target_rule_until_reached() -> None:
     c.armed = True
     c.new_target(150.0, 20.0)
     assert c.armed and c.target_set_at == 10.0, "the same target again changes nothing"
+
+
+def test_snapshot_names_each_cuffs_pair_from_the_config() -> None:
+    from console.config import load_config
+    from console.station.station import Station
+
+    station = Station(load_config(Path(__file__).resolve().parents[1] / "config.toml"))
+    pairs = {c.id: c.pair for c in station.snapshot().cuffs}
+    assert pairs == {"A1": "A2", "A2": "A1", "B1": None, "B2": None}

@@ -124,6 +124,8 @@ class CuffSnapshot:
     session: SessionSnapshot | None = None
     lop_measure: LopProgress | None = None
     patient_id: str | None = None
+    pair: str | None = None
+    """The other cuff of a two-limb session (config ``pair``), if any."""
 
 
 @dataclass(frozen=True, slots=True)

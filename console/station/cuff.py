@@ -66,6 +66,7 @@ class CuffState:
         "below_since",
         "gen",
         "pending_deflate",
+        "sanctioned_mmhg",
         # supervisor bookkeeping
         "off_since",
         "off_raised",
@@ -109,6 +110,8 @@ class CuffState:
         self.gen = 0
         """Bumped by every deflate, so an inflate that raced one knows it lost."""
         self.pending_deflate = False
+        self.sanctioned_mmhg = 0.0
+        """The highest target this station has sent and not seen superseded: a controller reporting more is obeying someone else."""
         """A deflate was asked for and not confirmed yet (link down): resent when the link returns."""
         self.off_since: float | None = None
         self.off_raised = False

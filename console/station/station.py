@@ -46,7 +46,7 @@ from console.station.cuff import CuffSpec, CuffState
 from console.station.emergency import EmergencyDeflater
 from console.station.supervisor import LATCHING_EVENTS, ControllerState, Limits, Supervisor
 from drivers.codec import Event, Sample, Status
-from drivers.link import CommandError, CuffLink, LinkDown, LinkError, LinkStateChange, LinkTimeout, Superseded
+from drivers.link import CommandError, CuffLink, LinkDown, LinkError, LinkStateChange, LinkTimeout, Rebooted, Superseded
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,10 @@ def _number(value: object, what: str) -> float:
     """A finite number from a command argument, or a refusal saying what was wrong."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CommandRefused(f"{what} must be a number, not {value!r}.")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        raise CommandRefused(f"{what} is far out of range: {value!r}.") from None
     if v != v or v in (float("inf"), float("-inf")):
         raise CommandRefused(f"{what} must be a finite number, not {value!r}.")
     return v
@@ -395,13 +398,26 @@ class Station:
         if cuff.pending_deflate:
             if st.target == 0:
                 cuff.pending_deflate = False
+                self.alarms.clear_condition("UNSANCTIONED_TARGET", cuff=cuff.id)
         elif st.target != cuff.target:
             was = cuff.target
             cuff.new_target(st.target, now)  # the controller's target is what is really happening
             if was > 0 and st.target == 0:
                 self.supervisor.on_deflated(cuff)
+            elif st.target > cuff.sanctioned_mmhg + 0.05:
+                self._unsanctioned_target(ctrl, cuff, st.target)
         self.supervisor.on_status(ctrl, cuff, st, now)
         self._dirty = True
+
+    def _unsanctioned_target(self, ctrl: ControllerState, cuff: CuffState, target: float) -> None:
+        """The controller regulates at a target this station never sent (another host, a stale or corrupt SET)."""
+        self.alarms.raise_alarm(
+            "UNSANCTIONED_TARGET",
+            Priority.HIGH,
+            f"{cuff.id}: controller {ctrl.id} is inflating to {_f(target)} mmHg, which this station never asked for; deflated.",
+            cuff=cuff.id,
+        )
+        self._deflate_soon(cuff, f"unsanctioned target {_f(target)} mmHg")
 
     def _on_event(self, ctrl: ControllerState, ev: Event) -> None:
         now = self.clock.monotonic()
@@ -530,6 +546,8 @@ class Station:
         if link is None:
             raise CommandRefused(f"{cuff.id}: controller {ctrl.id} is not connected.")
         gen, epoch = cuff.gen, self._epoch
+        # Until the OK, a status line may still carry the old target: both are ours.
+        cuff.sanctioned_mmhg = max(cuff.sanctioned_mmhg, mmhg)
         try:
             await link.set_target(cuff.channel, mmhg)  # type: ignore[attr-defined]
         except CommandError as exc:
@@ -542,6 +560,8 @@ class Station:
             raise CommandRefused(f"{cuff.id}: controller {ctrl.id} did not answer; not inflated.") from None
         except LinkDown:
             raise CommandRefused(f"{cuff.id}: controller {ctrl.id} is offline; cannot inflate.") from None
+        except Rebooted:
+            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} restarted; not inflated.") from None
         except Superseded:
             raise CommandRefused(f"{cuff.id} was deflated before the inflate went out; it stays deflated.") from None
         if cuff.gen != gen or self._epoch != epoch:
@@ -549,6 +569,7 @@ class Station:
             self._deflate_soon(cuff, "a deflate overtook an inflate", record=False)
             raise CommandRefused(f"{cuff.id} was deflated while the inflate was on its way; it stays deflated.")
         cuff.new_target(mmhg, self.clock.monotonic())
+        cuff.sanctioned_mmhg = mmhg
         cuff.pending_deflate = False
         self._dirty = True
 
@@ -578,6 +599,7 @@ class Station:
         cuff.gen += 1
         cuff.target = 0.0
         cuff.pending_deflate = True
+        cuff.sanctioned_mmhg = 0.0
         self.supervisor.on_deflated(cuff)
         self._dirty = True
 
@@ -605,6 +627,9 @@ class Station:
         for cuff in self.cuffs.values():
             cuff.gen += 1
             cuff.target = 0.0
+            cuff.sanctioned_mmhg = 0.0
+            # Status lines sent before the DEFLATE ALL still carry old targets: ignore them until target 0.
+            cuff.pending_deflate = True
             self.supervisor.on_deflated(cuff)
         self._dirty = True
 
@@ -872,7 +897,13 @@ class Station:
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A background task that fails is logged, never lost silently."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("station: task %s failed", task.get_name(), exc_info=task.exception())
 
     # ================================================================== snapshots
 
@@ -965,6 +996,7 @@ class Station:
             session=session,
             lop_measure=lop_measure,
             patient_id=c.patient_id,
+            pair=c.spec.pair,
         )
 
     def _controller_snapshot(self, ctrl: ControllerState) -> ControllerSnapshot:
