@@ -77,17 +77,18 @@ class Emulator:
 
 
 class Tmux:
-    """A private tmux server (its own socket), one session per window we need."""
+    """A private tmux server (its own socket, in the test's tmp dir: nothing shared, nothing left
+    in /tmp/tmux-UID), one session per window we need."""
 
-    def __init__(self, name: str) -> None:
-        self.socket = f"bfr-e2e-{os.getpid()}-{name}"
+    def __init__(self, socket: Path) -> None:
+        self.socket = str(socket)
 
     def _run(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=False).stdout
+        return subprocess.run(["tmux", "-S", self.socket, *args], capture_output=True, text=True, check=False).stdout
 
     def start(self, session: str, command: str, size: tuple[int, int] = (80, 24)) -> None:
         subprocess.run(
-            ["tmux", "-L", self.socket, "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command],
+            ["tmux", "-S", self.socket, "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command],
             check=True,
         )
 
@@ -98,7 +99,7 @@ class Tmux:
         return self._run("capture-pane", "-p", "-t", session).splitlines()
 
     def alive(self, session: str) -> bool:
-        return subprocess.run(["tmux", "-L", self.socket, "has-session", "-t", session], capture_output=True).returncode == 0
+        return subprocess.run(["tmux", "-S", self.socket, "has-session", "-t", session], capture_output=True).returncode == 0
 
     def wait(self, session: str, what: str, check: Callable[[list[str]], object], timeout: float = 20.0) -> object:
         """Wait until ``check(screen)`` holds; on timeout the failure shows the screen."""
@@ -227,7 +228,7 @@ label = "right thigh"
 lop = 200.0
 """
     )
-    tmux = Tmux(tmp_path.name[-12:])
+    tmux = Tmux(tmp_path / "tmux.sock")
     try:
         yield emu, cfg, tmux
     finally:
