@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import threading
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,27 @@ def build_station(config: Any, records: Any = None):
     return station
 
 
+EXIT_GRACE_S = 10.0
+"""After a stop signal and a confirmed deflate, how long the process may take to close before it is ended."""
+
+
+def _exit_if_stuck(why: str) -> None:
+    """Arm a last resort: if the process is still here EXIT_GRACE_S after the deflate, end it.
+
+    A console whose terminal vanished can hang in its screen teardown; a hung process is
+    neither restarted by systemd nor any use to anyone. The cuffs are already deflated.
+    """
+
+    def end() -> None:
+        log.error("runner: still running %.0f s %s with every cuff deflated; ending the process", EXIT_GRACE_S, why)
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(EXIT_GRACE_S, end)
+    timer.daemon = True
+    timer.start()
+
+
 # ------------------------------------------------------------------ the console on a local station
 
 
@@ -71,10 +94,20 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
     server = None
     why = ["console closed"]
     loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Future[Any]] = []
+
+    def begin_stop() -> asyncio.Future[Any]:
+        """Deflate and stop the station once, whoever asks first (a signal, the end of the app, a fault)."""
+        if not stopping:
+            stopping.append(asyncio.ensure_future(deflate_and_stop(station, by=f"console exit ({why[0]})")))
+        return stopping[0]
 
     def on_signal(sig: signal.Signals) -> None:
         why[0] = sig.name
         log.warning("runner: %s received, deflating every cuff and closing", sig.name)
+        # The deflate starts now, not after the app's teardown: with the terminal gone (SIGHUP) that
+        # teardown may block on a dead tty, and the cuffs must not wait for it.
+        begin_stop().add_done_callback(lambda _: _exit_if_stuck(f"after {sig.name}"))
         app.exit(return_code=0, message=f"bfr-console: stopped by {sig.name}; every cuff was deflated.")
 
     remove_signals = install_signal_handlers(loop, on_signal)
@@ -100,7 +133,7 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
                 with contextlib.suppress(BaseException):
                     await asyncio.wait_for(asyncio.shield(starting), 10)
     finally:
-        task = asyncio.ensure_future(deflate_and_stop(station, by=f"console exit ({why[0]})"))
+        task = begin_stop()
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
