@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,11 +17,9 @@ def test_a_process_stuck_after_the_deflate_is_ended() -> None:
         "time.sleep(60)\n"  # stands for a teardown blocked on a dead terminal
         "print('NOT ENDED')\n"
     )
-    start = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0
     assert "NOT ENDED" not in proc.stdout
-    assert time.monotonic() - start < 30
 
 
 def test_a_process_that_closes_in_time_is_not_cut_short() -> None:
