@@ -91,6 +91,23 @@ async def test_inflate_dialog_mmhg_and_cancel_without_escape() -> None:
         assert calls(st, "inflate")[0].kwargs == {"mmhg": 150.0, "pct_lop": None}
 
 
+async def test_keys_typed_right_after_enter_do_not_change_the_target() -> None:
+    """A fast typist: "15", Enter, "5" in one burst must inflate to 15 mmHg, never 155."""
+    from textual import events
+
+    st = FakeStation(4)
+    app, _ = make_app(st)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press(pilot, "i")
+        assert isinstance(app.screen, InflateDialog)
+        for key, char in (("1", "1"), ("5", "5"), ("enter", "\r"), ("5", "5")):
+            event = events.Key(key, char)
+            event.set_sender(app)
+            app._driver.send_message(event)  # no waiting between keys
+        await wait_for(pilot, lambda: calls(st, "inflate"), what="inflate call")
+        assert calls(st, "inflate")[0].kwargs == {"mmhg": 15.0, "pct_lop": None}
+
+
 async def test_nudge_and_deflate_keys_and_refusal_notification() -> None:
     st = FakeStation(4)
     st.set_cuff("A1", state="HOLDING", target=150.0, pressure=149.0)

@@ -112,7 +112,7 @@ async def test_session_dialog_prefills_patient_lists_leg_plans_and_starts_both_c
         assert calls(st, "start_session")[0].args == (["A1", "A2"], "4x10-60", "P-0042")  # type: ignore[attr-defined]
         await wait_for(pilot, lambda: not isinstance(app.screen, SessionDialog), what="dialog closed")
         await wait_for(pilot, lambda: screen_text(app).count("INFLATING") >= 4, what="both panels inflating")
-        assert "Space pause" in footer(app) and "p session" not in footer(app), footer(app)
+        await wait_for(pilot, lambda: "Space pause" in footer(app) and "p session" not in footer(app), what="session keys in the footer")
 
 
 async def test_session_dialog_on_an_arm_types_the_patient_and_refusal_stays_in_the_dialog() -> None:
@@ -198,6 +198,23 @@ async def test_measure_lop_refusal_is_shown_in_the_dialog() -> None:
         assert calls(st, "measure_lop")[0].kwargs == {"position": "seated"}  # type: ignore[attr-defined]
 
 
+async def test_a_doppler_lop_is_what_was_typed_before_enter() -> None:
+    """"190", Enter, "5" in one burst records a LOP of 190, not 1905 (nor anything typed after Enter)."""
+    from textual import events
+
+    st = FakeStation(4)
+    app = make_app(st)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press(pilot, "o")
+        assert isinstance(app.screen, DopplerLopDialog)
+        for key, char in (("1", "1"), ("9", "9"), ("0", "0"), ("enter", "\r"), ("5", "5")):
+            event = events.Key(key, char)
+            event.set_sender(app)
+            app._driver.send_message(event)  # no waiting between keys
+        await wait_for(pilot, lambda: calls(st, "set_lop"), what="set_lop call")
+        assert calls(st, "set_lop")[0].args[1] == 190.0  # type: ignore[attr-defined]
+
+
 async def test_doppler_lop_validates_then_sends_and_shows_refusals() -> None:
     st = FakeStation(4)
     app = make_app(st)
@@ -228,7 +245,7 @@ async def test_session_keys_pause_resume_skip_reps_and_stop_with_confirmation() 
     app = make_app(st)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await pilot.pause()
-        assert "Space pause" in footer(app) and "x stop" in footer(app) and "[] rep" in footer(app)
+        await wait_for(pilot, lambda: "Space pause" in footer(app) and "x stop" in footer(app) and "[] rep" in footer(app), what="session keys in the footer")
         await press(pilot, "space")
         await wait_for(pilot, lambda: calls(st, "session_command"))
         await wait_for(pilot, lambda: "PAUSED" in screen_text(app), what="paused shown")
@@ -245,7 +262,8 @@ async def test_session_keys_pause_resume_skip_reps_and_stop_with_confirmation() 
         await wait_for(pilot, lambda: len(calls(st, "session_command")) == 7)
         assert calls(st, "session_command")[-1].args == ("A2", "stop")  # type: ignore[attr-defined]
         await wait_for(pilot, lambda: "STOPPED" in screen_text(app), what="stopped shown")
-        assert "p session" in footer(app), "a stopped session gives the setup keys back"
+        # The footer redraws on its own schedule: wait for it rather than read it at once.
+        await wait_for(pilot, lambda: "p session" in footer(app), what="a stopped session gives the setup keys back")
         await press(pilot, "1", "space")  # no session running: the key does nothing
         assert len(calls(st, "session_command")) == 7
 
@@ -266,11 +284,11 @@ async def test_setup_keys_hidden_and_idle_during_a_session_session_keys_idle_wit
     app = make_app(st)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
-        assert "p session" not in footer(app)
+        await wait_for(pilot, lambda: "p session" not in footer(app), what="setup keys hidden")
         await press(pilot, "p", "m", "o")
         assert not isinstance(app.screen, (SessionDialog, MeasureLopDialog, DopplerLopDialog))
         await press(pilot, "2")
-        assert "p session" in footer(app) and "Space" not in footer(app), footer(app)
+        await wait_for(pilot, lambda: "p session" in footer(app) and "Space" not in footer(app), what="setup keys back, no session keys")
         await press(pilot, "space", "n", "x", "right_square_bracket")
         assert not calls(st, "session_command") and not isinstance(app.screen, ConfirmDialog)
 
@@ -282,7 +300,7 @@ async def test_observer_gets_no_therapy_key() -> None:
         await press(pilot, "p", "m", "o", "space", "n", "x")
         assert not isinstance(app.screen, (SessionDialog, MeasureLopDialog, DopplerLopDialog, ConfirmDialog))
         assert st.calls == []
-        assert "p session" in footer(app) and "Space" not in footer(app), "greyed setup keys, no session keys"
+        await wait_for(pilot, lambda: "p session" in footer(app) and "Space" not in footer(app), what="greyed setup keys, no session keys")
         running(st)
         app.refresh_now()
         await wait_for(pilot, lambda: "Space pause" in footer(app), what="session keys (greyed) for an observer")

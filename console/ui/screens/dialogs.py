@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from console.station.api import CuffSnapshot
+from console.ui.widgets.inputs import OrderedInput
 
 MAX_MMHG = 300.0
 """Nothing typed above this is even sent; the station has its own, lower ceiling."""
@@ -71,7 +72,7 @@ class InflateDialog(ModalScreen[InflateRequest | None]):
         with Vertical(id="dialog-box"):
             yield Label(f"Inflate {c.id} ({c.label})", id="dialog-title")
             yield Label(lop)
-            yield Input(placeholder="180  or  80%", id="target")
+            yield OrderedInput(placeholder="180  or  80%", id="target")
             yield Static("", id="error")
             with Horizontal(classes="buttons"):
                 yield Button("Inflate (Enter)", id="ok", variant="primary")
@@ -82,18 +83,19 @@ class InflateDialog(ModalScreen[InflateRequest | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self._submit()
+        # The value as it was when Enter was pressed: keys typed after Enter may already be in the field.
+        self._submit(event.value)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
         if event.button.id == "ok":
-            self._submit()
+            self._submit(self.query_one(Input).value)
         else:
             self.dismiss(None)
 
-    def _submit(self) -> None:
+    def _submit(self, text: str) -> None:
         try:
-            request = parse_target(self.query_one(Input).value, self.cuff)
+            request = parse_target(text, self.cuff)
         except ValueError as exc:
             self.query_one("#error", Static).update(str(exc))
             return

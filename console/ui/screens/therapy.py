@@ -26,6 +26,7 @@ from textual.widgets.option_list import Option
 
 from console.station.api import CommandRefused, CuffSnapshot, PlanSummary, StationSnapshot
 from console.ui.widgets.choice import Choice
+from console.ui.widgets.inputs import OrderedInput
 
 if TYPE_CHECKING:
     from console.ui.app import BfrApp
@@ -121,7 +122,19 @@ class CommandDialog(ModalScreen[bool]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.action_submit()
+        # Keep the value as it was when Enter was pressed: keys typed after Enter may already be in the field.
+        self._at_enter = {event.input.id or "": event.value}
+        try:
+            self.action_submit()
+        finally:
+            self._at_enter = {}
+
+    def value_of(self, input_id: str) -> str:
+        """A field's value as submitted: the Enter-time value for the field Enter was pressed in."""
+        at_enter: dict[str, str] = getattr(self, "_at_enter", {})
+        if input_id in at_enter:
+            return at_enter[input_id]
+        return self.query_one(f"#{input_id}", Input).value
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -193,7 +206,7 @@ class SessionDialog(CommandDialog):
         with Vertical(id="dialog-box", classes="wide"):
             yield Label(f"Session on {_cuff_title(c)}", id="dialog-title")
             yield Label(_lop_info(c))
-            patient = Input(c.patient_id or "", placeholder="pseudonymous id, e.g. P-0042", id="patient",
+            patient = OrderedInput(c.patient_id or "", placeholder="pseudonymous id, e.g. P-0042", id="patient",
                             max_length=64)
             patient.border_title = "patient"
             yield patient
@@ -259,7 +272,7 @@ class SessionDialog(CommandDialog):
             self.say(f"No plan suits a {self.cuff.limb} cuff." if not self.plans else "Choose a plan (Up/Down).")
             return
         try:
-            patient = check_patient_id(self.query_one("#patient", Input).value)
+            patient = check_patient_id(self.value_of("patient"))
         except ValueError as exc:
             self.say(str(exc))
             self.query_one("#patient", Input).focus()
@@ -310,11 +323,11 @@ class DopplerLopDialog(CommandDialog):
             yield Label(f"Doppler LOP for {_cuff_title(c)}", id="dialog-title")
             now = f"now {c.lop:.0f} mmHg" if c.lop is not None else "not set yet"
             yield Label(f"LOP {now}. Enter saves, Tab moves.")
-            lop = Input(placeholder=f"{LOP_RANGE[0]:.0f} to {LOP_RANGE[1]:.0f}", id="lop")
+            lop = OrderedInput(placeholder=f"{LOP_RANGE[0]:.0f} to {LOP_RANGE[1]:.0f}", id="lop")
             lop.border_title = "LOP mmHg"
             yield lop
             yield _position_choice()
-            width = Input(placeholder="optional, e.g. 11.5", id="width")
+            width = OrderedInput(placeholder="optional, e.g. 11.5", id="width")
             width.border_title = "cuff width cm"
             yield width
             yield Static("", id="error")
@@ -325,7 +338,7 @@ class DopplerLopDialog(CommandDialog):
 
     def action_submit(self) -> None:
         try:
-            entry = parse_doppler(self.query_one("#lop", Input).value, self.query_one("#width", Input).value,
+            entry = parse_doppler(self.value_of("lop"), self.value_of("width"),
                                   self.query_one(Choice).value)
         except ValueError as exc:
             self.say(str(exc))
