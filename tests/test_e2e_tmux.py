@@ -320,3 +320,20 @@ def test_emergency_key_in_an_attached_console_vents_the_station(rig: tuple[Emula
     tmux.keys("remote", "F12")
     wait_until("the emulator reporting channel 1 vented", lambda: emu.states(1)[-1:] == ["VENTED"], 15, screen=lambda: emu.lines[-20:])
     tmux.wait("station", "the station console showing the emergency", lambda lines: any("confirmed" in line for line in lines))
+
+
+def test_terminal_gone_deflates_and_the_console_ends(rig: tuple[Emulator, Path, Tmux]) -> None:
+    """The SSH session or the terminal vanishes (SIGHUP, dead tty) with a cuff inflated: the cuff is
+    deflated by the console (not left to the controller's watchdog), and the process does not hang."""
+    emu, cfg, tmux = rig
+    tmux.start("gone", console_cmd(cfg))
+    tmux.wait("gone", "the console up", lambda lines: sum(line.count("VENTED") for line in lines) >= 2)
+    inflate(tmux, "gone", "1", "L1", "120")
+    wait_until("the emulator holding channel 1", lambda: "HOLDING" in emu.states(1))
+    pids = tmux.consoles()
+    assert pids
+    tmux._run("kill-server")  # the terminal and everything in it go away at once
+    wait_until("the emulator reporting channel 1 vented", lambda: emu.states(1)[-1:] == ["VENTED"], 15)
+    assert not any(line.startswith("EVENT") and " WDT " in f"{line} " for line in emu.lines), "vented by the watchdog"
+    for pid in pids:
+        assert _ended(pid, 30.0), f"console {pid} still running after its terminal went away"
