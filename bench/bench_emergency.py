@@ -27,6 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stats import pct  # noqa: E402
+
 from console.config import parse_config  # noqa: E402
 from console.station.station import Station  # noqa: E402
 from drivers.codec import frame  # noqa: E402
@@ -50,9 +52,6 @@ while True:
 """
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def describe(label: str, values_s: list[float]) -> tuple[float, float]:

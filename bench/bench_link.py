@@ -23,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stats import pct  # noqa: E402
+
 from drivers.codec import LineReader, frame, sample_body  # noqa: E402
 from drivers.link import CuffLink, HelloInfo, _Conn  # noqa: E402
 from drivers.serial_port import open_port  # noqa: E402
@@ -31,9 +33,6 @@ TRIPS = 2000
 WARMUP = 100
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def describe(label: str, values_s: list[float]) -> tuple[float, float]:

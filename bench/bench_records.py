@@ -17,19 +17,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.stats import pct  # noqa: E402
+
 from console.station.records import Records  # noqa: E402
 
 T0 = 1_800_000_000.0
 CUFFS = [f"C{i:02d}" for i in range(16)]
 
 
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
 def show(name: str, xs: list[float], unit: float = 1e6, label: str = "us") -> None:
-    print(f"{name:<44} n={len(xs):>6}  p50 {pct(xs, 50) * unit:8.1f} {label}  p99 {pct(xs, 99) * unit:8.1f} {label}"
+    print(f"{name:<44} n={len(xs):>6}  p50 {pct(xs, 0.50) * unit:8.1f} {label}  p99 {pct(xs, 0.99) * unit:8.1f} {label}"
           f"  max {max(xs) * unit:8.1f} {label}")
 
 

@@ -38,6 +38,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stats import pct  # noqa: E402
+
 from console.config import parse_config  # noqa: E402
 from console.remote.client import RemoteStation  # noqa: E402
 from console.remote.server import StationServer  # noqa: E402
@@ -45,9 +47,6 @@ from console.station.api import StationSnapshot  # noqa: E402
 from console.station.station import Station  # noqa: E402
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def station_config(base: Path, socket: Path) -> Any:

@@ -33,15 +33,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import pct  # noqa: E402
+
 from console.config import parse_config  # noqa: E402
 from console.station.api import StationSnapshot  # noqa: E402
 from console.station.station import Station  # noqa: E402
 from console.ui.app import BfrApp  # noqa: E402
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def start_emulator(cid: str, channels: int) -> tuple[asyncio.subprocess.Process, str]:
