@@ -10,7 +10,7 @@ import pytest
 from console.station.api import CommandRefused, Priority
 from console.station.clock import ManualClock
 from console.station.plans import BUILTIN_PLANS, Plan
-from console.station.session import Beat, Deflate, Finished, Inflate, PhaseChanged, SessionRunner
+from console.station.session import LAG_ALLOWED, LAG_SEEN_MIN, Beat, Deflate, Finished, Inflate, PhaseChanged, SessionRunner
 
 DT = 0.1
 
@@ -319,3 +319,56 @@ def test_garbage_samples_are_ignored() -> None:
     h.runner.feed_sample("A1", h.clock.monotonic(), math.nan)
     h.runner.feed_sample("ZZ", h.clock.monotonic(), 120.0)
     h.run_until(lambda: h.runner.phase == "set")
+
+
+def _contracting_set(cadence_patient: float | None, plan: Plan, seconds: float) -> tuple[SessionRunner, list[str]]:
+    """One cuff held at its target with a patient contracting every ``cadence_patient`` s (None: no exercise),
+    sampled at 50 Hz; returns the runner and the phases it went through."""
+    clock = ManualClock()
+    runner = SessionRunner(plan, ["A1"], {"A1": 200.0}, clock, "P-001")
+    phases: list[str] = []
+    target = 0.0
+    pressure = 0.0
+    set_started: float | None = None
+    dt = 0.02
+    for _ in range(int(seconds / dt)):
+        clock.advance(dt)
+        now = clock.monotonic()
+        for a in runner.step(now):
+            if isinstance(a, Inflate):
+                target = a.mmhg
+            elif isinstance(a, Deflate):
+                target = 0.0
+            elif isinstance(a, PhaseChanged):
+                phases.append(a.phase)
+                if a.phase == "set" and set_started is None:
+                    set_started = now
+        pressure += max(-100 * dt, min(60 * dt, target - pressure))
+        squeeze = 0.0
+        if cadence_patient and set_started is not None and target:
+            phase = (now - set_started - 0.5) % cadence_patient
+            squeeze = 0.10 * target if now - set_started >= 0.5 and phase < 1.0 else 0.0
+        runner.feed_sample("A1", now, pressure + squeeze)
+    return runner, phases
+
+
+def test_a_patient_trailing_the_metronome_is_counted_by_the_contractions_seen() -> None:
+    plan = dataclasses.replace(BUILTIN_PLANS["4x10-60"], sets=(10,), cadence_s=2.0)
+    # After ~2.5 s of inflation and ~21.5 s of set: on pace, the 10 reps are done.
+    on_pace, phases = _contracting_set(2.0, plan, 24.0)
+    assert on_pace.finished, phases
+    # A patient contracting every 3 s at that moment has done 7: the set waits for the other reps.
+    slow, _ = _contracting_set(3.0, plan, 24.0)
+    snap = slow.snapshot()
+    assert not slow.finished and snap.phase == "set"
+    assert snap.detected_reps >= LAG_SEEN_MIN
+    assert snap.rep == snap.detected_reps + LAG_ALLOWED < 10
+    # Given the time to do them, the slow patient completes the set too.
+    slow_done, _ = _contracting_set(3.0, plan, 36.0)
+    assert slow_done.finished
+
+
+def test_with_no_contractions_seen_the_metronome_alone_counts() -> None:
+    plan = dataclasses.replace(BUILTIN_PLANS["4x10-60"], sets=(10,), cadence_s=2.0)
+    passive, phases = _contracting_set(None, plan, 24.0)
+    assert passive.finished, phases

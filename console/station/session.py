@@ -15,7 +15,9 @@ Phases (``SessionSnapshot.phase``)::
     any -> stopped (stop, emergency)
 
 Mode ``reps``: a set runs the metronome (one rep every ``cadence_s``) and ends
-when the reps are done; the rest holds the cuff (``rest_mode = "hold"``) or
+when the reps are done. The count is the metronome's, corrected by hand, and
+held back to the contractions seen in the cuff pressure once they are seen (a
+patient trailing the metronome finishes the reps; see ``LAG_SEEN_MIN``); the rest holds the cuff (``rest_mode = "hold"``) or
 vents it (``"release"``; it is refilled before the next set). Mode ``cycles``
 (passive BFR, walking, IPC): ``set`` is an on-phase of ``on_s`` (timed from
 reaching the target), ``rest`` an off-phase of ``off_s`` (vented). After the
@@ -61,6 +63,14 @@ FIDELITY_BAND = 0.10
 REACHED_BAND = 0.05
 """Inflating ends when every cuff is within this share of its target (at least 3 mmHg)."""
 REACHED_MIN_MMHG = 3.0
+
+LAG_SEEN_MIN = 3
+"""Contractions seen in a set before the rep count trusts them to hold the metronome back.
+With fewer (a passive patient, or squeezes too small to see), the metronome alone counts."""
+
+LAG_ALLOWED = 1
+"""How many reps the patient may trail the metronome before the count waits for them."""
+
 MAX_SAMPLE_GAP_S = 0.5
 """A gap between samples longer than this is not counted towards fidelity."""
 
@@ -536,11 +546,19 @@ class SessionRunner:
             self._tick_reps(now)
 
     def _current_rep(self, now: float) -> int:
+        """Reps done in this set: the metronome's count, held back to what the patient really did
+        once contractions are seen in the cuff pressure, plus the therapist's corrections."""
         if self._metronome is None:
             return 0
         if self.phase == "paused":
-            return max(0, int(self._carry_s / self.plan.cadence_s + 1e-9) + self._adjust)
-        return max(0, self._metronome.reps_done(now) + self._adjust)
+            paced = int(self._carry_s / self.plan.cadence_s + 1e-9)
+        else:
+            paced = self._metronome.reps_done(now)
+        seen = self._detected_now()
+        if seen >= LAG_SEEN_MIN and paced > seen + LAG_ALLOWED:
+            # The patient is behind the metronome (fatigue, a slow start): the set waits for the reps.
+            paced = seen + LAG_ALLOWED
+        return max(0, paced + self._adjust)
 
     def _detected_now(self) -> int:
         return max((tr.detector.count for tr in self._track.values()), default=0)
