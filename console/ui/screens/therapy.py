@@ -147,7 +147,8 @@ class CommandDialog(ModalScreen[bool]):
         self.dismiss(False)
 
     def action_submit(self) -> None:
-        raise NotImplementedError
+        """Each dialog checks its fields and sends its command here (Enter, or the OK button)."""
+        raise NotImplementedError(f"{type(self).__name__} must define action_submit")
 
     def send(self, what: str, make: Callable[[], Awaitable[Any]]) -> None:
         """Run the command in the app's background (closing the dialog never cancels it halfway)."""
