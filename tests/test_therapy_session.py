@@ -5,31 +5,21 @@ The emulators fill and vent in real time; the session's timer moves only when th
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from console.station.api import CommandRefused
 from tests.test_station_support import cuff, wait_for
-from tests.test_therapy_support import (
+from tests.test_therapy_support import (  # noqa: F401 (rig is a fixture)
+    rig,
     Rig,
     advance,
-    manual_rig,
     phase,
     set_lops,
     start_and_fill,
     until,
     vented_at_emulator,
 )
-
-
-@pytest.fixture
-async def rig(tmp_path: Path):
-    r = await manual_rig(tmp_path)
-    try:
-        yield r
-    finally:
-        await r.close()
 
 
 async def test_a_whole_plan_runs_to_done_and_is_recorded(rig: Rig) -> None:

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
-import pytest
 
 from tests.test_station_support import cuff, wait_for
-from tests.test_therapy_support import Rig, advance, manual_rig, phase, set_lops, start_and_fill, vented_at_emulator
-
-
-@pytest.fixture
-async def rig(tmp_path: Path):
-    r = await manual_rig(tmp_path)
-    try:
-        yield r
-    finally:
-        await r.close()
+from tests.test_therapy_support import Rig, advance, phase, rig, set_lops, start_and_fill, vented_at_emulator  # noqa: F401 (rig is a fixture)
 
 
 async def test_a_refused_refill_pauses_the_session_and_leaves_the_cuff_vented(rig: Rig) -> None:

@@ -10,6 +10,8 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 from typing import Any
 
 from console.config import StationConfig
@@ -177,3 +179,13 @@ async def vented_at_emulator(rig: Rig, controller: str, ch: int, timeout: float 
 
 __all__ = ["TERMINAL", "Rig", "advance", "manual_rig", "phase", "real_rig", "set_lops", "start_and_fill",
            "therapy_config", "until", "vented_at_emulator"]
+
+
+@pytest.fixture
+async def rig(tmp_path: Path):
+    """A manual-clock therapy rig for one test, always closed after it (import it into the test module)."""
+    r = await manual_rig(tmp_path)
+    try:
+        yield r
+    finally:
+        await r.close()
