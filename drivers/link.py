@@ -10,7 +10,9 @@ listeners, synchronously, from the reader (the hot path).
 The emergency path (:meth:`CuffLink.deflate_all_now`) writes ``DEFLATE ALL``
 to the transport inside the call itself, ahead of anything queued.
 
-The wire contract is ``shared/protocol.md``.
+The wire contract is ``shared/protocol.md``. The SEQ/window/queue bookkeeping
+lives in :mod:`drivers.link_requests`, the states and errors in
+:mod:`drivers.link_errors`; every public name is importable from here.
 """
 
 from __future__ import annotations
@@ -19,15 +21,11 @@ import asyncio
 import functools
 import logging
 import math
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Awaitable, Callable
 
 from drivers import serial_port
 from drivers.codec import (
     MAX_SEQ,
-    DropCounts,
     Err,
     Event,
     LineReader,
@@ -35,11 +33,42 @@ from drivers.codec import (
     Ok,
     Sample,
     Status,
-    command_body,
     format_pressure,
-    frame,
     parse_report,
 )
+from drivers.link_errors import (
+    CommandError,
+    HelloInfo,
+    LinkDown,
+    LinkError,
+    LinkState,
+    LinkStateChange,
+    LinkStats,
+    LinkTimeout,
+    Rebooted,
+    Superseded,
+)
+from drivers.link_requests import QUEUE_LIMIT, WINDOW, RequestBook, _Conn, _swallow
+
+__all__ = [
+    "CommandError",
+    "CuffLink",
+    "HelloInfo",
+    "LinkDown",
+    "LinkError",
+    "LinkState",
+    "LinkStateChange",
+    "LinkStats",
+    "LinkTimeout",
+    "MAX_CHANNELS",
+    "PROTO",
+    "QUEUE_LIMIT",
+    "Rebooted",
+    "SAMPLE_SILENCE_S",
+    "STOP_DEFLATE_WAIT_S",
+    "Superseded",
+    "WINDOW",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,147 +81,16 @@ PROTO = 1
 MAX_CHANNELS = 8
 """A controller has 1 to 8 channels (protocol, introduction)."""
 
-WINDOW = 4
-"""Most commands in flight (sent, unanswered) at once; DEFLATE ignores it."""
-
 SAMPLE_SILENCE_S = 1.0
 """No sample for this long while streaming means the controller is gone."""
 
 STOP_DEFLATE_WAIT_S = 0.5
 """How long :meth:`CuffLink.stop` waits for the OK of its DEFLATE ALL."""
 
-QUEUE_LIMIT = 64
-"""Most commands waiting behind the window; more is a runaway caller, refused with LinkError."""
-
-_ABANDONED_KEEP = 256
-"""How many abandoned SEQs are remembered to recognise late answers."""
-
 _READ_SIZE = 4096
 
 
-class LinkState(str, Enum):
-    """Where a link is in its life."""
-
-    CONNECTING = "connecting"
-    """Port opening or open, HELLO/setup not finished."""
-    READY = "ready"
-    """Session set up; commands accepted."""
-    LOST = "lost"
-    """Port gone, unopenable or the controller silent; reconnecting in the background."""
-    STOPPED = "stopped"
-    """:meth:`CuffLink.stop` was called; final."""
-
-
-@dataclass
-class HelloInfo:
-    """What the controller said about itself in its HELLO answer."""
-
-    proto: int
-    model: str
-    fw: str
-    serial: str
-    channels: int
-    max_pressure: float
-    rates: tuple[int, ...]
-
-
-@dataclass
-class LinkStats:
-    """Counters for diagnostics; they survive reconnects."""
-
-    dropped: DropCounts = field(default_factory=DropCounts)
-    """Lines dropped by the reader (bad CRC, too long, bad bytes, malformed)."""
-    timeouts: int = 0
-    """Command attempts that got no answer within ``answer_timeout``."""
-    resends: int = 0
-    """Attempts resent under a new SEQ after a timeout."""
-    reconnects: int = 0
-    """Times the link became READY again after having been READY before."""
-    samples: int = 0
-    late_answers: int = 0
-    """Answers to SEQs already abandoned after a timeout (ignored)."""
-    errors: int = 0
-    """Unexpected things caught and logged: answers to unknown SEQs, raising listeners, internal faults."""
-
-
-class LinkError(Exception):
-    """Base of every error the link raises."""
-
-
-class LinkTimeout(LinkError):
-    """No answer after all retries, or not READY in time."""
-
-
-class LinkDown(LinkError):
-    """The link is not READY (or no port is open), or it went down while waiting."""
-
-
-class Superseded(LinkError):
-    """A SET still waiting in the queue was dropped because a DEFLATE of its channel went out first."""
-
-
-class Rebooted(Superseded):
-    """A SET queued or unanswered when the controller rebooted: never resent to the vented controller.
-
-    A subclass of :class:`Superseded`, so a caller that already treats a superseded inflate as
-    "it stays deflated" is right about this one too.
-    """
-
-
-class CommandError(LinkError):
-    """The controller answered ``ERR``; ``code`` is one of the protocol's ERR codes."""
-
-    def __init__(self, code: str, text: str = "", verb: str = "") -> None:
-        self.code = code
-        self.text = text
-        self.verb = verb
-        super().__init__(f"{verb} refused: {code}" + (f" ({text})" if text else ""))
-
-
-@dataclass(frozen=True)
-class LinkStateChange:
-    """Sent to listeners whenever the link's state changes."""
-
-    state: LinkState
-    reason: str
-
-
-@dataclass(eq=False)
-class _Request:
-    """One command across its attempts; each attempt has its own SEQ."""
-
-    tail: str
-    """``VERB ARG...``: the body after ``#SEQ``."""
-    future: asyncio.Future[Ok]
-    urgent: bool
-    attempts: int = 0
-    seq: int = 0
-    first_sent_at: float = 0.0
-    timer: asyncio.TimerHandle | None = None
-
-
-@dataclass(eq=False)
-class _Conn:
-    """One open port: its writer, its reader task, and whether it was lost."""
-
-    writer: asyncio.StreamWriter
-    lines: LineReader
-    done: asyncio.Future[None]
-    reader_task: asyncio.Task[None] | None = None
-    monitor_task: asyncio.Task[None] | None = None
-    setup_task: asyncio.Task[None] | None = None
-    lost: bool = False
-    boot_seen: bool = False
-
-
-def _arg(value: object) -> str:
-    text = format_pressure(value) if isinstance(value, float) else str(value)
-    if not text or " " in text:
-        raise ValueError(f"bad command argument: {value!r}")
-    return text
-
-
-class CuffLink:
+class CuffLink(RequestBook):
     """One CUFF-LINK/1 session over one port, reconnecting forever until stopped."""
 
     def __init__(
@@ -231,16 +129,12 @@ class CuffLink:
         self._listeners: list[Listener] = []
         self._emit_to: tuple[Listener, ...] = ()
         self._failed_listeners: set[int] = set()
-        self._seq = first_seq
-        self._pending: dict[int, _Request] = {}
-        self._queue: deque[_Request] = deque()
-        self._abandoned: OrderedDict[int, None] = OrderedDict()
+        self._init_requests(first_seq)
         self._conn: _Conn | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._ready = asyncio.Event()
         self._been_ready = False
-        self._last_sent = 0.0
         self._last_answer_at = 0.0
         self._sample_ref = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -370,113 +264,6 @@ class CuffLink:
         conn = self._conn
         return conn is not None and not conn.lost and not conn.writer.is_closing()
 
-    def _submit(self, verb: str, args: tuple[object, ...], *, urgent: bool, require_ready: bool) -> asyncio.Future[Ok]:
-        conn = self._conn
-        if conn is None or conn.lost or conn.writer.is_closing():
-            raise LinkDown(f"{self.name}: no port open ({self._state.value})")
-        if require_ready and self._state is not LinkState.READY:
-            raise LinkDown(f"{self.name}: link {self._state.value}")
-        tail = " ".join([verb, *(_arg(a) for a in args)])
-        frame(command_body(MAX_SEQ, tail))  # raises ValueError now rather than at send time
-        loop = self._loop or asyncio.get_running_loop()
-        req = _Request(tail, loop.create_future(), urgent)
-        if urgent:
-            if verb == "DEFLATE":
-                self._drop_queued_sets(str(args[0]) if args else "ALL")
-            self._send(conn, req)
-        else:
-            if len(self._queue) >= QUEUE_LIMIT:
-                raise LinkError(f"{self.name}: {len(self._queue)} commands already waiting; {tail} refused")
-            self._queue.append(req)
-            self._pump()
-        return req.future
-
-    def _drop_queued_sets(self, channel: str) -> None:
-        """A deflate wins over any SET of the same channel not yet on the wire: it never goes out after it."""
-        keep: deque[_Request] = deque()
-        for req in self._queue:
-            parts = req.tail.split(" ")
-            if parts[0] == "SET" and (channel == "ALL" or parts[1] == channel):
-                if not req.future.done():
-                    req.future.set_exception(Superseded(f"{self.name}: {req.tail} dropped: DEFLATE {channel} went first"))
-                    req.future.exception()  # retrieved: nobody may be awaiting it any more
-            else:
-                keep.append(req)
-        self._queue = keep
-
-    def _pump(self) -> None:
-        """Send queued commands while the window has room."""
-        conn = self._conn
-        if conn is None or conn.lost:
-            return
-        while self._queue and len(self._pending) < WINDOW:
-            req = self._queue.popleft()
-            if not req.future.done():
-                self._send(conn, req)
-
-    def _next_seq(self) -> int:
-        seq = self._seq
-        self._seq = 1 if seq >= MAX_SEQ else seq + 1
-        return seq
-
-    def _send(self, conn: _Conn, req: _Request) -> None:
-        """Register the waiter for a fresh SEQ, then write the line."""
-        loop = self._loop or asyncio.get_running_loop()
-        seq = self._next_seq()
-        self._abandoned.pop(seq, None)
-        req.seq = seq
-        req.attempts += 1
-        now = loop.time()
-        if req.attempts == 1:
-            req.first_sent_at = now
-        self._pending[seq] = req
-        req.timer = loop.call_later(self.answer_timeout, self._on_timeout, req, seq)
-        self._last_sent = now
-        try:
-            conn.writer.write(frame(f"#{seq} {req.tail}"))
-        except Exception as exc:  # a transport that raises instead of reporting via connection_lost
-            log.exception("%s: write failed", self.name)
-            self._lose(conn, f"write failed: {exc}")
-
-    def _on_timeout(self, req: _Request, seq: int) -> None:
-        if self._pending.get(seq) is not req:
-            return
-        del self._pending[seq]
-        self._abandon(seq)
-        self.stats.timeouts += 1
-        conn = self._conn
-        if req.future.done():
-            pass  # the caller gave up; nothing to resend
-        elif req.attempts <= self.retries and conn is not None and not conn.lost:
-            self.stats.resends += 1
-            log.debug("%s: #%d %s unanswered, resending", self.name, seq, req.tail)
-            self._send(conn, req)
-        else:
-            req.future.set_exception(
-                LinkTimeout(f"{self.name}: no answer to {req.tail} after {req.attempts} attempts")
-            )
-            if conn is not None and self._last_answer_at < req.first_sent_at:
-                self._lose(conn, f"controller silent: no answer to {req.tail} in {req.attempts} attempts")
-                return
-        self._pump()
-
-    def _abandon(self, seq: int) -> None:
-        self._abandoned[seq] = None
-        if len(self._abandoned) > _ABANDONED_KEEP:
-            self._abandoned.popitem(last=False)
-
-    def _fail_all(self, exc: LinkError) -> None:
-        reqs = list(self._pending.values()) + list(self._queue)
-        for seq in self._pending:
-            self._abandon(seq)
-        self._pending.clear()
-        self._queue.clear()
-        for req in reqs:
-            if req.timer is not None:
-                req.timer.cancel()
-            if not req.future.done():
-                req.future.set_exception(exc)
-
     # ------------------------------------------------------------------ receiving (hot path)
 
     async def _read_loop(self, conn: _Conn, reader: asyncio.StreamReader) -> None:
@@ -543,26 +330,6 @@ class CuffLink:
             if msg.code == "BOOT":  # type: ignore[union-attr]
                 self._on_boot(conn)
 
-    def _on_answer(self, msg: Ok | Err) -> None:
-        self._last_answer_at = self._loop.time()  # type: ignore[union-attr]
-        req = self._pending.pop(msg.seq, None)
-        if req is None:
-            if msg.seq in self._abandoned:
-                self.stats.late_answers += 1
-            else:
-                self.stats.errors += 1
-                log.warning("%s: answer to unknown #%d ignored", self.name, msg.seq)
-            return
-        if req.timer is not None:
-            req.timer.cancel()
-        if not req.future.done():
-            if type(msg) is Ok:
-                req.future.set_result(msg)
-            else:
-                req.future.set_exception(CommandError(msg.code, msg.text, req.tail.split(" ", 1)[0]))  # type: ignore[union-attr]
-        if self._queue:
-            self._pump()
-
     def _emit(self, msg: object) -> None:
         for fn in self._emit_to:
             try:
@@ -587,44 +354,6 @@ class CuffLink:
         if conn.setup_task is None or conn.setup_task.done():
             log.warning("%s: controller rebooted; setting up watchdog and stream again", self.name)
             conn.setup_task = asyncio.create_task(self._resetup(conn), name=f"cufflink-setup:{self.name}")
-
-    def _drop_sets_on_boot(self, conn: _Conn) -> None:
-        """Fail every queued or unanswered SET; DEFLATE the channels of the unanswered ones.
-
-        An unanswered SET may have been sent before the BOOT line was read and so reached the
-        new firmware; the DEFLATE that follows it on the wire undoes it (vented anyway by the boot).
-        """
-        exc_text = f"{self.name}: controller rebooted before confirming"
-        in_flight: list[str] = []
-        for seq, req in list(self._pending.items()):
-            parts = req.tail.split(" ")
-            if parts[0] != "SET":
-                continue
-            del self._pending[seq]
-            self._abandon(seq)
-            if req.timer is not None:
-                req.timer.cancel()
-            in_flight.append(parts[1] if len(parts) > 1 else "ALL")
-            if not req.future.done():
-                req.future.set_exception(Rebooted(f"{exc_text} {req.tail}; not resent"))
-                req.future.exception()
-        keep: deque[_Request] = deque()
-        for req in self._queue:
-            if req.tail.startswith("SET "):
-                if not req.future.done():
-                    req.future.set_exception(Rebooted(f"{exc_text}; queued {req.tail} dropped"))
-                    req.future.exception()
-            else:
-                keep.append(req)
-        self._queue = keep
-        for ch in dict.fromkeys(in_flight):
-            if conn.lost:
-                break
-            log.warning("%s: SET on channel %s was in flight at a reboot; deflating it", self.name, ch)
-            deflate = _Request(f"DEFLATE {ch}", (self._loop or asyncio.get_running_loop()).create_future(), True)
-            deflate.future.add_done_callback(_swallow)
-            self._send(conn, deflate)
-        self._pump()
 
     # ------------------------------------------------------------------ session
 
@@ -833,9 +562,3 @@ class CuffLink:
             log.exception("%s: monitor crashed", self.name)
             self.stats.errors += 1
             self._lose(conn, f"monitor crashed: {exc!r}")
-
-
-def _swallow(fut: asyncio.Future[Ok]) -> None:
-    """Retrieve a keep-alive's outcome so asyncio does not log it as unhandled."""
-    if not fut.cancelled():
-        fut.exception()

@@ -6,6 +6,10 @@ codes, the reports, and the safety rules the controller keeps on its own
 clock of its own: the caller hands it bytes and the time, and takes the bytes
 it wants to send, so tests drive it with a manual ``now`` and the pty server
 drives it with the event loop's clock.
+
+The verbs live in :mod:`.commands`, the per-channel state in :mod:`.channel`
+and the tuning numbers in :mod:`.limits`; this module keeps regulation,
+safety, watchdog, stream and output.
 """
 
 from __future__ import annotations
@@ -13,222 +17,41 @@ from __future__ import annotations
 import random
 import re
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Callable
 
 from drivers import codec
 from drivers.codec import Command, DropCounts, LineReader, MalformedLine
 
+from .channel import ChannelView, Faults, _Channel
+from .commands import CommandSet
+from .limits import (
+    BIG_DROP,
+    BOOT_WATCHDOG_MS,
+    DEADBAND,
+    FAST_TAU,
+    FROZEN_EPS,
+    FROZEN_S,
+    LEAK_S,
+    MAX_PUMP_BURST_S,
+    MAX_VENT_BURST_MMHG,
+    OVER_MARGIN,
+    RATES,
+    REFILL_BELOW,
+    SENSOR_OUT_S,
+    SENSOR_RANGE,
+    SETTLE_S,
+    STOP_EARLY,
+    UNSTEADY_RETRY_S,
+    VENTED_BELOW,
+    VENTFAIL_MMHG,
+    VENTFAIL_S,
+)
 from .physics import DT, SENSOR_NOISE, ChannelPhysics, Exercise, VENT_K, pump_rate
 
-RATES = (10, 25, 50, 100)
-"""Stream rates this controller offers (besides 0, off)."""
-
-BOOT_WATCHDOG_MS = 2000
-WATCHDOG_RANGE = (200, 10000)
-LEAK_S = 7.0
-"""Pump running without pause for longer than this while HOLDING is a leak."""
-VENTFAIL_S = 5.0
-VENTFAIL_MMHG = 10.0
-OVER_MARGIN = 10.0
-"""Above max + this, a channel is vented and latched (OVERPRESSURE)."""
-VENTED_BELOW = 5.0
-"""A venting channel counts as VENTED under this reading."""
-ZERO_BELOW = 5.0
-SENSOR_RANGE = (-20.0, 500.0)
-"""Readings outside this cannot be a cuff pressure: the sensor is broken."""
-SENSOR_OUT_S = 0.02
-FROZEN_S = 0.5
-"""A reading that does not move for this long while the pump runs is frozen."""
-FROZEN_EPS = 0.05
-
-FAST_TAU = 0.02
-"""Fast reading filter (noise only; the pulse passes): stops the pump, safety checks."""
-SLOW_WINDOW_S = 1.2
-"""Holding regulation judges the moving mean of the reading over this window.
-
-At least one heartbeat (50 /min) long, so the arterial pulse averages out
-instead of triggering corrections the way a short low-pass lets it."""
-SETTLE_S = 1.3
-"""Wait after a fill, pump or vent burst before judging its effect (longer than the mean's window)."""
-DEADBAND = 2.0
-"""No correction while the mean reading is within this of target: a sealed cuff holds with pump and valve shut."""
-UNSTEADY_MMHG = 3.0
-"""Thirds of the mean's window differing by more than this: the limb is contracting or moving.
-
-Small corrections wait until it is steady again (a refill for a big loss does not)."""
-UNSTEADY_RETRY_S = 0.1
-REFILL_BELOW = 5.0
-"""Under target by more than this, the pump runs continuously (no bursts)."""
-STOP_EARLY = 1.0
-"""A continuous fill stops this far under target (the fast filter lags a little)."""
-MAX_PUMP_BURST_S = 0.4
-MAX_VENT_BURST_MMHG = 10.0
-BIG_DROP = 5.0
-"""A SET lowering the target by more than this vents continuously down to it."""
-
-_INT = re.compile(r"-?[0-9]+\Z")
-_PRESSURE = re.compile(r"-?[0-9]+(?:\.[0-9])?\Z")
 _NAME = re.compile(r"[!-)+-~]{1,16}\Z")  # printable, no space, no '*'
 
 
-@dataclass
-class Faults:
-    """Faults a test switches on and off at any time (the firmware reads them every step)."""
-
-    leak: dict[int, float] = field(default_factory=dict)
-    """Channel -> leak rate, mmHg/s."""
-    frozen_sensor: set[int] = field(default_factory=set)
-    garbage_rate: float = 0.0
-    """Chance, per line sent, of a garbage burst (bad CRC, bad bytes, over-long) sent before it."""
-    silent: bool = False
-    """Reads nothing, answers nothing, sends nothing; its own safety still runs."""
-    slow_answer_s: float = 0.0
-    """Answers (and STATUS's C lines) leave this late; commands still act at once."""
-    vent_stuck: set[int] = field(default_factory=set)
-    movement: set[int] = field(default_factory=set)
-    """Channels with a limb-movement artefact (large slow swings)."""
-    broken_sensor: set[int] = field(default_factory=set)
-    """Channels whose sensor reads out of range (open wire)."""
-    corrupt_rate: float = 0.0
-    """Chance, per line sent, that the line itself is corrupted (so the host loses it)."""
-
-
-class ChannelView:
-    """A read-only, live view of one channel: the truth and what the firmware thinks."""
-
-    __slots__ = ("_c",)
-
-    def __init__(self, chan: _Channel) -> None:
-        self._c = chan
-
-    @property
-    def pressure(self) -> float:
-        """True cuff pressure, mmHg."""
-        return self._c.phys.pressure
-
-    @property
-    def reading(self) -> float:
-        """The latest zero-corrected sensor reading, mmHg."""
-        return self._c.reading
-
-    @property
-    def target(self) -> float:
-        return self._c.target
-
-    @property
-    def state(self) -> str:
-        return self._c.state
-
-    @property
-    def latched(self) -> bool:
-        return self._c.latched
-
-    @property
-    def lop(self) -> float:
-        return self._c.phys.lop
-
-    @property
-    def pump_on(self) -> bool:
-        return self._c.phys.pump_on
-
-    @property
-    def valve_open(self) -> bool:
-        return self._c.phys.valve_open
-
-    @property
-    def duty(self) -> int:
-        return self._c.duty()
-
-    @property
-    def zero_offset(self) -> float:
-        return self._c.zero
-
-    def __repr__(self) -> str:
-        c = self._c
-        return (
-            f"<channel {c.number} {c.state} target={c.target} pressure={c.phys.pressure:.1f} "
-            f"reading={c.reading:.1f} latched={c.latched}>"
-        )
-
-
-_DUTY_N = round(1.0 / DT)
-_SLOW_N = round(SLOW_WINDOW_S / DT)
-
-
-@dataclass
-class _Channel:
-    number: int
-    phys: ChannelPhysics
-    target: float = 0.0
-    state: str = "VENTED"
-    latched: bool = False
-    zero: float = 0.0
-    raw: float = 0.0
-    reading: float = 0.0
-    fast: float = 0.0
-    slow: float = 0.0
-    """Moving mean of the reading over ``SLOW_WINDOW_S``."""
-    slow_ring: list[float] = field(default_factory=lambda: [0.0] * _SLOW_N)
-    slow_pos: int = 0
-    slow_sum: float = 0.0
-    mode: str = "idle"
-    """Holding regulator: idle, pump_burst, vent_burst, pump_fill, vent_down."""
-    burst_until: float = 0.0
-    settle_until: float = 0.0
-    pump_since: float | None = None
-    leak_sent: bool = False
-    vent_since: float | None = None
-    out_since: float | None = None
-    frozen_ref: float = 0.0
-    frozen_since: float | None = None
-    duty_ring: bytearray = field(default_factory=lambda: bytearray(_DUTY_N))
-    duty_pos: int = 0
-    duty_sum: int = 0
-
-    def duty(self) -> int:
-        return round(100 * self.duty_sum / _DUTY_N)
-
-    def reset_slow(self, value: float) -> None:
-        self.slow_ring = [value] * _SLOW_N
-        self.slow_sum = value * _SLOW_N
-        self.slow_pos = 0
-        self.slow = value
-
-    def unsteady(self) -> bool:
-        """Whether the thirds of the mean's window differ by more than ``UNSTEADY_MMHG``."""
-        ring, pos, third = self.slow_ring, self.slow_pos, _SLOW_N // 3
-        ordered = ring[pos:] + ring[:pos]
-        means = [sum(ordered[i * third : (i + 1) * third]) / third for i in range(3)]
-        return max(means) - min(means) > UNSTEADY_MMHG
-
-    def note_reading(self, value: float) -> None:
-        """Push one reading into the moving mean (re-summed once per lap against rounding drift)."""
-        pos = self.slow_pos
-        self.slow_sum += value - self.slow_ring[pos]
-        self.slow_ring[pos] = value
-        pos += 1
-        if pos == _SLOW_N:
-            pos = 0
-            self.slow_sum = sum(self.slow_ring)
-        self.slow_pos = pos
-        self.slow = self.slow_sum / _SLOW_N
-
-    def note_pump(self, on: bool) -> None:
-        v = 1 if on else 0
-        self.duty_sum += v - self.duty_ring[self.duty_pos]
-        self.duty_ring[self.duty_pos] = v
-        self.duty_pos = (self.duty_pos + 1) % _DUTY_N
-
-
-class _ArgError(Exception):
-    def __init__(self, code: str, text: str = "") -> None:
-        super().__init__(code, text)
-        self.code = code
-        self.text = text
-
-
-class ControllerFirmware:
+class ControllerFirmware(CommandSet):
     """An emulated CUFF-LINK/1 controller: feed it bytes and time, take the bytes it sends."""
 
     def __init__(
@@ -369,19 +192,6 @@ class ControllerFirmware:
             for body in deferred:
                 self._send(body)
 
-    def _run_commands(self, commands: list[Command]) -> None:
-        deflates: list[tuple[int, set[int]]] = []
-        for i, cmd in enumerate(commands):
-            if cmd.verb == "DEFLATE":
-                chans = self._deflate_channels(cmd)
-                if chans:
-                    deflates.append((i, chans))
-                    for ch in chans:
-                        self._deflate(self._chans[ch - 1])
-        for i, cmd in enumerate(commands):
-            superseded = {ch for j, chans in deflates if j > i for ch in chans}
-            self._execute(cmd, superseded)
-
     def advance(self, now: float) -> None:
         """Run physics and firmware in fixed steps up to ``now``."""
         while self._t + DT <= now + 1e-12:
@@ -507,132 +317,6 @@ class ControllerFirmware:
         if not 1 <= ch <= self.channels:
             raise ValueError(f"no channel {ch}: this controller has 1..{self.channels}")
         return self._chans[ch - 1]
-
-    def _deflate_channels(self, cmd: Command) -> set[int] | None:
-        if len(cmd.args) != 1:
-            return None
-        arg = cmd.args[0]
-        if arg == "ALL":
-            return set(range(1, self.channels + 1))
-        if _INT.match(arg) and 1 <= int(arg) <= self.channels:
-            return {int(arg)}
-        return None
-
-    def _execute(self, cmd: Command, superseded: set[int]) -> None:
-        handler = _HANDLERS.get(cmd.verb)
-        if handler is None:
-            self._answer(codec.err_body(cmd.seq, "UNKNOWN", "no such verb"))
-            return
-        try:
-            fields = handler(self, cmd.args, superseded)
-        except _ArgError as e:
-            self._answer(codec.err_body(cmd.seq, e.code, e.text))
-            return
-        self._answer(codec.ok_body(cmd.seq, fields))
-
-    @staticmethod
-    def _nargs(args: tuple[str, ...], n: int, usage: str) -> None:
-        if len(args) != n:
-            raise _ArgError("ARGS", f"usage: {usage}")
-
-    def _channel_arg(self, text: str) -> _Channel:
-        if not _INT.match(text):
-            raise _ArgError("ARGS", f"not a channel: {text[:20]}")
-        n = int(text)
-        if not 1 <= n <= self.channels:
-            raise _ArgError("CHANNEL", f"channels are 1..{self.channels}")
-        return self._chans[n - 1]
-
-    def _cmd_hello(self, args: tuple[str, ...], _s: set[int]) -> dict[str, object]:
-        self._nargs(args, 0, "HELLO")
-        return {
-            "proto": 1,
-            "model": self.model,
-            "fw": self.fw,
-            "serial": self.serial,
-            "channels": self.channels,
-            "max": codec.format_pressure(self.max_pressure),
-            "rates": ",".join(str(r) for r in RATES),
-        }
-
-    def _cmd_ping(self, args: tuple[str, ...], _s: set[int]) -> dict[str, object]:
-        self._nargs(args, 0, "PING")
-        return {}
-
-    def _cmd_watchdog(self, args: tuple[str, ...], _s: set[int]) -> dict[str, object]:
-        self._nargs(args, 1, "WATCHDOG MS")
-        if not _INT.match(args[0]):
-            raise _ArgError("ARGS", "MS is whole milliseconds")
-        ms = int(args[0])
-        lo, hi = WATCHDOG_RANGE
-        if not lo <= ms <= hi:
-            raise _ArgError("RANGE", f"MS is {lo}..{hi}")
-        self._watchdog_ms = ms
-        return {"ms": ms}
-
-    def _cmd_stream(self, args: tuple[str, ...], _s: set[int]) -> dict[str, object]:
-        self._nargs(args, 1, "STREAM HZ")
-        if not _INT.match(args[0]):
-            raise _ArgError("ARGS", "HZ is a whole number")
-        hz = int(args[0])
-        if hz != 0 and hz not in RATES:
-            raise _ArgError("RANGE", "HZ is 0 or " + ",".join(str(r) for r in RATES))
-        if hz != self._stream_hz:
-            if self._stream_hz == 0:  # first sample and status at the next step
-                self._next_sample = self._next_status = self._t + DT
-            self._stream_hz = hz
-        return {"hz": hz}
-
-    def _cmd_set(self, args: tuple[str, ...], superseded: set[int]) -> dict[str, object]:
-        self._nargs(args, 2, "SET CH P")
-        c = self._channel_arg(args[0])
-        if not _PRESSURE.match(args[1]):
-            raise _ArgError("ARGS", "P is mmHg with at most one decimal")
-        p = float(args[1])
-        if not 0.0 < p <= self.max_pressure:
-            raise _ArgError("RANGE", f"P is 0..{codec.format_pressure(self.max_pressure)}, 0 excluded")
-        if c.latched:
-            raise _ArgError("LATCHED", "CLEAR first")
-        if c.number not in superseded:
-            self._set_target(c, p)
-        return {"ch": c.number, "target": codec.format_pressure(p)}
-
-    def _cmd_deflate(self, args: tuple[str, ...], _s: set[int]) -> dict[str, object]:
-        self._nargs(args, 1, "DEFLATE CH|ALL")
-        if args[0] == "ALL":
-            for c in self._chans:
-                self._deflate(c)
-            return {"ch": "ALL"}
-        c = self._channel_arg(args[0])
-        self._deflate(c)
-        return {"ch": c.number}
-
-    def _cmd_zero(self, args: tuple[str, ...], _s: set[int]) -> dict[str, object]:
-        self._nargs(args, 1, "ZERO CH")
-        c = self._channel_arg(args[0])
-        if c.latched:
-            raise _ArgError("LATCHED", "CLEAR first")
-        if c.state != "VENTED" or c.fast >= ZERO_BELOW:
-            raise _ArgError("BUSY", "only while vented and under 5 mmHg")
-        c.zero += c.fast
-        c.fast = c.reading = 0.0
-        c.reset_slow(0.0)
-        return {"ch": c.number, "offset": codec.format_pressure(c.zero)}
-
-    def _cmd_status(self, args: tuple[str, ...], _s: set[int]) -> dict[str, object]:
-        self._nargs(args, 0, "STATUS")
-        for c in self._chans:
-            self._status(c, answer=True)
-        return {}
-
-    def _cmd_clear(self, args: tuple[str, ...], _s: set[int]) -> dict[str, object]:
-        self._nargs(args, 0, "CLEAR")
-        self._wdt_sent = False
-        for c in self._chans:
-            if c.latched:
-                c.latched = False
-                self._set_state(c, "VENTED" if c.fast < VENTED_BELOW else "VENTING")
-        return {}
 
     # ------------------------------------------------------------------ channel actions
 
@@ -822,17 +506,5 @@ class ControllerFirmware:
             if self._next_status <= t:
                 self._next_status = t + 1.0
 
-
-_HANDLERS: dict[str, Callable[[ControllerFirmware, tuple[str, ...], set[int]], dict[str, object]]] = {
-    "HELLO": ControllerFirmware._cmd_hello,
-    "PING": ControllerFirmware._cmd_ping,
-    "WATCHDOG": ControllerFirmware._cmd_watchdog,
-    "STREAM": ControllerFirmware._cmd_stream,
-    "SET": ControllerFirmware._cmd_set,
-    "DEFLATE": ControllerFirmware._cmd_deflate,
-    "ZERO": ControllerFirmware._cmd_zero,
-    "STATUS": ControllerFirmware._cmd_status,
-    "CLEAR": ControllerFirmware._cmd_clear,
-}
 
 __all__ = ["ChannelView", "ControllerFirmware", "Faults", "RATES", "SENSOR_NOISE"]
