@@ -1,0 +1,232 @@
+"""What a validated station configuration is: frozen dataclasses of plain values.
+
+Only the shape, the defaults and the questions a config answers (a cuff's
+limits, whether a plan may run on it). Reading and checking a file lives in
+:mod:`console.config`, which re-exports every name here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from console.station.api import Role
+from console.station.plans import Plan
+
+HARD_CEILING_MMHG: Final = 300.0
+"""No configuration may allow more than this (the controllers' own ``max``)."""
+MAX_CHANNELS: Final = 8
+"""CUFF-LINK/1: a controller has 1 to 8 channels."""
+DEFAULT_REAL_CHANNELS: Final = 4
+"""Channel count assumed for a real port that does not state ``channels``."""
+EMULATOR_PORT: Final = "emulator"
+THEMES: Final = ("auto", "textual-dark", "ansi")
+
+
+# --------------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True, slots=True)
+class StationSettings:
+    name: str = "BFR station"
+    ceiling_mmhg: float = 300.0
+    """Hard cap for any commanded pressure, at most 300."""
+    data_dir: Path = Path("var")
+    socket: Path = Path("var/socket/bfr.sock")
+    occlusion_threshold_mmhg: float = 20.0
+    """Pressure above which time counts as occlusion."""
+
+
+@dataclass(frozen=True, slots=True)
+class SafetyConfig:
+    tolerance_mmhg: float = 15.0
+    """Off-target alarm band (Delfi PTS ii: 15 mmHg for over 1 s)."""
+    grace_s: float = 1.0
+    link_timeout_s: float = 0.5
+    """No sample for this long: the link is lost."""
+    leak_pump_s: float = 7.0
+    """Pump running this long without pause while holding: a leak."""
+    occlusion_warn_s: float = 900.0
+    occlusion_limit_s: float = 1200.0
+    """Alarm and auto-deflate after this much continuous occlusion; at most 20 min."""
+    deflate_confirm_s: float = 0.25
+    max_pct_lop_arm: float = 60.0
+    max_pct_lop_leg: float = 90.0
+    max_mmhg_without_lop: float = 120.0
+    """A cuff with unknown LOP may be inflated to at most this many mmHg."""
+
+    def max_pct_lop(self, limb: str) -> float:
+        return self.max_pct_lop_arm if limb == "arm" else self.max_pct_lop_leg
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmsConfig:
+    silence_max_s: float = 120.0
+    bell: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UiConfig:
+    theme: str = "auto"
+    """``auto`` | ``textual-dark`` | ``ansi``."""
+    fps: int = 20
+
+
+def default_emulator_lop(channels: int) -> tuple[float, ...]:
+    """A spread of limb occlusion pressures, 160, 185, 210 ... (all within 100..300)."""
+    return tuple(160.0 + 25.0 * (i % 6) for i in range(channels))
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """Settings of the built-in, in-process emulator (``port = "emulator"``)."""
+
+    channels: int = 4
+    lop: tuple[float, ...] = field(default_factory=lambda: default_emulator_lop(4))
+    heart_rate: float = 70.0
+    pulse_mmhg: float = 2.0
+    seed: int = 0
+    exercise: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    id: str
+    port: str
+    """``emulator``, a device path, or ``socket://host:port``."""
+    watchdog_ms: int = 1000
+    stream_hz: int = 100
+    channels: int = DEFAULT_REAL_CHANNELS
+    """Resolved channel count: as configured, the emulator's, or 4."""
+    emulator: EmulatorConfig | None = None
+    """Set exactly when ``port == "emulator"``."""
+
+    @property
+    def is_emulator(self) -> bool:
+        return self.port == EMULATOR_PORT
+
+
+@dataclass(frozen=True, slots=True)
+class CuffConfig:
+    id: str
+    controller: str
+    channel: int
+    limb: str
+    label: str = ""
+    width_cm: float | None = None
+    lop: float | None = None
+    """A known LOP in mmHg, if any (a measured one in the records takes over)."""
+    max_pct_lop: float | None = None
+    """Override of the limb's ``safety.max_pct_lop_*``."""
+    occlusion_warn_s: float | None = None
+    occlusion_limit_s: float | None = None
+    pair: str | None = None
+    """The partner cuff for both-limb sessions; pairing is always mutual."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoleRule:
+    """Maps a Unix user or group to a remote-supervision role.
+
+    Only data here: the decision (rule order, the station's own uid) belongs to
+    :mod:`console.remote.roles`.
+    """
+
+    role: Role
+    user: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CuffLimits:
+    """The effective limits of one cuff: per-cuff overrides over the safety section."""
+
+    max_pct_lop: float
+    occlusion_warn_s: float
+    occlusion_limit_s: float
+    max_mmhg_without_lop: float
+    ceiling_mmhg: float
+    tolerance_mmhg: float
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    station: StationSettings
+    safety: SafetyConfig
+    alarms: AlarmsConfig
+    ui: UiConfig
+    controllers: tuple[ControllerConfig, ...]
+    cuffs: tuple[CuffConfig, ...]
+    roles: tuple[RoleRule, ...]
+    plans: dict[str, Plan]
+    """The built-in library merged with the config's ``[[plans]]`` (which win by id)."""
+    path: Path
+
+    def cuff(self, cuff_id: str) -> CuffConfig:
+        for c in self.cuffs:
+            if c.id == cuff_id:
+                return c
+        raise KeyError(f"no cuff {cuff_id!r}")
+
+    def controller(self, controller_id: str) -> ControllerConfig:
+        for c in self.controllers:
+            if c.id == controller_id:
+                return c
+        raise KeyError(f"no controller {controller_id!r}")
+
+    def cuffs_on(self, controller_id: str) -> tuple[CuffConfig, ...]:
+        return tuple(c for c in self.cuffs if c.controller == controller_id)
+
+    def partner(self, cuff_id: str) -> CuffConfig | None:
+        """The cuff paired with this one (declared on either side), or None."""
+        me = self.cuff(cuff_id)
+        if me.pair:
+            return self.cuff(me.pair)
+        for c in self.cuffs:
+            if c.pair == cuff_id:
+                return c
+        return None
+
+    def limits(self, cuff_id: str) -> CuffLimits:
+        c = self.cuff(cuff_id)
+        s = self.safety
+        return CuffLimits(
+            max_pct_lop=c.max_pct_lop if c.max_pct_lop is not None else s.max_pct_lop(c.limb),
+            occlusion_warn_s=c.occlusion_warn_s if c.occlusion_warn_s is not None else s.occlusion_warn_s,
+            occlusion_limit_s=c.occlusion_limit_s if c.occlusion_limit_s is not None else s.occlusion_limit_s,
+            max_mmhg_without_lop=s.max_mmhg_without_lop,
+            ceiling_mmhg=self.station.ceiling_mmhg,
+            tolerance_mmhg=s.tolerance_mmhg,
+        )
+
+    def plan_refusal(self, plan: Plan | str, cuff_id: str) -> str | None:
+        """Why this plan may not run on this cuff (a sentence for the screen), or None.
+
+        A plan above the cuff's ``max_pct_lop`` runs only when it is a
+        ``full_occlusion`` cycles plan; the station must then still require a
+        known LOP and cap at the ceiling.
+        """
+        if isinstance(plan, str):
+            if plan not in self.plans:
+                return f"No plan {plan!r}."
+            plan = self.plans[plan]
+        cuff = self.cuff(cuff_id)
+        lim = self.limits(cuff_id)
+        if plan.limb is not None and plan.limb != cuff.limb:
+            return f"Plan {plan.id!r} is for {_a(plan.limb)}; cuff {cuff.id} is on {_a(cuff.limb)}."
+        if plan.pct_lop > lim.max_pct_lop and not plan.full_occlusion:
+            return (
+                f"Plan {plan.id!r} asks {plan.pct_lop:g} % LOP; cuff {cuff.id} allows at most "
+                f"{lim.max_pct_lop:g} % LOP."
+            )
+        if plan.longest_occlusion_s > lim.occlusion_limit_s:
+            return (
+                f"Plan {plan.id!r} occludes for {plan.longest_occlusion_s:g} s at a stretch; cuff {cuff.id}'s "
+                f"occlusion limit is {lim.occlusion_limit_s:g} s."
+            )
+        return None
+
+
+def _a(limb: str) -> str:
+    return f"an {limb}" if limb[:1] in "aeiou" else f"a {limb}"
