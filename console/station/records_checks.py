@@ -1,0 +1,57 @@
+"""Argument checks for the records' write methods: a bad value is refused with its name, before it is queued.
+
+Why: a write is queued and committed later on another thread, so a bad value must
+fail here, in the caller, with a :class:`RecordsError` that says which argument.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from .records_rows import RecordsError
+
+PATIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""Pseudonymous ids only: no spaces, so a full name does not fit by accident."""
+
+
+def finite(name: str, value: float | None, *, optional: bool = False, low: float | None = None,
+           high: float | None = None) -> float | None:
+    """``value`` as a float within [low, high]; None only when ``optional``."""
+    if value is None:
+        if optional:
+            return None
+        raise RecordsError(f"{name} is required")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise RecordsError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise RecordsError(f"{name} must be finite, got {value!r}")
+    if low is not None and v < low:
+        raise RecordsError(f"{name} must be at least {low:g}, got {v:g}")
+    if high is not None and v > high:
+        raise RecordsError(f"{name} must be at most {high:g}, got {v:g}")
+    return v
+
+
+def need(name: str, value: float | None, **kw: Any) -> float:
+    v = finite(name, value, **kw)
+    assert v is not None
+    return v
+
+
+def text(name: str, value: object, *, empty: bool = False) -> str:
+    if not isinstance(value, str) or (not empty and not value.strip()):
+        raise RecordsError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def one_of(name: str, value: object, allowed: Sequence[str]) -> str:
+    # Accept str-valued enums (api.Priority, api.Role) as their value.
+    given = getattr(value, "value", value)
+    if given not in allowed:
+        raise RecordsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    return str(given)
