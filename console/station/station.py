@@ -6,47 +6,46 @@ cuff's state from the samples, status lines and events, runs the supervisor on
 each of them and on a periodic tick, and answers the console's commands
 (:class:`~console.station.api.StationHandle`). No Textual in here.
 
-Samples are handled synchronously in the link's listener: O(channels) work
-per sample and no snapshot building; :meth:`Station.snapshot` builds an
-immutable view at most once per change, however many consoles ask.
+This module holds the state and the commands; the rest of the class comes
+from mixins with one job each: :mod:`~console.station.connections` (links up
+and down), :mod:`~console.station.reports` (what controllers report: the
+per-sample hot path), :mod:`~console.station.events` (observers, audit trail,
+records), :mod:`~console.station.session_commands` (the sessions/LOP plug) and
+:mod:`~console.station.snapshots` (the cached view the consoles read).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
-import os
-import shutil
-import tempfile
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Iterator
 
 from console.station.alarms import AlarmManager
-from console.station.api import (
-    PRIORITY_RANK,
-    AlarmSnapshot,
-    CommandRefused,
-    ControllerSnapshot,
-    CuffSnapshot,
-    EmergencySnapshot,
-    LopProgress,
-    PlanSummary,
-    Priority,
-    Role,
-    SessionSnapshot,
-    StationSnapshot,
-    CONNECTING,
-    OFFLINE,
-)
+from console.station.api import CommandRefused, EmergencySnapshot, PlanSummary, Priority, Role, StationSnapshot
 from console.station.clock import Clock, SystemClock
+from console.station.connections import Connections
 from console.station.cuff import CuffSpec, CuffState
 from console.station.emergency import EmergencyDeflater
+from console.station.events import AuditTrail, Observer, SampleListener, StationEvent, _actor, _actor_role
+from console.station.figures import _f, _number
+from console.station.reports import LinkReports
+from console.station.session_commands import SessionCommands, SessionHook
+from console.station.snapshots import SNAPSHOT_MAX_AGE_S, Snapshots
 from console.station.supervisor import LATCHING_EVENTS, ControllerState, Limits, Supervisor
-from drivers.codec import Event, Sample, Status
-from drivers.link import CommandError, CuffLink, LinkDown, LinkError, LinkStateChange, LinkTimeout, Rebooted, Superseded
+from drivers.link import CommandError, CuffLink, LinkDown, LinkError, LinkTimeout, Rebooted, Superseded
+
+__all__ = [
+    "CHECK_INTERVAL_S",
+    "READY_TIMEOUT_S",
+    "SNAPSHOT_MAX_AGE_S",
+    "Observer",
+    "SampleListener",
+    "SessionHook",
+    "Station",
+    "StationEvent",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,74 +55,8 @@ CHECK_INTERVAL_S = 0.05
 READY_TIMEOUT_S = 3.0
 """How long :meth:`Station.start` waits for the links before carrying on without the slow ones."""
 
-SNAPSHOT_MAX_AGE_S = 0.1
-"""A cached snapshot older than this (station clock) is rebuilt, so ages and timers move."""
 
-_actor: contextvars.ContextVar[str] = contextvars.ContextVar("station_actor", default="local")
-_actor_role: contextvars.ContextVar[str | None] = contextvars.ContextVar("station_actor_role", default=None)
-
-
-@dataclass(frozen=True, slots=True)
-class StationEvent:
-    """What observers (records, remote) hear about as it happens."""
-
-    kind: str
-    """``alarm`` | ``command`` | ``refused`` | ``emergency`` | ``controller`` | ``lop`` | ``patient`` | ``station``."""
-    time: float
-    """Wall-clock time."""
-    who: str
-    text: str
-    action: str = ""
-    """For alarms: raised, escalated, reoccurred, cleared, acknowledged, retired, silenced."""
-    alarm: AlarmSnapshot | None = None
-    emergency: EmergencySnapshot | None = None
-    cuff: str | None = None
-    controller: str | None = None
-
-
-Observer = Callable[[StationEvent], None]
-SampleListener = Callable[[str, float, float], None]
-"""fn(cuff_id, station_monotonic_time, pressure): every sample of every cuff."""
-
-
-class SessionHook(Protocol):
-    """What the sessions/LOP engine plugs into the station (see :meth:`Station.attach_sessions`)."""
-
-    async def measure_lop(self, cuff_id: str, *, position: str) -> None: ...
-
-    async def start_session(self, cuff_ids: list[str], plan_id: str, patient_id: str) -> None: ...
-
-    async def session_command(self, cuff_id: str, command: str) -> None: ...
-
-    def cuff_extras(self, cuff_id: str) -> tuple[SessionSnapshot | None, LopProgress | None]: ...
-
-    def on_emergency(self) -> None: ...
-
-    def manual_refusal(self, cuff_id: str) -> str | None:
-        """Why the operator may not inflate this cuff by hand now (it is being measured), or None."""
-        ...
-
-
-def _f(x: object) -> str:
-    if not isinstance(x, (int, float)) or isinstance(x, bool) or x != x or x in (float("inf"), float("-inf")):
-        return repr(x)
-    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
-
-
-def _number(value: object, what: str) -> float:
-    """A finite number from a command argument, or a refusal saying what was wrong."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CommandRefused(f"{what} must be a number, not {value!r}.")
-    try:
-        v = float(value)
-    except OverflowError:
-        raise CommandRefused(f"{what} is far out of range: {value!r}.") from None
-    if v != v or v in (float("inf"), float("-inf")):
-        raise CommandRefused(f"{what} must be a finite number, not {value!r}.")
-    return v
-
-
-class Station:
+class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
     """The engine behind every console (role operator).
 
     Args:
@@ -152,15 +85,7 @@ class Station:
         self.check_interval_s = check_interval_s
         self.ready_timeout_s = ready_timeout_s
         st, sf = config.station, config.safety
-        self.limits = Limits(
-            ceiling_mmhg=st.ceiling_mmhg,
-            occlusion_threshold_mmhg=st.occlusion_threshold_mmhg,
-            tolerance_mmhg=sf.tolerance_mmhg,
-            grace_s=sf.grace_s,
-            link_timeout_s=sf.link_timeout_s,
-            leak_pump_s=sf.leak_pump_s,
-            max_mmhg_without_lop=sf.max_mmhg_without_lop,
-        )
+        self.limits = Limits(sf, st)
         self.alarms = AlarmManager(self.clock, silence_max_s=config.alarms.silence_max_s, listener=self._on_alarm)
         self.cuffs: dict[str, CuffState] = {}
         for c in config.cuffs:
@@ -218,101 +143,6 @@ class Station:
 
     # ================================================================== lifecycle
 
-    async def start(self) -> None:
-        """Open every link (serving emulators on fresh ptys), wait briefly for READY, DEFLATE ALL."""
-        if self.started:
-            return
-        self.started = True
-        now = self.clock.monotonic()
-        for ctrl in self.controllers.values():
-            ctrl.down_since = now
-        for cc in self.config.controllers:
-            ctrl = self.controllers[cc.id]
-            url = cc.port
-            try:
-                if cc.is_emulator:
-                    url = await self._start_emulator(cc)
-            except Exception as exc:
-                log.exception("station: emulator %s failed to start", cc.id)
-                ctrl.error = f"emulator failed: {exc}"
-                continue
-            link = CuffLink(url, name=cc.id, watchdog_ms=cc.watchdog_ms, stream_hz=cc.stream_hz)
-            link.add_listener(self._listener_for(ctrl))
-            ctrl.link = link
-            self.links[cc.id] = link
-            await link.start()
-        waits = [link.wait_ready(self.ready_timeout_s) for link in self.links.values()]
-        results = await asyncio.gather(*waits, return_exceptions=True)
-        for cid, res in zip(self.links, results):
-            if isinstance(res, BaseException):
-                log.warning("station: controller %s not ready at start: %s", cid, res)
-        # Whatever the controllers were doing before we came: vent them.
-        ready = [link for link in self.links.values() if link.state.value == "ready"]
-        outcomes = await asyncio.gather(*(link.deflate("ALL") for link in ready), return_exceptions=True)
-        for link, out in zip(ready, outcomes):
-            if isinstance(out, BaseException):
-                log.warning("station: start-up DEFLATE ALL on %s failed: %s", link.name, out)
-            else:
-                self.controllers[link.name].startup_deflated = True
-        self._emit(StationEvent("station", self.clock.wall(), "station", "station started"))
-        if self.check_interval_s is not None:
-            self._check_task = asyncio.create_task(self._check_loop(), name="station:supervisor")
-
-    async def _start_emulator(self, cc: Any) -> str:
-        from drivers.emulator import ControllerFirmware, PtyEmulator
-
-        e = cc.emulator
-        fw = ControllerFirmware(
-            channels=e.channels,
-            lops=list(e.lop),
-            heart_rate=e.heart_rate,
-            pulse_amplitude=e.pulse_mmhg,
-            seed=e.seed,
-            serial=f"EMU-{cc.id}"[:16].replace(" ", "_").replace("*", "_"),
-        )
-        if e.exercise:
-            for ch in range(1, e.channels + 1):
-                fw.exercise(ch)
-        if self._tmpdir is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="bfr-station-")
-        # Served through a symlink, like /dev/serial/by-id/: a test can unplug and replug it.
-        emu = PtyEmulator(fw, link_path=os.path.join(self._tmpdir, f"ctl-{len(self.emulators)}"))
-        path = await emu.start()
-        self.emulators[cc.id] = emu
-        return str(path)
-
-    async def stop(self) -> None:
-        """Deflate every cuff, then close every link and emulator. Safe to call twice."""
-        if self.stopped:
-            return
-        self.stopped = True
-        if self._check_task is not None:
-            self._check_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._check_task
-        self._all_targets_zero()
-        try:
-            links = {cid: ctrl.link for cid, ctrl in self.controllers.items() if ctrl.link is not None}
-            run = self.emergency.fire(links, by="station stop")  # type: ignore[arg-type]
-            if run.futures:
-                await asyncio.wait(list(run.futures.values()), timeout=max(0.5, self.emergency.confirm_s))
-        finally:
-            await self.emergency.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            for link in self.links.values():
-                with contextlib.suppress(Exception):
-                    await link.stop(deflate=True)
-            for emu in self.emulators.values():
-                with contextlib.suppress(Exception):
-                    res = emu.stop()
-                    if asyncio.iscoroutine(res):
-                        await res
-            if self._tmpdir is not None:
-                shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._emit(StationEvent("station", self.clock.wall(), "station", "station stopped"))
-
     async def _check_loop(self) -> None:
         assert self.check_interval_s is not None
         while True:
@@ -342,136 +172,6 @@ class Station:
         """Run every time-based rule now (tests with a ManualClock step the clock, then call this)."""
         self.supervisor.check(self.clock.monotonic())
         self._dirty = True
-
-    # ================================================================== link listeners (hot path)
-
-    def _listener_for(self, ctrl: ControllerState) -> Callable[[object], None]:
-        clock = self.clock
-        sup = self.supervisor
-        threshold = self.limits.occlusion_threshold_mmhg
-        pairs = tuple((c, c.channel - 1) for c in ctrl.cuffs)
-
-        def on_msg(msg: object) -> None:
-            try:
-                handle(msg)
-            except Exception:
-                # A bug in the rules must not leave patients unwatched: deflate everything and stop.
-                log.exception("station: handling %r from %s crashed", msg, ctrl.id)
-                if not self.failed.is_set():
-                    self._spawn(self._fail_safe(f"handling a report from controller {ctrl.id} failed"), "station:fail-safe")
-
-        def handle(msg: object) -> None:
-            cls = type(msg)
-            if cls is Sample:
-                now = clock.monotonic()
-                ctrl.last_sample_at = now
-                ps = msg.pressures  # type: ignore[attr-defined]
-                n = len(ps)
-                for cuff, idx in pairs:
-                    if idx < n:
-                        cuff.add_sample(ps[idx], now, threshold)
-                sup.on_sample(ctrl, now)
-                self._dirty = True
-                listeners = self._sample_listeners
-                if listeners:
-                    for cuff, idx in pairs:
-                        if idx < n:
-                            for fn in listeners:
-                                fn(cuff.id, now, ps[idx])
-            elif cls is Status:
-                self._on_status(ctrl, msg)  # type: ignore[arg-type]
-            elif cls is Event:
-                self._on_event(ctrl, msg)  # type: ignore[arg-type]
-            elif cls is LinkStateChange:
-                self._on_link_state(ctrl, msg)  # type: ignore[arg-type]
-
-        return on_msg
-
-    def _on_status(self, ctrl: ControllerState, st: Status) -> None:
-        cuff = ctrl.by_channel.get(st.channel)
-        if cuff is None:
-            return
-        now = self.clock.monotonic()
-        cuff.ctrl_state = st.state
-        cuff.ctrl_target = st.target
-        cuff.duty = st.duty
-        if cuff.pending_deflate:
-            if st.target == 0:
-                cuff.pending_deflate = False
-                self.alarms.clear_condition("UNSANCTIONED_TARGET", cuff=cuff.id)
-        elif st.target != cuff.target:
-            was = cuff.target
-            cuff.new_target(st.target, now)  # the controller's target is what is really happening
-            if was > 0 and st.target == 0:
-                self.supervisor.on_deflated(cuff)
-            elif st.target > cuff.sanctioned_mmhg + 0.05:
-                self._unsanctioned_target(ctrl, cuff, st.target)
-        self.supervisor.on_status(ctrl, cuff, st, now)
-        self._dirty = True
-
-    def _unsanctioned_target(self, ctrl: ControllerState, cuff: CuffState, target: float) -> None:
-        """The controller regulates at a target this station never sent (another host, a stale or corrupt SET)."""
-        self.alarms.raise_alarm(
-            "UNSANCTIONED_TARGET",
-            Priority.HIGH,
-            f"{cuff.id}: controller {ctrl.id} is inflating to {_f(target)} mmHg, which this station never asked for; deflated.",
-            cuff=cuff.id,
-        )
-        self._deflate_soon(cuff, f"unsanctioned target {_f(target)} mmHg")
-
-    def _on_event(self, ctrl: ControllerState, ev: Event) -> None:
-        now = self.clock.monotonic()
-        self.supervisor.on_event(ctrl, ev, now)
-        cuff = ctrl.by_channel.get(ev.channel) if ev.channel is not None else None
-        where = cuff.id if cuff else (f"channel {ev.channel}" if ev.channel is not None else "all channels")
-        self._emit(
-            StationEvent(
-                "controller",
-                self.clock.wall(),
-                ctrl.id,
-                f"{ctrl.id}: event {ev.code} on {where}" + (f" ({ev.text})" if ev.text else ""),
-                action=ev.code,
-                cuff=cuff.id if cuff else None,
-                controller=ctrl.id,
-            )
-        )
-        self._dirty = True
-
-    def _on_link_state(self, ctrl: ControllerState, change: LinkStateChange) -> None:
-        now = self.clock.monotonic()
-        state = change.state.value
-        ctrl.link_state = state
-        if state == "ready":
-            ctrl.ever_ready = True
-            self._spawn(self._after_ready(ctrl), f"station:ready:{ctrl.id}")
-        else:
-            for cuff in ctrl.cuffs:
-                cuff.reset_live()
-        self.supervisor.on_link_state(ctrl, state, change.reason, now)
-        self._emit(
-            StationEvent("controller", self.clock.wall(), ctrl.id, f"{ctrl.id}: link {state} ({change.reason})",
-                         action=f"link_{state}", controller=ctrl.id)
-        )
-        self._dirty = True
-
-    async def _after_ready(self, ctrl: ControllerState) -> None:
-        """On (re)connect: fetch every channel's status, and finish deflates asked while it was down."""
-        link = ctrl.link
-        if link is None:
-            return
-        if not ctrl.startup_deflated:
-            # first contact (also for a controller that was late at start): vent whatever it was doing
-            try:
-                await link.deflate("ALL")  # type: ignore[attr-defined]
-                ctrl.startup_deflated = True
-            except LinkError as exc:
-                log.warning("station: first DEFLATE ALL on %s failed: %s", ctrl.id, exc)
-        for cuff in ctrl.cuffs:
-            if cuff.pending_deflate:
-                with contextlib.suppress(LinkError):
-                    await link.deflate(cuff.channel)  # type: ignore[attr-defined]
-        with contextlib.suppress(LinkError):
-            await link.status()  # type: ignore[attr-defined]
 
     # ================================================================== commands
 
@@ -728,172 +428,6 @@ class Station:
         self.record_command(_actor.get(), what)
         self._emit(StationEvent("patient", self.clock.wall(), _actor.get(), what, cuff=cuff_id))
 
-    # ------------------------------------------------------------------ sessions (plugged in later)
-
-    def attach_sessions(self, hook: SessionHook) -> None:
-        """Plug in the sessions/LOP engine; until then those commands are refused."""
-        self._sessions = hook
-
-    async def apply_target(self, cuff_id: str, mmhg: float, *, purpose: str, what: str) -> None:
-        """The therapy engine's inflate: ``purpose`` ``lop`` or ``full_occlusion`` lifts only the % LOP
-        limits (see :meth:`Supervisor.check_target`); the ceiling, the controller maximum, latches,
-        links and an unconfirmed emergency still refuse. Not put in the audit trail (the engine
-        records what it does); a refusal is told to observers."""
-        try:
-            cuff, ctrl = self._lookup(cuff_id)
-            await self._set_target(cuff, ctrl, round(_number(mmhg, f"{cuff_id}: the pressure"), 1), purpose=purpose)
-        except CommandRefused as exc:
-            raise self._refuse(what, str(exc)) from None
-
-    def mark_changed(self) -> None:
-        """Something shown in the snapshot changed outside the station (session timer, LOP progress)."""
-        self._dirty = True
-
-    def _manual_refusal(self, cuff_id: str) -> str | None:
-        hook = self._sessions
-        fn = getattr(hook, "manual_refusal", None) if hook is not None else None
-        if fn is None:
-            return None
-        try:
-            return fn(cuff_id)
-        except Exception:
-            log.exception("station: sessions.manual_refusal(%s) failed", cuff_id)
-            return None
-
-    async def measure_lop(self, cuff_id: str, *, position: str = "seated") -> None:
-        what = f"measure LOP {cuff_id} ({position})"
-        if self._sessions is None:
-            raise self._refuse(what, "Automatic LOP measurement is not available yet.")
-        try:
-            await self._sessions.measure_lop(cuff_id, position=position)
-        except CommandRefused as exc:
-            raise self._refuse(what, str(exc)) from None
-        self.record_command(_actor.get(), what)
-
-    async def start_session(self, cuff_ids: list[str], plan_id: str, patient_id: str) -> None:
-        names = "+".join(cuff_ids) if isinstance(cuff_ids, (list, tuple)) else repr(cuff_ids)
-        what = f"start session {plan_id} on {names} for patient {patient_id}"
-        if self._sessions is None:
-            raise self._refuse(what, "Sessions are not available yet.")
-        try:
-            await self._sessions.start_session(cuff_ids, plan_id, patient_id)
-        except CommandRefused as exc:
-            raise self._refuse(what, str(exc)) from None
-        self.record_command(_actor.get(), what)
-
-    async def session_command(self, cuff_id: str, command: str) -> None:
-        what = f"session {command} {cuff_id}"
-        if self._sessions is None:
-            raise self._refuse(what, "Sessions are not available yet.")
-        try:
-            await self._sessions.session_command(cuff_id, command)
-        except CommandRefused as exc:
-            raise self._refuse(what, str(exc)) from None
-        self.record_command(_actor.get(), what)
-
-    # ================================================================== observers and records
-
-    def add_observer(self, fn: Observer) -> Callable[[], None]:
-        """Hear every alarm change, command, refusal, emergency and controller event; returns an unsubscribe."""
-        self._observers.append(fn)
-
-        def remove() -> None:
-            if fn in self._observers:
-                self._observers.remove(fn)
-
-        return remove
-
-    def add_sample_listener(self, fn: SampleListener) -> Callable[[], None]:
-        """fn(cuff_id, t, mmHg) for every sample of every cuff, on the hot path: keep it cheap."""
-        self._sample_listeners = self._sample_listeners + (fn,)
-
-        def remove() -> None:
-            self._sample_listeners = tuple(f for f in self._sample_listeners if f is not fn)
-
-        return remove
-
-    def record_command(self, who: str, what: str) -> None:
-        """Put a command in the audit trail (and tell observers)."""
-        at = self.clock.wall()
-        self._commands.append((at, who, what))
-        self._emit(StationEvent("command", at, who, what))
-        if self.records is not None:
-            role = "station" if who in ("supervisor", "station") else (_actor_role.get() or Role.OPERATOR.value)
-            self._to_records("record_command", who, role, what, at)
-
-    def command_log(self, limit: int = 100) -> list[tuple[float, str, str]]:
-        return list(self._commands)[-limit:][::-1]
-
-    def alarm_log(self, limit: int = 200) -> list[AlarmSnapshot]:
-        return self.alarms.log(limit)
-
-    def _emit(self, event: StationEvent) -> None:
-        for fn in tuple(self._observers):
-            try:
-                fn(event)
-            except Exception:
-                log.exception("station: observer %r raised", fn)
-
-    def _to_records(self, method: str, *args: Any, **kw: Any) -> Any:
-        """Records must never take the station down: errors are logged and swallowed."""
-        try:
-            return getattr(self.records, method)(*args, **kw)
-        except Exception:
-            log.exception("station: records.%s failed", method)
-            return None
-
-    def _on_alarm(self, action: str, alarm: AlarmSnapshot) -> None:
-        self._dirty = True
-        if self.records is not None:
-            if action == "raised":
-                rid = self._to_records(
-                    "record_alarm", alarm.priority.value, alarm.cause, alarm.message,
-                    raised_at=alarm.raised_at, cuff=alarm.cuff, controller=alarm.controller,
-                )
-                if rid is not None:
-                    self._record_ids[alarm.id] = rid
-            elif action in ("cleared", "acknowledged") and alarm.id in self._record_ids:
-                now = self.clock.wall()
-                if action == "cleared":
-                    self._to_records("update_alarm", self._record_ids[alarm.id], cleared_at=now)
-                else:
-                    self._to_records("update_alarm", self._record_ids[alarm.id], acknowledged_at=now,
-                                     acknowledged_by=_actor.get())
-        if action != "silenced":
-            who = _actor.get() if action == "acknowledged" else "station"
-            self._emit(StationEvent("alarm", self.clock.wall(), who, alarm.message, action=action,
-                                    alarm=alarm, cuff=alarm.cuff, controller=alarm.controller))
-
-    def _on_emergency_update(self, snap: EmergencySnapshot) -> None:
-        self._dirty = True
-        if self.records is not None:
-            if snap.started_at != getattr(self, "_record_emergency_at", None):
-                self._record_emergency_at = snap.started_at
-                self._record_emergency_id = self._to_records(
-                    "record_emergency", at=snap.started_at, by=snap.by or "station",
-                    confirmed=snap.confirmed, pending=snap.pending, latency_s=snap.latency_s,
-                )
-            elif self._record_emergency_id is not None:
-                self._to_records("update_emergency", self._record_emergency_id, confirmed=snap.confirmed,
-                                 pending=snap.pending, latency_s=snap.latency_s)
-        text = f"emergency deflate: confirmed {', '.join(snap.confirmed) or 'none'}"
-        if snap.pending:
-            text += f"; pending {', '.join(snap.pending)}"
-        self._emit(StationEvent("emergency", self.clock.wall(), snap.by, text, emergency=snap))
-
-    def _on_unconfirmed(self, cid: str) -> None:
-        self.alarms.raise_alarm(
-            "DEFLATE_UNCONFIRMED",
-            Priority.HIGH,
-            f"Controller {cid} did not confirm DEFLATE ALL within {self.emergency.confirm_s:g} s; retrying. "
-            f"Check cuffs {self.controllers[cid].cuff_names()} by hand.",
-            controller=cid,
-        )
-
-    def _on_late_confirm(self, cid: str) -> None:
-        self.alarms.clear_condition("DEFLATE_UNCONFIRMED", controller=cid)
-        self.record_command("station", f"{cid} confirmed DEFLATE ALL")
-
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
@@ -905,125 +439,3 @@ class Station:
         if not task.cancelled() and task.exception() is not None:
             log.error("station: task %s failed", task.get_name(), exc_info=task.exception())
 
-    # ================================================================== snapshots
-
-    def snapshot(self) -> StationSnapshot:
-        """The newest state, rebuilt only when something changed (or timers moved)."""
-        now = self.clock.monotonic()
-        snap = self._snap
-        if (
-            snap is not None
-            and not self._dirty
-            and self._snap_key[0] == self.alarms.version
-            and now - self._snap_key[1] < SNAPSHOT_MAX_AGE_S
-        ):
-            return snap
-        self._dirty = False
-        self._seq += 1
-        alarms = self.alarms.current()
-        worst_cuff: dict[str, Priority] = {}
-        worst_ctrl: dict[str, Priority] = {}
-        for a in alarms:
-            if a.cuff is not None:
-                best = worst_cuff.get(a.cuff)
-                if best is None or PRIORITY_RANK[a.priority] > PRIORITY_RANK[best]:
-                    worst_cuff[a.cuff] = a.priority
-            elif a.controller is not None:
-                best = worst_ctrl.get(a.controller)
-                if best is None or PRIORITY_RANK[a.priority] > PRIORITY_RANK[best]:
-                    worst_ctrl[a.controller] = a.priority
-        cuffs = tuple(self._cuff_snapshot(c, now, worst_cuff, worst_ctrl) for c in self.cuffs.values())
-        ctrls = tuple(self._controller_snapshot(c) for c in self.controllers.values())
-        snap = StationSnapshot(
-            name=self.config.station.name,
-            time=self.clock.wall(),
-            cuffs=cuffs,
-            controllers=ctrls,
-            alarms=alarms,
-            emergency=self.emergency.last,
-            seq=self._seq,
-            role=Role.OPERATOR,
-            plans=self._plan_summaries(),
-        )
-        self._snap = snap
-        self._snap_key = (self.alarms.version, now)
-        return snap
-
-    def _cuff_snapshot(
-        self, c: CuffState, now: float, worst_cuff: dict[str, Priority], worst_ctrl: dict[str, Priority]
-    ) -> CuffSnapshot:
-        ctrl = self.controllers[c.spec.controller]
-        online = ctrl.online
-        if not online:
-            state = OFFLINE if ctrl.ever_ready else CONNECTING
-        else:
-            state = c.ctrl_state or CONNECTING
-        pressure = c.pressure if online else None
-        alarm = worst_cuff.get(c.id)
-        ca = worst_ctrl.get(ctrl.id)
-        if ca is not None and (alarm is None or PRIORITY_RANK[ca] > PRIORITY_RANK[alarm]):
-            alarm = ca
-        session = lop_measure = None
-        if self._sessions is not None:
-            try:
-                session, lop_measure = self._sessions.cuff_extras(c.id)
-            except Exception:
-                log.exception("station: sessions.cuff_extras(%s) failed", c.id)
-        spec = c.spec
-        return CuffSnapshot(
-            id=c.id,
-            label=spec.label,
-            limb=spec.limb,
-            controller=spec.controller,
-            channel=spec.channel,
-            state=state,
-            online=online,
-            pressure=pressure,
-            target=c.target,
-            lop=c.lop,
-            target_pct_lop=c.pct_lop(c.target) if c.target > 0 else (0.0 if c.lop else None),
-            pressure_pct_lop=c.pct_lop(pressure),
-            max_pct_lop=spec.max_pct_lop,
-            tolerance=spec.tolerance,
-            latched=c.latched,
-            occlusion_s=c.occlusion_s(now),
-            occlusion_warn_s=spec.occlusion_warn_s,
-            occlusion_limit_s=spec.occlusion_limit_s,
-            trace=c.trace(),
-            samples=c.samples,
-            sample_age_s=(now - c.last_sample_at) if c.last_sample_at is not None else None,
-            alarm=alarm,
-            session=session,
-            lop_measure=lop_measure,
-            patient_id=c.patient_id,
-            pair=c.spec.pair,
-        )
-
-    def _controller_snapshot(self, ctrl: ControllerState) -> ControllerSnapshot:
-        link = ctrl.link
-        info = getattr(link, "info", None)
-        stats = getattr(link, "stats", None)
-        return ControllerSnapshot(
-            id=ctrl.id,
-            port=ctrl.port,
-            state=ctrl.link_state,
-            model=info.model if info else "",
-            firmware=info.fw if info else "",
-            serial=info.serial if info else "",
-            channels=info.channels if info else 0,
-            dropped=stats.dropped.total if stats else 0,
-            timeouts=stats.timeouts if stats else 0,
-            reconnects=stats.reconnects if stats else 0,
-            error=ctrl.error,
-        )
-
-    def _plan_summaries(self) -> tuple[PlanSummary, ...]:
-        if self._plans is None:
-            out = []
-            for plan in getattr(self.config, "plans", {}).values():
-                try:
-                    out.append(PlanSummary(plan.id, plan.name, plan.description, plan.limb, float(plan.pct_lop)))
-                except Exception:
-                    log.exception("station: plan %r not summarised", plan)
-            self._plans = tuple(out)
-        return self._plans

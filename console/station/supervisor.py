@@ -13,8 +13,8 @@ clock, lets a sample arrive and calls :meth:`Supervisor.check`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from operator import attrgetter
+from typing import Callable, Protocol
 
 from console.station.alarms import AlarmManager
 from console.station.api import CommandRefused, Priority
@@ -32,24 +32,49 @@ ABSOLUTE_MAX_MMHG = 300.0
 """No purpose ever commands more than this (protocol: controllers go to 300 at most)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The numbers the rules use, resolved from the config."""
+class SafetySettings(Protocol):
+    """What the rules read from the config's ``[safety]`` section (:class:`console.config.SafetyConfig`)."""
 
-    ceiling_mmhg: float = 300.0
-    occlusion_threshold_mmhg: float = 20.0
-    tolerance_mmhg: float = 15.0
-    grace_s: float = 1.0
-    link_timeout_s: float = 1.5
-    leak_pump_s: float = 7.0
-    leak_duty_pct: int = 95
+    tolerance_mmhg: float
+    grace_s: float
+    link_timeout_s: float
+    leak_pump_s: float
+    max_mmhg_without_lop: float
+
+
+class StationSettings(Protocol):
+    """What the rules read from the config's ``[station]`` section (:class:`console.config.StationSettings`)."""
+
+    ceiling_mmhg: float
+    occlusion_threshold_mmhg: float
+
+
+class Limits:
+    """The numbers the rules use: the config's own settings, read in place rather than copied
+    field by field (one source, nothing to drift), plus the rules' fixed constants."""
+
+    __slots__ = ("safety", "station")
+
+    leak_duty_pct = 95
     """Pump duty that counts as 'running without pause' for the leak rule."""
-    max_mmhg_without_lop: float = 100.0
-    settle_s: float = 10.0
+    settle_s = 10.0
     """After a target change, the longest the pressure may take to get there before the
     off-target rule judges it anyway (a thigh cuff fills 0 to 200 mmHg in 3-5 s)."""
-    limit_deflate_retry_s: float = 2.0
+    limit_deflate_retry_s = 2.0
     """How often the occlusion limit re-sends its deflate while pressure stays up."""
+
+    def __init__(self, safety: SafetySettings, station: StationSettings) -> None:
+        self.safety = safety
+        self.station = station
+
+    # Read through to the config, never copied (attrgetter: C speed, not on the per-sample path anyway).
+    ceiling_mmhg = property(attrgetter("station.ceiling_mmhg"))
+    occlusion_threshold_mmhg = property(attrgetter("station.occlusion_threshold_mmhg"))
+    tolerance_mmhg = property(attrgetter("safety.tolerance_mmhg"))
+    grace_s = property(attrgetter("safety.grace_s"))
+    link_timeout_s = property(attrgetter("safety.link_timeout_s"))
+    leak_pump_s = property(attrgetter("safety.leak_pump_s"))
+    max_mmhg_without_lop = property(attrgetter("safety.max_mmhg_without_lop"))
 
 
 class ControllerState:

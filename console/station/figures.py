@@ -1,0 +1,29 @@
+"""Numbers in and out of station commands: one refusal sentence for a bad figure, one way to print one.
+
+Shared by the command handlers and the link-report rules so that a refusal and
+an alarm word a pressure the same way.
+"""
+
+from __future__ import annotations
+
+from console.station.api import CommandRefused
+
+
+def _f(x: object) -> str:
+    """A pressure or figure for a sentence: whole numbers bare, others to one decimal; garbage as its repr."""
+    if not isinstance(x, (int, float)) or isinstance(x, bool) or x != x or x in (float("inf"), float("-inf")):
+        return repr(x)
+    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
+
+
+def _number(value: object, what: str) -> float:
+    """A finite number from a command argument, or a refusal saying what was wrong."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CommandRefused(f"{what} must be a number, not {value!r}.")
+    try:
+        v = float(value)
+    except OverflowError:
+        raise CommandRefused(f"{what} is far out of range: {value!r}.") from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise CommandRefused(f"{what} must be a finite number, not {value!r}.")
+    return v

@@ -1,0 +1,172 @@
+"""Immutable views of the station for the consoles, built at most once per change.
+
+Kept out of the sample path: a sample only sets ``_dirty``; :meth:`Snapshots.snapshot`
+rebuilds when something changed, the alarms moved, or the cached view is older
+than :data:`SNAPSHOT_MAX_AGE_S` (so ages and timers move), however many consoles ask.
+:class:`Snapshots` is a mixin of :class:`~console.station.station.Station`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from console.station.alarms import AlarmManager
+from console.station.api import (
+    CONNECTING,
+    OFFLINE,
+    PRIORITY_RANK,
+    ControllerSnapshot,
+    CuffSnapshot,
+    PlanSummary,
+    Priority,
+    Role,
+    StationSnapshot,
+)
+from console.station.clock import Clock
+from console.station.cuff import CuffState
+from console.station.emergency import EmergencyDeflater
+from console.station.supervisor import ControllerState
+
+log = logging.getLogger("console.station.station")
+
+SNAPSHOT_MAX_AGE_S = 0.1
+"""A cached snapshot older than this (station clock) is rebuilt, so ages and timers move."""
+
+
+class Snapshots:
+    """The cached :class:`StationSnapshot` and how it is built (a mixin of Station)."""
+
+    config: Any
+    clock: Clock
+    alarms: AlarmManager
+    emergency: EmergencyDeflater
+    cuffs: dict[str, CuffState]
+    controllers: dict[str, ControllerState]
+    _sessions: Any
+    _dirty: bool
+    _snap: StationSnapshot | None
+    _snap_key: tuple[int, float]
+    _seq: int
+    _plans: tuple[PlanSummary, ...] | None
+
+    def snapshot(self) -> StationSnapshot:
+        """The newest state, rebuilt only when something changed (or timers moved)."""
+        now = self.clock.monotonic()
+        snap = self._snap
+        if (
+            snap is not None
+            and not self._dirty
+            and self._snap_key[0] == self.alarms.version
+            and now - self._snap_key[1] < SNAPSHOT_MAX_AGE_S
+        ):
+            return snap
+        self._dirty = False
+        self._seq += 1
+        alarms = self.alarms.current()
+        worst_cuff: dict[str, Priority] = {}
+        worst_ctrl: dict[str, Priority] = {}
+        for a in alarms:
+            if a.cuff is not None:
+                best = worst_cuff.get(a.cuff)
+                if best is None or PRIORITY_RANK[a.priority] > PRIORITY_RANK[best]:
+                    worst_cuff[a.cuff] = a.priority
+            elif a.controller is not None:
+                best = worst_ctrl.get(a.controller)
+                if best is None or PRIORITY_RANK[a.priority] > PRIORITY_RANK[best]:
+                    worst_ctrl[a.controller] = a.priority
+        cuffs = tuple(self._cuff_snapshot(c, now, worst_cuff, worst_ctrl) for c in self.cuffs.values())
+        ctrls = tuple(self._controller_snapshot(c) for c in self.controllers.values())
+        snap = StationSnapshot(
+            name=self.config.station.name,
+            time=self.clock.wall(),
+            cuffs=cuffs,
+            controllers=ctrls,
+            alarms=alarms,
+            emergency=self.emergency.last,
+            seq=self._seq,
+            role=Role.OPERATOR,
+            plans=self._plan_summaries(),
+        )
+        self._snap = snap
+        self._snap_key = (self.alarms.version, now)
+        return snap
+
+    def _cuff_snapshot(
+        self, c: CuffState, now: float, worst_cuff: dict[str, Priority], worst_ctrl: dict[str, Priority]
+    ) -> CuffSnapshot:
+        ctrl = self.controllers[c.spec.controller]
+        online = ctrl.online
+        if not online:
+            state = OFFLINE if ctrl.ever_ready else CONNECTING
+        else:
+            state = c.ctrl_state or CONNECTING
+        pressure = c.pressure if online else None
+        alarm = worst_cuff.get(c.id)
+        ca = worst_ctrl.get(ctrl.id)
+        if ca is not None and (alarm is None or PRIORITY_RANK[ca] > PRIORITY_RANK[alarm]):
+            alarm = ca
+        session = lop_measure = None
+        if self._sessions is not None:
+            try:
+                session, lop_measure = self._sessions.cuff_extras(c.id)
+            except Exception:
+                log.exception("station: sessions.cuff_extras(%s) failed", c.id)
+        spec = c.spec
+        return CuffSnapshot(
+            id=c.id,
+            label=spec.label,
+            limb=spec.limb,
+            controller=spec.controller,
+            channel=spec.channel,
+            state=state,
+            online=online,
+            pressure=pressure,
+            target=c.target,
+            lop=c.lop,
+            target_pct_lop=c.pct_lop(c.target) if c.target > 0 else (0.0 if c.lop else None),
+            pressure_pct_lop=c.pct_lop(pressure),
+            max_pct_lop=spec.max_pct_lop,
+            tolerance=spec.tolerance,
+            latched=c.latched,
+            occlusion_s=c.occlusion_s(now),
+            occlusion_warn_s=spec.occlusion_warn_s,
+            occlusion_limit_s=spec.occlusion_limit_s,
+            trace=c.trace(),
+            samples=c.samples,
+            sample_age_s=(now - c.last_sample_at) if c.last_sample_at is not None else None,
+            alarm=alarm,
+            session=session,
+            lop_measure=lop_measure,
+            patient_id=c.patient_id,
+            pair=c.spec.pair,
+        )
+
+    def _controller_snapshot(self, ctrl: ControllerState) -> ControllerSnapshot:
+        link = ctrl.link
+        info = getattr(link, "info", None)
+        stats = getattr(link, "stats", None)
+        return ControllerSnapshot(
+            id=ctrl.id,
+            port=ctrl.port,
+            state=ctrl.link_state,
+            model=info.model if info else "",
+            firmware=info.fw if info else "",
+            serial=info.serial if info else "",
+            channels=info.channels if info else 0,
+            dropped=stats.dropped.total if stats else 0,
+            timeouts=stats.timeouts if stats else 0,
+            reconnects=stats.reconnects if stats else 0,
+            error=ctrl.error,
+        )
+
+    def _plan_summaries(self) -> tuple[PlanSummary, ...]:
+        if self._plans is None:
+            out = []
+            for plan in getattr(self.config, "plans", {}).values():
+                try:
+                    out.append(PlanSummary(plan.id, plan.name, plan.description, plan.limb, float(plan.pct_lop)))
+                except Exception:
+                    log.exception("station: plan %r not summarised", plan)
+            self._plans = tuple(out)
+        return self._plans

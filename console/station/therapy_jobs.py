@@ -1,0 +1,91 @@
+"""The records of the therapy jobs in flight: one LOP measurement or one session.
+
+Plain state shared by :mod:`~console.station.therapy` (the driver),
+:mod:`~console.station.therapy_lop` and :mod:`~console.station.therapy_session`,
+so that neither engine module has to import the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from console.station.api import LopProgress
+from console.station.lop import LopMeasurement
+from console.station.records import SecondAggregator
+from console.station.session import SessionRunner
+
+PATIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+"""What the records accept as a pseudonymous patient id."""
+
+
+def _f(x: float) -> str:
+    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
+
+
+@dataclass(eq=False)
+class _Job:
+    """What both kinds of job share: the cuffs and the chain of actions in flight."""
+
+    cuffs: tuple[str, ...]
+    chain: asyncio.Task[None] | None = None
+
+    def idle(self) -> bool:
+        return self.chain is None or self.chain.done()
+
+
+@dataclass(eq=False)
+class _LopJob(_Job):
+    position: str = "seated"
+    started_at: float = 0.0
+    stage: str = "zeroing"
+    """``zeroing`` | ``running`` | ``finishing`` (venting, storing) | ``ended``."""
+    meas: LopMeasurement | None = None
+    note: str = ""
+    cancel_reason: str | None = None
+    applied: bool = False
+    """A step has reached the controller (so a target of 0 now means someone deflated it)."""
+    over_since: float | None = None
+    final: LopProgress | None = None
+    setup: asyncio.Task[None] | None = None
+
+    @property
+    def cuff_id(self) -> str:
+        return self.cuffs[0]
+
+
+@dataclass(eq=False)
+class _SessionJob(_Job):
+    runner: SessionRunner | None = None
+    plan: Any = None
+    patient_id: str = ""
+    purpose: str = "manual"
+    record_id: int | None = None
+    wall_offset: float = 0.0
+    aggs: dict[str, SecondAggregator] = field(default_factory=dict)
+    inflated: set[str] = field(default_factory=set)
+    """Cuffs whose inflate reached the controller since the runner last vented them."""
+    recorded_end: bool = False
+    active: bool = True
+    """False once the runner is done or stopped and its last actions went out."""
+
+
+class JobHost:
+    """What the job mixins (:mod:`~console.station.therapy_lop`, :mod:`~console.station.therapy_session`)
+    use of :class:`~console.station.therapy.TherapyManager`, declared once."""
+
+    station: Any
+    clock: Any
+    _lops: dict[str, _LopJob]
+    _sessions: dict[str, _SessionJob]
+    _feeds: dict[str, _Job]
+    _chain: Callable[[_Job, Callable[[], Awaitable[None]]], None]
+    _deflate: Callable[[str, str], Awaitable[None]]
+    _rec: Callable[..., Any]
+    _kick: Callable[[], None]
+    _ensure_driver: Callable[[], None]
+    _check_free: Callable[[str], None]
+    _first_reading: Callable[[str], Awaitable[None]]
