@@ -52,7 +52,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Union
 
 from console.station.api import CommandRefused, Priority, SessionSnapshot
 from console.station.clock import Clock
@@ -75,100 +74,16 @@ MAX_SAMPLE_GAP_S = 0.5
 """A gap between samples longer than this is not counted towards fidelity."""
 
 
-class PlanLike(Protocol):
-    """What the runner reads from a plan (``console.station.plans.Plan``)."""
-
-    id: str
-    name: str
-    pct_lop: float
-    mode: str
-    sets: tuple[int, ...]
-    cadence_s: float
-    rest_s: float
-    rest_mode: str
-    on_s: float | None
-    off_s: float | None
-    cycles: int | None
-    max_occlusion_s: float
-    between_exercises_s: float
-
-
-# --------------------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True, slots=True)
-class Inflate:
-    """Set the cuff's target to ``mmhg`` (inflate, or keep inflated)."""
-
-    cuff_id: str
-    mmhg: float
-
-
-@dataclass(frozen=True, slots=True)
-class Deflate:
-    cuff_id: str
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Beat:
-    """A metronome period begins: contract now (for the click and the flash)."""
-
-    set_index: int
-    rep: int
-    """1-based number of the rep that begins."""
-
-
-@dataclass(frozen=True, slots=True)
-class PhaseChanged:
-    phase: str
-    set_index: int
-    message: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSummary:
-    """What the record keeps of a session."""
-
-    plan_id: str
-    plan_name: str
-    patient_id: str
-    cuffs: tuple[str, ...]
-    mode: str
-    outcome: str
-    """``completed`` | ``stopped`` | ``emergency`` | ``occlusion_limit``."""
-    started_at: float
-    """Station monotonic time of the start."""
-    ended_at: float
-    sets_planned: int
-    sets_done: int
-    """Sets (or on-phases) finished, including one cut short by skip or the occlusion limit."""
-    reps_by_set: tuple[int, ...]
-    detected_by_set: tuple[int, ...]
-    reps_done: int
-    occlusion_s: float
-    """Time under occlusion (cuffs commanded inflated), longest over the cuffs."""
-    occlusion_by_cuff: Mapping[str, float]
-    longest_episode_s: float
-    fidelity: float | None
-    """Share of held time within +-10 % of target, over all cuffs; None if never held."""
-    fidelity_by_cuff: Mapping[str, float | None]
-    alarms: tuple[tuple[float, str, str], ...]
-    """(time, priority, cause) of each alarm the session was told about."""
-    message: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """The session ended (or reached ``between``): store the summary."""
-
-    summary: SessionSummary
-
-
-SessionAction = Union[Inflate, Deflate, Beat, PhaseChanged, Finished]
-
-
-# --------------------------------------------------------------------------- the runner
+from console.station.session_types import (  # noqa: F401 (re-exported: the runner's public records)
+    PlanLike,
+    Inflate,
+    Deflate,
+    Beat,
+    PhaseChanged,
+    SessionSummary,
+    Finished,
+    SessionAction,
+)
 
 
 @dataclass
