@@ -101,7 +101,8 @@ class RequestBook:
         self._last_sent = 0.0
 
     def _lose(self, conn: _Conn, reason: str, state: LinkState = LinkState.LOST) -> None:
-        raise NotImplementedError  # the session closes the port
+        """Overridden by CuffLink: mark the link lost, close the port, tell the listeners."""
+        raise NotImplementedError("CuffLink defines _lose")
 
     def _submit(self, verb: str, args: tuple[object, ...], *, urgent: bool, require_ready: bool) -> asyncio.Future[Ok]:
         conn = self._conn
