@@ -15,6 +15,19 @@ from console.station.clock import ManualClock
 from console.station.station import Station
 
 
+LOADED_MACHINE_TIMEOUT_S = 5.0
+"""Link timeout and deflate confirmation for tests that are not about them.
+
+The in-process emulators share the test's event loop; on a busy 2-core CI machine one stall of
+that loop (another process holding both cores, a Textual frame, a LOP fit) can pass 0.5 s, which
+raised LINK_LOST or DEFLATE_UNCONFIRMED in tests about something else. Tests of those very rules
+pass ``safety=SHORT_TIMEOUTS`` (or their own values) and make the stall themselves: a silenced or
+unplugged emulator, or a ManualClock stepped past the limit."""
+
+SHORT_TIMEOUTS: dict[str, Any] = {"link_timeout_s": 0.5, "deflate_confirm_s": 0.5}
+"""The values the station tests used before: for the tests of the link-silence and confirmation rules."""
+
+
 def make_config(
     tmp_path: Path,
     *,
@@ -62,11 +75,11 @@ def make_config(
         "safety": {
             "tolerance_mmhg": 15.0,
             "grace_s": 1.0,
-            "link_timeout_s": 0.5,
+            "link_timeout_s": LOADED_MACHINE_TIMEOUT_S,
             "leak_pump_s": 7.0,
             "occlusion_warn_s": 600.0,
             "occlusion_limit_s": 900.0,
-            "deflate_confirm_s": 0.5,
+            "deflate_confirm_s": LOADED_MACHINE_TIMEOUT_S,
             "max_pct_lop_arm": 60.0,
             "max_pct_lop_leg": 90.0,
             "max_mmhg_without_lop": 120.0,

@@ -14,6 +14,7 @@ import drivers.emulator.firmware as firmware_mod
 from console.station.api import Priority
 from console.station.station import Station
 from tests.test_station_support import (
+    SHORT_TIMEOUTS,
     alarms,
     cuff,
     fresh_samples,
@@ -80,7 +81,7 @@ async def test_controller_leak_event_raises_medium(tmp_path: Path, monkeypatch: 
         await st.stop()
 
 async def test_samples_stopping_is_judged_on_the_station_clock(tmp_path: Path) -> None:
-    st, clock = await manual_station(tmp_path, controllers=1)
+    st, clock = await manual_station(tmp_path, controllers=1, safety=SHORT_TIMEOUTS)
     try:
         await fresh_samples(st)
         st.check_now()
