@@ -28,8 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stats import pct  # noqa: E402
-
-from console.config import parse_config  # noqa: E402
+from console.config.loader import parse_config  # noqa: E402
 from console.station.station import Station  # noqa: E402
 from drivers.codec import frame  # noqa: E402
 from drivers.serial_port import open_port  # noqa: E402

@@ -24,9 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stats import pct  # noqa: E402
-
 from drivers.codec import LineReader, frame, sample_body  # noqa: E402
-from drivers.link import CuffLink, HelloInfo, _Conn  # noqa: E402
+from drivers.link import CuffLink
+from drivers.link_errors import HelloInfo
+from drivers.link_requests import _Conn
 from drivers.serial_port import open_port  # noqa: E402
 
 TRIPS = 2000

@@ -17,7 +17,6 @@ Anchor: Masri 2016, in-cuff vs Doppler, 1 +- 8 (upper limb), 0 +- 15 mmHg (lower
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import statistics
 import sys
@@ -28,8 +27,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from console.station.clock import ManualClock  # noqa: E402
-from console.station.lop import LopMeasurement, LopResult  # noqa: E402
+from console.common.clock import ManualClock  # noqa: E402
+from console.therapy.lop import LopMeasurement
+from console.therapy.lop_estimate import LopResult
 from drivers import codec  # noqa: E402
 from drivers.emulator.firmware import ControllerFirmware  # noqa: E402
 

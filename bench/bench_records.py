@@ -9,7 +9,6 @@ budgets (the writer thread takes the fsync); the commit figure shows the disk.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import sys
 import tempfile
 import time
@@ -18,8 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.stats import pct  # noqa: E402
-
-from console.station.records import Records  # noqa: E402
+from console.records.store import Records  # noqa: E402
 
 T0 = 1_800_000_000.0
 CUFFS = [f"C{i:02d}" for i in range(16)]

@@ -39,14 +39,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stats import pct  # noqa: E402
-
-from console.config import parse_config  # noqa: E402
+from console.common.api import StationSnapshot  # noqa: E402
+from console.config.loader import parse_config  # noqa: E402
 from console.remote.client import RemoteStation  # noqa: E402
 from console.remote.server import StationServer  # noqa: E402
-from console.station.api import StationSnapshot  # noqa: E402
 from console.station.station import Station  # noqa: E402
-
-
 
 
 def station_config(base: Path, socket: Path) -> Any:

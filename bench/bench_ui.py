@@ -34,13 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.stats import pct  # noqa: E402
-
-from console.config import parse_config  # noqa: E402
-from console.station.api import StationSnapshot  # noqa: E402
+from console.common.api import StationSnapshot  # noqa: E402
+from console.config.loader import parse_config  # noqa: E402
 from console.station.station import Station  # noqa: E402
 from console.ui.app import BfrApp  # noqa: E402
-
-
 
 
 async def start_emulator(cid: str, channels: int) -> tuple[asyncio.subprocess.Process, str]:

@@ -13,8 +13,8 @@ import contextlib
 import logging
 import os
 import signal
-import threading
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ def _fail(message: str) -> int:
 
 def open_records(config: Any):
     """The station's records, or None with a warning when they cannot be written."""
-    from console.station.records import Records, RecordsError
+    from console.records.rows import RecordsError
+    from console.records.store import Records
 
     try:
         return Records.open(Path(config.station.data_dir))
@@ -47,7 +48,7 @@ def build_station(config: Any, records: Any = None):
 
     station = Station(config, records=records)
     try:
-        from console.station.therapy import TherapyManager
+        from console.therapy.manager import TherapyManager
     except ImportError:  # pragma: no cover - the therapy engine ships with the station
         return station
     station.attach_sessions(TherapyManager(station))
@@ -218,7 +219,7 @@ async def _run_attached(socket_path: str, *, kiosk: bool, theme: str) -> int:
 
 async def measure_lop(config: Any, *, cuff_id: str, position: str) -> int:
     """``bfr-console measure-lop``: measure one cuff and print ``LOP <mmHg>`` or why it failed."""
-    from console.station.api import CommandRefused
+    from console.common.api import CommandRefused
     from console.station.lifecycle import deflate_and_stop, install_signal_handlers
 
     if config.cuff(cuff_id) is None:
@@ -272,8 +273,9 @@ async def measure_lop(config: Any, *, cuff_id: str, position: str) -> int:
 
 def run_report(config: Any, *, session: int | None, csv: str | None) -> int:
     """``bfr-console report``: list the sessions, or print / export one."""
-    from console.station.records import Records, RecordsError
-    from console.station.report import export_session_csv, session_report
+    from console.records.report import export_session_csv, session_report
+    from console.records.rows import RecordsError
+    from console.records.store import Records
 
     data_dir = Path(config.station.data_dir)
     if not (data_dir / "records.sqlite3").exists():

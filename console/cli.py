@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace):
-    from console.config import ConfigError, default_config_path, load_config
+    from console.config.loader import ConfigError, default_config_path, load_config
 
     path = Path(args.config) if getattr(args, "config", None) else default_config_path()
     try:

@@ -27,7 +27,6 @@ from drivers import serial_port
 from drivers.codec import (
     MAX_SEQ,
     Err,
-    Event,
     LineReader,
     MalformedLine,
     Ok,
@@ -37,7 +36,6 @@ from drivers.codec import (
     parse_report,
 )
 from drivers.link_errors import (
-    CommandError,
     HelloInfo,
     LinkDown,
     LinkError,
@@ -45,30 +43,8 @@ from drivers.link_errors import (
     LinkStateChange,
     LinkStats,
     LinkTimeout,
-    Rebooted,
-    Superseded,
 )
-from drivers.link_requests import QUEUE_LIMIT, WINDOW, RequestBook, _Conn, _swallow
-
-__all__ = [
-    "CommandError",
-    "CuffLink",
-    "HelloInfo",
-    "LinkDown",
-    "LinkError",
-    "LinkState",
-    "LinkStateChange",
-    "LinkStats",
-    "LinkTimeout",
-    "MAX_CHANNELS",
-    "PROTO",
-    "QUEUE_LIMIT",
-    "Rebooted",
-    "SAMPLE_SILENCE_S",
-    "STOP_DEFLATE_WAIT_S",
-    "Superseded",
-    "WINDOW",
-]
+from drivers.link_requests import RequestBook, _Conn, _swallow
 
 log = logging.getLogger(__name__)
 

@@ -7,19 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from console.config import (
+from console.common.api import Role
+from console.config.loader import (
     ConfigError,
-    EmulatorConfig,
-    RoleRule,
-    SafetyConfig,
-    StationConfig,
     default_config_path,
     dump_config,
     load_config,
     parse_config,
 )
-from console.station.api import Role
-from console.station.plans import BUILTIN_PLANS
+from console.config.schema import EmulatorConfig, RoleRule, SafetyConfig, StationConfig
+from console.therapy.plans import BUILTIN_PLANS
 
 REPO = Path(__file__).resolve().parent.parent
 

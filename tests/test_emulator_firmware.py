@@ -10,7 +10,7 @@ import pytest
 
 from drivers import codec
 from drivers.codec import Err, Event, LineReader, Ok, Report, Sample, Status
-from drivers.emulator import ControllerFirmware
+from drivers.emulator.firmware import ControllerFirmware
 
 
 class Rig:

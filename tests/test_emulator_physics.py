@@ -9,7 +9,13 @@ import statistics
 
 import pytest
 
-from drivers.emulator.physics import DT, ChannelPhysics, Exercise, beat_shape, pulse_envelope
+from drivers.emulator.physics import (
+    DT,
+    ChannelPhysics,
+    Exercise,
+    beat_shape,
+    pulse_envelope,
+)
 
 
 def cuff(seed: int = 0, lop: float = 200.0, **kw: float) -> ChannelPhysics:

@@ -14,7 +14,8 @@ import serial_asyncio_fast
 
 from drivers import codec
 from drivers.codec import Event, LineReader, Ok, Report, Sample
-from drivers.emulator import ControllerFirmware, PtyEmulator, serve_emulator
+from drivers.emulator.firmware import ControllerFirmware
+from drivers.emulator.pty_port import PtyEmulator, serve_emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE = 10.0

@@ -11,8 +11,15 @@ import tty
 import pytest
 
 from drivers.codec import LineReader, Sample, frame, ok_body, parse_command
-from drivers.link import CommandError, CuffLink, LinkDown, LinkState, LinkStateChange, LinkTimeout
-from tests.test_link import Recorder, emu, make_link, until  # noqa: F401  (fixtures)
+from drivers.link import CuffLink
+from drivers.link_errors import (
+    CommandError,
+    LinkDown,
+    LinkState,
+    LinkStateChange,
+    LinkTimeout,
+)
+from tests.link_support import Recorder, until
 
 
 def lost_reasons(rec: Recorder) -> list[str]:

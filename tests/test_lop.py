@@ -9,8 +9,10 @@ import random
 import pytest
 
 from bench.bench_lop import Limb, Rig, measure_limb
-from console.station.clock import ManualClock
-from console.station.lop import LopMeasurement, StepInfo, estimate_lop
+from console.common.clock import ManualClock
+from console.therapy.lop import LopMeasurement
+from console.therapy.lop_estimate import estimate_lop
+from console.therapy.lop_signal import StepInfo
 
 
 @pytest.mark.parametrize(

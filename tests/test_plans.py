@@ -9,8 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console.station.api import PlanSummary
-from console.station.plans import BUILTIN_PLANS, HARD_OCCLUSION_LIMIT_S, Plan, PlanError, validate_plan
+from console.common.api import PlanSummary
+from console.therapy.plans import (
+    BUILTIN_PLANS,
+    HARD_OCCLUSION_LIMIT_S,
+    Plan,
+    PlanError,
+    validate_plan,
+)
 
 
 def as_raw(plan: Plan) -> dict[str, Any]:

@@ -10,20 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from console.station.api import Priority, Role
-from console.station.records import (
-    DB_NAME,
-    SCHEMA_VERSION,
+from console.common.api import Priority, Role
+from console.records.rows import (
     AlarmRecord,
     CommandRecord,
     EmergencyRecord,
     LopRecord,
     Patient,
-    Records,
     RecordsError,
     SampleRecord,
-    _Write,
 )
+from console.records.schema import DB_NAME, SCHEMA_VERSION
+from console.records.store import Records
+from console.records.writer import Write
 
 T0 = 1_800_000_000.0
 
@@ -353,8 +352,8 @@ def test_garbage_samples_are_dropped_and_counted(rec: Records) -> None:
 def test_a_write_the_database_refuses_loses_only_itself(rec: Records) -> None:
     sid = start(rec)
     rec.session_sample(sid, "A1", T0 + 1, 1, 2, 3, 2)
-    rec._put(_Write("INSERT INTO no_such_table VALUES (?)", (1,)))  # the failure path, from inside
-    rec._put(_Write("INSERT INTO alarms (id, priority, cause, message, raised_at) VALUES (1, 'bad', 'x', 'x', 0)", ()))
+    rec._put(Write("INSERT INTO no_such_table VALUES (?)", (1,)))  # the failure path, from inside
+    rec._put(Write("INSERT INTO alarms (id, priority, cause, message, raised_at) VALUES (1, 'bad', 'x', 'x', 0)", ()))
     rec.session_sample(sid, "A1", T0 + 2, 1, 2, 3, 2)
     rec.record_alarm("low", "X", "after the failures", raised_at=T0 + 3)
     assert [x.t for x in rec.samples(sid)] == [T0 + 1, T0 + 2]
@@ -368,7 +367,7 @@ def test_a_dead_writer_is_reported_and_further_writes_are_refused(tmp_path: Path
     r = Records.open(tmp_path / "data")
     sid = start(r)
     r.session_sample(sid, "A1", T0 + 1, 1, 2, 3, 2)
-    r._jobs.put(_Write(None, ()))  # type: ignore[arg-type]  # not an SQL error: kills the writer thread
+    r._jobs.put(Write(None, ()))  # type: ignore[arg-type]  # not an SQL error: kills the writer thread
     wait_for(lambda: not r.health().writer_alive)
     h = r.health()
     assert "writer stopped: TypeError" in h.last_error
@@ -382,7 +381,7 @@ def test_a_dead_writer_is_reported_and_further_writes_are_refused(tmp_path: Path
 
 
 def test_second_aggregator_boils_100hz_down_to_rows(rec: Records) -> None:
-    from console.station.records import SecondAggregator, SecondSummary
+    from console.records.rows import SecondAggregator, SecondSummary
 
     agg = SecondAggregator()
     out: list[SecondSummary] = []

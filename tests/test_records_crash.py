@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
-from console.station.records import DB_NAME, Records
+from console.records.schema import DB_NAME
+from console.records.store import Records
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_800_000_000.0
@@ -22,7 +23,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from console.station.records import Records
+    from console.records.store import Records
 
     T0 = 1_800_000_000.0
     r = Records.open(Path(sys.argv[1]), commit_interval_s=0.2)

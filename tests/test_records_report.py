@@ -9,8 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from console.station.records import Records, RecordsError
-from console.station.report import CSV_COLUMNS, duration, export_session_csv, session_report
+from console.records.report import (
+    CSV_COLUMNS,
+    duration,
+    export_session_csv,
+    session_report,
+)
+from console.records.rows import RecordsError
+from console.records.store import Records
 
 T0 = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
 

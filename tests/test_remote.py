@@ -11,12 +11,24 @@ from pathlib import Path
 
 import pytest
 
+from console.common.api import (
+    OFFLINE,
+    CommandRefused,
+    EmergencySnapshot,
+    Priority,
+    Role,
+    StationHandle,
+)
+from console.common.clock import ManualClock
 from console.remote import protocol
-from console.remote.client import STATION_LOST, AccessRefused, RemoteStation, StationUnavailable
+from console.remote.client import (
+    STATION_LOST,
+    AccessRefused,
+    RemoteStation,
+    StationUnavailable,
+)
 from console.remote.roles import Decision
 from console.remote.server import ServeError, StationServer
-from console.station.api import OFFLINE, CommandRefused, EmergencySnapshot, Priority, Role, StationHandle
-from console.station.clock import ManualClock
 from tests.test_remote_fakes import FakeStation, ticking, wait_until
 
 

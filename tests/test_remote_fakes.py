@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from console.station.api import (
+from console.common.api import (
     AlarmSnapshot,
     CommandRefused,
     ControllerSnapshot,

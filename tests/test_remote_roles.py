@@ -7,9 +7,9 @@ import pwd
 
 import pytest
 
-from console.config import RoleRule as ConfigRoleRule
+from console.common.api import Role
+from console.config.schema import RoleRule as ConfigRoleRule
 from console.remote.roles import RoleResolver, RoleRule, rules_from_config
-from console.station.api import Role
 
 NOBODY, NOGROUP = 65534, 65534
 STATION_UID = 4242  # pretend the station runs as some service user

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from console.config import RoleRule, StationConfig
+from console.common.api import Role
+from console.config.schema import RoleRule, StationConfig
 from console.remote.client import RemoteStation
 from console.remote.server import StationServer, serve_station
-from console.station.api import Role
 from console.station.station import Station
+from tests.station_support import inflate_and_hold, make_config, wait_for
 from tests.test_remote import raw
-from tests.test_station_support import inflate_and_hold, make_config, wait_for
 
 NOBODY = 65534
 NO_ACCOUNT = 54321
@@ -68,7 +68,7 @@ CHILD = textwrap.dedent(
     """
     import asyncio, json, sys
     from console.remote.client import RemoteStation, AccessRefused, StationUnavailable
-    from console.station.api import CommandRefused
+    from console.common.api import CommandRefused
 
     async def main(path, deflate):
         out = {}

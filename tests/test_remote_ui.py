@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from console.common.api import Role
 from console.remote.client import RemoteStation
 from console.remote.roles import Decision
 from console.remote.server import StationServer
-from console.station.api import Role
 from console.ui.app import BfrApp
 from tests.test_remote_fakes import FakeStation
 from tests.ui_support import press, screen_text, wait_for

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from bench.bench_lop import Rig
-from console.station.reps import ContractionDetector, Metronome
+from console.therapy.reps import ContractionDetector, Metronome
 
 
 def test_metronome_counts_whole_periods_and_beats_in_the_first_half() -> None:

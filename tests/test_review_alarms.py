@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+from console.common.api import Priority
+from console.common.clock import ManualClock
 from console.station.alarms import AlarmManager
-from console.station.api import Priority
-from console.station.clock import ManualClock
 from console.station.emergency import EmergencyDeflater
 
 

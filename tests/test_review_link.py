@@ -11,8 +11,8 @@ import math
 import pytest
 
 from drivers.codec import format_pressure
-from drivers.link import LinkError, LinkState, Superseded
-from tests.test_link import emu, make_link, until  # noqa: F401 (fixtures)
+from drivers.link_errors import LinkError, LinkState, Superseded
+from tests.link_support import until
 
 
 async def test_set_in_flight_at_a_reboot_is_not_resent_to_the_rebooted_controller(emu, make_link):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from console.common.api import OFFLINE
 from console.remote import protocol
 from console.remote.client import STATION_LOST, RemoteStation
-from console.station.api import OFFLINE
-from console.station.wire import to_wire
+from console.remote.wire import to_wire
 from tests.test_remote_fakes import FakeStation, wait_until
 
 
@@ -49,9 +49,9 @@ async def test_a_reply_that_crashes_the_decoder_shows_the_loss_instead_of_freezi
 
 async def test_a_client_that_asks_but_never_reads_cannot_balloon_the_station(tmp_path: Path) -> None:
     """Replies are not snapshots: without a bound, one observer could queue gigabytes in the station."""
+    from console.common.api import Role
     from console.remote.roles import Decision
     from console.remote.server import StationServer
-    from console.station.api import Role
 
     sock = tmp_path / "run" / "station.sock"
     station = FakeStation()
@@ -80,9 +80,9 @@ async def test_a_client_that_asks_but_never_reads_cannot_balloon_the_station(tmp
 
 async def test_an_emergency_deflate_with_an_unexpected_argument_is_still_carried_out(tmp_path: Path) -> None:
     """A newer or sloppier client may add a field; an emergency is never refused over its form."""
+    from console.common.api import Role
     from console.remote.roles import Decision
     from console.remote.server import StationServer
-    from console.station.api import Role
 
     sock = tmp_path / "run" / "station.sock"
     station = FakeStation()

@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from console import app_runner
-from tests.test_station_support import make_config
+from tests.station_support import make_config
 
 
 async def test_measure_lop_does_not_inflate_after_a_sigterm_during_start(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -8,9 +8,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from console.station.api import Priority
+from console.common.api import Priority
 from console.station.station import Station
-from tests.test_station_support import alarms, cuff, inflate_and_hold, make_config, wait_for
+from tests.station_support import (
+    alarms,
+    cuff,
+    inflate_and_hold,
+    make_config,
+    wait_for,
+)
 
 
 async def test_replug_after_a_controller_power_cycle_never_reinflates(tmp_path: Path) -> None:

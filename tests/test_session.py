@@ -7,10 +7,11 @@ import math
 
 import pytest
 
-from console.station.api import CommandRefused, Priority
-from console.station.clock import ManualClock
-from console.station.plans import BUILTIN_PLANS, Plan
-from console.station.session import LAG_ALLOWED, LAG_SEEN_MIN, Beat, Deflate, Finished, Inflate, PhaseChanged, SessionRunner
+from console.common.api import CommandRefused, Priority
+from console.common.clock import ManualClock
+from console.therapy.plans import BUILTIN_PLANS, Plan
+from console.therapy.session import LAG_ALLOWED, LAG_SEEN_MIN, SessionRunner
+from console.therapy.session_types import Beat, Deflate, Finished, Inflate, PhaseChanged
 
 DT = 0.1
 

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from console.common.api import Priority
 from console.station import lifecycle
-from console.station.api import Priority
 from console.station.station import Station
 from drivers.codec import encode_command
-from drivers.emulator import ControllerFirmware, PtyEmulator
-from tests.test_station_support import alarms, make_config, wait_for
+from drivers.emulator.firmware import ControllerFirmware
+from drivers.emulator.pty_port import PtyEmulator
+from tests.station_support import alarms, make_config, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -108,7 +109,7 @@ async def test_signal_deflates_every_channel_before_exit(tmp_path: Path, sig: si
 
 
 async def test_routine_exit_with_nothing_inflated_is_not_an_emergency(tmp_path: Path) -> None:
-    from console.station.records import Records
+    from console.records.store import Records
 
     records = Records.open(tmp_path / "var")
     st = Station(make_config(tmp_path, controllers=1), records=records)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from console.station.api import CommandRefused, StationHandle
-from console.station.station import Station, StationEvent
-from tests.test_station_support import cuff, inflate_and_hold, make_config, wait_for
+from console.common.api import CommandRefused, StationHandle
+from console.station.events import StationEvent
+from console.station.station import Station
+from tests.station_support import cuff, inflate_and_hold, make_config, wait_for
 
 
 @pytest.fixture
@@ -179,9 +180,10 @@ async def test_stop_vents_every_inflated_cuff(tmp_path: Path) -> None:
 
 
 async def test_a_controller_late_at_start_is_deflated_on_first_contact(tmp_path: Path) -> None:
-    from console.config import parse_config
+    from console.config.loader import parse_config
     from drivers.codec import encode_command
-    from drivers.emulator import ControllerFirmware, PtyEmulator
+    from drivers.emulator.firmware import ControllerFirmware
+    from drivers.emulator.pty_port import PtyEmulator
 
     fw = ControllerFirmware(channels=2, lops=[200.0, 190.0], seed=7)
     emu = PtyEmulator(fw, link_path=str(tmp_path / "ttyLate"))

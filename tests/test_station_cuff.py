@@ -73,7 +73,7 @@ def test_a_new_target_disarms_the_off_target_rule_until_reached() -> None:
 
 
 def test_snapshot_names_each_cuffs_pair_from_the_config() -> None:
-    from console.config import load_config
+    from console.config.loader import load_config
     from console.station.station import Station
 
     station = Station(load_config(Path(__file__).resolve().parents[1] / "config.toml"))

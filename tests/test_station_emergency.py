@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from console.station.api import CommandRefused, Priority
-from console.station.station import Station, StationEvent
-from tests.test_station_support import alarms, cuff, make_config, wait_for
+from console.common.api import CommandRefused, Priority
+from console.station.events import StationEvent
+from console.station.station import Station
+from tests.station_support import alarms, cuff, make_config, wait_for
 
 
 async def test_emergency_deflate_confirms_every_controller(tmp_path: Path) -> None:

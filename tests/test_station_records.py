@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console.station.records import Records
+from console.records.store import Records
 from console.station.station import Station
-from tests.test_station_support import alarms, make_config, wait_for
+from tests.station_support import alarms, make_config, wait_for
 
 
 async def test_alarms_emergencies_and_commands_reach_sqlite(tmp_path: Path) -> None:

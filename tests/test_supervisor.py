@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from console.station.api import CommandRefused, Priority
-from tests.test_station_support import alarms, cuff, fresh_samples, inflate_and_hold, manual_station, step, wait_for
+from console.common.api import CommandRefused, Priority
+from tests.station_support import (
+    alarms,
+    cuff,
+    fresh_samples,
+    inflate_and_hold,
+    manual_station,
+    step,
+    wait_for,
+)
 
 
 async def test_pressure_pushed_over_target_raises_high_after_grace_then_clears(tmp_path: Path) -> None:

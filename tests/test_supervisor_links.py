@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 
 import drivers.emulator.firmware as firmware_mod
-from console.station.api import CommandRefused, Priority
+from console.common.api import CommandRefused, Priority
 from console.station.station import Station
-from tests.test_station_support import alarms, cuff, inflate_and_hold, make_config, wait_for
+from tests.station_support import (
+    alarms,
+    cuff,
+    inflate_and_hold,
+    make_config,
+    wait_for,
+)
 
 
 async def test_frozen_sensor_latches_and_needs_acknowledgement_to_clear(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 import drivers.emulator.firmware as firmware_mod
-from console.station.api import Priority
+from console.common.api import Priority
 from console.station.station import Station
-from tests.test_station_support import (
+from tests.station_support import (
     SHORT_TIMEOUTS,
     alarms,
     cuff,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from console.station.api import CommandRefused
-from drivers.link import CommandError
-from tests.test_station_support import cuff, wait_for
-from tests.test_therapy_support import Rig, real_rig, vented_at_emulator
+from console.common.api import CommandRefused
+from drivers.link_errors import CommandError
+from tests.station_support import cuff, wait_for
+from tests.therapy_support import Rig, real_rig, vented_at_emulator
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_station_support import cuff, wait_for
-from tests.test_therapy_support import real_rig, vented_at_emulator
+from tests.station_support import cuff, wait_for
+from tests.therapy_support import real_rig, vented_at_emulator
 
 TRUE_LOPS = (125.0, 140.0)
 TOLERANCE = 15.0

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-
-
-from tests.test_station_support import cuff, wait_for
-from tests.test_therapy_support import Rig, advance, phase, rig, set_lops, start_and_fill, vented_at_emulator  # noqa: F401 (rig is a fixture)
+from tests.station_support import cuff, wait_for
+from tests.therapy_support import (  # noqa: F401 (rig is a fixture)
+    Rig,
+    advance,
+    phase,
+    set_lops,
+    start_and_fill,
+    vented_at_emulator,
+)
 
 
 async def test_a_refused_refill_pauses_the_session_and_leaves_the_cuff_vented(rig: Rig) -> None:

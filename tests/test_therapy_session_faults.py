@@ -5,13 +5,11 @@ The emulators fill and vent in real time; the session's timer moves only when th
 
 from __future__ import annotations
 
-
 import pytest
 
-from console.station.api import CommandRefused
-from tests.test_station_support import cuff, wait_for
-from tests.test_therapy_support import (  # noqa: F401 (rig is a fixture)
-    rig,
+from console.common.api import CommandRefused
+from tests.station_support import cuff, wait_for
+from tests.therapy_support import (  # noqa: F401 (rig is a fixture)
     Rig,
     advance,
     phase,

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from console.station.api import Priority, Role
-from console.station.clock import ManualClock
+from console.common.api import Priority, Role
+from console.common.clock import ManualClock
 from console.ui.app import BfrApp
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog
 from console.ui.screens.lists import AlarmListScreen, HelpScreen

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from console.station.api import AlarmSnapshot, Priority
+from console.common.api import AlarmSnapshot, Priority
 from console.ui import render
 from console.ui.alerting import BellScheduler, audible, flash_on
 from console.ui.theme import ASCII, UNICODE, resolve_theme

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from console.station.api import Priority
+from console.common.api import Priority
 from console.ui.app import BfrApp
 from console.ui.render import big_lines
 from tests.ui_support import FakeStation, press, screen_lines, screen_text
@@ -141,7 +141,7 @@ async def test_alarm_banner_and_header_count() -> None:
 
 
 async def test_gauge_follows_every_sample_digits_follow_noise_at_4_hz_and_jumps_at_once() -> None:
-    from console.station.clock import ManualClock
+    from console.common.clock import ManualClock
 
     st = FakeStation(4)
     st.set_cuff("A1", state="HOLDING", pressure=150.0, target=150.0)

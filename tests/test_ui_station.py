@@ -15,7 +15,7 @@ from console.station.station import Station
 from console.ui.app import BfrApp
 from console.ui.screens.dialogs import InflateDialog
 from console.ui.screens.lists import AlarmListScreen, HelpScreen
-from tests.test_station_support import make_config
+from tests.station_support import make_config
 from tests.ui_support import notices, press, screen_lines, screen_text, wait_for
 
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from console.station.api import CommandRefused, LopProgress, Role
+from console.common.api import CommandRefused, LopProgress, Role
 from console.ui.app import BfrApp
 from console.ui.screens.dialogs import ConfirmDialog
 from console.ui.screens.lists import HelpScreen
@@ -18,9 +18,19 @@ from console.ui.screens.therapy import (
     check_patient_id,
     parse_doppler,
 )
-from console.ui.therapy_text import lop_text, phase_word, progress_text
 from console.ui.theme import ASCII, UNICODE
-from tests.ui_support import PLANS, Call, FakeStation, make_session, notices, press, screen_lines, screen_text, wait_for
+from console.ui.therapy_text import lop_text, phase_word, progress_text
+from tests.ui_support import (
+    PLANS,
+    Call,
+    FakeStation,
+    make_session,
+    notices,
+    press,
+    screen_lines,
+    screen_text,
+    wait_for,
+)
 
 
 def make_app(st: FakeStation, theme: str = "auto") -> BfrApp:
@@ -349,7 +359,7 @@ async def test_panel_shows_each_phase_with_pressure_as_pct_lop(size: tuple[int, 
 
 
 async def test_beat_repaints_its_row_while_digits_keep_their_4_hz_pace() -> None:
-    from console.station.clock import ManualClock
+    from console.common.clock import ManualClock
 
     st = FakeStation(4)
     running(st)

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from console.station.plans import validate_plan
 from console.station.station import Station
+from console.therapy.plans import validate_plan
 from console.ui.app import BfrApp
 from console.ui.screens.dialogs import ConfirmDialog
 from console.ui.screens.therapy import DopplerLopDialog, SessionDialog
-from tests.test_station_support import make_config
+from tests.station_support import make_config
 from tests.ui_support import notices, press, screen_text, wait_for
 
-therapy = pytest.importorskip("console.station.therapy")
+therapy = pytest.importorskip("console.therapy.manager")
 
 TINY = validate_plan(
     {"id": "tiny", "name": "Tiny 3-2", "description": "Two short sets for the tests.", "limb": "leg",

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from console.station import api
-from console.station.api import (
+from console.common.api import (
     AlarmSnapshot,
     ControllerSnapshot,
     CuffSnapshot,
@@ -21,7 +20,7 @@ from console.station.api import (
     Role,
     StationSnapshot,
 )
-from console.station.wire import (
+from console.remote.wire import (
     WireError,
     alarm_from_wire,
     emergency_from_wire,
@@ -29,6 +28,7 @@ from console.station.wire import (
     snapshot_from_wire,
     to_wire,
 )
+from console.common import api
 
 _floats = st.floats(allow_nan=False, width=64)
 

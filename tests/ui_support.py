@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field, replace
 
-from console.station.api import (
+from console.common.api import (
     OFFLINE,
     AlarmSnapshot,
     CommandRefused,
@@ -261,7 +261,11 @@ async def press(pilot: object, *keys: str) -> None:
     import unicodedata
 
     from textual import events
-    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+    from textual.keys import (
+        REPLACED_KEYS,
+        _character_to_key,
+        _get_unicode_name_from_key,
+    )
 
     app = pilot.app  # type: ignore[attr-defined]
     for key in keys:

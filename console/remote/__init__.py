@@ -6,8 +6,13 @@ gives a :class:`RemoteStation`, a ``StationHandle`` the UI uses unchanged.
 
 from __future__ import annotations
 
-from .client import AccessRefused, RemoteStation, StationUnavailable, attach
-from .server import ServeError, StationServer, serve_station
+from console.remote.client import (
+    AccessRefused,
+    RemoteStation,
+    StationUnavailable,
+    attach,
+)
+from console.remote.server import ServeError, StationServer, serve_station
 
 __all__ = [
     "AccessRefused",

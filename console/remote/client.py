@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from console.station.api import (
+from console.common.api import (
     OFFLINE,
     AlarmSnapshot,
     CommandRefused,
@@ -32,10 +32,14 @@ from console.station.api import (
     Role,
     StationSnapshot,
 )
-from console.station.clock import Clock, SystemClock
-from console.station.wire import WireError, alarm_from_wire, emergency_from_wire, snapshot_from_wire
-
-from . import protocol
+from console.common.clock import Clock, SystemClock
+from console.remote import protocol
+from console.remote.wire import (
+    WireError,
+    alarm_from_wire,
+    emergency_from_wire,
+    snapshot_from_wire,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,7 @@ class AccessRefused(PermissionError):
 
 
 class RemoteStation:
-    """A :class:`~console.station.api.StationHandle` over the station's Unix socket."""
+    """A :class:`~console.common.api.StationHandle` over the station's Unix socket."""
 
     def __init__(
         self,

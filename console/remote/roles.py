@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from console.station.api import Role
+from console.common.api import Role
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,12 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from console.station.api import CommandRefused, Role, StationHandle
-from console.station.clock import Clock, SystemClock
-from console.station.wire import to_wire
-
-from . import protocol
-from .roles import Decision, RoleResolver, RoleRule, rules_from_config
+from console.common.api import CommandRefused, Role, StationHandle
+from console.common.clock import Clock, SystemClock
+from console.remote import protocol
+from console.remote.roles import Decision, RoleResolver, RoleRule, rules_from_config
+from console.remote.wire import to_wire
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
-from console.station.api import PRIORITY_RANK, AlarmSnapshot, Priority
-from console.station.clock import Clock
+from console.common.api import PRIORITY_RANK, AlarmSnapshot, Priority
+from console.common.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from typing import Any, Callable
 
-from console.station.clock import Clock
+from console.common.clock import Clock
 from console.station.emergency import EmergencyDeflater
 from console.station.events import StationEvent
 from console.station.supervisor import ControllerState
@@ -87,7 +87,8 @@ class Connections:
             self._check_task = asyncio.create_task(self._check_loop(), name="station:supervisor")
 
     async def _start_emulator(self, cc: Any) -> str:
-        from drivers.emulator import ControllerFirmware, PtyEmulator
+        from drivers.emulator.firmware import ControllerFirmware
+        from drivers.emulator.pty_port import PtyEmulator
 
         e = cc.emulator
         fw = ControllerFirmware(

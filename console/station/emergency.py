@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol
 
-from console.station.api import EmergencySnapshot
-from console.station.clock import Clock
+from console.common.api import EmergencySnapshot
+from console.common.clock import Clock
 
 log = logging.getLogger(__name__)
 

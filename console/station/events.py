@@ -14,9 +14,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from console.common.api import AlarmSnapshot, EmergencySnapshot, Priority, Role
+from console.common.clock import Clock
 from console.station.alarms import AlarmManager
-from console.station.api import AlarmSnapshot, EmergencySnapshot, Priority, Role
-from console.station.clock import Clock
 from console.station.emergency import EmergencyDeflater
 from console.station.supervisor import ControllerState
 

@@ -21,7 +21,7 @@ import signal
 import sys
 from typing import Callable
 
-from console.station.api import EmergencySnapshot
+from console.common.api import EmergencySnapshot
 from console.station.station import Station
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ def _say(line: str) -> None:
 
 
 async def _serve(config_path: str, ready_timeout: float) -> int:
-    from console.config import load_config
+    from console.config.loader import load_config
 
     station = Station(load_config(config_path))
 
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="WARNING")
     args = p.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    from console.config import ConfigError
+    from console.config.loader import ConfigError
 
     try:
         return asyncio.run(_serve(args.config, args.ready_timeout))

@@ -1,7 +1,7 @@
 """The station's plug for the sessions/LOP engine, and the commands it serves.
 
 The station knows only the :class:`SessionHook` protocol; the engine
-(:class:`~console.station.therapy.TherapyManager`) is attached later, and until
+(:class:`~console.therapy.manager.TherapyManager`) is attached later, and until
 then its commands are refused with a sentence. Every refusal is told to
 observers, every accepted command goes in the audit trail.
 :class:`SessionCommands` is a mixin of :class:`~console.station.station.Station`.
@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Protocol
 
-from console.station.api import CommandRefused, LopProgress, SessionSnapshot
+from console.common.api import CommandRefused, LopProgress, SessionSnapshot
+from console.common.figures import _number
 from console.station.cuff import CuffState
 from console.station.events import _actor
-from console.station.figures import _number
 from console.station.supervisor import ControllerState
 
 log = logging.getLogger("console.station.station")

@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from console.station.alarms import AlarmManager
-from console.station.api import (
+from console.common.api import (
     CONNECTING,
     OFFLINE,
     PRIORITY_RANK,
@@ -23,7 +22,8 @@ from console.station.api import (
     Role,
     StationSnapshot,
 )
-from console.station.clock import Clock
+from console.common.clock import Clock
+from console.station.alarms import AlarmManager
 from console.station.cuff import CuffState
 from console.station.emergency import EmergencyDeflater
 from console.station.supervisor import ControllerState

@@ -4,11 +4,11 @@ One :class:`Station` owns every controller link (the real driver, also for the
 built-in emulator, which it serves on a fresh pseudo-terminal), keeps every
 cuff's state from the samples, status lines and events, runs the supervisor on
 each of them and on a periodic tick, and answers the console's commands
-(:class:`~console.station.api.StationHandle`). No Textual in here.
+(:class:`~console.common.api.StationHandle`). No Textual in here.
 
 This module holds the state and the commands; the rest of the class comes
 from mixins with one job each: :mod:`~console.station.connections` (links up
-and down), :mod:`~console.station.reports` (what controllers report: the
+and down), :mod:`~console.station.link_reports` (what controllers report: the
 per-sample hot path), :mod:`~console.station.events` (observers, audit trail,
 records), :mod:`~console.station.session_commands` (the sessions/LOP plug) and
 :mod:`~console.station.snapshots` (the cached view the consoles read).
@@ -22,30 +22,46 @@ import logging
 from collections import deque
 from typing import Any, Iterator
 
+from console.common.api import (
+    CommandRefused,
+    EmergencySnapshot,
+    PlanSummary,
+    Priority,
+    Role,
+    StationSnapshot,
+)
+from console.common.clock import Clock, SystemClock
+from console.common.figures import _f, _number
 from console.station.alarms import AlarmManager
-from console.station.api import CommandRefused, EmergencySnapshot, PlanSummary, Priority, Role, StationSnapshot
-from console.station.clock import Clock, SystemClock
 from console.station.connections import Connections
 from console.station.cuff import CuffSpec, CuffState
 from console.station.emergency import EmergencyDeflater
-from console.station.events import AuditTrail, Observer, SampleListener, StationEvent, _actor, _actor_role
-from console.station.figures import _f, _number
-from console.station.reports import LinkReports
+from console.station.events import (
+    AuditTrail,
+    Observer,
+    SampleListener,
+    StationEvent,
+    _actor,
+    _actor_role,
+)
+from console.station.link_reports import LinkReports
 from console.station.session_commands import SessionCommands, SessionHook
-from console.station.snapshots import SNAPSHOT_MAX_AGE_S, Snapshots
-from console.station.supervisor import LATCHING_EVENTS, ControllerState, Limits, Supervisor
-from drivers.link import CommandError, CuffLink, LinkDown, LinkError, LinkTimeout, Rebooted, Superseded
-
-__all__ = [
-    "CHECK_INTERVAL_S",
-    "READY_TIMEOUT_S",
-    "SNAPSHOT_MAX_AGE_S",
-    "Observer",
-    "SampleListener",
-    "SessionHook",
-    "Station",
-    "StationEvent",
-]
+from console.station.snapshots import Snapshots
+from console.station.supervisor import (
+    LATCHING_EVENTS,
+    ControllerState,
+    Limits,
+    Supervisor,
+)
+from drivers.link import CuffLink
+from drivers.link_errors import (
+    CommandError,
+    LinkDown,
+    LinkError,
+    LinkTimeout,
+    Rebooted,
+    Superseded,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +76,9 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
     """The engine behind every console (role operator).
 
     Args:
-        config: a :class:`console.config.StationConfig`.
+        config: a :class:`console.config.schema.StationConfig`.
         clock: the station's time; samples are stamped with ``clock.monotonic()`` on arrival.
-        records: a :class:`console.station.records.Records` (alarms, emergencies and commands are
+        records: a :class:`console.records.store.Records` (alarms, emergencies and commands are
             written to it; its failures are logged and never reach the station), or None.
         check_interval_s: the periodic supervisor tick, real seconds. With a ManualClock pass None
             and call :meth:`check_now` after stepping the clock and letting fresh samples arrive,

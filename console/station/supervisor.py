@@ -7,7 +7,7 @@ alarm manager turns them into latched alarms. The only thing it does to a
 patient on its own is deflate a cuff at the occlusion time limit.
 
 Time is the station clock's ``monotonic()``: samples are stamped with it on
-arrival, so a test with a :class:`~console.station.clock.ManualClock` steps the
+arrival, so a test with a :class:`~console.common.clock.ManualClock` steps the
 clock, lets a sample arrive and calls :meth:`Supervisor.check`.
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import Callable, Protocol
 
+from console.common.api import CommandRefused, Priority
 from console.station.alarms import AlarmManager
-from console.station.api import CommandRefused, Priority
 from console.station.cuff import CuffState
 from drivers.codec import Event, Status
 
@@ -33,7 +33,7 @@ ABSOLUTE_MAX_MMHG = 300.0
 
 
 class SafetySettings(Protocol):
-    """What the rules read from the config's ``[safety]`` section (:class:`console.config.SafetyConfig`)."""
+    """What the rules read from the config's ``[safety]`` section (:class:`console.config.schema.SafetyConfig`)."""
 
     tolerance_mmhg: float
     grace_s: float
@@ -43,7 +43,7 @@ class SafetySettings(Protocol):
 
 
 class StationSettings(Protocol):
-    """What the rules read from the config's ``[station]`` section (:class:`console.config.StationSettings`)."""
+    """What the rules read from the config's ``[station]`` section (:class:`console.config.schema.StationSettings`)."""
 
     ceiling_mmhg: float
     occlusion_threshold_mmhg: float

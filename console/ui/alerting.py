@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from console.station.api import AlarmSnapshot, Priority, StationSnapshot
+from console.common.api import AlarmSnapshot, Priority, StationSnapshot
 
 FLASH_PERIOD_S = {Priority.HIGH: 0.5, Priority.MEDIUM: 1 / 0.6}
 """Full on/off cycle per priority; LOW does not flash."""

@@ -19,14 +19,25 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from console.station.api import CommandRefused, EmergencySnapshot, Role, StationHandle, StationSnapshot
+from console.common.api import (
+    CommandRefused,
+    EmergencySnapshot,
+    Role,
+    StationHandle,
+    StationSnapshot,
+)
 from console.ui.alerting import BellScheduler, loudest_audible
 from console.ui.screens.dashboard import DashboardScreen, cuff_by_id
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog, InflateRequest
 from console.ui.screens.lists import AlarmListScreen, HelpScreen
-from console.ui.screens.therapy import CommandDialog, DopplerLopDialog, MeasureLopDialog, SessionDialog
-from console.ui.therapy_text import session_active
+from console.ui.screens.therapy import (
+    CommandDialog,
+    DopplerLopDialog,
+    MeasureLopDialog,
+    SessionDialog,
+)
 from console.ui.theme import resolve_theme
+from console.ui.therapy_text import session_active
 from console.ui.widgets.cuff_panel import is_inflated
 
 log = logging.getLogger(__name__)
@@ -331,7 +342,8 @@ class BfrApp(App[None]):
 
     def key_rows(self) -> list[tuple[str, str, str]]:
         """Every key, grouped by action, with where it works (for the help screen)."""
-        from console.ui.screens.dialogs import ConfirmDialog as _C, InflateDialog as _I
+        from console.ui.screens.dialogs import ConfirmDialog as _C
+        from console.ui.screens.dialogs import InflateDialog as _I
 
         rows: list[tuple[str, str, str]] = []
         sources: list[tuple[str, list[BindingType]]] = [

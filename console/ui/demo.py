@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 async def _run_real(args: argparse.Namespace) -> int:
     from console.app_runner import build_station
-    from console.config import load_config
+    from console.config.loader import load_config
 
     config = load_config(args.config)
     station = build_station(config)  # with the therapy engine: sessions and LOP measurement work
@@ -40,7 +40,7 @@ async def _run_real(args: argparse.Namespace) -> int:
 
 async def _run_fake(args: argparse.Namespace) -> int:
     sys.path.insert(0, str(ROOT))
-    from console.station.api import Priority
+    from console.common.api import Priority
     from tests.ui_support import FakeStation
 
     st = FakeStation(args.fake)

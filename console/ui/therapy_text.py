@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from console.station.api import LopProgress, SessionSnapshot
+from console.common.api import LopProgress, SessionSnapshot
 from console.ui.render import fmt_mmss
 from console.ui.theme import Glyphs
 

@@ -6,7 +6,8 @@ Over a pseudo-terminal: :class:`PtyEmulator`, or ``python -m drivers.emulator``.
 
 from __future__ import annotations
 
-from .firmware import ChannelView, ControllerFirmware, Faults
-from .pty_port import PtyEmulator, serve_emulator
+from drivers.emulator.channel import ChannelView, Faults
+from drivers.emulator.firmware import ControllerFirmware
+from drivers.emulator.pty_port import PtyEmulator, serve_emulator
 
 __all__ = ["ChannelView", "ControllerFirmware", "Faults", "PtyEmulator", "serve_emulator"]

@@ -14,9 +14,9 @@ import sys
 from dataclasses import dataclass
 
 from drivers.codec import format_pressure
-
-from .firmware import ControllerFirmware, Faults
-from .pty_port import PtyEmulator
+from drivers.emulator.channel import Faults
+from drivers.emulator.firmware import ControllerFirmware
+from drivers.emulator.pty_port import PtyEmulator
 
 DEFAULT_LEAK = 50.0
 """mmHg/s for ``--fault leak:CH`` without a rate: more than the pump can make up at most targets."""

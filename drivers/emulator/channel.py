@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .limits import SLOW_WINDOW_S, UNSTEADY_MMHG
-from .physics import DT, ChannelPhysics
+from drivers.emulator.limits import SLOW_WINDOW_S, UNSTEADY_MMHG
+from drivers.emulator.physics import DT, ChannelPhysics
 
 
 @dataclass

@@ -12,10 +12,9 @@ from typing import Callable
 
 from drivers import codec
 from drivers.codec import Command
-
-from .channel import _Channel
-from .limits import RATES, VENTED_BELOW, WATCHDOG_RANGE, ZERO_BELOW
-from .physics import DT
+from drivers.emulator.channel import _Channel
+from drivers.emulator.limits import RATES, VENTED_BELOW, WATCHDOG_RANGE, ZERO_BELOW
+from drivers.emulator.physics import DT
 
 _INT = re.compile(r"-?[0-9]+\Z")
 _PRESSURE = re.compile(r"-?[0-9]+(?:\.[0-9])?\Z")

@@ -21,10 +21,9 @@ from typing import Callable
 
 from drivers import codec
 from drivers.codec import Command, DropCounts, LineReader, MalformedLine
-
-from .channel import ChannelView, Faults, _Channel
-from .commands import CommandSet
-from .limits import (
+from drivers.emulator.channel import ChannelView, Faults, _Channel
+from drivers.emulator.commands import CommandSet
+from drivers.emulator.limits import (
     BIG_DROP,
     BOOT_WATCHDOG_MS,
     DEADBAND,
@@ -35,7 +34,6 @@ from .limits import (
     MAX_PUMP_BURST_S,
     MAX_VENT_BURST_MMHG,
     OVER_MARGIN,
-    RATES,
     REFILL_BELOW,
     SENSOR_OUT_S,
     SENSOR_RANGE,
@@ -46,7 +44,14 @@ from .limits import (
     VENTFAIL_MMHG,
     VENTFAIL_S,
 )
-from .physics import DT, SENSOR_NOISE, ChannelPhysics, Exercise, VENT_K, pump_rate
+from drivers.emulator.physics import (
+    DT,
+    SENSOR_NOISE,
+    VENT_K,
+    ChannelPhysics,
+    Exercise,
+    pump_rate,
+)
 
 _NAME = re.compile(r"[!-)+-~]{1,16}\Z")  # printable, no space, no '*'
 
@@ -507,4 +512,3 @@ class ControllerFirmware(CommandSet):
                 self._next_status = t + 1.0
 
 
-__all__ = ["ChannelView", "ControllerFirmware", "Faults", "RATES", "SENSOR_NOISE"]

@@ -17,7 +17,7 @@ import struct
 import termios
 import tty
 
-from .firmware import ControllerFirmware
+from drivers.emulator.firmware import ControllerFirmware
 
 TICK_S = 0.003
 """How often the firmware runs between host bytes, seconds."""

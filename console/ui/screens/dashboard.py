@@ -14,7 +14,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from console.station.api import AlarmSnapshot, CuffSnapshot, Role, StationSnapshot
+from console.common.api import AlarmSnapshot, CuffSnapshot, Role, StationSnapshot
 from console.ui.alerting import flash_on
 from console.ui.widgets.cuff_panel import CuffPanel
 from console.ui.widgets.status import AlarmBanner, EmergencyBar, StationHeader

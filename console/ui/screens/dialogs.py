@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from console.station.api import CuffSnapshot
+from console.common.api import CuffSnapshot
 from console.ui.widgets.inputs import OrderedInput
 
 MAX_MMHG = 300.0

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from console.station.api import AlarmSnapshot, Role
+from console.common.api import AlarmSnapshot, Role
 from console.ui.widgets.status import EmergencyBar
 
 if TYPE_CHECKING:

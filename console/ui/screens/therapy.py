@@ -24,7 +24,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from console.station.api import CommandRefused, CuffSnapshot, PlanSummary, StationSnapshot
+from console.common.api import (
+    CommandRefused,
+    CuffSnapshot,
+    PlanSummary,
+    StationSnapshot,
+)
 from console.ui.widgets.choice import Choice
 from console.ui.widgets.inputs import OrderedInput
 

@@ -16,7 +16,7 @@ from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
-from console.station.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority
+from console.common.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority
 from console.ui import render, therapy_text
 from console.ui.theme import UNICODE, Glyphs
 

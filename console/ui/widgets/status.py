@@ -11,7 +11,12 @@ import time
 from rich.text import Text
 from textual.widgets import Static
 
-from console.station.api import AlarmSnapshot, EmergencySnapshot, Priority, StationSnapshot
+from console.common.api import (
+    AlarmSnapshot,
+    EmergencySnapshot,
+    Priority,
+    StationSnapshot,
+)
 
 
 class _Line(Static):

@@ -10,17 +10,18 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 from typing import Any
 
-from console.config import StationConfig
-from console.station.clock import ManualClock
-from console.station.plans import Plan, validate_plan
-from console.station.records import Records
+import pytest
+
+from console.common.clock import ManualClock
+from console.config.schema import StationConfig
+from console.records.store import Records
 from console.station.station import Station
-from console.station.therapy import TERMINAL, TherapyManager
-from tests.test_station_support import cuff, fresh_samples, make_config, wait_for
+from console.therapy.manager import TherapyManager
+from console.therapy.plans import Plan, validate_plan
+from console.therapy.session import TERMINAL
+from tests.station_support import cuff, fresh_samples, make_config, wait_for
 
 TINY = {
     "id": "tiny",

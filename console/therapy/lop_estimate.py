@@ -1,8 +1,8 @@
 """The LOP from the plateaus' pulse amplitudes: the envelope fit and its verdict.
 
 Its own module because it is the model (where the fading envelope ends), apart
-from the per-plateau signal processing (:mod:`console.station.lop_signal`) and
-the procedure that drives the cuff (:mod:`console.station.lop`); pure, stdlib only.
+from the per-plateau signal processing (:mod:`console.therapy.lop_signal`) and
+the procedure that drives the cuff (:mod:`console.therapy.lop`); pure, stdlib only.
 
 The LOP: an envelope model, as oscillometric devices infer systolic pressure
 from the envelope's fading side (the "characteristic ratio" idea: the shape of
@@ -30,7 +30,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from console.station.lop_signal import PRESENT_Z, PlateauCache, StepAmplitude, StepInfo, analyse_steps, pulse_power_var
+from console.therapy.lop_signal import (
+    PRESENT_Z,
+    PlateauCache,
+    StepAmplitude,
+    StepInfo,
+    analyse_steps,
+    pulse_power_var,
+)
 
 MAX_LOP_MMHG = 300.0
 """Never step above this, whatever the station allows."""

@@ -1,7 +1,7 @@
-"""A plan's sets and reps on live cuffs: the session job of :class:`~console.station.therapy.TherapyManager`.
+"""A plan's sets and reps on live cuffs: the session job of :class:`~console.therapy.manager.TherapyManager`.
 
 Checks that the plan may run on the cuffs, then carries out what its
-:class:`~console.station.session.SessionRunner` asks through the station
+:class:`~console.therapy.session.SessionRunner` asks through the station
 (``purpose="manual"``, or ``"full_occlusion"`` for a plan that says so) and
 keeps the session's record: opened at the start, a row a second, closed with
 the runner's summary. :class:`SessionJobs` is a mixin of the manager.
@@ -13,22 +13,21 @@ import logging
 import math
 from collections.abc import Mapping
 
-from console.station.api import CommandRefused, Priority
-from console.station.records import SecondAggregator
-from console.station.session import (
-    TERMINAL,
+from console.common.api import CommandRefused, Priority
+from console.records.rows import SecondAggregator
+from console.therapy.jobs import PATIENT_ID, JobHost, _f, _SessionJob
+from console.therapy.session import TERMINAL, SessionRunner
+from console.therapy.session_types import (
     Beat,
     Deflate,
     Finished,
     Inflate,
     PhaseChanged,
     SessionAction,
-    SessionRunner,
     SessionSummary,
 )
-from console.station.therapy_jobs import PATIENT_ID, JobHost, _f, _SessionJob
 
-log = logging.getLogger("console.station.therapy")
+log = logging.getLogger("console.therapy.manager")
 
 COMMANDS = ("pause", "resume", "skip", "stop", "rep+", "rep-")
 END_REASON = {"completed": "completed", "stopped": "stopped", "emergency": "emergency", "occlusion_limit": "alarm"}

@@ -53,9 +53,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from console.station.api import CommandRefused, Priority, SessionSnapshot
-from console.station.clock import Clock
-from console.station.reps import ContractionDetector, Metronome
+from console.common.api import CommandRefused, Priority, SessionSnapshot
+from console.common.clock import Clock
+from console.therapy.reps import ContractionDetector, Metronome
 
 FIDELITY_BAND = 0.10
 """Pressure fidelity: the share of held time within +-10 % of target (Swain 2025)."""
@@ -74,15 +74,15 @@ MAX_SAMPLE_GAP_S = 0.5
 """A gap between samples longer than this is not counted towards fidelity."""
 
 
-from console.station.session_types import (  # noqa: F401 (re-exported: the runner's public records)
-    PlanLike,
-    Inflate,
-    Deflate,
+from console.therapy.session_types import (  # noqa: F401 (re-exported: the runner's public records)
     Beat,
-    PhaseChanged,
-    SessionSummary,
+    Deflate,
     Finished,
+    Inflate,
+    PhaseChanged,
+    PlanLike,
     SessionAction,
+    SessionSummary,
 )
 
 

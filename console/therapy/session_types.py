@@ -10,11 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, Union
 
-from console.station.api import Priority
-
 
 class PlanLike(Protocol):
-    """What the runner reads from a plan (``console.station.plans.Plan``)."""
+    """What the runner reads from a plan (``console.therapy.plans.Plan``)."""
 
     id: str
     name: str

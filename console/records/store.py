@@ -42,10 +42,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .records_checks import PATIENT_ID, finite, need, one_of, text
-from .records_rows import (
+from console.records.checks import PATIENT_ID, finite, need, one_of, text
+from console.records.rows import (
     END_REASONS,
-    FIDELITY_BAND,
     LIMBS,
     LOP_COLUMNS,
     LOP_SOURCES,
@@ -59,25 +58,15 @@ from .records_rows import (
     Patient,
     RecordsError,
     SampleRecord,
-    SecondAggregator,
-    SecondSummary,
     SessionRecord,
     lop_from_row,
     session_from_row,
 )
-from .records_schema import DB_NAME, LOCK_SUFFIX, SCHEMA_VERSION, connect, end_crashed_sessions, lock
-from .records_writer import STOP, Call, RecordsHealth, Write, Writer
-
-__all__ = [
-    "DB_NAME", "END_REASONS", "FIDELITY_BAND", "LIMBS", "LOCK_SUFFIX", "LOP_SOURCES", "MAX_LOP_MMHG",
-    "PRIORITIES", "SCHEMA_VERSION", "AlarmRecord", "CommandRecord", "EmergencyRecord", "LopRecord", "Patient",
-    "Records", "RecordsError", "RecordsHealth", "SampleRecord", "SecondAggregator", "SecondSummary",
-    "SessionRecord",
-]
+from console.records.schema import DB_NAME, connect, end_crashed_sessions, lock
+from console.records.writer import STOP, Call, RecordsHealth, Write, Writer
 
 T = TypeVar("T")
 
-_Write = Write
 """The old private name, kept for the tests that queue a raw row through ``Records._put``."""
 
 

@@ -8,8 +8,8 @@ expected versus found. Only a config that passes becomes a :class:`StationConfig
 frozen dataclasses of plain values with every default filled in and relative
 paths resolved against the config file's directory.
 
-The dataclasses live in :mod:`console.config_schema`, the per-section checks
-in :mod:`console.config_validate`; every public name is importable from here.
+The dataclasses live in :mod:`console.config.schema`, the per-section checks
+in :mod:`console.config.validate`; every public name is importable from here.
 """
 
 from __future__ import annotations
@@ -21,32 +21,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from console.config_schema import (
-    DEFAULT_REAL_CHANNELS,
-    EMULATOR_PORT,
-    HARD_CEILING_MMHG,
-    MAX_CHANNELS,
+from console.common.api import Role
+from console.config.schema import (
     THEMES,
     AlarmsConfig,
-    ControllerConfig,
-    CuffConfig,
-    CuffLimits,
-    EmulatorConfig,
-    RoleRule,
-    SafetyConfig,
     StationConfig,
-    StationSettings,
     UiConfig,
-    default_emulator_lop,
 )
-from console.config_validate import (
+from console.config.validate import (
     ALARMS_KEYS,
-    CONTROLLER_KEYS,
-    CUFF_KEYS,
-    EMULATOR_KEYS,
-    ROLE_KEYS,
-    SAFETY_KEYS,
-    STATION_KEYS,
     TOP_KEYS,
     UI_KEYS,
     _array,
@@ -59,42 +42,7 @@ from console.config_validate import (
     _table,
     _v,
 )
-from console.station.api import Role
-from console.station.plans import BUILTIN_PLANS, TableReader
-
-__all__ = [
-    "ALARMS_KEYS",
-    "AlarmsConfig",
-    "CONTROLLER_KEYS",
-    "CUFF_KEYS",
-    "ConfigError",
-    "ControllerConfig",
-    "CuffConfig",
-    "CuffLimits",
-    "DEFAULT_REAL_CHANNELS",
-    "EMULATOR_KEYS",
-    "EMULATOR_PORT",
-    "ENV_VAR",
-    "EmulatorConfig",
-    "HARD_CEILING_MMHG",
-    "MAX_CHANNELS",
-    "ROLE_KEYS",
-    "RoleRule",
-    "SAFETY_KEYS",
-    "STATION_KEYS",
-    "SafetyConfig",
-    "StationConfig",
-    "StationSettings",
-    "THEMES",
-    "TOP_KEYS",
-    "UI_KEYS",
-    "UiConfig",
-    "default_config_path",
-    "default_emulator_lop",
-    "dump_config",
-    "load_config",
-    "parse_config",
-]
+from console.therapy.plans import BUILTIN_PLANS, TableReader
 
 ENV_VAR: Final = "BFR_CONFIG"
 
@@ -116,7 +64,7 @@ def default_config_path() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env).expanduser()
-    return Path(__file__).resolve().parent.parent / "config.toml"
+    return Path(__file__).resolve().parents[2] / "config.toml"
 
 
 def load_config(path: str | Path) -> StationConfig:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from .records_rows import RecordsError
+from console.records.rows import RecordsError
 
 PATIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 """Pseudonymous ids only: no spaces, so a full name does not fit by accident."""

@@ -1,7 +1,7 @@
 """The records of the therapy jobs in flight: one LOP measurement or one session.
 
-Plain state shared by :mod:`~console.station.therapy` (the driver),
-:mod:`~console.station.therapy_lop` and :mod:`~console.station.therapy_session`,
+Plain state shared by :mod:`~console.therapy.manager` (the driver),
+:mod:`~console.therapy.lop_job` and :mod:`~console.therapy.session_job`,
 so that neither engine module has to import the other.
 """
 
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from console.station.api import LopProgress
-from console.station.lop import LopMeasurement
-from console.station.records import SecondAggregator
-from console.station.session import SessionRunner
+from console.common.api import LopProgress
+from console.records.rows import SecondAggregator
+from console.therapy.lop import LopMeasurement
+from console.therapy.session import SessionRunner
 
 PATIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 """What the records accept as a pseudonymous patient id."""
@@ -74,8 +74,8 @@ class _SessionJob(_Job):
 
 
 class JobHost:
-    """What the job mixins (:mod:`~console.station.therapy_lop`, :mod:`~console.station.therapy_session`)
-    use of :class:`~console.station.therapy.TherapyManager`, declared once."""
+    """What the job mixins (:mod:`~console.therapy.lop_job`, :mod:`~console.therapy.session_job`)
+    use of :class:`~console.therapy.manager.TherapyManager`, declared once."""
 
     station: Any
     clock: Any

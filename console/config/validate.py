@@ -1,9 +1,9 @@
 """Checking each section of a parsed config.toml, collecting every problem.
 
 Each ``_section`` function reads one table (or array of tables) with a
-:class:`~console.station.plans.TableReader`, appends one line per problem to
+:class:`~console.therapy.plans.TableReader`, appends one line per problem to
 ``problems`` and returns the built value, or a stand-in when it failed (the
-whole config is refused then). :func:`console.config.parse_config` ties them together.
+whole config is refused then). :func:`console.config.loader.parse_config` ties them together.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from console.config_schema import (
+from console.common.api import Role
+from console.config.schema import (
     DEFAULT_REAL_CHANNELS,
     EMULATOR_PORT,
     HARD_CEILING_MMHG,
@@ -27,8 +28,7 @@ from console.config_schema import (
     _a,
     default_emulator_lop,
 )
-from console.station.api import Role
-from console.station.plans import (
+from console.therapy.plans import (
     BUILTIN_PLANS,
     HARD_OCCLUSION_LIMIT_S,
     LIMBS,

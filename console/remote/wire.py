@@ -1,6 +1,6 @@
 """Station snapshots to JSON-ready dicts and back, unchanged.
 
-Remote consoles see the same :mod:`console.station.api` dataclasses as the
+Remote consoles see the same :mod:`console.common.api` dataclasses as the
 local UI; this module is the only place that knows how they look on the wire.
 It is generic over the api's frozen dataclasses (read from their type hints),
 so a field added to the api travels without touching this file: enums go by
@@ -16,11 +16,11 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from enum import Enum
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, TypeVar
 
-from console.station.api import AlarmSnapshot, EmergencySnapshot, StationSnapshot
+from console.common.api import AlarmSnapshot, EmergencySnapshot, StationSnapshot
 
 T = TypeVar("T")
 

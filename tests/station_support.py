@@ -9,11 +9,11 @@ import asyncio
 from pathlib import Path
 from typing import Any, Callable
 
-from console.config import StationConfig, parse_config
-from console.station.api import AlarmSnapshot, CuffSnapshot
-from console.station.clock import ManualClock
+from console.common.api import AlarmSnapshot, CuffSnapshot
+from console.common.clock import ManualClock
+from console.config.loader import parse_config
+from console.config.schema import StationConfig
 from console.station.station import Station
-
 
 LOADED_MACHINE_TIMEOUT_S = 5.0
 """Link timeout and deflate confirmation for tests that are not about them.

@@ -15,15 +15,15 @@ import contextlib
 import logging
 from typing import Any, Callable
 
+from console.common.api import Priority
+from console.common.clock import Clock
+from console.common.figures import _f
 from console.station.alarms import AlarmManager
-from console.station.api import Priority
-from console.station.clock import Clock
 from console.station.cuff import CuffState
 from console.station.events import SampleListener, StationEvent
-from console.station.figures import _f
 from console.station.supervisor import ControllerState, Limits, Supervisor
 from drivers.codec import Event, Sample, Status
-from drivers.link import LinkError, LinkStateChange
+from drivers.link_errors import LinkError, LinkStateChange
 
 log = logging.getLogger("console.station.station")
 

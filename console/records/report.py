@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .records import FIDELITY_BAND, AlarmRecord, Records, RecordsError, SampleRecord, SessionRecord
+from console.records.rows import (
+    FIDELITY_BAND,
+    AlarmRecord,
+    RecordsError,
+    SampleRecord,
+    SessionRecord,
+)
+from console.records.store import Records
 
 CSV_COLUMNS = ("time", "t", "cuff", "pmin_mmhg", "pmean_mmhg", "pmax_mmhg", "target_mmhg", "in_band")
 """The sample table's header row; the rows above it are ``#key,value`` header rows."""

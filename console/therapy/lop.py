@@ -16,8 +16,8 @@ Two parts, both pure (no I/O, no clock reads, no knowledge of any emulator):
   most about the LOP.
 
 The parts live in their own modules, re-exported here so callers need only
-this one: :mod:`console.station.lop_signal` (the pulse on each plateau) and
-:mod:`console.station.lop_estimate` (the envelope fit and :func:`estimate_lop`).
+this one: :mod:`console.therapy.lop_signal` (the pulse on each plateau) and
+:mod:`console.therapy.lop_estimate` (the envelope fit and :func:`estimate_lop`).
 """
 
 from __future__ import annotations
@@ -26,77 +26,23 @@ import math
 from bisect import bisect_left
 from dataclasses import dataclass
 
-from console.station.api import LopProgress
-from console.station.clock import Clock
-from console.station.lop_estimate import (
-    FADED_FRACTION,
-    LINEAR_PENALTY,
+from console.common.api import LopProgress
+from console.common.clock import Clock
+from console.therapy.lop_estimate import (
     MAX_LOP_MMHG,
-    MAX_REDUCED_CHI2,
-    MAX_SE_MMHG,
-    MIN_FADE_POINTS,
-    REACH,
     STRONG_Z,
-    FadeFit,
-    FadeState,
     LopResult,
     best_fade,
     estimate_lop,
     fade_state,
     failure,
-    fit_fade,
 )
-from console.station.lop_signal import (
-    HARMONICS,
-    HR_MAX_HZ,
-    HR_MIN_HZ,
-    MAX_CORRECTIONS,
-    MOVEMENT_MMHG,
-    MOVEMENT_WANDER_MMHG,
-    PRESENT_Z,
-    REL_SCATTER,
+from console.therapy.lop_signal import (
     PlateauCache,
     StepAmplitude,
     StepInfo,
     analyse_steps,
 )
-
-__all__ = [
-    "DEFLATE",
-    "DONE",
-    "FADED_FRACTION",
-    "FINE_SLOTS",
-    "HARMONICS",
-    "HR_MAX_HZ",
-    "HR_MIN_HZ",
-    "LINEAR_PENALTY",
-    "MAX_CORRECTIONS",
-    "MAX_LOP_MMHG",
-    "MAX_REDUCED_CHI2",
-    "MAX_SE_MMHG",
-    "MIN_FADE_POINTS",
-    "MOVEMENT_MMHG",
-    "MOVEMENT_WANDER_MMHG",
-    "PRESENT_Z",
-    "REACH",
-    "REL_SCATTER",
-    "RETARGET_MMHG",
-    "STRONG_Z",
-    "WAIT",
-    "Action",
-    "FadeFit",
-    "FadeState",
-    "LopMeasurement",
-    "LopResult",
-    "PlateauCache",
-    "StepAmplitude",
-    "StepInfo",
-    "analyse_steps",
-    "best_fade",
-    "estimate_lop",
-    "fade_state",
-    "fit_fade",
-]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .records_rows import FIDELITY_BAND, RecordsError
+from console.records.rows import FIDELITY_BAND, RecordsError
 
 DB_NAME = "records.sqlite3"
 """The records file inside the station's data directory."""

@@ -4,7 +4,7 @@ This is the contract between the engine (``console.station``), the Textual UI
 (``console.ui``) and remote supervision (``console.remote``). The UI holds a
 :class:`StationHandle` and cannot tell whether the station runs in-process or
 behind a Unix socket. Snapshots are plain frozen dataclasses of plain values so
-that :mod:`console.station.wire` can turn them into JSON and back unchanged.
+that :mod:`console.remote.wire` can turn them into JSON and back unchanged.
 """
 
 from __future__ import annotations

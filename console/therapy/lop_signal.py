@@ -2,7 +2,7 @@
 
 Its own module because it is the signal processing (detrending, the
 regulator's corrections, the heart rate, the lock-in fit) that the envelope
-fit in :mod:`console.station.lop_estimate` builds on; pure, stdlib only.
+fit in :mod:`console.therapy.lop_estimate` builds on; pure, stdlib only.
 
 Pulse amplitude of a plateau. The heart rate is found once from all plateaus
 (harmonic-comb power, each plateau with its own phase). Each plateau is then

@@ -6,7 +6,7 @@ an alarm word a pressure the same way.
 
 from __future__ import annotations
 
-from console.station.api import CommandRefused
+from console.common.api import CommandRefused
 
 
 def _f(x: object) -> str:

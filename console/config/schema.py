@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from console.station.api import Role
-from console.station.plans import Plan
+from console.common.api import Role
+from console.therapy.plans import Plan
 
 HARD_CEILING_MMHG: Final = 300.0
 """No configuration may allow more than this (the controllers' own ``max``)."""

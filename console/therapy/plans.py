@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from console.station.api import PlanSummary
+from console.common.api import PlanSummary
 
 LIMBS: Final = ("arm", "leg")
 MODES: Final = ("reps", "cycles")
@@ -363,7 +363,7 @@ def read_plan(raw: Mapping[str, Any], where: str, problems: list[str]) -> Plan |
     if mode == "reps":
         for key in _CYCLES_ONLY:
             if t.has(key):
-                t.problem(key, f'only used with mode = "cycles", this plan has mode "reps"')
+                t.problem(key, 'only used with mode = "cycles", this plan has mode "reps"')
         sets = t.numbers("sets", lo=1, hi=100, integers=True)
         if sets is not None and len(sets) > 20:
             t.problem("sets", f"expected at most 20 sets, found {len(sets)}")
@@ -383,7 +383,7 @@ def read_plan(raw: Mapping[str, Any], where: str, problems: list[str]) -> Plan |
         rest_mode = "release"  # the off phases are vented
         for key in _REPS_ONLY:
             if t.has(key):
-                t.problem(key, f'only used with mode = "reps", this plan has mode "cycles"')
+                t.problem(key, 'only used with mode = "reps", this plan has mode "cycles"')
         on_s = t.seconds("on_s", hi=HARD_OCCLUSION_LIMIT_S)
         off_s = t.seconds("off_s", hi=3600.0)
         cycles = t.integer("cycles", lo=1, hi=50)

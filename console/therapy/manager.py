@@ -1,8 +1,8 @@
 """Therapy on real cuffs: automatic LOP measurement and set/rep sessions, with records.
 
 :class:`TherapyManager` plugs into the station (:meth:`Station.attach_sessions`)
-and drives two pure engines on live cuffs: :class:`~console.station.lop.LopMeasurement`
-(the LOP staircase) and :class:`~console.station.session.SessionRunner` (a plan's
+and drives two pure engines on live cuffs: :class:`~console.therapy.lop.LopMeasurement`
+(the LOP staircase) and :class:`~console.therapy.session.SessionRunner` (a plan's
 set/rep/rest timer). It feeds them every sample of their cuffs, steps them about
 20 times a second on the station's clock, and carries out what they ask through
 the station, so the supervisor's limits still hold:
@@ -25,12 +25,12 @@ Why the actions run in a chain per job: a ``SET`` waits for the controller's
 answer, and a later deflate of the same job must not overtake it, while one
 slow controller must not hold up the other cuffs' jobs.
 
-Tests on a :class:`~console.station.clock.ManualClock` pass ``interval_s=None``
+Tests on a :class:`~console.common.clock.ManualClock` pass ``interval_s=None``
 (no driver task) and call :meth:`TherapyManager.step_now` after stepping the clock.
 
-The LOP job lives in :mod:`~console.station.therapy_lop`, the session job in
-:mod:`~console.station.therapy_session` and their records in
-:mod:`~console.station.therapy_jobs`; this module holds what both share: the
+The LOP job lives in :mod:`~console.therapy.lop_job`, the session job in
+:mod:`~console.therapy.session_job` and their records in
+:mod:`~console.therapy.jobs`; this module holds what both share: the
 driver, the station's inputs (samples, alarms, stop), the action chains.
 """
 
@@ -42,13 +42,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from console.station.api import CommandRefused, LopProgress, Priority, SessionSnapshot
-from console.station.session import TERMINAL
-from console.station.therapy_jobs import _f, _Job, _LopJob, _SessionJob
-from console.station.therapy_lop import LOP_TIMEOUT_S, LopJobs
-from console.station.therapy_session import SessionJobs
-
-__all__ = ["DRIVE_INTERVAL_S", "FIRST_READING_WAIT_S", "LOP_TIMEOUT_S", "TERMINAL", "TherapyManager"]
+from console.common.api import CommandRefused, LopProgress, Priority, SessionSnapshot
+from console.therapy.jobs import _f, _Job, _LopJob, _SessionJob
+from console.therapy.lop_job import LOP_TIMEOUT_S, LopJobs
+from console.therapy.session import TERMINAL
+from console.therapy.session_job import SessionJobs
 
 log = logging.getLogger(__name__)
 

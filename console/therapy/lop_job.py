@@ -1,6 +1,6 @@
-"""Automatic LOP measurement on a live cuff: the staircase job of :class:`~console.station.therapy.TherapyManager`.
+"""Automatic LOP measurement on a live cuff: the staircase job of :class:`~console.therapy.manager.TherapyManager`.
 
-ZERO the channel, then let :class:`~console.station.lop.LopMeasurement` step
+ZERO the channel, then let :class:`~console.therapy.lop.LopMeasurement` step
 the cuff through ``Station.apply_target(purpose="lop")``, watching the live cuff
 for trouble (link, latch, a hand deflate, overshoot). Every ending deflates the
 cuff, then stores the result (station LOP, records) or says why it failed.
@@ -14,12 +14,12 @@ import logging
 import math
 from typing import Any
 
-from console.station.api import CommandRefused, LopProgress
-from console.station.lop import LopMeasurement
-from console.station.therapy_jobs import PATIENT_ID, JobHost, _f, _LopJob
-from drivers.link import CommandError, LinkError
+from console.common.api import CommandRefused, LopProgress
+from console.therapy.jobs import PATIENT_ID, JobHost, _f, _LopJob
+from console.therapy.lop import LopMeasurement
+from drivers.link_errors import CommandError, LinkError
 
-log = logging.getLogger("console.station.therapy")
+log = logging.getLogger("console.therapy.manager")
 
 LOP_TIMEOUT_S = 60.0
 """A measurement gives up after this (station clock)."""
