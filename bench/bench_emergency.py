@@ -51,8 +51,6 @@ while True:
 """
 
 
-
-
 def describe(label: str, values_s: list[float]) -> tuple[float, float]:
     ms = [v * 1000 for v in values_s]
     p50, p99 = pct(ms, 0.50), pct(ms, 0.99)
@@ -72,9 +70,11 @@ def hot_path_costs(station: Station) -> None:
     for i in range(n):
         listener(samples[i % 1000])
     per_sample = (time.process_time() - t0) / n
-    print(f"station listener: {per_sample * 1e6:.1f} us CPU per {CHANNELS}-channel sample line "
-          f"-> {per_sample * 100 * CONTROLLERS * 100:.1f} % of a core for {CONTROLLERS * CHANNELS} cuffs at 100 Hz "
-          f"(link parsing not included)")
+    print(
+        f"station listener: {per_sample * 1e6:.1f} us CPU per {CHANNELS}-channel sample line "
+        f"-> {per_sample * 100 * CONTROLLERS * 100:.1f} % of a core for {CONTROLLERS * CHANNELS} cuffs at 100 Hz "
+        f"(link parsing not included)"
+    )
     m = 2000
     t0 = time.process_time()
     for _ in range(m):
@@ -101,8 +101,17 @@ async def main(runs: int) -> None:
         ports: list[str] = []
         for i in range(CONTROLLERS):
             proc, line = await spawn(
-                sys.executable, "-m", "drivers.emulator", "--channels", str(CHANNELS), "--seed", str(i + 1),
-                "--lop", "200,190,180,170", "--serial", f"E{i:04d}",
+                sys.executable,
+                "-m",
+                "drivers.emulator",
+                "--channels",
+                str(CHANNELS),
+                "--seed",
+                str(i + 1),
+                "--lop",
+                "200,190,180,170",
+                "--serial",
+                f"E{i:04d}",
             )
             procs.append(proc)
             if not line.startswith("PORT "):
@@ -186,8 +195,10 @@ async def main(runs: int) -> None:
         for _, w in echos:
             w.transport.abort()
 
-        print(f"load: {samples / wall:.0f} cuff samples/s received ({len(station.cuffs)} cuffs), "
-              f"station process CPU {100 * cpu / wall:.0f} % of one core")
+        print(
+            f"load: {samples / wall:.0f} cuff samples/s received ({len(station.cuffs)} cuffs), "
+            f"station process CPU {100 * cpu / wall:.0f} % of one core"
+        )
         floor50, floor99 = describe("floor: bare pty round trip (echo process)", floor)
         _, floor4_99 = describe(f"floor x{CONTROLLERS}: {CONTROLLERS} echo processes at once", floor4)
         _, ping99 = describe(f"PING to all {CONTROLLERS} controllers via the links", ping4)

@@ -34,8 +34,6 @@ TRIPS = 2000
 WARMUP = 100
 
 
-
-
 def describe(label: str, values_s: list[float]) -> tuple[float, float]:
     ms = [v * 1000 for v in values_s]
     p50, p99 = pct(ms, 0.50), pct(ms, 0.99)
@@ -159,15 +157,19 @@ async def main() -> None:
         assert link is not None
         _, floor_p99 = describe(f"floor, beside the {hz} Hz run", floor)
         _, p99 = describe(f"link PING vs emulator, stream {hz} Hz", times)
-        print(f"  {'':<38} p99/floor p99 = {p99 / floor_p99:5.2f}x (goal <= 2x)   "
-              f"timeouts={link.stats.timeouts} samples={link.stats.samples}")
+        print(
+            f"  {'':<38} p99/floor p99 = {p99 / floor_p99:5.2f}x (goal <= 2x)   "
+            f"timeouts={link.stats.timeouts} samples={link.stats.samples}"
+        )
         _, p99 = describe(f"deflate_all_now() until its OK, {hz} Hz", deflates)
         print(f"  {'':<38} p99/floor p99 = {p99 / floor_p99:5.2f}x")
     print("parse throughput (S lines with 4 channels, reader path + one listener):")
     for per_read in (1, 16):
         rate = parse_throughput(chunk_lines=per_read)
-        print(f"  {per_read:>2} line(s) per read: {rate:>10,.0f} samples/CPU-s"
-              f"  = {rate / 100:,.0f} controllers at 100 Hz per core")
+        print(
+            f"  {per_read:>2} line(s) per read: {rate:>10,.0f} samples/CPU-s"
+            f"  = {rate / 100:,.0f} controllers at 100 Hz per core"
+        )
 
 
 if __name__ == "__main__":

@@ -185,9 +185,20 @@ def population(n: int, seed: int) -> list[Limb]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limbs", type=int, default=200)
-    ap.add_argument("--skip", type=int, default=0, help="measure only limbs after the first SKIP of the population (quick iterations)")
+    ap.add_argument(
+        "--skip",
+        type=int,
+        default=0,
+        help="measure only limbs after the first SKIP of the population (quick iterations)",
+    )
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--hz", type=int, default=100, choices=(50, 100), help="stream rate; the station streams at 100 Hz (config stream_hz), the minimum for LOP is 50")
+    ap.add_argument(
+        "--hz",
+        type=int,
+        default=100,
+        choices=(50, 100),
+        help="stream rate; the station streams at 100 Hz (config stream_hz), the minimum for LOP is 50",
+    )
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args(argv)
 

@@ -23,11 +23,11 @@ T0 = 1_800_000_000.0
 CUFFS = [f"C{i:02d}" for i in range(16)]
 
 
-
-
 def show(name: str, xs: list[float], unit: float = 1e6, label: str = "us") -> None:
-    print(f"{name:<44} n={len(xs):>6}  p50 {pct(xs, 0.50) * unit:8.1f} {label}  p99 {pct(xs, 0.99) * unit:8.1f} {label}"
-          f"  max {max(xs) * unit:8.1f} {label}")
+    print(
+        f"{name:<44} n={len(xs):>6}  p50 {pct(xs, 0.50) * unit:8.1f} {label}  p99 {pct(xs, 0.99) * unit:8.1f} {label}"
+        f"  max {max(xs) * unit:8.1f} {label}"
+    )
 
 
 async def loop_stall(r: Records | None, sid: int, seconds: float) -> list[float]:

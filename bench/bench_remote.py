@@ -51,13 +51,20 @@ def station_config(base: Path, socket: Path) -> Any:
     for i, cid in enumerate("AB"):
         ctrls.append(
             {
-                "id": cid, "port": "emulator", "stream_hz": 100, "watchdog_ms": 1000,
+                "id": cid,
+                "port": "emulator",
+                "stream_hz": 100,
+                "watchdog_ms": 1000,
                 "emulator": {"channels": 8, "lop": [200.0] * 8, "pulse_mmhg": 1.0, "seed": i + 1},
             }
         )
         for ch in range(1, 9):
             cuffs.append({"id": f"{cid}{ch}", "controller": cid, "channel": ch, "limb": "leg", "label": f"{cid}{ch}"})
-    data = {"station": {"name": "Bench bay", "data_dir": "var", "socket": str(socket)}, "controllers": ctrls, "cuffs": cuffs}
+    data = {
+        "station": {"name": "Bench bay", "data_dir": "var", "socket": str(socket)},
+        "controllers": ctrls,
+        "cuffs": cuffs,
+    }
     return parse_config(data, str(base / "config.toml"))
 
 
@@ -133,8 +140,16 @@ async def main(args: argparse.Namespace) -> None:
         per = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
         procs = [
             await asyncio.create_subprocess_exec(
-                sys.executable, __file__, "--child", str(socket), "--clients", str(n),
-                "--seconds", str(args.seconds), stdout=asyncio.subprocess.PIPE, limit=1 << 26,
+                sys.executable,
+                __file__,
+                "--child",
+                str(socket),
+                "--clients",
+                str(n),
+                "--seconds",
+                str(args.seconds),
+                stdout=asyncio.subprocess.PIPE,
+                limit=1 << 26,
             )
             for n in per
             if n
@@ -172,14 +187,22 @@ async def main(args: argparse.Namespace) -> None:
         print(f"station: 16 cuffs, {rate:.0f} samples/s received; server at {args.fps:g} fps; {os.cpu_count()} cores")
         print(f"consoles: {args.clients} in {len(procs)} child processes")
         print(f"station CPU share, 0 consoles:  {idle * 100:5.1f} % of one core")
-        print(f"station CPU share, {args.clients} consoles: {busy * 100:5.1f} % of one core "
-              f"(+{(busy - idle) * 100:.1f} points, {(busy - idle) * 100 / max(args.clients, 1):.2f} per console)")
-        print(f"sample-to-console delay: p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
-              f"max {result['max_ms']:.1f} ms (frame period {1000 / args.fps:.0f} ms)")
-        print(f"snapshot-built-to-console (the socket's own share): p50 {result['transit_p50_ms']:.1f} ms, "
-              f"p99 {result['transit_p99_ms']:.1f} ms")
-        print(f"frames per console: mean {result['fps_mean']:.1f}/s, min {result['fps_min']:.1f}/s; "
-              f"frames skipped by the server: {skipped}; all connected: {result['all_connected']}")
+        print(
+            f"station CPU share, {args.clients} consoles: {busy * 100:5.1f} % of one core "
+            f"(+{(busy - idle) * 100:.1f} points, {(busy - idle) * 100 / max(args.clients, 1):.2f} per console)"
+        )
+        print(
+            f"sample-to-console delay: p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+            f"max {result['max_ms']:.1f} ms (frame period {1000 / args.fps:.0f} ms)"
+        )
+        print(
+            f"snapshot-built-to-console (the socket's own share): p50 {result['transit_p50_ms']:.1f} ms, "
+            f"p99 {result['transit_p99_ms']:.1f} ms"
+        )
+        print(
+            f"frames per console: mean {result['fps_mean']:.1f}/s, min {result['fps_min']:.1f}/s; "
+            f"frames skipped by the server: {skipped}; all connected: {result['all_connected']}"
+        )
     finally:
         await server.stop()
         await station.stop()

@@ -42,9 +42,20 @@ from console.ui.app import BfrApp  # noqa: E402
 
 async def start_emulator(cid: str, channels: int) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "drivers.emulator", "--channels", str(channels), "--serial", f"EMU{cid}",
-        "--lop", ",".join(["200"] * channels), "--pulse", "1",
-        cwd=str(ROOT), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "drivers.emulator",
+        "--channels",
+        str(channels),
+        "--serial",
+        f"EMU{cid}",
+        "--lop",
+        ",".join(["200"] * channels),
+        "--pulse",
+        "1",
+        cwd=str(ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     assert proc.stdout is not None
     while True:
@@ -64,12 +75,20 @@ async def start_emulator(cid: str, channels: int) -> tuple[asyncio.subprocess.Pr
 
 
 def station_config(base: Path, ports: dict[str, str], channels: int) -> Any:
-    ctrls = [{"id": cid, "port": port, "channels": channels, "stream_hz": 100, "watchdog_ms": 1000}
-             for cid, port in ports.items()]
-    cuffs = [{"id": f"{cid}{ch}", "controller": cid, "channel": ch, "limb": "leg", "label": f"leg {cid}{ch}"}
-             for cid in ports for ch in range(1, channels + 1)]
-    data = {"station": {"name": "Bench bay", "data_dir": str(base / "var"), "socket": str(base / "bfr.sock")},
-            "controllers": ctrls, "cuffs": cuffs}
+    ctrls = [
+        {"id": cid, "port": port, "channels": channels, "stream_hz": 100, "watchdog_ms": 1000}
+        for cid, port in ports.items()
+    ]
+    cuffs = [
+        {"id": f"{cid}{ch}", "controller": cid, "channel": ch, "limb": "leg", "label": f"leg {cid}{ch}"}
+        for cid in ports
+        for ch in range(1, channels + 1)
+    ]
+    data = {
+        "station": {"name": "Bench bay", "data_dir": str(base / "var"), "socket": str(base / "bfr.sock")},
+        "controllers": ctrls,
+        "cuffs": cuffs,
+    }
     return parse_config(data, str(base / "config.toml"))
 
 
@@ -148,20 +167,28 @@ async def main() -> None:
             await proc.wait()
 
     cores = os.cpu_count()
-    print(f"16 cuffs at 100 Hz (emulators in 2 child processes), UI at {args.fps} fps, {args.seconds:.0f} s each,"
-          f" {cores} cores")
+    print(
+        f"16 cuffs at 100 Hz (emulators in 2 child processes), UI at {args.fps} fps, {args.seconds:.0f} s each,"
+        f" {cores} cores"
+    )
     print(f"  station alone (baseline):  {idle * 100:5.1f} % of one core")
     print(f"  station + UI:              {with_ui * 100:5.1f} % of one core")
     print(f"  UI's share:                {(with_ui - idle) * 100:5.1f} % of one core")
-    print(f"  app start to first painted frame: {first_frame[0] * 1000 if first_frame else float('nan'):.0f} ms"
-          " (station already running)")
+    print(
+        f"  app start to first painted frame: {first_frame[0] * 1000 if first_frame else float('nan'):.0f} ms"
+        " (station already running)"
+    )
     print(f"  frames with a new snapshot: {fps_seen:.1f} /s; panels on screen: {visible}/16")
     ms = [d * 1000 for d in delays_newest]
     ms_all = [d * 1000 for d in delays_all]
-    print(f"  sample -> painted frame, newest sample: p50 {pct(ms, 0.5):6.1f} ms  p99 {pct(ms, 0.99):6.1f} ms"
-          f"  (n={len(ms)})")
-    print(f"  sample -> painted frame, every cuff:    p50 {pct(ms_all, 0.5):6.1f} ms  p99 {pct(ms_all, 0.99):6.1f} ms"
-          f"  mean {statistics.fmean(ms_all) if ms_all else float('nan'):.1f} ms")
+    print(
+        f"  sample -> painted frame, newest sample: p50 {pct(ms, 0.5):6.1f} ms  p99 {pct(ms, 0.99):6.1f} ms"
+        f"  (n={len(ms)})"
+    )
+    print(
+        f"  sample -> painted frame, every cuff:    p50 {pct(ms_all, 0.5):6.1f} ms  p99 {pct(ms_all, 0.99):6.1f} ms"
+        f"  mean {statistics.fmean(ms_all) if ms_all else float('nan'):.1f} ms"
+    )
     print(f"  (one frame at {args.fps} fps is {1000 / args.fps:.0f} ms; samples arrive every 10 ms per cuff)")
 
 

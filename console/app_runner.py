@@ -123,7 +123,9 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
         async def watch_failure() -> None:
             await station.failed.wait()
             why[0] = "station fault"
-            app.exit(return_code=3, message="bfr-console: the station stopped itself after a fault; every cuff was deflated.")
+            app.exit(
+                return_code=3, message="bfr-console: the station stopped itself after a fault; every cuff was deflated."
+            )
 
         watcher = asyncio.create_task(watch_failure(), name="station:watch")
         try:

@@ -14,8 +14,8 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 log = logging.getLogger("bfr")
 
@@ -102,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "attach" and getattr(args, "socket", None):
         from console.app_runner import run_attached
 
-        return run_attached(socket_path=args.socket, kiosk=getattr(args, "kiosk", False), theme=getattr(args, "theme", None) or "auto")
+        return run_attached(
+            socket_path=args.socket, kiosk=getattr(args, "kiosk", False), theme=getattr(args, "theme", None) or "auto"
+        )
     config = _load(args)
     if command == "check-config":
         from console.app_runner import describe_config

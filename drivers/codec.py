@@ -10,8 +10,8 @@ from __future__ import annotations
 import binascii
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Union
 
 MAX_BODY = 100
 """Longest BODY a line may carry (section 1)."""
@@ -206,8 +206,8 @@ class Event:
     text: str = ""
 
 
-Answer = Union[Ok, Err]
-Report = Union[Ok, Err, Sample, Status, Event]
+Answer = Ok | Err
+Report = Ok | Err | Sample | Status | Event
 
 
 # --------------------------------------------------------------------------- formatting

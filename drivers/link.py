@@ -21,7 +21,7 @@ import asyncio
 import functools
 import logging
 import math
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from drivers import serial_port
 from drivers.codec import (

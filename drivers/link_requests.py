@@ -132,7 +132,9 @@ class RequestBook:
             parts = req.tail.split(" ")
             if parts[0] == "SET" and (channel == "ALL" or parts[1] == channel):
                 if not req.future.done():
-                    req.future.set_exception(Superseded(f"{self.name}: {req.tail} dropped: DEFLATE {channel} went first"))
+                    req.future.set_exception(
+                        Superseded(f"{self.name}: {req.tail} dropped: DEFLATE {channel} went first")
+                    )
                     req.future.exception()  # retrieved: nobody may be awaiting it any more
             else:
                 keep.append(req)
@@ -186,9 +188,7 @@ class RequestBook:
             log.debug("%s: #%d %s unanswered, resending", self.name, seq, req.tail)
             self._send(conn, req)
         else:
-            req.future.set_exception(
-                LinkTimeout(f"{self.name}: no answer to {req.tail} after {req.attempts} attempts")
-            )
+            req.future.set_exception(LinkTimeout(f"{self.name}: no answer to {req.tail} after {req.attempts} attempts"))
             if conn is not None and self._last_answer_at < req.first_sent_at:
                 self._lose(conn, f"controller silent: no answer to {req.tail} in {req.attempts} attempts")
                 return
@@ -231,7 +231,6 @@ class RequestBook:
         if self._queue:
             self._pump()
 
-
     def _drop_sets_on_boot(self, conn: _Conn) -> None:
         """Fail every queued or unanswered SET; DEFLATE the channels of the unanswered ones.
 
@@ -269,7 +268,6 @@ class RequestBook:
             deflate.future.add_done_callback(_swallow)
             self._send(conn, deflate)
         self._pump()
-
 
 
 def _swallow(fut: asyncio.Future[Ok]) -> None:

@@ -7,7 +7,7 @@ be swapped (or faked in a test) in one place.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 import serial
 import serial_asyncio_fast

@@ -6,8 +6,8 @@ No tests in here; ``conftest.py`` registers its fixtures (``emu``, ``make_link``
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 
@@ -121,5 +121,3 @@ async def make_link(emu):
     yield make
     for link in links:
         await link.stop(deflate=False)
-
-

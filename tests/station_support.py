@@ -6,8 +6,9 @@ No tests in here; the station, supervisor, alarms and signal tests import it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from console.common.api import AlarmSnapshot, CuffSnapshot
 from console.common.clock import ManualClock

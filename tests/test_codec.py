@@ -67,7 +67,14 @@ def test_body_limits_enforced_when_framing() -> None:
 
 
 def test_pressure_format() -> None:
-    assert [codec.format_pressure(p) for p in (0, 40, 182.5, 182.45, 0.04, 300)] == ["0", "40", "182.5", "182.4", "0", "300"]
+    assert [codec.format_pressure(p) for p in (0, 40, 182.5, 182.45, 0.04, 300)] == [
+        "0",
+        "40",
+        "182.5",
+        "182.4",
+        "0",
+        "300",
+    ]
 
 
 def test_malformed_content_with_good_crc() -> None:
@@ -83,7 +90,9 @@ def test_malformed_content_with_good_crc() -> None:
 
 pressures = st.integers(min_value=0, max_value=4000).map(lambda t: t / 10)
 seqs = st.integers(min_value=1, max_value=65535)
-token = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="*="), min_size=1, max_size=8)
+token = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="*="), min_size=1, max_size=8
+)
 text = st.lists(token, max_size=3).map(" ".join)
 
 messages = st.one_of(

@@ -166,7 +166,9 @@ def test_per_cuff_overrides_and_plan_refusals(tmp_path: Path) -> None:
 
 
 def test_roles_are_read_in_order(tmp_path: Path) -> None:
-    text = MINIMAL + """
+    text = (
+        MINIMAL
+        + """
 [[roles]]
 group = "therapists"
 role = "operator"
@@ -175,6 +177,7 @@ role = "operator"
 user = "bob"
 role = "observer"
 """
+    )
     config = load_config(write(tmp_path, text))
     assert config.roles == (
         RoleRule(role=Role.OPERATOR, group="therapists"),
@@ -183,7 +186,9 @@ role = "observer"
 
 
 def test_user_plans_add_and_override(tmp_path: Path) -> None:
-    text = MINIMAL + """
+    text = (
+        MINIMAL
+        + """
 [[plans]]
 id = "legs-30-15"
 name = "Our legs"
@@ -199,6 +204,7 @@ on_s = 60
 off_s = 60
 cycles = 3
 """
+    )
     config = load_config(write(tmp_path, text))
     assert config.plans["legs-30-15"].name == "Our legs" and config.plans["legs-30-15"].pct_lop == 70.0
     assert config.plans["mine"].cycles == 3
@@ -239,7 +245,7 @@ def test_toml_syntax_error_reports_line(tmp_path: Path) -> None:
 
 
 def test_duplicate_key_is_a_syntax_error_with_line(tmp_path: Path) -> None:
-    err = refuse(tmp_path, MINIMAL + 'channel = 2\n')
+    err = refuse(tmp_path, MINIMAL + "channel = 2\n")
     assert ": line 11, column " in err.problems[0]  # the repeated "channel ="
 
 
@@ -260,7 +266,7 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_unknown_top_level_key_has_a_hint(tmp_path: Path) -> None:
-    err = refuse(tmp_path, MINIMAL + '[saftey]\ngrace_s = 1.0\n')
+    err = refuse(tmp_path, MINIMAL + "[saftey]\ngrace_s = 1.0\n")
     msg = problem(err, "saftey")
     assert 'did you mean "safety"?' in msg and "controllers, cuffs" in msg
 

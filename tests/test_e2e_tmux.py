@@ -14,8 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -87,7 +87,20 @@ class Tmux:
 
     def start(self, session: str, command: str, size: tuple[int, int] = (80, 24)) -> None:
         subprocess.run(
-            ["tmux", "-S", self.socket, "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]), command],
+            [
+                "tmux",
+                "-S",
+                self.socket,
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                str(size[0]),
+                "-y",
+                str(size[1]),
+                command,
+            ],
             check=True,
         )
 
@@ -98,7 +111,10 @@ class Tmux:
         return self._run("capture-pane", "-p", "-t", session).splitlines()
 
     def alive(self, session: str) -> bool:
-        return subprocess.run(["tmux", "-S", self.socket, "has-session", "-t", session], capture_output=True).returncode == 0
+        return (
+            subprocess.run(["tmux", "-S", self.socket, "has-session", "-t", session], capture_output=True).returncode
+            == 0
+        )
 
     def wait(self, session: str, what: str, check: Callable[[list[str]], object], timeout: float = 20.0) -> object:
         """Wait until ``check(screen)`` holds; on timeout the failure shows the screen."""
@@ -142,7 +158,9 @@ def _ended(pid: int, timeout: float) -> bool:
     return False
 
 
-def wait_until(what: str, check: Callable[[], object], timeout: float = 20.0, screen: Callable[[], list[str]] | None = None) -> object:
+def wait_until(
+    what: str, check: Callable[[], object], timeout: float = 20.0, screen: Callable[[], list[str]] | None = None
+) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -202,8 +220,8 @@ def rig(tmp_path: Path) -> Iterator[tuple[Emulator, Path, Tmux]]:
         f"""
 [station]
 name = "E2E bay"
-data_dir = "{tmp_path / 'var'}"
-socket = "{tmp_path / 'sock' / 'bfr.sock'}"
+data_dir = "{tmp_path / "var"}"
+socket = "{tmp_path / "sock" / "bfr.sock"}"
 
 [[controllers]]
 id = "rack"
@@ -252,10 +270,18 @@ def inflate(tmux: Tmux, session: str, cuff_key: str, cuff_id: str, target: str) 
     up would land in its field)."""
     tmux.wait(session, "no dialog open", lambda lines: not dialog_open(lines))
     tmux.keys(session, cuff_key, "i")  # one key after the other: the selection is handled first
-    tmux.wait(session, f"the inflate dialog for {cuff_id}", lambda lines: any(f"Inflate {cuff_id} (" in line for line in lines))
+    tmux.wait(
+        session,
+        f"the inflate dialog for {cuff_id}",
+        lambda lines: any(f"Inflate {cuff_id} (" in line for line in lines),
+    )
     tmux.keys(session, target, "Enter")
     tmux.wait(session, "the inflate dialog to close", lambda lines: not dialog_open(lines))
-    tmux.wait(session, f"{cuff_id}'s panel showing target {target}", lambda lines: any(f"target {target} mmHg" in line for line in lines))
+    tmux.wait(
+        session,
+        f"{cuff_id}'s panel showing target {target}",
+        lambda lines: any(f"target {target} mmHg" in line for line in lines),
+    )
 
 
 # --------------------------------------------------------------------------- the tests
@@ -267,7 +293,11 @@ def test_console_reads_pressure_on_screen_and_f12_vents_every_channel(rig: tuple
     tmux.wait("kiosk", "both cuffs VENTED on screen", lambda lines: sum(line.count("VENTED") for line in lines) >= 2)
     # Vented: the screen shows a number near zero, read off the big digits.
     # (wrapped in a list: 0.0 is a reading, not a "not yet")
-    shown = tmux.wait("kiosk", "a pressure on L1's panel", lambda lines: [p] if (p := panel_pressure(lines, "L1")) is not None else None)
+    shown = tmux.wait(
+        "kiosk",
+        "a pressure on L1's panel",
+        lambda lines: [p] if (p := panel_pressure(lines, "L1")) is not None else None,
+    )
     assert abs(shown[0]) < 5  # type: ignore[index]
 
     inflate(tmux, "kiosk", "1", "L1", "120")
@@ -291,13 +321,19 @@ def test_console_reads_pressure_on_screen_and_f12_vents_every_channel(rig: tuple
         lambda: emu.states(1)[-1:] == ["VENTED"] and emu.states(2)[-1:] == ["VENTED"],
         15,
     )
-    tmux.wait("kiosk", "the confirmation on screen", lambda lines: any("confirmed" in line and "rack" in line for line in lines))
+    tmux.wait(
+        "kiosk",
+        "the confirmation on screen",
+        lambda lines: any("confirmed" in line and "rack" in line for line in lines),
+    )
 
     # Kiosk: a stray q does not quit without a confirmation; "n" keeps the console running.
     tmux.keys("kiosk", "q")
     tmux.wait("kiosk", "the quit confirmation", lambda lines: any("Quit the console" in line for line in lines))
     tmux.keys("kiosk", "n")
-    tmux.wait("kiosk", "the quit confirmation to close", lambda lines: not any("Quit the console" in line for line in lines))
+    tmux.wait(
+        "kiosk", "the quit confirmation to close", lambda lines: not any("Quit the console" in line for line in lines)
+    )
     # Still running: it still answers a key (a quitting console would not open a dialog).
     tmux.keys("kiosk", "1", "i")
     tmux.wait("kiosk", "the inflate dialog after staying", lambda lines: any("Inflate L1 (" in line for line in lines))
@@ -317,8 +353,15 @@ def test_emergency_key_in_an_attached_console_vents_the_station(rig: tuple[Emula
     tmux.wait("remote", "the attached console showing HOLDING", lambda lines: any("HOLDING" in line for line in lines))
 
     tmux.keys("remote", "F12")
-    wait_until("the emulator reporting channel 1 vented", lambda: emu.states(1)[-1:] == ["VENTED"], 15, screen=lambda: emu.lines[-20:])
-    tmux.wait("station", "the station console showing the emergency", lambda lines: any("confirmed" in line for line in lines))
+    wait_until(
+        "the emulator reporting channel 1 vented",
+        lambda: emu.states(1)[-1:] == ["VENTED"],
+        15,
+        screen=lambda: emu.lines[-20:],
+    )
+    tmux.wait(
+        "station", "the station console showing the emergency", lambda lines: any("confirmed" in line for line in lines)
+    )
 
 
 def test_terminal_gone_deflates_and_the_console_ends(rig: tuple[Emulator, Path, Tmux]) -> None:

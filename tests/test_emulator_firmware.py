@@ -79,7 +79,9 @@ class Rig:
         return [(t, r) for t, r in self.log if isinstance(r, Sample) and t > since]
 
     def inflate(self, ch: int, target: float) -> None:
-        assert self.ask(f"SET {ch} {codec.format_pressure(target)}") == Ok(self.seq, {"ch": str(ch), "target": codec.format_pressure(target)})
+        assert self.ask(f"SET {ch} {codec.format_pressure(target)}") == Ok(
+            self.seq, {"ch": str(ch), "target": codec.format_pressure(target)}
+        )
         self.until(lambda: self.fw.channel(ch).state == "HOLDING", 10.0)
 
 
@@ -93,17 +95,31 @@ def rig() -> Rig:
 
 def test_boot_event_and_hello(rig: Rig) -> None:
     assert rig.log[0][1] == Event("BOOT", None, "fw=1.0")
-    assert rig.ask("HELLO") == Ok(1, {
-        "proto": "1", "model": "EMU-4", "fw": "1.0", "serial": "E0001",
-        "channels": "4", "max": "300", "rates": "10,25,50,100",
-    })
+    assert rig.ask("HELLO") == Ok(
+        1,
+        {
+            "proto": "1",
+            "model": "EMU-4",
+            "fw": "1.0",
+            "serial": "E0001",
+            "channels": "4",
+            "max": "300",
+            "rates": "10,25,50,100",
+        },
+    )
     assert rig.fw.watchdog_ms == 2000 and rig.fw.stream_hz == 0
     assert all(rig.fw.channel(ch).state == "VENTED" for ch in range(1, 5))
 
 
 def test_constructor_rejects_bad_settings() -> None:
-    for bad in (dict(channels=0), dict(channels=9), dict(lops=[200.0]), dict(lops=[90.0] * 4),
-                dict(model="has space"), dict(max_pressure=10.0)):
+    for bad in (
+        dict(channels=0),
+        dict(channels=9),
+        dict(lops=[200.0]),
+        dict(lops=[90.0] * 4),
+        dict(model="has space"),
+        dict(max_pressure=10.0),
+    ):
         with pytest.raises(ValueError):
             ControllerFirmware(**bad)  # type: ignore[arg-type]
 
@@ -129,16 +145,42 @@ def test_every_verb_answers_ok_with_its_fields(rig: Rig) -> None:
 @pytest.mark.parametrize(
     "command, code",
     [
-        ("FLY", "UNKNOWN"), ("hello", "UNKNOWN"), ("HELLO x", "ARGS"), ("PING 1", "ARGS"),
-        ("STATUS now", "ARGS"), ("CLEAR all", "ARGS"),
-        ("WATCHDOG", "ARGS"), ("WATCHDOG 1.5", "ARGS"), ("WATCHDOG abc", "ARGS"), ("WATCHDOG 1 2", "ARGS"),
-        ("WATCHDOG 199", "RANGE"), ("WATCHDOG 10001", "RANGE"), ("WATCHDOG -5", "RANGE"),
-        ("STREAM", "ARGS"), ("STREAM fast", "ARGS"), ("STREAM 30", "RANGE"), ("STREAM 1000", "RANGE"),
-        ("SET 1", "ARGS"), ("SET 1 100 2", "ARGS"), ("SET x 100", "ARGS"), ("SET 1 1e2", "ARGS"),
-        ("SET 1 150.25", "ARGS"), ("SET 1 .5", "ARGS"), ("SET 0 100", "CHANNEL"), ("SET 5 100", "CHANNEL"),
-        ("SET 1 0", "RANGE"), ("SET 1 -5", "RANGE"), ("SET 1 300.1", "RANGE"), ("SET 9 abc", "CHANNEL"),
-        ("DEFLATE", "ARGS"), ("DEFLATE all", "ARGS"), ("DEFLATE 1 2", "ARGS"), ("DEFLATE 5", "CHANNEL"),
-        ("ZERO", "ARGS"), ("ZERO ALL", "ARGS"), ("ZERO 0", "CHANNEL"),
+        ("FLY", "UNKNOWN"),
+        ("hello", "UNKNOWN"),
+        ("HELLO x", "ARGS"),
+        ("PING 1", "ARGS"),
+        ("STATUS now", "ARGS"),
+        ("CLEAR all", "ARGS"),
+        ("WATCHDOG", "ARGS"),
+        ("WATCHDOG 1.5", "ARGS"),
+        ("WATCHDOG abc", "ARGS"),
+        ("WATCHDOG 1 2", "ARGS"),
+        ("WATCHDOG 199", "RANGE"),
+        ("WATCHDOG 10001", "RANGE"),
+        ("WATCHDOG -5", "RANGE"),
+        ("STREAM", "ARGS"),
+        ("STREAM fast", "ARGS"),
+        ("STREAM 30", "RANGE"),
+        ("STREAM 1000", "RANGE"),
+        ("SET 1", "ARGS"),
+        ("SET 1 100 2", "ARGS"),
+        ("SET x 100", "ARGS"),
+        ("SET 1 1e2", "ARGS"),
+        ("SET 1 150.25", "ARGS"),
+        ("SET 1 .5", "ARGS"),
+        ("SET 0 100", "CHANNEL"),
+        ("SET 5 100", "CHANNEL"),
+        ("SET 1 0", "RANGE"),
+        ("SET 1 -5", "RANGE"),
+        ("SET 1 300.1", "RANGE"),
+        ("SET 9 abc", "CHANNEL"),
+        ("DEFLATE", "ARGS"),
+        ("DEFLATE all", "ARGS"),
+        ("DEFLATE 1 2", "ARGS"),
+        ("DEFLATE 5", "CHANNEL"),
+        ("ZERO", "ARGS"),
+        ("ZERO ALL", "ARGS"),
+        ("ZERO 0", "CHANNEL"),
     ],
 )
 def test_every_error_code(rig: Rig, command: str, code: str) -> None:
@@ -378,7 +420,7 @@ def test_ceiling_overpressure_vents_and_latches_that_channel(rig: Rig) -> None:
     assert rig.fw.channel(1).pressure < 296  # pulled back under the ceiling
     rig.fw.push(1, 30.0)
     rig.run(0.1)
-    (_, event), = rig.events("OVERPRESSURE")
+    ((_, event),) = rig.events("OVERPRESSURE")
     assert event.channel == 1
     one, two = rig.fw.channel(1), rig.fw.channel(2)
     assert one.latched and one.state == "FAULT" and one.valve_open and one.target == 0
@@ -448,7 +490,7 @@ def test_out_of_range_sensor_vents_and_latches(rig: Rig) -> None:
     rig.inflate(3, 120.0)
     rig.fw.faults.broken_sensor.add(3)
     rig.run(0.1)
-    (_, event), = rig.events("SENSOR")
+    ((_, event),) = rig.events("SENSOR")
     assert event.channel == 3 and rig.fw.channel(3).latched and rig.fw.channel(3).valve_open
     assert rig.ask("ZERO 3").code == "LATCHED"  # type: ignore[union-attr]  # never zero a broken sensor
 
@@ -461,7 +503,7 @@ def test_ventfail_after_5_s_above_10_mmhg(rig: Rig) -> None:
     rig.run(4.9)
     assert rig.events("VENTFAIL") == [] and rig.fw.channel(1).state == "VENTING"
     rig.run(0.2)
-    (_, event), = rig.events("VENTFAIL")
+    ((_, event),) = rig.events("VENTFAIL")
     assert event.channel == 1
     assert rig.fw.channel(1).latched and rig.fw.channel(1).state == "FAULT"
     assert rig.ask("SET 1 100").code == "LATCHED"  # type: ignore[union-attr]

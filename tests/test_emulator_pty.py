@@ -160,9 +160,22 @@ async def _line(proc: asyncio.subprocess.Process) -> str:
 async def test_program_prints_port_answers_and_says_bye_on_sigterm(tmp_path: Path) -> None:
     link = str(tmp_path / "emu0")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "drivers.emulator", "--channels", "2", "--lop", "180,200", "--seed", "4",
-        "--link", link, "--exercise", "2:2.0",
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "drivers.emulator",
+        "--channels",
+        "2",
+        "--lop",
+        "180,200",
+        "--seed",
+        "4",
+        "--link",
+        link,
+        "--exercise",
+        "2:2.0",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         first = await _line(proc)
@@ -186,8 +199,16 @@ async def test_program_prints_port_answers_and_says_bye_on_sigterm(tmp_path: Pat
 
 async def test_program_state_and_event_lines(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "drivers.emulator", "--channels", "1", "--fault", "broken:1",
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "drivers.emulator",
+        "--channels",
+        "1",
+        "--fault",
+        "broken:1",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         port = await _line(proc)
@@ -222,8 +243,13 @@ async def test_program_state_and_event_lines(tmp_path: Path) -> None:
 )
 async def test_program_refuses_bad_options_with_exit_2(args: list[str], message: str) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "drivers.emulator", *args,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "drivers.emulator",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), DEADLINE)
     assert proc.returncode == 2

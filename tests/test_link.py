@@ -23,10 +23,6 @@ from drivers.link_errors import (
 )
 from drivers.link_requests import QUEUE_LIMIT
 from drivers.serial_port import PortError, PortReader, open_port
-
-LOPS = [180.0, 200.0, 220.0, 240.0]
-
-
 from tests.link_support import Recorder, until
 
 # --------------------------------------------------------------------------- the session
@@ -55,8 +51,10 @@ async def test_full_session_hello_samples_set_holding_deflate(emu, make_link):
     ok = await rig.link.deflate(1)
     assert ok.fields == {"ch": "1"}
     assert emu.fw.channel(1).target == 0
-    await until(lambda: rig.rec.of(Status)[-1].channel == 1 and rig.rec.of(Status)[-1].state in ("VENTING", "VENTED"),
-                "venting status")
+    await until(
+        lambda: rig.rec.of(Status)[-1].channel == 1 and rig.rec.of(Status)[-1].state in ("VENTING", "VENTED"),
+        "venting status",
+    )
     assert rig.link.stats.timeouts == 0 and rig.link.stats.dropped.total == 0
 
 
@@ -72,8 +70,12 @@ async def test_status_lines_reach_listeners_before_the_ok(make_link):
 async def test_err_answers_raise_command_error_with_code(emu, make_link):
     rig = await make_link()
     await rig.link.wait_ready(5.0)
-    cases = [(rig.link.command("FLY"), "UNKNOWN"), (rig.link.set_target(9, 40), "CHANNEL"),
-             (rig.link.set_target(1, 5000), "RANGE"), (rig.link.command("SET", 1), "ARGS")]
+    cases = [
+        (rig.link.command("FLY"), "UNKNOWN"),
+        (rig.link.set_target(9, 40), "CHANNEL"),
+        (rig.link.set_target(1, 5000), "RANGE"),
+        (rig.link.command("SET", 1), "ARGS"),
+    ]
     for call, code in cases:
         with pytest.raises(CommandError) as info:
             await call
@@ -327,4 +329,3 @@ async def test_socket_url_works(emu, via):
         await asyncio.gather(*bridges, return_exceptions=True)
         server.close()
         await server.wait_closed()
-

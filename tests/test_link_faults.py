@@ -221,4 +221,3 @@ async def test_wrong_protocol_version_is_lost_with_a_clear_reason():
         loop.remove_reader(master)
         os.close(master)
         os.close(slave)
-

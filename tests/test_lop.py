@@ -129,8 +129,14 @@ def _beat(phase: float) -> float:
 
 
 def _synth(
-    envelope: object, plateaus: list[float], *, hr: float = 72.0, noise: float = 0.3, dwell: float = 3.0,
-    corrections: bool = False, seed: int = 1,
+    envelope: object,
+    plateaus: list[float],
+    *,
+    hr: float = 72.0,
+    noise: float = 0.3,
+    dwell: float = 3.0,
+    corrections: bool = False,
+    seed: int = 1,
 ) -> tuple[list[float], list[float], list[StepInfo]]:
     """A staircase recorded at 50 Hz: each plateau's pulse scaled by ``envelope(p)``, white noise on top.
 
@@ -177,7 +183,9 @@ def _cosine_envelope(lop: float, peak: float = 1.6) -> object:
     return env
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: the linear model loses to the cosine here and the LOP comes out ~13 mmHg high")
+@pytest.mark.xfail(
+    strict=True, reason="known gap: the linear model loses to the cosine here and the LOP comes out ~13 mmHg high"
+)
 def test_a_linear_fade_is_measured_without_the_emulators_curve() -> None:
     lop, pm, peak = 190.0, 120.0, 1.8
 

@@ -38,7 +38,12 @@ def _hold(target: float, *, lop: float, pulse: float, hr: float, seed: int) -> t
 
 @pytest.mark.parametrize(
     "target,lop,pulse,hr,seed",
-    [(60.0, 100.0, 4.0, 50.0, 1), (120.0, 200.0, 4.0, 70.0, 2), (180.0, 300.0, 4.0, 110.0, 3), (250.0, 260.0, 3.0, 60.0, 4)],
+    [
+        (60.0, 100.0, 4.0, 50.0, 1),
+        (120.0, 200.0, 4.0, 70.0, 2),
+        (180.0, 300.0, 4.0, 110.0, 3),
+        (250.0, 260.0, 3.0, 60.0, 4),
+    ],
 )
 def test_no_corrections_at_rest_once_settled(target: float, lop: float, pulse: float, hr: float, seed: int) -> None:
     active, lo, hi = _hold(target, lop=lop, pulse=pulse, hr=hr, seed=seed)

@@ -50,8 +50,15 @@ def wait_for(cond, deadline_s: float = 10.0) -> None:
 def start(rec: Records, pid: str = "P-001", cuffs: tuple[str, ...] = ("A1", "A2")) -> int:
     rec.add_patient(pid, at=T0)
     return rec.start_session(
-        pid, cuffs=list(cuffs), plan_id="leg-30-15", plan_name="30-15-15-15 legs", started_at=T0 + 10,
-        target_mmhg=163.2, target_pct_lop=80, lop_mmhg=204, position="seated",
+        pid,
+        cuffs=list(cuffs),
+        plan_id="leg-30-15",
+        plan_name="30-15-15-15 legs",
+        started_at=T0 + 10,
+        target_mmhg=163.2,
+        target_pct_lop=80,
+        lop_mmhg=204,
+        position="seated",
     )
 
 
@@ -67,7 +74,15 @@ def test_file_is_wal_with_full_sync_and_schema_version(rec: Records, tmp_path: P
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent in the file
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
-    assert tables == {"patients", "lop_measurements", "sessions", "session_samples", "alarms", "emergencies", "commands"}
+    assert tables == {
+        "patients",
+        "lop_measurements",
+        "sessions",
+        "session_samples",
+        "alarms",
+        "emergencies",
+        "commands",
+    }
 
 
 def test_reopen_keeps_everything_and_ids_continue(tmp_path: Path) -> None:
@@ -101,10 +116,20 @@ def test_lop_round_trip_and_latest_per_site_and_position(rec: Records) -> None:
     first = rec.record_lop("P-001", position="seated", lop_mmhg=204, at=T0 + 1, confidence=0.9, **common)
     supine = rec.record_lop("P-001", position="supine", lop_mmhg=187, at=T0 + 2, **common)
     newer = rec.record_lop("P-001", position="seated", lop_mmhg=210.5, at=T0 + 3, **common)
-    rec.record_lop("P-001", cuff_id="A2", limb="leg", label="right thigh", position="seated", lop_mmhg=199,
-                   source="auto", at=T0 + 4, confidence=0.7)
+    rec.record_lop(
+        "P-001",
+        cuff_id="A2",
+        limb="leg",
+        label="right thigh",
+        position="seated",
+        lop_mmhg=199,
+        source="auto",
+        at=T0 + 4,
+        confidence=0.7,
+    )
     assert rec.latest_lop("P-001", "left thigh", "seated") == LopRecord(
-        newer, "P-001", "A1", "leg", "left thigh", "seated", 11.5, 210.5, "doppler", None, T0 + 3)
+        newer, "P-001", "A1", "leg", "left thigh", "seated", 11.5, 210.5, "doppler", None, T0 + 3
+    )
     assert rec.latest_lop("P-001", "left thigh", "supine").id == supine
     assert rec.latest_lop("P-001", "right thigh", "seated").source == "auto"
     assert rec.latest_lop("P-001", "leg", "seated").lop_mmhg == 199  # by limb: the newest of either leg
@@ -121,11 +146,23 @@ def test_session_round_trip(rec: Records) -> None:
     for t in range(3):
         for cuff in ("A1", "A2"):
             assert rec.session_sample(sid, cuff, T0 + 10 + t, 150.0 + t, 160.5, 170.0, 163.2, 0.95)
-    rec.end_session(sid, "completed", ended_at=T0 + 613, sets_done=4, reps_per_set=[30, 15, 15, 15],
-                    occlusion_s=540.5, fidelity=0.962)
+    rec.end_session(
+        sid,
+        "completed",
+        ended_at=T0 + 613,
+        sets_done=4,
+        reps_per_set=[30, 15, 15, 15],
+        occlusion_s=540.5,
+        fidelity=0.962,
+    )
     (s,) = rec.sessions("P-001")
-    assert (s.id, s.patient_id, s.cuffs, s.plan_id, s.plan_name) == (sid, "P-001", ("A1", "A2"), "leg-30-15",
-                                                                       "30-15-15-15 legs")
+    assert (s.id, s.patient_id, s.cuffs, s.plan_id, s.plan_name) == (
+        sid,
+        "P-001",
+        ("A1", "A2"),
+        "leg-30-15",
+        "30-15-15-15 legs",
+    )
     assert (s.started_at, s.ended_at, s.end_reason, s.duration_s) == (T0 + 10, T0 + 613, "completed", 603)
     assert (s.sets_done, s.reps_per_set, s.occlusion_s, s.fidelity) == (4, (30, 15, 15, 15), 540.5, 0.962)
     assert (s.target_mmhg, s.target_pct_lop, s.lop_mmhg, s.position) == (163.2, 80, 204, "seated")
@@ -138,14 +175,30 @@ def test_session_round_trip(rec: Records) -> None:
 
 
 def test_alarm_round_trip_and_update(rec: Records) -> None:
-    a1 = rec.record_alarm(Priority.HIGH, "OFF_TARGET", "A1 left thigh 20 mmHg under target", raised_at=T0 + 5,
-                          cuff="A1", controller="rack")
+    a1 = rec.record_alarm(
+        Priority.HIGH,
+        "OFF_TARGET",
+        "A1 left thigh 20 mmHg under target",
+        raised_at=T0 + 5,
+        cuff="A1",
+        controller="rack",
+    )
     a2 = rec.record_alarm("medium", "LINK_LOST", "rack stopped answering", raised_at=T0 + 9, controller="rack")
     rec.update_alarm(a1, cleared_at=T0 + 7)
     rec.update_alarm(a1, acknowledged_at=T0 + 8, acknowledged_by="alice")
     assert rec.alarms() == [
-        AlarmRecord(a1, "high", "OFF_TARGET", "A1 left thigh 20 mmHg under target", "A1", "rack", T0 + 5, T0 + 7,
-                    T0 + 8, "alice"),
+        AlarmRecord(
+            a1,
+            "high",
+            "OFF_TARGET",
+            "A1 left thigh 20 mmHg under target",
+            "A1",
+            "rack",
+            T0 + 5,
+            T0 + 7,
+            T0 + 8,
+            "alice",
+        ),
         AlarmRecord(a2, "medium", "LINK_LOST", "rack stopped answering", None, "rack", T0 + 9, None, None, None),
     ]
     assert [a.id for a in rec.alarms(since=T0 + 6)] == [a2]
@@ -166,7 +219,9 @@ def test_command_audit_round_trip(rec: Records) -> None:
     rec.record_command("bob@ssh", "observer", "emergency_deflate", T0 + 2)
     got = rec.commands()
     assert [(c.who, c.role, c.what, c.at) for c in got] == [
-        ("alice", "operator", "inflate A1 80%", T0 + 1), ("bob@ssh", "observer", "emergency_deflate", T0 + 2)]
+        ("alice", "operator", "inflate A1 80%", T0 + 1),
+        ("bob@ssh", "observer", "emergency_deflate", T0 + 2),
+    ]
     assert rec.commands(since=T0 + 2) == [CommandRecord(got[1].id, T0 + 2, "bob@ssh", "observer", "emergency_deflate")]
 
 

@@ -47,7 +47,11 @@ CHILD = textwrap.dedent(
 def test_sigkill_mid_session_keeps_a_gapless_prefix_and_recovers_as_crash(tmp_path: Path) -> None:
     data = tmp_path / "data"
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(data)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", CHILD, str(data)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     killer = threading.Timer(60.0, child.kill)  # never hang the suite if the child misbehaves
     killer.start()

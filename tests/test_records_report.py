@@ -40,21 +40,36 @@ def rec(tmp_path: Path) -> Iterator[Records]:
 def finished_session(rec: Records) -> int:
     rec.add_patient("P-017", at=T0)
     sid = rec.start_session(
-        "P-017", cuffs=["A1", "A2"], plan_id="leg-30-15", plan_name="30-15-15-15 legs", started_at=T0 + 10,
-        target_mmhg=163.2, target_pct_lop=80, lop_mmhg=204, position="seated",
+        "P-017",
+        cuffs=["A1", "A2"],
+        plan_id="leg-30-15",
+        plan_name="30-15-15-15 legs",
+        started_at=T0 + 10,
+        target_mmhg=163.2,
+        target_pct_lop=80,
+        lop_mmhg=204,
+        position="seated",
     )
     for t in range(3):
         rec.session_sample(sid, "A1", T0 + 10 + t, 150 + t, 160 + t, 170 + t, 163.2, 1.0)
         rec.session_sample(sid, "A2", T0 + 10 + t, 100, 120, 130, 163.2)  # no in_band: judged by its mean
     rec.record_alarm("low", "BEFORE", "raised before the session", raised_at=T0 + 5, cuff="A1")
-    a = rec.record_alarm("high", "OFF_TARGET", "A2 right thigh 43 mmHg under target", raised_at=T0 + 11, cuff="A2",
-                         controller="rack")
+    a = rec.record_alarm(
+        "high", "OFF_TARGET", "A2 right thigh 43 mmHg under target", raised_at=T0 + 11, cuff="A2", controller="rack"
+    )
     rec.update_alarm(a, cleared_at=T0 + 14, acknowledged_at=T0 + 15, acknowledged_by="alice")
     rec.record_alarm("medium", "LINK_LOST", "rack stopped answering", raised_at=T0 + 12, controller="rack")
     rec.record_alarm("high", "LEAK", "B1 pump ran 7 s", raised_at=T0 + 12, cuff="B1")  # another patient's cuff
     e = rec.record_emergency(at=T0 + 13, by="bob@ssh", confirmed=["rack"], pending=["bench"])
-    rec.end_session(sid, "emergency", ended_at=T0 + 550, sets_done=4, reps_per_set=[30, 15, 15, 15],
-                    occlusion_s=540, fidelity=0.9625)
+    rec.end_session(
+        sid,
+        "emergency",
+        ended_at=T0 + 550,
+        sets_done=4,
+        reps_per_set=[30, 15, 15, 15],
+        occlusion_s=540,
+        fidelity=0.9625,
+    )
     assert e > 0
     return sid
 
@@ -75,11 +90,19 @@ def test_csv_has_header_rows_then_one_row_per_second_per_cuff(rec: Records, tmp_
     assert header["ended"] == "2027-01-15 08:09:10 +0000"
     assert header["end_reason"] == "emergency"
     assert (header["lop_mmhg"], header["position"], header["target_mmhg"], header["target_pct_lop"]) == (
-        "204", "seated", "163.2", "80")
+        "204",
+        "seated",
+        "163.2",
+        "80",
+    )
     assert (header["sets_done"], header["reps_per_set"], header["occlusion_s"], header["fidelity"]) == (
-        "4", "30 15 15 15", "540", "0.9625")
+        "4",
+        "30 15 15 15",
+        "540",
+        "0.9625",
+    )
     assert tuple(rows[blank + 1]) == CSV_COLUMNS
-    data = rows[blank + 2:]
+    data = rows[blank + 2 :]
     assert len(data) == 6
     assert data[0] == ["2027-01-15 08:00:10 +0000", f"{T0 + 10:.3f}", "A1", "150.0", "160.0", "170.0", "163.2", "1.000"]
     assert data[5][2:] == ["A2", "100.0", "120.0", "130.0", "163.2", ""]
@@ -101,7 +124,7 @@ def test_report_reads_like_a_chart_entry(rec: Records) -> None:
 
     def field(name: str) -> str:
         (line,) = [x for x in lines if x.startswith(name + " ")]
-        return line[len(name):].strip()
+        return line[len(name) :].strip()
 
     assert lines[0] == f"BFR session report #{sid}"
     assert field("Patient") == "P-017"
@@ -120,8 +143,10 @@ def test_report_reads_like_a_chart_entry(rec: Records) -> None:
     a2 = next(x for x in lines if x.strip().startswith("A2 "))
     assert "in band 0 %" in a2  # 120 mmHg is 26 % under 163.2
     assert "Alarms (2)" in lines
-    assert any("HIGH" in x and "OFF_TARGET" in x and "cleared 08:00:14" in x and "acknowledged 08:00:15 by alice" in x
-               for x in lines)
+    assert any(
+        "HIGH" in x and "OFF_TARGET" in x and "cleared 08:00:14" in x and "acknowledged 08:00:15 by alice" in x
+        for x in lines
+    )
     assert any("MEDIUM" in x and "LINK_LOST" in x and "rack" in x for x in lines)
     assert "BEFORE" not in text and "B1 pump" not in text  # outside the session's time or cuffs
     assert any("by bob@ssh, confirmed: rack, NOT confirmed: bench" in x for x in lines)

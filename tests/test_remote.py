@@ -83,7 +83,9 @@ async def test_two_clients_see_the_same_pressures(server: StationServer, sock: P
         for p in (150.5, 151.0, 149.25):
             station.tick(pressure=p)
             want = station.snapshot().cuffs
-            await wait_until(lambda: a.snapshot().cuffs == want and b.snapshot().cuffs == want, what="both clients")
+            await wait_until(
+                lambda want=want: a.snapshot().cuffs == want and b.snapshot().cuffs == want, what="both clients"
+            )
             assert [c.pressure for c in a.snapshot().cuffs] == [p] * 4
     finally:
         await a.close()
@@ -145,7 +147,10 @@ async def test_commands_reach_the_station_and_refusals_carry_its_sentence(
         await remote.start_session(["C1", "C2"], "acl-early", "P-7")
         assert station.calls[0] == ("inflate", {"cuff_id": "C2", "mmhg": None, "pct_lop": 60})
         assert station.calls[2][1]["source"] == "doppler"
-        assert station.calls[3] == ("start_session", {"cuff_id": None, "cuff_ids": ["C1", "C2"], "plan_id": "acl-early", "patient_id": "P-7"})
+        assert station.calls[3] == (
+            "start_session",
+            {"cuff_id": None, "cuff_ids": ["C1", "C2"], "plan_id": "acl-early", "patient_id": "P-7"},
+        )
         with pytest.raises(CommandRefused, match="^There is no cuff Z9.$"):
             await remote.deflate("Z9")
         assert [w for who, w in station.records][:2] == [
@@ -191,7 +196,7 @@ async def test_bad_arguments_and_unknown_commands_are_answered_not_acted_on(
         (b"this is not json\n", "not JSON"),
         (b"[1,2,3]\n", "not a JSON object"),
         (b'{"op":"launch"}\n', "unknown op 'launch'"),
-        (b'{"op":"cmd","name":"deflate"}\n', "integer \\\"id\\\""),
+        (b'{"op":"cmd","name":"deflate"}\n', 'integer \\"id\\"'),
         (b'{"op":"cmd","id":1,"name":"deflate","args":"C1"}\n', "args"),
         (b'{"op":"cmd","id":1,"args":{"pad":"' + b"x" * protocol.MAX_REQUEST + b'"}}\n', "over the 65536-byte limit"),
         (b"\xff\xfe\n", "not JSON"),
@@ -248,7 +253,11 @@ async def test_a_client_stuck_past_the_stall_timeout_is_cut_off(sock: Path) -> N
     station = FakeStation(cuffs=16, trace_points=100)
     clock = ManualClock()
     srv = StationServer(
-        station, sock, lambda uid, gid: Decision(uid, "ana", Role.OPERATOR, "t"), fps=200, clock=clock,
+        station,
+        sock,
+        lambda uid, gid: Decision(uid, "ana", Role.OPERATOR, "t"),
+        fps=200,
+        clock=clock,
         stall_timeout_s=5.0,
     )
     await srv.start()

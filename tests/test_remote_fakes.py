@@ -21,10 +21,26 @@ from console.common.api import (
 
 def make_cuff(i: int, trace_points: int = 100) -> CuffSnapshot:
     return CuffSnapshot(
-        id=f"C{i}", label=f"cuff {i}", limb="leg", controller="rack", channel=i, state="HOLDING", online=True,
-        pressure=100.0 + i, target=120.0, lop=200.0, target_pct_lop=60.0, pressure_pct_lop=50.0,
-        max_pct_lop=100.0, tolerance=15.0, latched=False, occlusion_s=0.0, occlusion_warn_s=540.0,
-        occlusion_limit_s=600.0, trace=tuple(100.0 + i + k / 7 for k in range(trace_points)), samples=0,
+        id=f"C{i}",
+        label=f"cuff {i}",
+        limb="leg",
+        controller="rack",
+        channel=i,
+        state="HOLDING",
+        online=True,
+        pressure=100.0 + i,
+        target=120.0,
+        lop=200.0,
+        target_pct_lop=60.0,
+        pressure_pct_lop=50.0,
+        max_pct_lop=100.0,
+        tolerance=15.0,
+        latched=False,
+        occlusion_s=0.0,
+        occlusion_warn_s=540.0,
+        occlusion_limit_s=600.0,
+        trace=tuple(100.0 + i + k / 7 for k in range(trace_points)),
+        samples=0,
         sample_age_s=0.0,
     )
 
@@ -34,8 +50,12 @@ class FakeStation:
 
     def __init__(self, cuffs: int = 4, trace_points: int = 100, name: str = "Bay T") -> None:
         self._snap = StationSnapshot(
-            name=name, time=time.time(), cuffs=tuple(make_cuff(i, trace_points) for i in range(1, cuffs + 1)),
-            controllers=(ControllerSnapshot(id="rack", port="emu", state="ready"),), alarms=(), seq=1,
+            name=name,
+            time=time.time(),
+            cuffs=tuple(make_cuff(i, trace_points) for i in range(1, cuffs + 1)),
+            controllers=(ControllerSnapshot(id="rack", port="emu", state="ready"),),
+            alarms=(),
+            seq=1,
         )
         self.observers: list[Callable[..., Any]] = []
         self.records: list[tuple[str, str]] = []
@@ -67,8 +87,15 @@ class FakeStation:
 
     def raise_alarm(self, cause: str) -> None:
         alarm = AlarmSnapshot(
-            id=len(self.alarms) + 1, priority=Priority.MEDIUM, cause=cause, message=f"{cause} on C1", cuff="C1",
-            controller="rack", raised_at=time.time(), active=True, acknowledged=False,
+            id=len(self.alarms) + 1,
+            priority=Priority.MEDIUM,
+            cause=cause,
+            message=f"{cause} on C1",
+            cuff="C1",
+            controller="rack",
+            raised_at=time.time(),
+            active=True,
+            acknowledged=False,
         )
         self.alarms.insert(0, alarm)
         self._snap = replace(self._snap, alarms=(alarm, *self._snap.alarms), seq=self._snap.seq + 1)

@@ -110,9 +110,18 @@ def python_for(uid: int, gid: int) -> str:
 async def run_as(uid: int, gid: int, socket: Path, action: str) -> dict:
     """The client in a child process running as ``uid``: only the stdlib and this repo are needed."""
     proc = await asyncio.create_subprocess_exec(
-        await asyncio.to_thread(python_for, uid, gid), "-c", CHILD, str(socket), action,
-        user=uid, group=gid, extra_groups=[], cwd="/", env={"PYTHONPATH": str(Path(__file__).parents[1])},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        await asyncio.to_thread(python_for, uid, gid),
+        "-c",
+        CHILD,
+        str(socket),
+        action,
+        user=uid,
+        group=gid,
+        extra_groups=[],
+        cwd="/",
+        env={"PYTHONPATH": str(Path(__file__).parents[1])},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, err.decode()

@@ -53,8 +53,13 @@ async def test_every_unconfirmed_controller_is_retried_even_if_alarming_one_fail
     def unconfirmed(cid: str) -> None:
         raise RuntimeError("alarm path broke")
 
-    em = EmergencyDeflater(ManualClock(), confirm_s=0.05, on_unconfirmed=unconfirmed,
-                           on_confirmed=lambda cid: None, on_update=_broken_update)
+    em = EmergencyDeflater(
+        ManualClock(),
+        confirm_s=0.05,
+        on_unconfirmed=unconfirmed,
+        on_confirmed=lambda cid: None,
+        on_update=_broken_update,
+    )
     links = {"A": _NeverConfirms(), "B": _NeverConfirms()}
     try:
         snap = await em.deflate_all(links, by="test")

@@ -8,8 +8,20 @@ from console.station.cuff import REPERFUSION_S, CuffSpec, CuffState
 
 
 def make() -> CuffState:
-    return CuffState(CuffSpec(id="A1", controller="A", channel=1, limb="leg", label="A1", max_pct_lop=80.0,
-                              tolerance=15.0, occlusion_warn_s=600.0, occlusion_limit_s=900.0, lop=200.0))
+    return CuffState(
+        CuffSpec(
+            id="A1",
+            controller="A",
+            channel=1,
+            limb="leg",
+            label="A1",
+            max_pct_lop=80.0,
+            tolerance=15.0,
+            occlusion_warn_s=600.0,
+            occlusion_limit_s=900.0,
+            lop=200.0,
+        )
+    )
 
 
 def feed(c: CuffState, p: float, t0: float, t1: float, hz: float = 100.0) -> None:

@@ -17,8 +17,11 @@ async def _odd_station(sock: Path, poison: bytes) -> asyncio.AbstractServer:
     snap = FakeStation().snapshot()
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(protocol.encode({"op": protocol.HELLO, "proto": protocol.PROTO, "role": "operator",
-                                      "station": snap.name, "user": "ana"}))
+        writer.write(
+            protocol.encode(
+                {"op": protocol.HELLO, "proto": protocol.PROTO, "role": "operator", "station": snap.name, "user": "ana"}
+            )
+        )
         writer.write(protocol.encode({"op": protocol.SNAPSHOT, "snapshot": to_wire(snap)}))
         await writer.drain()
         await asyncio.sleep(0.05)

@@ -47,8 +47,13 @@ async def test_a_target_the_station_never_allowed_is_alarmed_and_deflated(tmp_pa
         # Another host, a stale SET, or a firmware fault: the controller regulates where nobody here asked.
         await st.links["A"].set_target(1, 250)
         await wait_for(
-            lambda: st.emulators["A"].firmware.channel(1).target == 0
-            and any(a.cuff == "A1" and a.cause == "UNSANCTIONED_TARGET" and a.priority == Priority.HIGH for a in alarms(st)),
+            lambda: (
+                st.emulators["A"].firmware.channel(1).target == 0
+                and any(
+                    a.cuff == "A1" and a.cause == "UNSANCTIONED_TARGET" and a.priority == Priority.HIGH
+                    for a in alarms(st)
+                )
+            ),
             "the unallowed target to be alarmed and deflated",
             5,
         )
@@ -70,7 +75,9 @@ async def test_the_stations_own_targets_are_never_taken_for_someone_elses(tmp_pa
         await st.nudge_target("A1", -10)  # lowering: status lines with the old target may still arrive
         await st.inflate("A2", mmhg=110)  # raising
         fw = st.emulators["A"].firmware
-        await wait_for(lambda: fw.channel(1).state == "HOLDING" and fw.channel(2).state == "HOLDING", "both holding", 15)
+        await wait_for(
+            lambda: fw.channel(1).state == "HOLDING" and fw.channel(2).state == "HOLDING", "both holding", 15
+        )
         await asyncio.sleep(1.5)  # the controller repeats its status lines once a second
         await st.emergency_deflate()
         await wait_for(lambda: fw.channel(1).state == "VENTED" and fw.channel(2).state == "VENTED", "both vented", 10)

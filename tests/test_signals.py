@@ -60,8 +60,15 @@ async def test_signal_deflates_every_channel_before_exit(tmp_path: Path, sig: si
     cfg = tmp_path / "config.toml"
     write_config(cfg, {cid: emu.path for cid, emu in emus.items()})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "console.cli", "serve", "--config", str(cfg),
-        cwd=str(REPO), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "console.cli",
+        "serve",
+        "--config",
+        str(cfg),
+        cwd=str(REPO),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     remote = None
     try:
@@ -133,8 +140,14 @@ async def test_child_refuses_a_bad_config_before_opening_any_port(tmp_path: Path
     cfg = tmp_path / "config.toml"
     cfg.write_text('[[controllers]]\nid = "A"\nport = "nonsense"\n')
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "console.station.lifecycle", "--config", str(cfg),
-        cwd=str(REPO), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "console.station.lifecycle",
+        "--config",
+        str(cfg),
+        cwd=str(REPO),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode == 2

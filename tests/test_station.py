@@ -195,8 +195,10 @@ async def test_a_controller_late_at_start_is_deflated_on_first_contact(tmp_path:
     data = {
         "station": {"data_dir": "var", "socket": "var/s.sock"},
         "controllers": [{"id": "L", "port": emu.link_path, "channels": 2}],
-        "cuffs": [{"id": "L1", "controller": "L", "channel": 1, "limb": "arm"},
-                  {"id": "L2", "controller": "L", "channel": 2, "limb": "arm"}],
+        "cuffs": [
+            {"id": "L1", "controller": "L", "channel": 1, "limb": "arm"},
+            {"id": "L2", "controller": "L", "channel": 2, "limb": "arm"},
+        ],
     }
     st = Station(parse_config(data, str(tmp_path / "config.toml")), ready_timeout_s=0.3)
     await st.start()

@@ -11,8 +11,18 @@ from console.station.cuff import TRACE_POINTS, CuffSpec, CuffState
 
 def make(lop: float | None = None) -> CuffState:
     return CuffState(
-        CuffSpec(id="A1", controller="A", channel=1, limb="leg", label="left thigh", max_pct_lop=80.0,
-                 tolerance=15.0, occlusion_warn_s=600.0, occlusion_limit_s=900.0, lop=lop)
+        CuffSpec(
+            id="A1",
+            controller="A",
+            channel=1,
+            limb="leg",
+            label="left thigh",
+            max_pct_lop=80.0,
+            tolerance=15.0,
+            occlusion_warn_s=600.0,
+            occlusion_limit_s=900.0,
+            lop=lop,
+        )
     )
 
 

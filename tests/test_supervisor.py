@@ -50,6 +50,7 @@ async def test_pressure_pushed_over_target_raises_high_after_grace_then_clears(t
     finally:
         await st.stop()
 
+
 async def test_pressure_pushed_under_target_raises_medium(tmp_path: Path) -> None:
     st, clock = await manual_station(tmp_path, controllers=1)
     try:
@@ -65,6 +66,7 @@ async def test_pressure_pushed_under_target_raises_medium(tmp_path: Path) -> Non
         assert len([a for a in st.alarm_log() if a.cause == "OFF_TARGET"]) == 1
     finally:
         await st.stop()
+
 
 async def test_lowering_the_target_is_not_off_target_while_the_cuff_vents_down(tmp_path: Path) -> None:
     st, clock = await manual_station(tmp_path, controllers=1)
@@ -87,6 +89,7 @@ async def test_lowering_the_target_is_not_off_target_while_the_cuff_vents_down(t
         assert alarms(st, "OFF_TARGET")[0].priority is Priority.HIGH
     finally:
         await st.stop()
+
 
 async def test_a_target_never_reached_is_judged_after_the_settle_time(tmp_path: Path) -> None:
     st, clock = await manual_station(tmp_path, controllers=1)

@@ -43,6 +43,7 @@ async def test_frozen_sensor_latches_and_needs_acknowledgement_to_clear(tmp_path
     finally:
         await st.stop()
 
+
 async def test_overpressure_from_outside_latches_the_cuff(tmp_path: Path) -> None:
     st = Station(make_config(tmp_path, controllers=1))
     await st.start()
@@ -94,6 +95,7 @@ async def test_watchdog_trip_latches_every_channel(tmp_path: Path) -> None:
     finally:
         await st.stop()
 
+
 async def test_unplugged_controller_alarms_and_the_other_runs_on(tmp_path: Path) -> None:
     st = Station(make_config(tmp_path, controllers=2))
     await st.start()
@@ -121,6 +123,7 @@ async def test_unplugged_controller_alarms_and_the_other_runs_on(tmp_path: Path)
     finally:
         await st.stop()
 
+
 async def test_silent_controller_is_a_lost_link(tmp_path: Path) -> None:
     st = Station(make_config(tmp_path, controllers=2))
     await st.start()
@@ -134,6 +137,7 @@ async def test_silent_controller_is_a_lost_link(tmp_path: Path) -> None:
         await wait_for(lambda: cuff(st, "A1").online and not alarms(st, "LINK_LOST")[0].active, "A back", 15)
     finally:
         await st.stop()
+
 
 async def test_reboot_while_inflated_is_a_high_alarm(tmp_path: Path) -> None:
     st = Station(make_config(tmp_path, controllers=1))
@@ -152,6 +156,7 @@ async def test_reboot_while_inflated_is_a_high_alarm(tmp_path: Path) -> None:
         await inflate_and_hold(st, "A1", 70)
     finally:
         await st.stop()
+
 
 async def test_reboot_with_nothing_inflated_raises_nothing(tmp_path: Path) -> None:
     st = Station(make_config(tmp_path, controllers=1))

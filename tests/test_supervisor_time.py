@@ -27,7 +27,9 @@ from tests.station_support import (
 
 
 async def test_occlusion_warns_then_deflates_the_cuff_at_the_limit(tmp_path: Path) -> None:
-    st, clock = await manual_station(tmp_path, controllers=1, cuff_overrides={"A1": {"occlusion_limit_s": 300.0, "occlusion_warn_s": 240.0}})
+    st, clock = await manual_station(
+        tmp_path, controllers=1, cuff_overrides={"A1": {"occlusion_limit_s": 300.0, "occlusion_warn_s": 240.0}}
+    )
     try:
         await inflate_and_hold(st, "A1", 90)
         await inflate_and_hold(st, "A2", 90)
@@ -51,6 +53,7 @@ async def test_occlusion_warns_then_deflates_the_cuff_at_the_limit(tmp_path: Pat
     finally:
         await st.stop()
 
+
 async def test_pump_running_flat_out_while_holding_is_a_leak(tmp_path: Path) -> None:
     st, clock = await manual_station(tmp_path, controllers=1)
     try:
@@ -67,6 +70,7 @@ async def test_pump_running_flat_out_while_holding_is_a_leak(tmp_path: Path) -> 
     finally:
         await st.stop()
 
+
 async def test_controller_leak_event_raises_medium(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(firmware_mod, "LEAK_S", 0.3)  # the emulated controller reports its leak sooner
     st = Station(make_config(tmp_path, controllers=1))
@@ -79,6 +83,7 @@ async def test_controller_leak_event_raises_medium(tmp_path: Path, monkeypatch: 
         assert leak.cuff == "A2" and leak.priority is Priority.MEDIUM and "without pause" in leak.message
     finally:
         await st.stop()
+
 
 async def test_samples_stopping_is_judged_on_the_station_clock(tmp_path: Path) -> None:
     st, clock = await manual_station(tmp_path, controllers=1, safety=SHORT_TIMEOUTS)

@@ -124,7 +124,6 @@ async def test_link_lost_mid_measurement_fails_and_the_watchdog_vents(rig: Rig) 
     await vented_at_emulator(rig, "B", 1, timeout=15)
 
 
-
 async def test_zero_busy_is_retried_once_then_the_measurement_goes_on_with_a_note(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:

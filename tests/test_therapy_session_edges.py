@@ -45,4 +45,3 @@ async def test_deflated_by_hand_pauses_the_session(rig: Rig) -> None:
     assert s.phase == "paused" and "deflated outside the session" in s.message
     await vented_at_emulator(rig, "A", 1)
     await rig.station.session_command("A1", "stop")
-

@@ -91,4 +91,3 @@ async def test_unplugged_controller_mid_set_pauses_the_session(rig: Rig) -> None
     assert s.phase == "paused" and "LINK_LOST" in s.message
     # the controller's watchdog vents the cuff without the station
     await vented_at_emulator(rig, "A", 1, timeout=15)
-

@@ -31,6 +31,7 @@ def panel(app: BfrApp, cuff_id: str) -> CuffPanel:
 
 # -- selection ---------------------------------------------------------------------
 
+
 async def test_number_keys_arrows_and_tab_select_a_cuff() -> None:
     st = FakeStation(4)
     app, _ = make_app(st)
@@ -55,6 +56,7 @@ async def test_number_keys_arrows_and_tab_select_a_cuff() -> None:
 
 
 # -- commands ------------------------------------------------------------------------
+
 
 async def test_inflate_dialog_validates_then_sends_pct_lop() -> None:
     st = FakeStation(4)
@@ -147,6 +149,7 @@ async def test_observer_sees_operator_keys_unavailable_but_keeps_emergency() -> 
 
 # -- emergency key everywhere --------------------------------------------------------------
 
+
 async def _emergency_works(app: BfrApp, st: FakeStation, pilot: object, key: str) -> None:
     before = len(calls(st, "emergency_deflate"))
     await press(pilot, key)  # type: ignore[attr-defined]
@@ -208,6 +211,7 @@ async def test_emergency_bar_shows_confirmed_and_pending_controllers() -> None:
 
 
 # -- alarms ----------------------------------------------------------------------
+
 
 async def test_alarm_appears_flashes_and_acknowledge_stops_it() -> None:
     st = FakeStation(4)
@@ -315,14 +319,39 @@ async def test_help_lists_every_key() -> None:
         assert isinstance(app.screen, HelpScreen)
         table = app.screen.query_one("#keys")
         keys = " ".join(str(table.get_row_at(i)[0]) for i in range(table.row_count))  # type: ignore[attr-defined]
-        for k in ("F12", "Ctrl+E", "F1", "Ctrl+Q", "1-9", "Right", "Left", "Up", "Down", "Tab", "Shift+Tab",
-                  "i", "+", "-", "d", "a", "A", "s", "l", "q", "F10", "Enter", "y", "n"):
+        for k in (
+            "F12",
+            "Ctrl+E",
+            "F1",
+            "Ctrl+Q",
+            "1-9",
+            "Right",
+            "Left",
+            "Up",
+            "Down",
+            "Tab",
+            "Shift+Tab",
+            "i",
+            "+",
+            "-",
+            "d",
+            "a",
+            "A",
+            "s",
+            "l",
+            "q",
+            "F10",
+            "Enter",
+            "y",
+            "n",
+        ):
             assert k in keys.split(" "), f"{k} missing from help: {keys}"
         await press(pilot, "f1")
         assert not isinstance(app.screen, HelpScreen)
 
 
 # -- quitting ------------------------------------------------------------------------------
+
 
 async def test_quit_without_kiosk_and_nothing_inflated_quits() -> None:
     st = FakeStation(4)
@@ -367,6 +396,7 @@ async def test_kiosk_never_quits_on_a_stray_key() -> None:
 
 
 # -- failure paths ---------------------------------------------------------------------
+
 
 class BrokenStation(FakeStation):
     """A station whose link is gone: every command raises something other than CommandRefused."""

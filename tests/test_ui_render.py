@@ -57,8 +57,17 @@ def test_flash_rates_and_acknowledge_stops_flashing() -> None:
 
 
 def _alarm(**kw: object) -> AlarmSnapshot:
-    values: dict[str, object] = dict(id=1, priority=Priority.HIGH, cause="LEAK", message="m", cuff="A1",
-                                     controller=None, raised_at=0.0, active=True, acknowledged=False)
+    values: dict[str, object] = dict(
+        id=1,
+        priority=Priority.HIGH,
+        cause="LEAK",
+        message="m",
+        cuff="A1",
+        controller=None,
+        raised_at=0.0,
+        active=True,
+        acknowledged=False,
+    )
     values.update(kw)
     return AlarmSnapshot(**values)  # type: ignore[arg-type]
 

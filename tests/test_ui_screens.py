@@ -16,26 +16,38 @@ def _visible_ids(app: BfrApp) -> set[str]:
     """Cuff ids whose whole panel (title to bottom border) is on screen."""
     text = screen_text(app)
     return {cid for cid in app.dashboard.panels if re.search(rf"[ >▶]{cid}  ", text)} & {
-        cid for cid, p in app.dashboard.panels.items() if app.screen.region.contains_region(p.region)
-        and p.region.y >= 2 and p.region.bottom <= app.screen.region.bottom - 2
+        cid
+        for cid, p in app.dashboard.panels.items()
+        if app.screen.region.contains_region(p.region)
+        and p.region.y >= 2
+        and p.region.bottom <= app.screen.region.bottom - 2
         and app.dashboard.grid.region.contains_region(p.region)
     }
 
 
 def _fake(n: int) -> FakeStation:
     st = FakeStation(n)
-    st.set_cuff("A1", state="HOLDING", pressure=182.4, target=184.0, target_pct_lop=80.0, pressure_pct_lop=79.3,
-                occlusion_s=192.0, trace=tuple(float(x % 40 + 150) for x in range(100)))
+    st.set_cuff(
+        "A1",
+        state="HOLDING",
+        pressure=182.4,
+        target=184.0,
+        target_pct_lop=80.0,
+        pressure_pct_lop=79.3,
+        occlusion_s=192.0,
+        trace=tuple(float(x % 40 + 150) for x in range(100)),
+    )
     st.set_cuff("A2", state="INFLATING", pressure=90.0, target=150.0)
     if n > 4:
         st.go_offline("ctl2")
     return st
 
 
-@pytest.mark.parametrize(("size", "n", "theme"), [((80, 24), 4, "auto"), ((120, 40), 8, "auto"),
-                                                  ((80, 24), 4, "ansi"), ((120, 40), 8, "ansi")])
-async def test_every_cuff_visible_with_state_words_and_emergency_bar(size: tuple[int, int], n: int,
-                                                                      theme: str) -> None:
+@pytest.mark.parametrize(
+    ("size", "n", "theme"),
+    [((80, 24), 4, "auto"), ((120, 40), 8, "auto"), ((80, 24), 4, "ansi"), ((120, 40), 8, "ansi")],
+)
+async def test_every_cuff_visible_with_state_words_and_emergency_bar(size: tuple[int, int], n: int, theme: str) -> None:
     st = _fake(n)
     app = BfrApp(st, theme=theme, term="xterm", bell=False)
     async with app.run_test(size=size) as pilot:

@@ -92,7 +92,12 @@ async def test_emergency_key_deflates_every_emulated_channel_from_any_screen(sta
                 10,
                 "both controllers confirmed",
             )
-            await wait_for(pilot, lambda: "DONE - confirmed: A, B" in screen_text(app), 10, "confirmation on screen: " + screen_lines(app)[-2])
+            await wait_for(
+                pilot,
+                lambda: "DONE - confirmed: A, B" in screen_text(app),
+                10,
+                "confirmation on screen: " + screen_lines(app)[-2],
+            )
             if where == "inflate dialog":
                 assert app.screen.query_one("#target").value == "9"  # type: ignore[attr-defined]
                 await press(pilot, "f10")

@@ -46,8 +46,15 @@ def running(st: FakeStation, cuff: str = "A1", pair: tuple[str, ...] = ("A1",), 
     values: dict[str, object] = dict(phase="set", set_index=2, rep=9, reps_target=15, beat=True)
     values.update(kw)
     for cid in pair:
-        st.set_cuff(cid, state="HOLDING", pressure=183.0, target=184.0, pressure_pct_lop=79.6, target_pct_lop=80.0,
-                    session=make_session(PLANS[0], pair, "P-0042", **values))
+        st.set_cuff(
+            cid,
+            state="HOLDING",
+            pressure=183.0,
+            target=184.0,
+            pressure_pct_lop=79.6,
+            target_pct_lop=80.0,
+            session=make_session(PLANS[0], pair, "P-0042", **values),
+        )
 
 
 def footer(app: BfrApp) -> str:
@@ -55,6 +62,7 @@ def footer(app: BfrApp) -> str:
 
 
 # -- pure wording ------------------------------------------------------------------------
+
 
 def test_phase_words_countdowns_and_the_beat() -> None:
     s = make_session(PLANS[0], ("A1",), "P-1", phase="set", set_index=2, rep=9, reps_target=15, beat=True)
@@ -89,8 +97,13 @@ def test_doppler_and_patient_validation() -> None:
     d = parse_doppler(" 205 ", "11,5", "supine")
     assert (d.lop, d.cuff_width_cm, d.position) == (205.0, 11.5, "supine")
     assert parse_doppler("205 mmHg", "", "seated").cuff_width_cm is None
-    for lop, width, words in (("abc", "", "type a number"), ("20", "", "not plausible"), ("nan", "", "not plausible"),
-                              ("205", "99", "Cuff width"), ("205", "x", "Cuff width")):
+    for lop, width, words in (
+        ("abc", "", "type a number"),
+        ("20", "", "not plausible"),
+        ("nan", "", "not plausible"),
+        ("205", "99", "Cuff width"),
+        ("205", "x", "Cuff width"),
+    ):
         with pytest.raises(ValueError, match=words):
             parse_doppler(lop, width, "seated")
     assert check_patient_id("  P-7 ") == "P-7"
@@ -100,6 +113,7 @@ def test_doppler_and_patient_validation() -> None:
 
 
 # -- p: the session dialog ------------------------------------------------------------------
+
 
 async def test_session_dialog_prefills_patient_lists_leg_plans_and_starts_both_cuffs() -> None:
     st = FakeStation(4)
@@ -122,7 +136,11 @@ async def test_session_dialog_prefills_patient_lists_leg_plans_and_starts_both_c
         assert calls(st, "start_session")[0].args == (["A1", "A2"], "4x10-60", "P-0042")  # type: ignore[attr-defined]
         await wait_for(pilot, lambda: not isinstance(app.screen, SessionDialog), what="dialog closed")
         await wait_for(pilot, lambda: screen_text(app).count("INFLATING") >= 4, what="both panels inflating")
-        await wait_for(pilot, lambda: "Space pause" in footer(app) and "p session" not in footer(app), what="session keys in the footer")
+        await wait_for(
+            pilot,
+            lambda: "Space pause" in footer(app) and "p session" not in footer(app),
+            what="session keys in the footer",
+        )
 
 
 async def test_session_dialog_on_an_arm_types_the_patient_and_refusal_stays_in_the_dialog() -> None:
@@ -176,6 +194,7 @@ async def test_a_dialog_closed_before_the_refusal_says_it_on_the_dashboard() -> 
 
 # -- m and o: LOP ------------------------------------------------------------------------------
 
+
 async def test_measure_lop_asks_the_position_and_the_panel_follows_progress() -> None:
     st = FakeStation(4)
     app = make_app(st)
@@ -209,7 +228,7 @@ async def test_measure_lop_refusal_is_shown_in_the_dialog() -> None:
 
 
 async def test_a_doppler_lop_is_what_was_typed_before_enter() -> None:
-    """"190", Enter, "5" in one burst records a LOP of 190, not 1905 (nor anything typed after Enter)."""
+    """ "190", Enter, "5" in one burst records a LOP of 190, not 1905 (nor anything typed after Enter)."""
     from textual import events
 
     st = FakeStation(4)
@@ -243,11 +262,14 @@ async def test_doppler_lop_validates_then_sends_and_shows_refusals() -> None:
         await press(pilot, "enter")
         await wait_for(pilot, lambda: not isinstance(app.screen, DopplerLopDialog), what="closed")
         assert [(c.args, c.kwargs) for c in calls(st, "set_lop")][-1] == (  # type: ignore[attr-defined]
-            ("A1", 205.0), {"position": "supine", "cuff_width_cm": 11.5, "source": "doppler"})
+            ("A1", 205.0),
+            {"position": "supine", "cuff_width_cm": 11.5, "source": "doppler"},
+        )
         await wait_for(pilot, lambda: "LOP 205" in screen_text(app))
 
 
 # -- keys during a session ----------------------------------------------------------------------
+
 
 async def test_session_keys_pause_resume_skip_reps_and_stop_with_confirmation() -> None:
     st = FakeStation(4)
@@ -255,14 +277,24 @@ async def test_session_keys_pause_resume_skip_reps_and_stop_with_confirmation() 
     app = make_app(st)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await pilot.pause()
-        await wait_for(pilot, lambda: "Space pause" in footer(app) and "x stop" in footer(app) and "[] rep" in footer(app), what="session keys in the footer")
+        await wait_for(
+            pilot,
+            lambda: "Space pause" in footer(app) and "x stop" in footer(app) and "[] rep" in footer(app),
+            what="session keys in the footer",
+        )
         await press(pilot, "space")
         await wait_for(pilot, lambda: calls(st, "session_command"))
         await wait_for(pilot, lambda: "PAUSED" in screen_text(app), what="paused shown")
         await press(pilot, "space", "n", "right_square_bracket", "right_square_bracket", "left_square_bracket")
         await wait_for(pilot, lambda: len(calls(st, "session_command")) == 6)
         assert [c.args for c in calls(st, "session_command")] == [  # type: ignore[attr-defined]
-            ("A1", "pause"), ("A1", "resume"), ("A1", "skip"), ("A1", "rep+"), ("A1", "rep+"), ("A1", "rep-")]
+            ("A1", "pause"),
+            ("A1", "resume"),
+            ("A1", "skip"),
+            ("A1", "rep+"),
+            ("A1", "rep+"),
+            ("A1", "rep-"),
+        ]
         await press(pilot, "x")
         assert isinstance(app.screen, ConfirmDialog)
         assert "Stop the session on A1 + A2" in screen_text(app)
@@ -298,7 +330,11 @@ async def test_setup_keys_hidden_and_idle_during_a_session_session_keys_idle_wit
         await press(pilot, "p", "m", "o")
         assert not isinstance(app.screen, (SessionDialog, MeasureLopDialog, DopplerLopDialog))
         await press(pilot, "2")
-        await wait_for(pilot, lambda: "p session" in footer(app) and "Space" not in footer(app), what="setup keys back, no session keys")
+        await wait_for(
+            pilot,
+            lambda: "p session" in footer(app) and "Space" not in footer(app),
+            what="setup keys back, no session keys",
+        )
         await press(pilot, "space", "n", "x", "right_square_bracket")
         assert not calls(st, "session_command") and not isinstance(app.screen, ConfirmDialog)
 
@@ -310,7 +346,11 @@ async def test_observer_gets_no_therapy_key() -> None:
         await press(pilot, "p", "m", "o", "space", "n", "x")
         assert not isinstance(app.screen, (SessionDialog, MeasureLopDialog, DopplerLopDialog, ConfirmDialog))
         assert st.calls == []
-        await wait_for(pilot, lambda: "p session" in footer(app) and "Space" not in footer(app), what="greyed setup keys, no session keys")
+        await wait_for(
+            pilot,
+            lambda: "p session" in footer(app) and "Space" not in footer(app),
+            what="greyed setup keys, no session keys",
+        )
         running(st)
         app.refresh_now()
         await wait_for(pilot, lambda: "Space pause" in footer(app), what="session keys (greyed) for an observer")
@@ -319,6 +359,7 @@ async def test_observer_gets_no_therapy_key() -> None:
 
 
 # -- the panel in each phase ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("size", "theme"), [((80, 24), "auto"), ((120, 40), "auto"), ((80, 24), "ansi")])
 async def test_panel_shows_each_phase_with_pressure_as_pct_lop(size: tuple[int, int], theme: str) -> None:
@@ -386,6 +427,7 @@ async def test_beat_repaints_its_row_while_digits_keep_their_4_hz_pace() -> None
 
 # -- help and the emergency key ------------------------------------------------------------------
 
+
 async def test_help_lists_the_therapy_keys() -> None:
     app = make_app(FakeStation(4))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -405,15 +447,22 @@ async def test_emergency_key_works_inside_every_therapy_dialog_with_a_field_focu
     st = FakeStation(4)
     app = make_app(st)
     async with app.run_test(size=(80, 24)) as pilot:
-        for open_key, dialog, field in (("p", SessionDialog, "patient"), ("o", DopplerLopDialog, "lop"),
-                                        ("m", MeasureLopDialog, "position")):
+        for open_key, dialog, field in (
+            ("p", SessionDialog, "patient"),
+            ("o", DopplerLopDialog, "lop"),
+            ("m", MeasureLopDialog, "position"),
+        ):
             await press(pilot, open_key)
             assert isinstance(app.screen, dialog) and app.focused is not None and app.focused.id == field
             if field != "position":
                 await press(pilot, *"12")
             before = len(calls(st, "emergency_deflate"))
             await press(pilot, key)
-            await wait_for(pilot, lambda: len(calls(st, "emergency_deflate")) == before + 1, what=f"{key} in {dialog}")
+            await wait_for(
+                pilot,
+                lambda before=before: len(calls(st, "emergency_deflate")) == before + 1,
+                what=f"{key} in {dialog}",
+            )
             assert isinstance(app.screen, dialog), "the emergency key does not close or answer the dialog"
             if field != "position":
                 assert app.screen.query_one(f"#{field}").value.endswith("12")  # type: ignore[attr-defined]

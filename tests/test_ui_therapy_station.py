@@ -24,9 +24,18 @@ from tests.ui_support import notices, press, screen_text, wait_for
 therapy = pytest.importorskip("console.therapy.manager")
 
 TINY = validate_plan(
-    {"id": "tiny", "name": "Tiny 3-2", "description": "Two short sets for the tests.", "limb": "leg",
-     "pct_lop": 50.0, "sets": [3, 2], "cadence_s": 1.0, "rest_s": 3.0, "rest_mode": "hold",
-     "between_exercises_s": 1.0},
+    {
+        "id": "tiny",
+        "name": "Tiny 3-2",
+        "description": "Two short sets for the tests.",
+        "limb": "leg",
+        "pct_lop": 50.0,
+        "sets": [3, 2],
+        "cadence_s": 1.0,
+        "rest_s": 3.0,
+        "rest_mode": "hold",
+        "between_exercises_s": 1.0,
+    },
     "tiny",
 )
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console.common import api
 from console.common.api import (
     AlarmSnapshot,
     ControllerSnapshot,
@@ -28,7 +29,6 @@ from console.remote.wire import (
     snapshot_from_wire,
     to_wire,
 )
-from console.common import api
 
 _floats = st.floats(allow_nan=False, width=64)
 
@@ -83,10 +83,27 @@ def test_alarms_and_emergency_round_trip(alarm: AlarmSnapshot, emergency: Emerge
 
 def _cuff(**over: Any) -> CuffSnapshot:
     base = dict(
-        id="A1", label="left thigh", limb="leg", controller="rack", channel=1, state="HOLDING",
-        online=True, pressure=182.4, target=184.0, lop=230.0, target_pct_lop=80.0, pressure_pct_lop=79.3,
-        max_pct_lop=100.0, tolerance=15.0, latched=False, occlusion_s=12.0, occlusion_warn_s=540.0,
-        occlusion_limit_s=600.0, trace=(180.0, 181.5), samples=17, sample_age_s=0.01,
+        id="A1",
+        label="left thigh",
+        limb="leg",
+        controller="rack",
+        channel=1,
+        state="HOLDING",
+        online=True,
+        pressure=182.4,
+        target=184.0,
+        lop=230.0,
+        target_pct_lop=80.0,
+        pressure_pct_lop=79.3,
+        max_pct_lop=100.0,
+        tolerance=15.0,
+        latched=False,
+        occlusion_s=12.0,
+        occlusion_warn_s=540.0,
+        occlusion_limit_s=600.0,
+        trace=(180.0, 181.5),
+        samples=17,
+        sample_age_s=0.01,
     )
     base.update(over)
     return CuffSnapshot(**base)  # type: ignore[arg-type]
@@ -94,9 +111,12 @@ def _cuff(**over: Any) -> CuffSnapshot:
 
 def test_enums_go_by_value_and_none_is_kept() -> None:
     snap = StationSnapshot(
-        name="Bay A", time=1.0, cuffs=(_cuff(pressure=None, alarm=Priority.HIGH),),
+        name="Bay A",
+        time=1.0,
+        cuffs=(_cuff(pressure=None, alarm=Priority.HIGH),),
         controllers=(ControllerSnapshot(id="rack", port="/dev/ttyACM0", state="ready"),),
-        alarms=(), role=Role.OBSERVER,
+        alarms=(),
+        role=Role.OBSERVER,
     )
     wire = to_wire(snap)
     assert wire["role"] == "observer"

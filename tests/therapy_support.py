@@ -60,8 +60,9 @@ IPC_SHORT = {
 }
 
 
-def therapy_config(tmp_path: Path, *, lops: tuple[float, ...] | None = None, pulse_mmhg: float | None = None,
-                   **kw: Any) -> StationConfig:
+def therapy_config(
+    tmp_path: Path, *, lops: tuple[float, ...] | None = None, pulse_mmhg: float | None = None, **kw: Any
+) -> StationConfig:
     """make_config plus the tiny plans (and, if given, other emulated LOPs per channel)."""
     cfg = make_config(tmp_path, **kw)
     plans: dict[str, Plan] = dict(cfg.plans)
@@ -169,17 +170,30 @@ def phase(rig: Rig, cuff_id: str) -> str | None:
 async def vented_at_emulator(rig: Rig, controller: str, ch: int, timeout: float = 10.0) -> None:
     fw = rig.fw(controller)
     await wait_for(
-        lambda: fw.channel(ch).target == 0
-        and fw.channel(ch).state in ("VENTED", "FAULT")  # FAULT: vented and latched
-        and fw.channel(ch).valve_open
-        and fw.channel(ch).pressure < 10,
+        lambda: (
+            fw.channel(ch).target == 0
+            and fw.channel(ch).state in ("VENTED", "FAULT")  # FAULT: vented and latched
+            and fw.channel(ch).valve_open
+            and fw.channel(ch).pressure < 10
+        ),
         f"{controller}{ch} vented at the emulator",
         timeout,
     )
 
 
-__all__ = ["TERMINAL", "Rig", "advance", "manual_rig", "phase", "real_rig", "set_lops", "start_and_fill",
-           "therapy_config", "until", "vented_at_emulator"]
+__all__ = [
+    "TERMINAL",
+    "Rig",
+    "advance",
+    "manual_rig",
+    "phase",
+    "real_rig",
+    "set_lops",
+    "start_and_fill",
+    "therapy_config",
+    "until",
+    "vented_at_emulator",
+]
 
 
 @pytest.fixture

@@ -28,16 +28,41 @@ from console.common.api import (
 WALL0 = 1_800_000_000.0
 
 
-def make_cuff(cuff_id: str, *, label: str = "left thigh", limb: str = "leg", controller: str = "rack",
-              channel: int = 1, state: str = "VENTED", pressure: float | None = 0.0, target: float = 0.0,
-              lop: float | None = 230.0, online: bool = True, **kw: object) -> CuffSnapshot:
+def make_cuff(
+    cuff_id: str,
+    *,
+    label: str = "left thigh",
+    limb: str = "leg",
+    controller: str = "rack",
+    channel: int = 1,
+    state: str = "VENTED",
+    pressure: float | None = 0.0,
+    target: float = 0.0,
+    lop: float | None = 230.0,
+    online: bool = True,
+    **kw: object,
+) -> CuffSnapshot:
     values: dict[str, object] = dict(
-        id=cuff_id, label=label, limb=limb, controller=controller, channel=channel, state=state,
-        online=online, pressure=pressure if online else None, target=target, lop=lop,
+        id=cuff_id,
+        label=label,
+        limb=limb,
+        controller=controller,
+        channel=channel,
+        state=state,
+        online=online,
+        pressure=pressure if online else None,
+        target=target,
+        lop=lop,
         target_pct_lop=(target / lop * 100 if lop and target else None),
         pressure_pct_lop=(pressure / lop * 100 if lop and pressure is not None and online else None),
-        max_pct_lop=80.0, tolerance=15.0, latched=False, occlusion_s=0.0, occlusion_warn_s=480.0,
-        occlusion_limit_s=600.0, trace=tuple([pressure or 0.0] * 100) if online else (), samples=0,
+        max_pct_lop=80.0,
+        tolerance=15.0,
+        latched=False,
+        occlusion_s=0.0,
+        occlusion_warn_s=480.0,
+        occlusion_limit_s=600.0,
+        trace=tuple([pressure or 0.0] * 100) if online else (),
+        samples=0,
         sample_age_s=0.01 if online else None,
     )
     values.update(kw)
@@ -57,9 +82,18 @@ def make_session(plan: PlanSummary, cuffs: tuple[str, ...], patient_id: str, **k
     """A session snapshot at its start (inflating, set 1); ``kw`` scripts any field."""
     timed = plan.id.startswith("walk")
     values: dict[str, object] = dict(
-        plan_id=plan.id, plan_name=plan.name, patient_id=patient_id, phase="inflating", set_index=1,
-        set_count=5 if timed else 4, rep=0, reps_target=0 if timed else 30, beat=False,
-        cadence_s=0.0 if timed else 2.0, phase_remaining_s=None, cuffs=cuffs,
+        plan_id=plan.id,
+        plan_name=plan.name,
+        patient_id=patient_id,
+        phase="inflating",
+        set_index=1,
+        set_count=5 if timed else 4,
+        rep=0,
+        reps_target=0 if timed else 30,
+        beat=False,
+        cadence_s=0.0 if timed else 2.0,
+        phase_remaining_s=None,
+        cuffs=cuffs,
     )
     values.update(kw)
     return SessionSnapshot(**values)  # type: ignore[arg-type]
@@ -80,12 +114,18 @@ class FakeStation:
         self.name = name
         self.role = role
         self.cuffs: list[CuffSnapshot] = [
-            make_cuff(f"{'ABCDEFGH'[i // 2]}{i % 2 + 1}", label=labels[i % 4], limb="leg" if i % 4 < 2 else "arm",
-                      controller=f"ctl{i // 4 + 1}", channel=i % 4 + 1)
+            make_cuff(
+                f"{'ABCDEFGH'[i // 2]}{i % 2 + 1}",
+                label=labels[i % 4],
+                limb="leg" if i % 4 < 2 else "arm",
+                controller=f"ctl{i // 4 + 1}",
+                channel=i % 4 + 1,
+            )
             for i in range(n_cuffs)
         ]
-        self.controllers = [ControllerSnapshot(id=f"ctl{k + 1}", port="emulator", state="ready")
-                            for k in range((n_cuffs + 3) // 4)]
+        self.controllers = [
+            ControllerSnapshot(id=f"ctl{k + 1}", port="emulator", state="ready") for k in range((n_cuffs + 3) // 4)
+        ]
         self.alarms: list[AlarmSnapshot] = []
         self.log: list[AlarmSnapshot] = []
         self.emergency: EmergencySnapshot | None = None
@@ -118,13 +158,23 @@ class FakeStation:
     def go_offline(self, controller: str) -> None:
         for i, c in enumerate(self.cuffs):
             if c.controller == controller:
-                self.cuffs[i] = replace(c, state=OFFLINE, online=False, pressure=None, pressure_pct_lop=None,
-                                        trace=(), sample_age_s=None)
+                self.cuffs[i] = replace(
+                    c, state=OFFLINE, online=False, pressure=None, pressure_pct_lop=None, trace=(), sample_age_s=None
+                )
         self.bump()
 
     def raise_alarm(self, priority: Priority, cause: str, cuff: str | None, message: str) -> AlarmSnapshot:
-        a = AlarmSnapshot(id=self._next_alarm, priority=priority, cause=cause, message=message, cuff=cuff,
-                          controller=None, raised_at=self.time, active=True, acknowledged=False)
+        a = AlarmSnapshot(
+            id=self._next_alarm,
+            priority=priority,
+            cause=cause,
+            message=message,
+            cuff=cuff,
+            controller=None,
+            raised_at=self.time,
+            active=True,
+            acknowledged=False,
+        )
         self._next_alarm += 1
         self.alarms.append(a)
         self.log.insert(0, a)
@@ -141,9 +191,17 @@ class FakeStation:
 
     # -- StationHandle ------------------------------------------------------------
     def snapshot(self) -> StationSnapshot:
-        return StationSnapshot(name=self.name, time=self.time, cuffs=tuple(self.cuffs),
-                               controllers=tuple(self.controllers), alarms=tuple(self.alarms),
-                               emergency=self.emergency, seq=self.seq, role=self.role, plans=self.plans)
+        return StationSnapshot(
+            name=self.name,
+            time=self.time,
+            cuffs=tuple(self.cuffs),
+            controllers=tuple(self.controllers),
+            alarms=tuple(self.alarms),
+            emergency=self.emergency,
+            seq=self.seq,
+            role=self.role,
+            plans=self.plans,
+        )
 
     def alarm_log(self, limit: int = 200) -> list[AlarmSnapshot]:
         return self.log[:limit]
@@ -155,8 +213,9 @@ class FakeStation:
                 self.cuffs[i] = replace(c, target=0.0, state="VENTING", target_pct_lop=None)
         online = tuple(k.id for k in self.controllers if any(c.controller == k.id and c.online for c in self.cuffs))
         pending = tuple(k.id for k in self.controllers if k.id not in online)
-        self.emergency = EmergencySnapshot(started_at=self.time, confirmed=online, pending=pending,
-                                           latency_s=None if pending else 0.004)
+        self.emergency = EmergencySnapshot(
+            started_at=self.time, confirmed=online, pending=pending, latency_s=None if pending else 0.004
+        )
         self.bump()
         return self.emergency
 
@@ -173,8 +232,7 @@ class FakeStation:
         await self._command("inflate", cuff_id, mmhg=mmhg, pct_lop=pct_lop)
         c = self.cuffs[self.index(cuff_id)]
         target = mmhg if mmhg is not None else (pct_lop or 0) * (c.lop or 0) / 100
-        self.set_cuff(cuff_id, target=target, state="INFLATING",
-                      target_pct_lop=target / c.lop * 100 if c.lop else None)
+        self.set_cuff(cuff_id, target=target, state="INFLATING", target_pct_lop=target / c.lop * 100 if c.lop else None)
 
     async def nudge_target(self, cuff_id: str, delta_mmhg: float) -> None:
         await self._command("nudge_target", cuff_id, delta_mmhg)
@@ -199,8 +257,9 @@ class FakeStation:
         self.alarms = [replace(a, silenced_until=until) for a in self.alarms]
         self.bump()
 
-    async def set_lop(self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None,
-                      source: str = "doppler") -> None:
+    async def set_lop(
+        self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None, source: str = "doppler"
+    ) -> None:
         await self._command("set_lop", cuff_id, lop, position=position, cuff_width_cm=cuff_width_cm, source=source)
         self.set_cuff(cuff_id, lop=lop)
 
@@ -220,8 +279,14 @@ class FakeStation:
         for cid in cuff_ids:
             c = self.cuffs[self.index(cid)]
             target = plan.pct_lop * (c.lop or 0) / 100
-            self.set_cuff(cid, session=make_session(plan, tuple(cuff_ids), patient_id), patient_id=patient_id,
-                          state="INFLATING", target=target, target_pct_lop=plan.pct_lop)
+            self.set_cuff(
+                cid,
+                session=make_session(plan, tuple(cuff_ids), patient_id),
+                patient_id=patient_id,
+                state="INFLATING",
+                target=target,
+                target_pct_lop=plan.pct_lop,
+            )
 
     def set_session(self, cuff_id: str, **changes: object) -> None:
         """Script the session on a cuff and on every cuff it drives (a pair shows the same timer)."""
@@ -251,6 +316,7 @@ class FakeStation:
 
 
 # -- helpers for run_test ------------------------------------------------------------
+
 
 async def press(pilot: object, *keys: str) -> None:
     """Like ``pilot.press`` but without its CPU-idle wait (up to 2 s per key while emulators stream).

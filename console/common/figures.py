@@ -9,14 +9,14 @@ from __future__ import annotations
 from console.common.api import CommandRefused
 
 
-def _f(x: object) -> str:
+def figure(x: object) -> str:
     """A pressure or figure for a sentence: whole numbers bare, others to one decimal; garbage as its repr."""
     if not isinstance(x, (int, float)) or isinstance(x, bool) or x != x or x in (float("inf"), float("-inf")):
         return repr(x)
     return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
 
 
-def _number(value: object, what: str) -> float:
+def number_arg(value: object, what: str) -> float:
     """A finite number from a command argument, or a refusal saying what was wrong."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CommandRefused(f"{what} must be a number, not {value!r}.")

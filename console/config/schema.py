@@ -14,8 +14,6 @@ from typing import Final
 from console.common.api import Role
 from console.therapy.plans import Plan
 
-HARD_CEILING_MMHG: Final = 300.0
-"""No configuration may allow more than this (the controllers' own ``max``)."""
 MAX_CHANNELS: Final = 8
 """CUFF-LINK/1: a controller has 1 to 8 channels."""
 DEFAULT_REAL_CHANNELS: Final = 4

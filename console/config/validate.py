@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from console.common.api import Role
+from console.common.facts import ABSOLUTE_MAX_MMHG, LIMBS
 from console.config.schema import (
     DEFAULT_REAL_CHANNELS,
     EMULATOR_PORT,
-    HARD_CEILING_MMHG,
     MAX_CHANNELS,
     ControllerConfig,
     CuffConfig,
@@ -31,7 +31,6 @@ from console.config.schema import (
 from console.therapy.plans import (
     BUILTIN_PLANS,
     HARD_OCCLUSION_LIMIT_S,
-    LIMBS,
     MAX_PCT_LOP,
     MIN_PCT_LOP,
     REQUIRED,
@@ -118,7 +117,7 @@ def _station(data: Mapping[str, Any], problems: list[str], base: Path) -> Statio
     d = StationSettings()
     data_dir = t.text("data_dir", "var")
     socket = t.text("socket", "var/socket/bfr.sock")
-    ceiling = _v(t.number("ceiling_mmhg", d.ceiling_mmhg, lo=0, hi=HARD_CEILING_MMHG, lo_open=True, unit="mmHg"), 300.0)
+    ceiling = _v(t.number("ceiling_mmhg", d.ceiling_mmhg, lo=0, hi=ABSOLUTE_MAX_MMHG, lo_open=True, unit="mmHg"), 300.0)
     threshold = t.number(
         "occlusion_threshold_mmhg", d.occlusion_threshold_mmhg, lo=0, hi=100, lo_open=True, unit="mmHg"
     )
@@ -386,9 +385,7 @@ def _roles(tables: list[tuple[str, Mapping[str, Any]]], problems: list[str]) -> 
     return tuple(out)
 
 
-def _plans(
-    tables: list[tuple[str, Mapping[str, Any]]], problems: list[str], safety: SafetyConfig
-) -> dict[str, Plan]:
+def _plans(tables: list[tuple[str, Mapping[str, Any]]], problems: list[str], safety: SafetyConfig) -> dict[str, Plan]:
     plans = dict(BUILTIN_PLANS)
     seen: set[str] = set()
     for where, data in tables:

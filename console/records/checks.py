@@ -7,18 +7,17 @@ fail here, in the caller, with a :class:`RecordsError` that says which argument.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from console.records.rows import RecordsError
 
-PATIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 """Pseudonymous ids only: no spaces, so a full name does not fit by accident."""
 
 
-def finite(name: str, value: float | None, *, optional: bool = False, low: float | None = None,
-           high: float | None = None) -> float | None:
+def finite(
+    name: str, value: float | None, *, optional: bool = False, low: float | None = None, high: float | None = None
+) -> float | None:
     """``value`` as a float within [low, high]; None only when ``optional``."""
     if value is None:
         if optional:

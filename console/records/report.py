@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from console.common.facts import FIDELITY_BAND
 from console.records.rows import (
-    FIDELITY_BAND,
     AlarmRecord,
     RecordsError,
     SampleRecord,
@@ -93,10 +93,18 @@ def export_session_csv(records: Records, session_id: int, path: Path) -> Path:
             out.writerow(())
             out.writerow(CSV_COLUMNS)
             for x in samples:
-                out.writerow((
-                    local_time(x.t), f"{x.t:.3f}", x.cuff_id, f"{x.pmin:.1f}", f"{x.pmean:.1f}", f"{x.pmax:.1f}",
-                    f"{x.target:.1f}", "" if x.in_band is None else f"{x.in_band:.3f}",
-                ))
+                out.writerow(
+                    (
+                        local_time(x.t),
+                        f"{x.t:.3f}",
+                        x.cuff_id,
+                        f"{x.pmin:.1f}",
+                        f"{x.pmean:.1f}",
+                        f"{x.pmax:.1f}",
+                        f"{x.target:.1f}",
+                        "" if x.in_band is None else f"{x.in_band:.3f}",
+                    )
+                )
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -130,14 +138,16 @@ def cuff_stats(samples: list[SampleRecord]) -> list[CuffStats]:
                 x.in_band if x.in_band is not None else float(abs(x.pmean - x.target) <= FIDELITY_BAND * x.target)
                 for x in held
             ) / len(held)
-        out.append(CuffStats(
-            cuff=cuff,
-            seconds=len(rows),
-            mean=sum(x.pmean for x in rows) / len(rows),
-            low=min(x.pmin for x in rows),
-            high=max(x.pmax for x in rows),
-            in_band=band,
-        ))
+        out.append(
+            CuffStats(
+                cuff=cuff,
+                seconds=len(rows),
+                mean=sum(x.pmean for x in rows) / len(rows),
+                low=min(x.pmin for x in rows),
+                high=max(x.pmax for x in rows),
+                in_band=band,
+            )
+        )
     return out
 
 
@@ -160,10 +170,7 @@ def session_report(records: Records, session_id: int) -> str:
     s = _session(records, session_id)
     end = s.ended_at
     window_end = end if end is not None else float("inf")
-    alarms = [
-        a for a in records.alarms(since=s.started_at, until=end)
-        if a.cuff_id is None or a.cuff_id in s.cuffs
-    ]
+    alarms = [a for a in records.alarms(since=s.started_at, until=end) if a.cuff_id is None or a.cuff_id in s.cuffs]
     emergencies = records.emergencies(since=s.started_at, until=None if end is None else window_end)
     stats = cuff_stats(records.samples(session_id))
 

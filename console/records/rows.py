@@ -12,14 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-LIMBS = ("arm", "leg")
+from console.common.facts import FIDELITY_BAND
+
 LOP_SOURCES = ("auto", "doppler", "manual")
 END_REASONS = ("completed", "stopped", "emergency", "alarm", "crash")
 PRIORITIES = ("high", "medium", "low")
 MAX_LOP_MMHG = 400.0
 """No cuff goes near this; a larger LOP is a typo, not a measurement."""
-FIDELITY_BAND = 0.10
-"""Pressure fidelity counts time within +-10 % of target (Swain 2025)."""
 
 
 class RecordsError(Exception):
@@ -134,7 +133,6 @@ class CommandRecord:
     what: str
 
 
-
 # --------------------------------------------------------------------------- per-second summaries
 
 
@@ -225,7 +223,8 @@ LOP_COLUMNS = "id, patient_id, cuff_id, limb, label, position, cuff_width_cm, lo
 """The ``lop_measurements`` columns in :class:`LopRecord` field order."""
 SESSION_COLUMNS = (
     "id, patient_id, cuffs, plan_id, plan_name, started_at, ended_at, end_reason, sets_done, reps_per_set,"
-    " occlusion_s, fidelity, target_mmhg, target_pct_lop, lop_mmhg, position")
+    " occlusion_s, fidelity, target_mmhg, target_pct_lop, lop_mmhg, position"
+)
 """The ``sessions`` columns in the order :func:`session_from_row` reads them."""
 
 
@@ -236,7 +235,20 @@ def lop_from_row(row: Sequence[Any]) -> LopRecord:
 def session_from_row(r: Sequence[Any]) -> SessionRecord:
     """Lists are stored as JSON text; they come back as tuples."""
     return SessionRecord(
-        id=r[0], patient_id=r[1], cuffs=tuple(json.loads(r[2])), plan_id=r[3], plan_name=r[4], started_at=r[5],
-        ended_at=r[6], end_reason=r[7], sets_done=r[8], reps_per_set=tuple(json.loads(r[9] or "[]")),
-        occlusion_s=r[10], fidelity=r[11], target_mmhg=r[12], target_pct_lop=r[13], lop_mmhg=r[14], position=r[15],
+        id=r[0],
+        patient_id=r[1],
+        cuffs=tuple(json.loads(r[2])),
+        plan_id=r[3],
+        plan_name=r[4],
+        started_at=r[5],
+        ended_at=r[6],
+        end_reason=r[7],
+        sets_done=r[8],
+        reps_per_set=tuple(json.loads(r[9] or "[]")),
+        occlusion_s=r[10],
+        fidelity=r[11],
+        target_mmhg=r[12],
+        target_pct_lop=r[13],
+        lop_mmhg=r[14],
+        position=r[15],
     )

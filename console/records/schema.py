@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from console.records.rows import FIDELITY_BAND, RecordsError
+from console.common.facts import FIDELITY_BAND
+from console.records.rows import RecordsError
 
 DB_NAME = "records.sqlite3"
 """The records file inside the station's data directory."""
@@ -126,8 +127,9 @@ def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     """Connect, check it is a database we understand, set durability and migrate the schema."""
     try:
         if readonly:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
         else:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -190,8 +192,10 @@ def statements(script: str) -> list[str]:
 
 def end_crashed_sessions(conn: sqlite3.Connection, before_id: int) -> list[int]:
     """End open sessions with id < ``before_id`` at their last sample, reason ``crash``, with estimated figures."""
-    ids = [r[0] for r in conn.execute(
-        "SELECT id FROM sessions WHERE ended_at IS NULL AND id < ? ORDER BY id", (before_id,))]
+    ids = [
+        r[0]
+        for r in conn.execute("SELECT id FROM sessions WHERE ended_at IS NULL AND id < ? ORDER BY id", (before_id,))
+    ]
     if not ids:
         return []
     with _transaction(conn):

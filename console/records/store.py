@@ -42,10 +42,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from console.records.checks import PATIENT_ID, finite, need, one_of, text
+from console.common.facts import LIMBS, PATIENT_ID
+from console.records.checks import finite, need, one_of, text
 from console.records.rows import (
     END_REASONS,
-    LIMBS,
     LOP_COLUMNS,
     LOP_SOURCES,
     MAX_LOP_MMHG,
@@ -73,8 +73,9 @@ T = TypeVar("T")
 class Records:
     """The station's records; open with :meth:`open`, always :meth:`close`."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None, *, readonly: bool,
-                 commit_interval_s: float) -> None:
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, lock_fd: int | None, *, readonly: bool, commit_interval_s: float
+    ) -> None:
         self.path = path
         self.readonly = readonly
         self._conn = conn
@@ -279,12 +280,22 @@ class Records:
         if not ok:
             self._dropped_samples += 1
             return False
-        self._put(Write(
-            "INSERT OR REPLACE INTO session_samples (session_id, cuff_id, t, pmin, pmean, pmax, target, in_band)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (session_id, cuff, float(t), float(pmin), float(pmean), float(pmax), float(target),
-             None if in_band is None else float(in_band)),
-        ))
+        self._put(
+            Write(
+                "INSERT OR REPLACE INTO session_samples (session_id, cuff_id, t, pmin, pmean, pmax, target, in_band)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    cuff,
+                    float(t),
+                    float(pmin),
+                    float(pmean),
+                    float(pmax),
+                    float(target),
+                    None if in_band is None else float(in_band),
+                ),
+            )
+        )
         return True
 
     def end_session(
@@ -315,12 +326,14 @@ class Records:
             finite("fidelity", fidelity, optional=True, low=0.0, high=1.0),
         )
         del self._open_sessions[session_id]
-        self._put(Write(
-            "UPDATE sessions SET ended_at = ?, end_reason = ?, sets_done = ?, reps_per_set = ?, occlusion_s = ?,"
-            " fidelity = ? WHERE id = ?",
-            (*row, session_id),
-            urgent=True,
-        ))
+        self._put(
+            Write(
+                "UPDATE sessions SET ended_at = ?, end_reason = ?, sets_done = ?, reps_per_set = ?, occlusion_s = ?,"
+                " fidelity = ? WHERE id = ?",
+                (*row, session_id),
+                urgent=True,
+            )
+        )
 
     def record_alarm(
         self,
@@ -357,12 +370,14 @@ class Records:
         cleared = finite("cleared_at", cleared_at, optional=True)
         acked = finite("acknowledged_at", acknowledged_at, optional=True)
         self._writable()
-        self._put(Write(
-            "UPDATE alarms SET cleared_at = COALESCE(?, cleared_at), acknowledged_at = COALESCE(?, acknowledged_at),"
-            " acknowledged_by = COALESCE(?, acknowledged_by) WHERE id = ?",
-            (cleared, acked, acknowledged_by, int(alarm_id)),
-            urgent=True,
-        ))
+        self._put(
+            Write(
+                "UPDATE alarms SET cleared_at = COALESCE(?, cleared_at), acknowledged_at = COALESCE(?, acknowledged_at),"
+                " acknowledged_by = COALESCE(?, acknowledged_by) WHERE id = ?",
+                (cleared, acked, acknowledged_by, int(alarm_id)),
+                urgent=True,
+            )
+        )
 
     def record_emergency(
         self,
@@ -389,11 +404,13 @@ class Records:
         """Record more confirmations as controllers answer ``DEFLATE ALL``."""
         latency = finite("latency_s", latency_s, optional=True, low=0.0)
         self._writable()
-        self._put(Write(
-            "UPDATE emergencies SET confirmed = ?, pending = ?, latency_s = COALESCE(?, latency_s) WHERE id = ?",
-            (json.dumps(list(confirmed)), json.dumps(list(pending)), latency, int(emergency_id)),
-            urgent=True,
-        ))
+        self._put(
+            Write(
+                "UPDATE emergencies SET confirmed = ?, pending = ?, latency_s = COALESCE(?, latency_s) WHERE id = ?",
+                (json.dumps(list(confirmed)), json.dumps(list(pending)), latency, int(emergency_id)),
+                urgent=True,
+            )
+        )
 
     def record_command(self, who: str, role: str, what: str, at: float) -> None:
         """Audit one command from any console (local or remote), e.g. ``inflate A1 80%``."""
@@ -415,15 +432,25 @@ class Records:
     # ---------------------------------------------------------------- reads
 
     def patients(self) -> list[Patient]:
-        return self._call(lambda c: [Patient(*r) for r in c.execute("SELECT id, created_at, note FROM patients ORDER BY id")])
+        return self._call(
+            lambda c: [Patient(*r) for r in c.execute("SELECT id, created_at, note FROM patients ORDER BY id")]
+        )
 
     def lops(self, patient_id: str) -> list[LopRecord]:
         """Every LOP of a patient, newest first."""
-        return self._call(lambda c: [lop_from_row(r) for r in c.execute(
-            f"SELECT {LOP_COLUMNS} FROM lop_measurements WHERE patient_id = ? ORDER BY at DESC, id DESC", (patient_id,))])
+        return self._call(
+            lambda c: [
+                lop_from_row(r)
+                for r in c.execute(
+                    f"SELECT {LOP_COLUMNS} FROM lop_measurements WHERE patient_id = ? ORDER BY at DESC, id DESC",
+                    (patient_id,),
+                )
+            ]
+        )
 
     def latest_lop(self, patient_id: str, label: str, position: str) -> LopRecord | None:
         """The newest LOP for this patient, cuff site (``label`` or limb) and body position."""
+
         def q(c: sqlite3.Connection) -> LopRecord | None:
             row = c.execute(
                 f"SELECT {LOP_COLUMNS} FROM lop_measurements WHERE patient_id = ? AND (label = ? OR limb = ?)"
@@ -431,55 +458,82 @@ class Records:
                 (patient_id, label, label, position),
             ).fetchone()
             return None if row is None else lop_from_row(row)
+
         return self._call(q)
 
     def session(self, session_id: int) -> SessionRecord | None:
         def q(c: sqlite3.Connection) -> SessionRecord | None:
             row = c.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
             return None if row is None else session_from_row(row)
+
         return self._call(q)
 
     def sessions(self, patient_id: str | None = None) -> list[SessionRecord]:
         """Sessions, oldest first; of one patient when given."""
+
         def q(c: sqlite3.Connection) -> list[SessionRecord]:
             if patient_id is None:
                 rows = c.execute(f"SELECT {SESSION_COLUMNS} FROM sessions ORDER BY started_at, id")
             else:
                 rows = c.execute(
-                    f"SELECT {SESSION_COLUMNS} FROM sessions WHERE patient_id = ? ORDER BY started_at, id", (patient_id,))
+                    f"SELECT {SESSION_COLUMNS} FROM sessions WHERE patient_id = ? ORDER BY started_at, id",
+                    (patient_id,),
+                )
             return [session_from_row(r) for r in rows]
+
         return self._call(q)
 
     def samples(self, session_id: int, cuff: str | None = None) -> list[SampleRecord]:
         """A session's per-second samples in time order (then by cuff)."""
+
         def q(c: sqlite3.Connection) -> list[SampleRecord]:
-            sql = ("SELECT session_id, cuff_id, t, pmin, pmean, pmax, target, in_band FROM session_samples"
-                   " WHERE session_id = ?")
+            sql = (
+                "SELECT session_id, cuff_id, t, pmin, pmean, pmax, target, in_band FROM session_samples"
+                " WHERE session_id = ?"
+            )
             args: tuple[Any, ...] = (session_id,)
             if cuff is not None:
                 sql += " AND cuff_id = ?"
                 args += (cuff,)
             return [SampleRecord(*r) for r in c.execute(sql + " ORDER BY t, cuff_id", args)]
+
         return self._call(q)
 
     def alarms(self, since: float | None = None, until: float | None = None) -> list[AlarmRecord]:
         """Alarms raised in [since, until], oldest first."""
         lo, hi = _span(since, until)
-        return self._call(lambda c: [AlarmRecord(*r) for r in c.execute(
-            "SELECT id, priority, cause, message, cuff_id, controller_id, raised_at, cleared_at, acknowledged_at,"
-            " acknowledged_by FROM alarms WHERE raised_at >= ? AND raised_at <= ? ORDER BY raised_at, id", (lo, hi))])
+        return self._call(
+            lambda c: [
+                AlarmRecord(*r)
+                for r in c.execute(
+                    "SELECT id, priority, cause, message, cuff_id, controller_id, raised_at, cleared_at, acknowledged_at,"
+                    " acknowledged_by FROM alarms WHERE raised_at >= ? AND raised_at <= ? ORDER BY raised_at, id",
+                    (lo, hi),
+                )
+            ]
+        )
 
     def emergencies(self, since: float | None = None, until: float | None = None) -> list[EmergencyRecord]:
         lo, hi = _span(since, until)
-        return self._call(lambda c: [
-            EmergencyRecord(r[0], r[1], r[2], tuple(json.loads(r[3])), tuple(json.loads(r[4])), r[5])
-            for r in c.execute("SELECT id, at, by, confirmed, pending, latency_s FROM emergencies"
-                               " WHERE at >= ? AND at <= ? ORDER BY at, id", (lo, hi))])
+        return self._call(
+            lambda c: [
+                EmergencyRecord(r[0], r[1], r[2], tuple(json.loads(r[3])), tuple(json.loads(r[4])), r[5])
+                for r in c.execute(
+                    "SELECT id, at, by, confirmed, pending, latency_s FROM emergencies"
+                    " WHERE at >= ? AND at <= ? ORDER BY at, id",
+                    (lo, hi),
+                )
+            ]
+        )
 
     def commands(self, since: float | None = None) -> list[CommandRecord]:
         lo, _ = _span(since, None)
-        return self._call(lambda c: [CommandRecord(*r) for r in c.execute(
-            "SELECT id, at, who, role, what FROM commands WHERE at >= ? ORDER BY at, id", (lo,))])
+        return self._call(
+            lambda c: [
+                CommandRecord(*r)
+                for r in c.execute("SELECT id, at, who, role, what FROM commands WHERE at >= ? ORDER BY at, id", (lo,))
+            ]
+        )
 
     def pragma(self, name: str) -> Any:
         """One PRAGMA's value, for tests and diagnostics (``journal_mode``, ``synchronous``, ...)."""
@@ -524,7 +578,8 @@ class Records:
         except TimeoutError as exc:
             raise RecordsError(
                 f"the records writer for {self.path} did not answer within {timeout:g} s"
-                f" ({self._writer.last_error or 'busy'})") from exc
+                f" ({self._writer.last_error or 'busy'})"
+            ) from exc
 
     def _writable(self) -> None:
         if self.readonly:
@@ -533,7 +588,8 @@ class Records:
     def _patient_id(self, patient_id: object) -> str:
         if not isinstance(patient_id, str) or not PATIENT_ID.fullmatch(patient_id):
             raise RecordsError(
-                f"patient id must be a pseudonym of 1-64 letters, digits, '.', '_' or '-', got {patient_id!r}")
+                f"patient id must be a pseudonym of 1-64 letters, digits, '.', '_' or '-', got {patient_id!r}"
+            )
         return patient_id
 
     def _known_patient(self, patient_id: object) -> str:
@@ -544,8 +600,7 @@ class Records:
 
 
 _INSERT_COLUMNS = {
-    "lop_measurements":
-        "patient_id, cuff_id, limb, label, position, cuff_width_cm, lop_mmhg, source, confidence, at",
+    "lop_measurements": "patient_id, cuff_id, limb, label, position, cuff_width_cm, lop_mmhg, source, confidence, at",
     "sessions": "patient_id, cuffs, plan_id, plan_name, started_at, target_mmhg, target_pct_lop, lop_mmhg, position",
     "alarms": "priority, cause, message, cuff_id, controller_id, raised_at",
     "emergencies": "at, by, confirmed, pending, latency_s",

@@ -245,7 +245,9 @@ class RemoteStation:
                 continue
             except Exception as exc:  # noqa: BLE001 - keep trying; the screen already shows the loss
                 log.exception("reconnecting to the station failed")
-                self._mark_lost(f"{self._lost_cause}; still cannot reconnect: {type(exc).__name__}", cause=self._lost_cause)
+                self._mark_lost(
+                    f"{self._lost_cause}; still cannot reconnect: {type(exc).__name__}", cause=self._lost_cause
+                )
                 continue
             self.reconnects += 1
             log.info("reconnected to station %s", self.station_name)
@@ -259,7 +261,9 @@ class RemoteStation:
         pending, self._pending = self._pending, {}
         for fut in pending.values():
             if not fut.done():
-                fut.set_exception(CommandRefused(f"no answer from the station: {reason}; check the screen before trying again"))
+                fut.set_exception(
+                    CommandRefused(f"no answer from the station: {reason}; check the screen before trying again")
+                )
 
     def _mark_lost(self, reason: str, *, cause: str | None = None) -> None:
         self.connected = False
@@ -393,8 +397,7 @@ def _lost_snapshot(last: StationSnapshot, reason: str, wall: float, seq: int) ->
         priority=Priority.HIGH,
         cause=STATION_LOST,
         message=(
-            f"Lost the connection to station {last.name} at {when} ({reason}). Pressures unknown here; "
-            "reconnecting."
+            f"Lost the connection to station {last.name} at {when} ({reason}). Pressures unknown here; reconnecting."
         ),
         cuff=None,
         controller=None,

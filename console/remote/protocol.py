@@ -62,5 +62,5 @@ def decode(line: bytes, *, limit: int) -> dict[str, Any]:
         raise ProtocolError("message is not a JSON object")
     op = message.get("op")
     if not isinstance(op, str):
-        raise ProtocolError("message has no \"op\"")
+        raise ProtocolError('message has no "op"')
     return message

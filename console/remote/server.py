@@ -75,9 +75,7 @@ COMMANDS: dict[str, _Command] = {
     ),
     "nudge_target": _Command((_Arg("cuff_id", (str,)), _Arg("delta_mmhg", _NUMBER)), verb="change a target"),
     "deflate": _Command((_Arg("cuff_id", (str,)),), verb="deflate a cuff"),
-    "acknowledge": _Command(
-        (_Arg("alarm_id", (int,), required=False, nullable=True),), verb="acknowledge alarms"
-    ),
+    "acknowledge": _Command((_Arg("alarm_id", (int,), required=False, nullable=True),), verb="acknowledge alarms"),
     "silence": _Command((_Arg("seconds", _NUMBER, required=False),), verb="silence alarms"),
     "set_lop": _Command(
         (
@@ -89,9 +87,7 @@ COMMANDS: dict[str, _Command] = {
         ),
         verb="set a LOP",
     ),
-    "measure_lop": _Command(
-        (_Arg("cuff_id", (str,)), _Arg("position", (str,), required=False)), verb="measure a LOP"
-    ),
+    "measure_lop": _Command((_Arg("cuff_id", (str,)), _Arg("position", (str,), required=False)), verb="measure a LOP"),
     "set_patient": _Command((_Arg("cuff_id", (str,)), _Arg("patient_id", (str,))), verb="assign a patient"),
     "start_session": _Command(
         (
@@ -101,9 +97,7 @@ COMMANDS: dict[str, _Command] = {
         ),
         verb="start a session",
     ),
-    "session_command": _Command(
-        (_Arg("cuff_id", (str,)), _Arg("command", (str,))), verb="control a session"
-    ),
+    "session_command": _Command((_Arg("cuff_id", (str,)), _Arg("command", (str,))), verb="control a session"),
 }
 """Every command a client may send: the StationHandle methods, argument by argument."""
 
@@ -148,8 +142,11 @@ class _Client:
         if self.reply_cap and transport.get_write_buffer_size() > self.reply_cap:
             # It asks and never reads: replies are not skippable like frames, so it goes.
             self.overflowed = True
-            log.warning("%s does not read its replies (%d bytes waiting): cut off",
-                        self.info.who, transport.get_write_buffer_size())
+            log.warning(
+                "%s does not read its replies (%d bytes waiting): cut off",
+                self.info.who,
+                transport.get_write_buffer_size(),
+            )
             transport.abort()
 
 
@@ -377,11 +374,11 @@ class StationServer:
                 name = message.get("name")
                 args = message.get("args", {})
                 if not isinstance(cmd_id, int) or isinstance(cmd_id, bool):
-                    raise protocol.ProtocolError("a command needs an integer \"id\"")
+                    raise protocol.ProtocolError('a command needs an integer "id"')
                 if not isinstance(name, str):
-                    raise protocol.ProtocolError("a command needs a \"name\"")
+                    raise protocol.ProtocolError('a command needs a "name"')
                 if not isinstance(args, dict):
-                    raise protocol.ProtocolError("a command's \"args\" must be an object")
+                    raise protocol.ProtocolError('a command\'s "args" must be an object')
             except protocol.ProtocolError as exc:
                 await self._close_for(client, str(exc))
                 return
@@ -445,7 +442,9 @@ class StationServer:
             return
         if not self._station_records:
             self._record(client, what)
-        self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, self._start(client, name, kwargs))))
+        self._track(
+            client, asyncio.ensure_future(self._finish(client, cmd_id, name, self._start(client, name, kwargs)))
+        )
 
     def _start(self, client: _Client, name: str, kwargs: dict[str, Any]) -> asyncio.Future[Any]:
         """Run a station method as its own task, attributed to the client (the task copies the context)."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from console.common.api import PRIORITY_RANK, AlarmSnapshot, Priority
 from console.common.clock import Clock

@@ -14,7 +14,8 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from console.common.clock import Clock
 from console.station.emergency import EmergencyDeflater
@@ -141,4 +142,3 @@ class Connections:
             if self._tmpdir is not None:
                 shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._emit(StationEvent("station", self.clock.wall(), "station", "station stopped"))
-

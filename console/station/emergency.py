@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Protocol
 
 from console.common.api import EmergencySnapshot
 from console.common.clock import Clock
@@ -110,7 +111,9 @@ class EmergencyDeflater:
         latency: float | None = None
         if not pending:
             latency = (max(run.confirmed_at.values()) - run.t0) if run.confirmed_at else 0.0
-        snap = EmergencySnapshot(started_at=run.started_at, confirmed=confirmed, pending=pending, latency_s=latency, by=run.by)
+        snap = EmergencySnapshot(
+            started_at=run.started_at, confirmed=confirmed, pending=pending, latency_s=latency, by=run.by
+        )
         if run.run_id == self._run_id:
             self._publish(snap)
             for cid in pending:
@@ -129,7 +132,9 @@ class EmergencyDeflater:
         """:meth:`fire` then :meth:`confirm`."""
         return await self.confirm(self.fire(links, by=by))
 
-    async def _retry(self, run_id: int, cid: str, link: DeflatingLink | None, first: asyncio.Future[object] | None, t0: float) -> None:
+    async def _retry(
+        self, run_id: int, cid: str, link: DeflatingLink | None, first: asyncio.Future[object] | None, t0: float
+    ) -> None:
         fut = first
         while True:
             if fut is not None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from console.common.api import AlarmSnapshot, EmergencySnapshot, Priority, Role
 from console.common.clock import Clock
@@ -119,8 +120,13 @@ class AuditTrail:
         if self.records is not None:
             if action == "raised":
                 rid = self._to_records(
-                    "record_alarm", alarm.priority.value, alarm.cause, alarm.message,
-                    raised_at=alarm.raised_at, cuff=alarm.cuff, controller=alarm.controller,
+                    "record_alarm",
+                    alarm.priority.value,
+                    alarm.cause,
+                    alarm.message,
+                    raised_at=alarm.raised_at,
+                    cuff=alarm.cuff,
+                    controller=alarm.controller,
                 )
                 if rid is not None:
                     self._record_ids[alarm.id] = rid
@@ -129,12 +135,23 @@ class AuditTrail:
                 if action == "cleared":
                     self._to_records("update_alarm", self._record_ids[alarm.id], cleared_at=now)
                 else:
-                    self._to_records("update_alarm", self._record_ids[alarm.id], acknowledged_at=now,
-                                     acknowledged_by=_actor.get())
+                    self._to_records(
+                        "update_alarm", self._record_ids[alarm.id], acknowledged_at=now, acknowledged_by=_actor.get()
+                    )
         if action != "silenced":
             who = _actor.get() if action == "acknowledged" else "station"
-            self._emit(StationEvent("alarm", self.clock.wall(), who, alarm.message, action=action,
-                                    alarm=alarm, cuff=alarm.cuff, controller=alarm.controller))
+            self._emit(
+                StationEvent(
+                    "alarm",
+                    self.clock.wall(),
+                    who,
+                    alarm.message,
+                    action=action,
+                    alarm=alarm,
+                    cuff=alarm.cuff,
+                    controller=alarm.controller,
+                )
+            )
 
     def _on_emergency_update(self, snap: EmergencySnapshot) -> None:
         self._dirty = True
@@ -142,12 +159,21 @@ class AuditTrail:
             if snap.started_at != getattr(self, "_record_emergency_at", None):
                 self._record_emergency_at = snap.started_at
                 self._record_emergency_id = self._to_records(
-                    "record_emergency", at=snap.started_at, by=snap.by or "station",
-                    confirmed=snap.confirmed, pending=snap.pending, latency_s=snap.latency_s,
+                    "record_emergency",
+                    at=snap.started_at,
+                    by=snap.by or "station",
+                    confirmed=snap.confirmed,
+                    pending=snap.pending,
+                    latency_s=snap.latency_s,
                 )
             elif self._record_emergency_id is not None:
-                self._to_records("update_emergency", self._record_emergency_id, confirmed=snap.confirmed,
-                                 pending=snap.pending, latency_s=snap.latency_s)
+                self._to_records(
+                    "update_emergency",
+                    self._record_emergency_id,
+                    confirmed=snap.confirmed,
+                    pending=snap.pending,
+                    latency_s=snap.latency_s,
+                )
         text = f"emergency deflate: confirmed {', '.join(snap.confirmed) or 'none'}"
         if snap.pending:
             text += f"; pending {', '.join(snap.pending)}"
@@ -165,4 +191,3 @@ class AuditTrail:
     def _on_late_confirm(self, cid: str) -> None:
         self.alarms.clear_condition("DEFLATE_UNCONFIRMED", controller=cid)
         self.record_command("station", f"{cid} confirmed DEFLATE ALL")
-

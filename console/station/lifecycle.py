@@ -19,7 +19,7 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from console.common.api import EmergencySnapshot
 from console.station.station import Station
@@ -30,7 +30,9 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
 def install_signal_handlers(
-    loop: asyncio.AbstractEventLoop, on_signal: Callable[[signal.Signals], None], signals: tuple[signal.Signals, ...] = STOP_SIGNALS
+    loop: asyncio.AbstractEventLoop,
+    on_signal: Callable[[signal.Signals], None],
+    signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
 ) -> Callable[[], None]:
     """Route ``signals`` to ``on_signal`` inside the loop; returns a function that removes them."""
     installed: list[signal.Signals] = []

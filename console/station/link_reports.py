@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from console.common.api import Priority
 from console.common.clock import Clock
-from console.common.figures import _f
+from console.common.figures import figure
 from console.station.alarms import AlarmManager
 from console.station.cuff import CuffState
 from console.station.events import SampleListener, StationEvent
@@ -56,7 +57,9 @@ class LinkReports:
                 # A bug in the rules must not leave patients unwatched: deflate everything and stop.
                 log.exception("station: handling %r from %s crashed", msg, ctrl.id)
                 if not self.failed.is_set():
-                    self._spawn(self._fail_safe(f"handling a report from controller {ctrl.id} failed"), "station:fail-safe")
+                    self._spawn(
+                        self._fail_safe(f"handling a report from controller {ctrl.id} failed"), "station:fail-safe"
+                    )
 
         def handle(msg: object) -> None:
             cls = type(msg)
@@ -112,10 +115,10 @@ class LinkReports:
         self.alarms.raise_alarm(
             "UNSANCTIONED_TARGET",
             Priority.HIGH,
-            f"{cuff.id}: controller {ctrl.id} is inflating to {_f(target)} mmHg, which this station never asked for; deflated.",
+            f"{cuff.id}: controller {ctrl.id} is inflating to {figure(target)} mmHg, which this station never asked for; deflated.",
             cuff=cuff.id,
         )
-        self._deflate_soon(cuff, f"unsanctioned target {_f(target)} mmHg")
+        self._deflate_soon(cuff, f"unsanctioned target {figure(target)} mmHg")
 
     def _on_event(self, ctrl: ControllerState, ev: Event) -> None:
         now = self.clock.monotonic()
@@ -147,8 +150,14 @@ class LinkReports:
                 cuff.reset_live()
         self.supervisor.on_link_state(ctrl, state, change.reason, now)
         self._emit(
-            StationEvent("controller", self.clock.wall(), ctrl.id, f"{ctrl.id}: link {state} ({change.reason})",
-                         action=f"link_{state}", controller=ctrl.id)
+            StationEvent(
+                "controller",
+                self.clock.wall(),
+                ctrl.id,
+                f"{ctrl.id}: link {state} ({change.reason})",
+                action=f"link_{state}",
+                controller=ctrl.id,
+            )
         )
         self._dirty = True
 

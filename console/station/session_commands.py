@@ -10,10 +10,11 @@ observers, every accepted command goes in the audit trail.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from console.common.api import CommandRefused, LopProgress, SessionSnapshot
-from console.common.figures import _number
+from console.common.figures import number_arg
 from console.station.cuff import CuffState
 from console.station.events import _actor
 from console.station.supervisor import ControllerState
@@ -60,7 +61,7 @@ class SessionCommands:
         records what it does); a refusal is told to observers."""
         try:
             cuff, ctrl = self._lookup(cuff_id)
-            await self._set_target(cuff, ctrl, round(_number(mmhg, f"{cuff_id}: the pressure"), 1), purpose=purpose)
+            await self._set_target(cuff, ctrl, round(number_arg(mmhg, f"{cuff_id}: the pressure"), 1), purpose=purpose)
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
 
@@ -109,4 +110,3 @@ class SessionCommands:
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         self.record_command(_actor.get(), what)
-

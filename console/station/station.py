@@ -20,7 +20,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from console.common.api import (
     CommandRefused,
@@ -31,7 +32,7 @@ from console.common.api import (
     StationSnapshot,
 )
 from console.common.clock import Clock, SystemClock
-from console.common.figures import _f, _number
+from console.common.figures import figure, number_arg
 from console.station.alarms import AlarmManager
 from console.station.connections import Connections
 from console.station.cuff import CuffSpec, CuffState
@@ -213,20 +214,22 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         return CommandRefused(why)
 
     async def inflate(self, cuff_id: str, *, mmhg: float | None = None, pct_lop: float | None = None) -> None:
-        what = f"inflate {cuff_id} " + (f"{_f(mmhg)} mmHg" if mmhg is not None else f"{pct_lop} % LOP")
+        what = f"inflate {cuff_id} " + (f"{figure(mmhg)} mmHg" if mmhg is not None else f"{pct_lop} % LOP")
         try:
             cuff, ctrl = self._lookup(cuff_id)
             if (mmhg is None) == (pct_lop is None):
                 raise CommandRefused(f"{cuff_id}: give a pressure in mmHg or in % LOP (one of them).")
             if pct_lop is not None:
-                pct = _number(pct_lop, f"{cuff_id}: % LOP")
+                pct = number_arg(pct_lop, f"{cuff_id}: % LOP")
                 if not cuff.lop:
-                    raise CommandRefused(f"{cuff_id}: LOP unknown, so % LOP cannot be used. Measure or enter the LOP first.")
+                    raise CommandRefused(
+                        f"{cuff_id}: LOP unknown, so % LOP cannot be used. Measure or enter the LOP first."
+                    )
                 if not pct > 0:
                     raise CommandRefused(f"{cuff_id}: % LOP must be above 0.")
                 value = cuff.lop * pct / 100.0
             else:
-                value = _number(mmhg, f"{cuff_id}: the pressure")
+                value = number_arg(mmhg, f"{cuff_id}: the pressure")
             busy = self._manual_refusal(cuff_id)
             if busy:
                 raise CommandRefused(busy)
@@ -236,23 +239,29 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         self.record_command(_actor.get(), what)
 
     async def nudge_target(self, cuff_id: str, delta_mmhg: float) -> None:
-        what = f"nudge {cuff_id} {delta_mmhg:+g} mmHg" if isinstance(delta_mmhg, (int, float)) else f"nudge {cuff_id} {delta_mmhg!r}"
+        what = (
+            f"nudge {cuff_id} {delta_mmhg:+g} mmHg"
+            if isinstance(delta_mmhg, (int, float))
+            else f"nudge {cuff_id} {delta_mmhg!r}"
+        )
         try:
             cuff, ctrl = self._lookup(cuff_id)
             if cuff.target <= 0:
                 raise CommandRefused(f"{cuff_id} is not inflated; inflate it first.")
-            new = round(cuff.target + _number(delta_mmhg, f"{cuff_id}: the change"), 1)
+            new = round(cuff.target + number_arg(delta_mmhg, f"{cuff_id}: the change"), 1)
             if new <= 0:
-                raise CommandRefused(f"{cuff_id}: that would bring the target to {_f(new)} mmHg; deflate instead.")
+                raise CommandRefused(f"{cuff_id}: that would bring the target to {figure(new)} mmHg; deflate instead.")
             busy = self._manual_refusal(cuff_id)
             if busy:
                 raise CommandRefused(busy)
             await self._set_target(cuff, ctrl, new)
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
-        self.record_command(_actor.get(), f"{what} -> {_f(cuff.target)} mmHg")
+        self.record_command(_actor.get(), f"{what} -> {figure(cuff.target)} mmHg")
 
-    async def _set_target(self, cuff: CuffState, ctrl: ControllerState, mmhg: float, *, purpose: str = "manual") -> None:
+    async def _set_target(
+        self, cuff: CuffState, ctrl: ControllerState, mmhg: float, *, purpose: str = "manual"
+    ) -> None:
         if ctrl.id in self.emergency.retrying:
             raise CommandRefused(
                 f"{cuff.id}: controller {ctrl.id} has not confirmed the emergency deflate yet; not inflating."
@@ -270,8 +279,10 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
             if exc.code == "LATCHED":
                 cuff.latched = True
                 cuff.latch_cause = cuff.latch_cause or "fault"
-                raise CommandRefused(f"{cuff.id} is latched by a fault on controller {ctrl.id}: acknowledge its alarm first.") from None
-            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} refused {_f(mmhg)} mmHg ({exc.code}).") from None
+                raise CommandRefused(
+                    f"{cuff.id} is latched by a fault on controller {ctrl.id}: acknowledge its alarm first."
+                ) from None
+            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} refused {figure(mmhg)} mmHg ({exc.code}).") from None
         except LinkTimeout:
             raise CommandRefused(f"{cuff.id}: controller {ctrl.id} did not answer; not inflated.") from None
         except LinkDown:
@@ -408,16 +419,16 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         what = f"set LOP of {cuff_id} to {lop} mmHg ({position}, {source})"
         try:
             cuff, _ = self._lookup(cuff_id)
-            value = _number(lop, f"{cuff_id}: the LOP")
+            value = number_arg(lop, f"{cuff_id}: the LOP")
             if not 50.0 <= value <= 350.0:
-                raise CommandRefused(f"{cuff_id}: a LOP of {_f(value)} mmHg is not plausible (50..350).")
-            if cuff_width_cm is not None and not 2.0 <= _number(cuff_width_cm, f"{cuff_id}: the cuff width") <= 30.0:
+                raise CommandRefused(f"{cuff_id}: a LOP of {figure(value)} mmHg is not plausible (50..350).")
+            if cuff_width_cm is not None and not 2.0 <= number_arg(cuff_width_cm, f"{cuff_id}: the cuff width") <= 30.0:
                 raise CommandRefused(f"{cuff_id}: a cuff width of {cuff_width_cm} cm is not plausible (2..30).")
             allowed = value * cuff.spec.max_pct_lop / 100.0
             if cuff.target > allowed:
                 raise CommandRefused(
-                    f"{cuff_id}: its target {_f(cuff.target)} mmHg would be above {_f(cuff.spec.max_pct_lop)} % of "
-                    f"a LOP of {_f(value)} ({_f(allowed)} mmHg); deflate or lower it first."
+                    f"{cuff_id}: its target {figure(cuff.target)} mmHg would be above {figure(cuff.spec.max_pct_lop)} % of "
+                    f"a LOP of {figure(value)} ({figure(allowed)} mmHg); deflate or lower it first."
                 )
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
@@ -454,4 +465,3 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("station: task %s failed", task.get_name(), exc_info=task.exception())
-

@@ -13,10 +13,13 @@ clock, lets a sample arrive and calls :meth:`Supervisor.check`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import attrgetter
-from typing import Callable, Protocol
+from typing import Protocol
 
 from console.common.api import CommandRefused, Priority
+from console.common.facts import ABSOLUTE_MAX_MMHG
+from console.common.figures import figure
 from console.station.alarms import AlarmManager
 from console.station.cuff import CuffState
 from drivers.codec import Event, Status
@@ -28,7 +31,6 @@ TARGET_PURPOSES = ("manual", "lop", "full_occlusion")
 """Why a target is asked for (see :meth:`Supervisor.check_target`)."""
 FULL_OCCLUSION_MAX_PCT = 100.0
 """A full-occlusion plan (ischaemic preconditioning) goes to at most this % LOP."""
-ABSOLUTE_MAX_MMHG = 300.0
 """No purpose ever commands more than this (protocol: controllers go to 300 at most)."""
 
 
@@ -129,10 +131,6 @@ DeflateCuff = Callable[[CuffState, str], None]
 """Station callback: deflate this cuff now (never awaits), with a reason for the record."""
 
 
-def _f(x: float) -> str:
-    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
-
-
 class Supervisor:
     """Applies the safety rules to the station's live state."""
 
@@ -176,13 +174,15 @@ class Supervisor:
             raise CommandRefused(f"{name} is latched by a {cause} fault: acknowledge its alarm first.")
         if mmhg > lim.ceiling_mmhg:
             raise CommandRefused(
-                f"{name}: {_f(mmhg)} mmHg is above the station ceiling of {_f(lim.ceiling_mmhg)} mmHg."
+                f"{name}: {figure(mmhg)} mmHg is above the station ceiling of {figure(lim.ceiling_mmhg)} mmHg."
             )
         cmax = ctrl.max_pressure()
         if cmax is not None and mmhg > cmax:
-            raise CommandRefused(f"{name}: {_f(mmhg)} mmHg is above controller {ctrl.id}'s maximum of {_f(cmax)} mmHg.")
+            raise CommandRefused(
+                f"{name}: {figure(mmhg)} mmHg is above controller {ctrl.id}'s maximum of {figure(cmax)} mmHg."
+            )
         if mmhg > ABSOLUTE_MAX_MMHG:
-            raise CommandRefused(f"{name}: {_f(mmhg)} mmHg is above {_f(ABSOLUTE_MAX_MMHG)} mmHg.")
+            raise CommandRefused(f"{name}: {figure(mmhg)} mmHg is above {figure(ABSOLUTE_MAX_MMHG)} mmHg.")
         if purpose not in TARGET_PURPOSES:
             raise CommandRefused(f"{name}: unknown reason {purpose!r} for a target.")
         if purpose == "lop":
@@ -193,8 +193,8 @@ class Supervisor:
             allowed = cuff.lop * FULL_OCCLUSION_MAX_PCT / 100.0
             if mmhg > allowed + 1e-9:
                 raise CommandRefused(
-                    f"{name}: {_f(mmhg)} mmHg is {100.0 * mmhg / cuff.lop:.0f} % LOP; full occlusion goes to at most "
-                    f"{_f(FULL_OCCLUSION_MAX_PCT)} % LOP ({_f(allowed)} mmHg, LOP {_f(cuff.lop)})."
+                    f"{name}: {figure(mmhg)} mmHg is {100.0 * mmhg / cuff.lop:.0f} % LOP; full occlusion goes to at most "
+                    f"{figure(FULL_OCCLUSION_MAX_PCT)} % LOP ({figure(allowed)} mmHg, LOP {figure(cuff.lop)})."
                 )
             return
         if cuff.lop:
@@ -202,13 +202,13 @@ class Supervisor:
             if mmhg > allowed + 1e-9:
                 pct = 100.0 * mmhg / cuff.lop
                 raise CommandRefused(
-                    f"{name}: {_f(mmhg)} mmHg is {pct:.0f} % LOP; this {cuff.spec.limb} cuff may go to at most "
-                    f"{_f(cuff.spec.max_pct_lop)} % LOP ({_f(allowed)} mmHg, LOP {_f(cuff.lop)})."
+                    f"{name}: {figure(mmhg)} mmHg is {pct:.0f} % LOP; this {cuff.spec.limb} cuff may go to at most "
+                    f"{figure(cuff.spec.max_pct_lop)} % LOP ({figure(allowed)} mmHg, LOP {figure(cuff.lop)})."
                 )
         elif mmhg > lim.max_mmhg_without_lop:
             raise CommandRefused(
-                f"{name}: LOP unknown; without it the target may be at most {_f(lim.max_mmhg_without_lop)} mmHg "
-                f"({_f(mmhg)} asked). Measure or enter the LOP first."
+                f"{name}: LOP unknown; without it the target may be at most {figure(lim.max_mmhg_without_lop)} mmHg "
+                f"({figure(mmhg)} asked). Measure or enter the LOP first."
             )
 
     def on_deflated(self, cuff: CuffState) -> None:
@@ -251,13 +251,15 @@ class Supervisor:
                 "LEAK",
                 Priority.MEDIUM,
                 f"{where}: leak - the pump ran without pause for over 7 s while holding"
-                + (f" at {_f(cuff.target)} mmHg" if cuff else "")
+                + (f" at {figure(cuff.target)} mmHg" if cuff else "")
                 + ".",
                 cuff=cuff.id if cuff else None,
                 controller=None if cuff else ctrl.id,
             )
         elif code == "BOOT":
-            inflated = [c for c in ctrl.cuffs if c.target > 0 or (c.pressure or 0) >= self.limits.occlusion_threshold_mmhg]
+            inflated = [
+                c for c in ctrl.cuffs if c.target > 0 or (c.pressure or 0) >= self.limits.occlusion_threshold_mmhg
+            ]
             for c in ctrl.cuffs:
                 c.target = 0.0
                 c.latched = False
@@ -269,7 +271,7 @@ class Supervisor:
                 for c in ctrl.cuffs:
                     self.alarms.clear_condition(cause, cuff=c.id)
             if inflated:
-                names = ", ".join(f"{c.id} at {_f(c.pressure or 0)} mmHg" for c in inflated)
+                names = ", ".join(f"{c.id} at {figure(c.pressure or 0)} mmHg" for c in inflated)
                 self.alarms.raise_alarm(
                     "BOOT",
                     Priority.HIGH,
@@ -301,11 +303,14 @@ class Supervisor:
                 cuff.latch_cause = code
                 cuff.target = 0.0
                 self.on_deflated(cuff)
-                p = f" (last reading {_f(cuff.pressure)} mmHg)" if cuff.pressure is not None else ""
+                p = f" (last reading {figure(cuff.pressure)} mmHg)" if cuff.pressure is not None else ""
                 self.alarms.raise_alarm(code, Priority.HIGH, f"{cuff.id}: {what}{p}{detail}.", cuff=cuff.id)
             else:
                 self.alarms.raise_alarm(
-                    code, Priority.HIGH, f"Controller {ctrl.id} channel {event.channel}: {what}{detail}.", controller=ctrl.id
+                    code,
+                    Priority.HIGH,
+                    f"Controller {ctrl.id} channel {event.channel}: {what}{detail}.",
+                    controller=ctrl.id,
                 )
 
     def on_cleared(self, ctrl: ControllerState) -> None:
@@ -358,9 +363,7 @@ class Supervisor:
                 return
         ctrl.lost_alarm = True
         inflated = [c.id for c in ctrl.cuffs if c.target > 0]
-        tail = (
-            f"; {', '.join(inflated)} inflated: the controller's watchdog vents them" if inflated else ""
-        )
+        tail = f"; {', '.join(inflated)} inflated: the controller's watchdog vents them" if inflated else ""
         self.alarms.raise_alarm(
             "LINK_LOST",
             Priority.HIGH,
@@ -399,8 +402,8 @@ class Supervisor:
                     self.alarms.raise_alarm(
                         "OFF_TARGET",
                         prio,
-                        f"{cuff.id}: pressure {_f(p)} mmHg is {_f(abs(dev))} mmHg {word} target {_f(target)} "
-                        f"(tolerance {_f(tol)}) for over {_f(lim.grace_s)} s.",
+                        f"{cuff.id}: pressure {figure(p)} mmHg is {figure(abs(dev))} mmHg {word} target {figure(target)} "
+                        f"(tolerance {figure(tol)}) for over {figure(lim.grace_s)} s.",
                         cuff=cuff.id,
                     )
                     cuff.off_raised = True
@@ -456,6 +459,6 @@ class Supervisor:
                 "LEAK",
                 Priority.MEDIUM,
                 f"{cuff.id}: leak - the pump has run at {cuff.duty} % for {now - since:.0f} s while holding "
-                f"{_f(cuff.target)} mmHg.",
+                f"{figure(cuff.target)} mmHg.",
                 cuff=cuff.id,
             )

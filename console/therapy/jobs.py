@@ -8,7 +8,6 @@ so that neither engine module has to import the other.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,13 +16,6 @@ from console.common.api import LopProgress
 from console.records.rows import SecondAggregator
 from console.therapy.lop import LopMeasurement
 from console.therapy.session import SessionRunner
-
-PATIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-"""What the records accept as a pseudonymous patient id."""
-
-
-def _f(x: float) -> str:
-    return f"{x:.0f}" if abs(x - round(x)) < 0.05 else f"{x:.1f}"
 
 
 @dataclass(eq=False)

@@ -80,7 +80,9 @@ class LopResult:
     """Where the pulse is largest (fitted Pm), mmHg."""
 
 
-def failure(reason: str, amps: Sequence[StepAmplitude] = (), hr: float | None = None, noise: float | None = None) -> LopResult:
+def failure(
+    reason: str, amps: Sequence[StepAmplitude] = (), hr: float | None = None, noise: float | None = None
+) -> LopResult:
     """A failed result (also the procedure's, on cancel or timeout): the reason, and what was seen so far."""
     return LopResult(False, None, 0.0, reason, tuple(amps), hr, noise)
 
@@ -140,7 +142,11 @@ def _profile(
 
 
 def fit_fade(
-    amps: Sequence[StepAmplitude], *, pm_range: tuple[float, float], lop_range: tuple[float, float], model: str = "cosine"
+    amps: Sequence[StepAmplitude],
+    *,
+    pm_range: tuple[float, float],
+    lop_range: tuple[float, float],
+    model: str = "cosine",
 ) -> FadeFit | None:
     """Fit the envelope ``model`` (cosine or linear) to the plateaus given; Pm and L searched in their ranges.
 
@@ -162,7 +168,8 @@ def fit_fade(
 
     def weights(model_power: Sequence[float]) -> list[tuple[float, float, float]]:
         return [
-            (a.pressure, a.power, 1.0 / max(pulse_power_var(a.noise_power, m), 1e-12)) for a, m in zip(amps, model_power)
+            (a.pressure, a.power, 1.0 / max(pulse_power_var(a.noise_power, m), 1e-12))
+            for a, m in zip(amps, model_power)
         ]
 
     pts = weights([max(0.0, a.power) for a in amps])
@@ -235,7 +242,9 @@ def fade_state(amps: Sequence[StepAmplitude]) -> FadeState | None:
     return FadeState(peak, faded, confirmed, top)
 
 
-def _fade_points(amps: Sequence[StepAmplitude]) -> tuple[list[StepAmplitude], tuple[float, float], StepAmplitude] | None:
+def _fade_points(
+    amps: Sequence[StepAmplitude],
+) -> tuple[list[StepAmplitude], tuple[float, float], StepAmplitude] | None:
     """The plateaus the envelope is fitted to (the peak one and all above), the Pm search range, the peak plateau."""
     present = [a for a in amps if a.present]
     if not present:
@@ -343,7 +352,9 @@ def estimate_lop(
                 )
     fit = best_fade(amps, ceiling)
     if fit is None:
-        return failure("the fading pulse does not point to an LOP within reach (too few or too noisy steps)", amps, hr, noise)
+        return failure(
+            "the fading pulse does not point to an LOP within reach (too few or too noisy steps)", amps, hr, noise
+        )
     if fit.reduced_chi2 > MAX_REDUCED_CHI2:
         return failure(
             f"the pulse does not fade smoothly (fit {fit.reduced_chi2:.1f} times worse than noise; movement?)",

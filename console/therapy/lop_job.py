@@ -15,7 +15,9 @@ import math
 from typing import Any
 
 from console.common.api import CommandRefused, LopProgress
-from console.therapy.jobs import PATIENT_ID, JobHost, _f, _LopJob
+from console.common.facts import PATIENT_ID
+from console.common.figures import figure
+from console.therapy.jobs import JobHost, _LopJob
 from console.therapy.lop import LopMeasurement
 from drivers.link_errors import CommandError, LinkError
 
@@ -139,7 +141,9 @@ class LopJobs(JobHost):
             if job.over_since is None:
                 job.over_since = now
             elif now - job.over_since > OVERSHOOT_S:
-                return f"pressure {_f(p)} mmHg ran over {_f(OVERSHOOT_MMHG)} mmHg above the step of {_f(step)}"
+                return (
+                    f"pressure {figure(p)} mmHg ran over {figure(OVERSHOOT_MMHG)} mmHg above the step of {figure(step)}"
+                )
         else:
             job.over_since = None
         return None
@@ -148,11 +152,13 @@ class LopJobs(JobHost):
         if job.stage != "running" or job.cancel_reason is not None:
             return  # stale: the measurement is ending, never inflate again
         try:
-            await self.station.apply_target(job.cuff_id, mmhg, purpose="lop", what=f"LOP step {job.cuff_id} {_f(mmhg)} mmHg")
+            await self.station.apply_target(
+                job.cuff_id, mmhg, purpose="lop", what=f"LOP step {job.cuff_id} {figure(mmhg)} mmHg"
+            )
             job.applied = True
         except CommandRefused as exc:
             if job.cancel_reason is None:
-                job.cancel_reason = f"the step to {_f(mmhg)} mmHg was refused: {exc}"
+                job.cancel_reason = f"the step to {figure(mmhg)} mmHg was refused: {exc}"
             self._kick()
 
     def _lop_end(self, job: _LopJob, now: float, *, deflate: bool) -> None:
@@ -178,16 +184,25 @@ class LopJobs(JobHost):
                 spec = self.station.cuffs[cid].spec
                 try:
                     with self.station.acting_as("station"):
-                        await self.station.set_lop(cid, res.lop, position=job.position, cuff_width_cm=spec.width_cm,
-                                                   source="auto")
+                        await self.station.set_lop(
+                            cid, res.lop, position=job.position, cuff_width_cm=spec.width_cm, source="auto"
+                        )
                 except CommandRefused as exc:
-                    job.final = LopProgress("failed", 0.0, elapsed, None, None, f"result {_f(res.lop)} mmHg not kept: {exc}")
+                    job.final = LopProgress(
+                        "failed", 0.0, elapsed, None, None, f"result {figure(res.lop)} mmHg not kept: {exc}"
+                    )
                     return
                 self._record_lop(job, res.lop, res.confidence)
-                job.final = LopProgress("done", meas.current_target if meas else 0.0, elapsed, round(res.lop, 1),
-                                        res.confidence, (res.reason or "measured") + note)
+                job.final = LopProgress(
+                    "done",
+                    meas.current_target if meas else 0.0,
+                    elapsed,
+                    round(res.lop, 1),
+                    res.confidence,
+                    (res.reason or "measured") + note,
+                )
                 self.station.record_command(
-                    "station", f"LOP {cid}: {_f(res.lop)} mmHg ({job.position}, confidence {res.confidence:.2f})"
+                    "station", f"LOP {cid}: {figure(res.lop)} mmHg ({job.position}, confidence {res.confidence:.2f})"
                 )
             else:
                 why = (res.reason if res is not None else job.cancel_reason) or "no result"
@@ -210,8 +225,16 @@ class LopJobs(JobHost):
         self._rec("add_patient", pid, at=at, note="" if pid != NO_PATIENT else "LOPs measured with no patient set")
         conf = None if confidence is None or not math.isfinite(confidence) else min(1.0, max(0.0, confidence))
         self._rec(
-            "record_lop", pid, cuff_id=cuff.id, limb=cuff.spec.limb, label=cuff.spec.label or cuff.spec.limb,
-            position=job.position, lop_mmhg=lop, source="auto", at=at, cuff_width_cm=cuff.spec.width_cm,
+            "record_lop",
+            pid,
+            cuff_id=cuff.id,
+            limb=cuff.spec.limb,
+            label=cuff.spec.label or cuff.spec.limb,
+            position=job.position,
+            lop_mmhg=lop,
+            source="auto",
+            at=at,
+            cuff_width_cm=cuff.spec.width_cm,
             confidence=conf,
         )
 

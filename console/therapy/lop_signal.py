@@ -80,7 +80,6 @@ class StepAmplitude:
     disturbed: bool
 
 
-
 def pulse_power_var(noise_power: float, power: float) -> float:
     """Variance of a plateau's unbiased pulse power, given its noise expectation and the true power."""
     pos = max(0.0, power)
@@ -359,7 +358,9 @@ def _fit_plateau(pl: _Plateau, f: float) -> StepAmplitude | None:
     m = len(t)
     if m < 0.9 * pl.fs:
         if len(centres) > MAX_CORRECTIONS:  # cut to pieces: too disturbed to read
-            return StepAmplitude(pl.target, pl.mean, 0.0, 0.0, math.inf, math.inf, 0.0, pl.sigma, math.inf, n, False, True)
+            return StepAmplitude(
+                pl.target, pl.mean, 0.0, 0.0, math.inf, math.inf, 0.0, pl.sigma, math.inf, n, False, True
+            )
         return None
     cols.append(t)
     first = len(cols)
@@ -447,4 +448,3 @@ def analyse_steps(
             out.append(a)
     out.sort(key=lambda a: a.pressure)
     return out, (f if found else None), noise
-

@@ -43,7 +43,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from console.common.api import CommandRefused, LopProgress, Priority, SessionSnapshot
-from console.therapy.jobs import _f, _Job, _LopJob, _SessionJob
+from console.common.figures import figure
+from console.therapy.jobs import _Job, _LopJob, _SessionJob
 from console.therapy.lop_job import LOP_TIMEOUT_S, LopJobs
 from console.therapy.session import TERMINAL
 from console.therapy.session_job import SessionJobs
@@ -211,9 +212,16 @@ class TherapyManager(LopJobs, SessionJobs):
                     job.recorded_end = False
                     if job.record_id is not None:
                         job.recorded_end = True
-                        self._rec("end_session", job.record_id, "crash", ended_at=self.clock.wall(),
-                                  sets_done=summary.sets_done, reps_per_set=list(summary.reps_by_set),
-                                  occlusion_s=max(0.0, summary.occlusion_s), fidelity=None)
+                        self._rec(
+                            "end_session",
+                            job.record_id,
+                            "crash",
+                            ended_at=self.clock.wall(),
+                            sets_done=summary.sets_done,
+                            reps_per_set=list(summary.reps_by_set),
+                            occlusion_s=max(0.0, summary.occlusion_s),
+                            fidelity=None,
+                        )
         self.station.mark_changed()
 
     def _ensure_driver(self) -> None:
@@ -326,7 +334,9 @@ class TherapyManager(LopJobs, SessionJobs):
         if ctrl.id in self.station.emergency.retrying:
             raise CommandRefused(f"{cuff_id}: controller {ctrl.id} has not confirmed the emergency deflate yet.")
         if cuff.latched:
-            raise CommandRefused(f"{cuff_id} is latched by a {cuff.latch_cause or 'fault'} fault: acknowledge its alarm first.")
+            raise CommandRefused(
+                f"{cuff_id} is latched by a {cuff.latch_cause or 'fault'} fault: acknowledge its alarm first."
+            )
         lj = self._lops.get(cuff_id)
         if lj is not None and lj.stage != "ended":
             raise CommandRefused(f"{cuff_id} is already measuring its LOP.")
@@ -335,7 +345,7 @@ class TherapyManager(LopJobs, SessionJobs):
             raise CommandRefused(f"{cuff_id} is in a session ({sj.plan.id}, {sj.runner.phase}); stop it first.")
         threshold = self.station.limits.occlusion_threshold_mmhg
         if cuff.target > 0 or (cuff.pressure is not None and cuff.pressure >= threshold):
-            at = f"{_f(cuff.pressure)} mmHg" if cuff.pressure is not None else f"target {_f(cuff.target)} mmHg"
+            at = f"{figure(cuff.pressure)} mmHg" if cuff.pressure is not None else f"target {figure(cuff.target)} mmHg"
             raise CommandRefused(f"{cuff_id} is inflated ({at}); deflate it first.")
         if cuff.pressure is None:
             raise CommandRefused(f"{cuff_id}: no reading from the cuff yet.")

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from console.common.api import PlanSummary
+from console.common.facts import LIMBS
 
-LIMBS: Final = ("arm", "leg")
 MODES: Final = ("reps", "cycles")
 REST_MODES: Final = ("hold", "release")
 
@@ -187,8 +187,10 @@ class TableReader:
             self.problem(key, f"expected {expectation}, found {describe(value)}")
             return None
         value = float(value)
-        if value != value or (lo is not None and (value <= lo if lo_open else value < lo)) or (
-            hi is not None and value > hi
+        if (
+            value != value
+            or (lo is not None and (value <= lo if lo_open else value < lo))
+            or (hi is not None and value > hi)
         ):
             self.problem(key, f"expected {expectation}, found {_fmt(value)}")
             return None

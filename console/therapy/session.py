@@ -55,10 +55,19 @@ from dataclasses import dataclass, field
 
 from console.common.api import CommandRefused, Priority, SessionSnapshot
 from console.common.clock import Clock
+from console.common.facts import FIDELITY_BAND
 from console.therapy.reps import ContractionDetector, Metronome
+from console.therapy.session_types import (
+    Beat,
+    Deflate,
+    Finished,
+    Inflate,
+    PhaseChanged,
+    PlanLike,
+    SessionAction,
+    SessionSummary,
+)
 
-FIDELITY_BAND = 0.10
-"""Pressure fidelity: the share of held time within +-10 % of target (Swain 2025)."""
 REACHED_BAND = 0.05
 """Inflating ends when every cuff is within this share of its target (at least 3 mmHg)."""
 REACHED_MIN_MMHG = 3.0
@@ -72,18 +81,6 @@ LAG_ALLOWED = 1
 
 MAX_SAMPLE_GAP_S = 0.5
 """A gap between samples longer than this is not counted towards fidelity."""
-
-
-from console.therapy.session_types import (  # noqa: F401 (re-exported: the runner's public records)
-    Beat,
-    Deflate,
-    Finished,
-    Inflate,
-    PhaseChanged,
-    PlanLike,
-    SessionAction,
-    SessionSummary,
-)
 
 
 @dataclass
@@ -295,7 +292,9 @@ class SessionRunner:
         if self.phase in ("rest", "between", "done", "stopped") and self._reps_by_set:
             self._reps_by_set[-1] = max(0, self._reps_by_set[-1] + delta)
             if self._summary is not None:
-                self._summary = self._build_summary(self._summary.ended_at, self._summary.outcome, self._summary.message)
+                self._summary = self._build_summary(
+                    self._summary.ended_at, self._summary.outcome, self._summary.message
+                )
             return
         raise CommandRefused(f"no set to correct while {self.phase}")
 
@@ -312,7 +311,9 @@ class SessionRunner:
                 self._deflate(now, "high alarm")
                 self.message = f"high alarm{where} ({cause or 'alarm'}): cuffs vented; resume refills"
             else:
-                self._pause(now, deflate=True, why=f"high alarm{where} ({cause or 'alarm'}): cuffs vented; resume refills")
+                self._pause(
+                    now, deflate=True, why=f"high alarm{where} ({cause or 'alarm'}): cuffs vented; resume refills"
+                )
         else:
             self.message = f"{prio.value} alarm{where}: {cause or 'see alarms'}"
 

@@ -14,8 +14,10 @@ import math
 from collections.abc import Mapping
 
 from console.common.api import CommandRefused, Priority
+from console.common.facts import PATIENT_ID
+from console.common.figures import figure
 from console.records.rows import SecondAggregator
-from console.therapy.jobs import PATIENT_ID, JobHost, _f, _SessionJob
+from console.therapy.jobs import JobHost, _SessionJob
 from console.therapy.session import TERMINAL, SessionRunner
 from console.therapy.session_types import (
     Beat,
@@ -64,7 +66,9 @@ class SessionJobs(JobHost):
         if len(cuffs) == 2:
             a, b = (self.station.cuffs[c] for c in cuffs)
             if a.spec.limb != b.spec.limb:
-                raise CommandRefused(f"{a.id} is on {_a(a.spec.limb)} and {b.id} on {_a(b.spec.limb)}; a pair is two arms or two legs.")
+                raise CommandRefused(
+                    f"{a.id} is on {_a(a.spec.limb)} and {b.id} on {_a(b.spec.limb)}; a pair is two arms or two legs."
+                )
         lops: dict[str, float | None] = {}
         for c in cuffs:
             why = self.station.config.plan_refusal(plan, c)
@@ -77,7 +81,7 @@ class SessionJobs(JobHost):
             limit = min(self.station.limits.ceiling_mmhg, ctrl.max_pressure() or 300.0, 300.0)
             if target > limit:
                 raise CommandRefused(
-                    f"{c}: {plan.pct_lop:g} % of LOP {_f(cuff.lop)} is {_f(target)} mmHg, above the limit of {_f(limit)} mmHg."
+                    f"{c}: {plan.pct_lop:g} % of LOP {figure(cuff.lop)} is {figure(target)} mmHg, above the limit of {figure(limit)} mmHg."
                 )
             lops[c] = cuff.lop
         try:
@@ -103,8 +107,10 @@ class SessionJobs(JobHost):
             self._lops.pop(c, None)
             self._feeds[c] = job
         self.station.record_command(
-            "station", f"session {plan.id} on {'+'.join(cuffs)}: inflating to "
-            + ", ".join(f"{c} {_f(runner.target(c))} mmHg" for c in cuffs) + f" ({plan.pct_lop:g} % LOP)"
+            "station",
+            f"session {plan.id} on {'+'.join(cuffs)}: inflating to "
+            + ", ".join(f"{c} {figure(runner.target(c))} mmHg" for c in cuffs)
+            + f" ({plan.pct_lop:g} % LOP)",
         )
         self._tick_session(job, self.clock.monotonic())
         self.station.mark_changed()
@@ -118,9 +124,16 @@ class SessionJobs(JobHost):
         self._rec("add_patient", job.patient_id, at=at)
         assert job.runner is not None
         return self._rec(
-            "start_session", job.patient_id, cuffs=list(job.cuffs), plan_id=job.plan.id, plan_name=job.plan.name,
-            started_at=at, target_mmhg=job.runner.target(first), target_pct_lop=float(job.plan.pct_lop),
-            lop_mmhg=lops.get(first), position=self.station.cuffs[first].lop_position or None,
+            "start_session",
+            job.patient_id,
+            cuffs=list(job.cuffs),
+            plan_id=job.plan.id,
+            plan_name=job.plan.name,
+            started_at=at,
+            target_mmhg=job.runner.target(first),
+            target_pct_lop=float(job.plan.pct_lop),
+            lop_mmhg=lops.get(first),
+            position=self.station.cuffs[first].lop_position or None,
         )
 
     async def session_command(self, cuff_id: str, command: str) -> None:
@@ -141,7 +154,9 @@ class SessionJobs(JobHost):
                     if not ctrl.online:
                         raise CommandRefused(f"controller {ctrl.id} of {c} is offline")
                     if cuff.latched:
-                        raise CommandRefused(f"{c} is latched by a {cuff.latch_cause or 'fault'}: acknowledge its alarm first")
+                        raise CommandRefused(
+                            f"{c} is latched by a {cuff.latch_cause or 'fault'}: acknowledge its alarm first"
+                        )
                 runner.resume()
             elif command == "skip":
                 runner.skip()
@@ -151,7 +166,9 @@ class SessionJobs(JobHost):
                 runner.rep_adjust(1 if command == "rep+" else -1)
         except CommandRefused as exc:
             text = str(exc)
-            raise CommandRefused(f"{cuff_id}: {text[:1].lower() + text[1:]}" + ("" if text.endswith(".") else ".")) from None
+            raise CommandRefused(
+                f"{cuff_id}: {text[:1].lower() + text[1:]}" + ("" if text.endswith(".") else ".")
+            ) from None
         self._tick_session(job, self.clock.monotonic())
         self.station.mark_changed()
         self._ensure_driver()
@@ -194,7 +211,7 @@ class SessionJobs(JobHost):
             return  # stale: vented (alarm, stop, emergency) since it was asked
         try:
             await self.station.apply_target(
-                cuff_id, mmhg, purpose=job.purpose, what=f"session {job.plan.id}: inflate {cuff_id} {_f(mmhg)} mmHg"
+                cuff_id, mmhg, purpose=job.purpose, what=f"session {job.plan.id}: inflate {cuff_id} {figure(mmhg)} mmHg"
             )
             job.inflated.add(cuff_id)
         except CommandRefused as exc:
@@ -213,7 +230,8 @@ class SessionJobs(JobHost):
             "station",
             f"session {summary.plan_id} on {'+'.join(summary.cuffs)} ended: {summary.outcome} "
             f"({summary.sets_done}/{summary.sets_planned} sets, {summary.reps_done} reps"
-            + (f", {summary.message}" if summary.message else "") + ")",
+            + (f", {summary.message}" if summary.message else "")
+            + ")",
         )
         if job.record_id is None:
             return
@@ -223,8 +241,12 @@ class SessionJobs(JobHost):
                 self._rec("session_sample", job.record_id, c, *sec.row())
         fid = summary.fidelity
         self._rec(
-            "end_session", job.record_id, reason, ended_at=summary.ended_at + job.wall_offset,
-            sets_done=summary.sets_done, reps_per_set=list(summary.reps_by_set),
+            "end_session",
+            job.record_id,
+            reason,
+            ended_at=summary.ended_at + job.wall_offset,
+            sets_done=summary.sets_done,
+            reps_per_set=list(summary.reps_by_set),
             occlusion_s=max(0.0, summary.occlusion_s),
             fidelity=None if fid is None or not math.isfinite(fid) else min(1.0, max(0.0, fid)),
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, Union
+from typing import Protocol
 
 
 class PlanLike(Protocol):
@@ -101,7 +101,7 @@ class Finished:
     summary: SessionSummary
 
 
-SessionAction = Union[Inflate, Deflate, Beat, PhaseChanged, Finished]
+SessionAction = Inflate | Deflate | Beat | PhaseChanged | Finished
 
 
 # --------------------------------------------------------------------------- the runner

@@ -350,10 +350,15 @@ class BfrApp(App[None]):
             ("everywhere", list(self.BINDINGS)),
             ("dashboard", list(DashboardScreen.BINDINGS)),
             ("inflate dialog", list(_I.BINDINGS) + [Binding("enter", "", "confirm the target")]),
-            ("therapy dialogs", list(CommandDialog.BINDINGS) + [
-                Binding("tab", "", "next field"), Binding("up,down", "", "choose a plan"),
-                Binding("left,right,space", "", "change a choice (position, cuffs)"),
-            ]),
+            (
+                "therapy dialogs",
+                list(CommandDialog.BINDINGS)
+                + [
+                    Binding("tab", "", "next field"),
+                    Binding("up,down", "", "choose a plan"),
+                    Binding("left,right,space", "", "change a choice (position, cuffs)"),
+                ],
+            ),
             ("confirmation", list(_C.BINDINGS) + [Binding("tab,enter", "", "move to / press a button")]),
             ("alarm list", list(AlarmListScreen.BINDINGS)),
             ("help", list(HelpScreen.BINDINGS)),

@@ -37,9 +37,12 @@ class Glyphs:
     """Metronome marker for the relax half, same width as ``bullet``."""
 
 
-UNICODE = Glyphs(filled="█", empty="░", band="│", target="┃", selected="▶", spark="▁▂▃▄▅▆▇█", font="block", bullet="●",
-                 beat_off="○")
-ASCII = Glyphs(filled="#", empty=".", band="|", target="!", selected=">", spark="_.-:=+*#", font="seg7", bullet="*", beat_off=".")
+UNICODE = Glyphs(
+    filled="█", empty="░", band="│", target="┃", selected="▶", spark="▁▂▃▄▅▆▇█", font="block", bullet="●", beat_off="○"
+)
+ASCII = Glyphs(
+    filled="#", empty=".", band="|", target="!", selected=">", spark="_.-:=+*#", font="seg7", bullet="*", beat_off="."
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ parsed commands into OK/ERR answers and calls the firmware's channel actions
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from drivers import codec
 from drivers.codec import Command

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import re
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from drivers import codec
 from drivers.codec import Command, DropCounts, LineReader, MalformedLine
@@ -510,5 +510,3 @@ class ControllerFirmware(CommandSet):
             self._next_status += 1.0
             if self._next_status <= t:
                 self._next_status = t + 1.0
-
-

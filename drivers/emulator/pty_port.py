@@ -190,9 +190,7 @@ class PtyEmulator:
                 self.discarded_bytes += len(os.read(self._slave, waiting))
 
 
-async def serve_emulator(
-    channels: int = 4, *, link_path: str | None = None, **firmware_kw: object
-) -> PtyEmulator:
+async def serve_emulator(channels: int = 4, *, link_path: str | None = None, **firmware_kw: object) -> PtyEmulator:
     """Make a firmware (keyword arguments as :class:`ControllerFirmware`) and serve it on a started pty."""
     firmware = ControllerFirmware(channels=channels, **firmware_kw)  # type: ignore[arg-type]
     emulator = PtyEmulator(firmware, link_path=link_path)

@@ -26,7 +26,9 @@ SETUP_ACTIONS = frozenset({"session", "measure_lop", "enter_lop"})
 """Therapy keys offered while the selected cuff runs no session."""
 SESSION_ACTIONS = frozenset({"pause", "skip", "stop_session", "rep"})
 """Keys offered while the selected cuff runs a session (the footer shows one set or the other)."""
-OPERATOR_ACTIONS = frozenset({"inflate", "nudge", "deflate", "ack", "ack_all", "silence"}) | SETUP_ACTIONS | SESSION_ACTIONS
+OPERATOR_ACTIONS = (
+    frozenset({"inflate", "nudge", "deflate", "ack", "ack_all", "silence"}) | SETUP_ACTIONS | SESSION_ACTIONS
+)
 """Actions an observer may not take (shown greyed out, never fired)."""
 
 PANEL_MIN_WIDTH = 38
@@ -123,9 +125,7 @@ class DashboardScreen(Screen[None]):
                 if panel is not None:
                     panel.set_cuff(cuff, by_cuff.get(cuff.id), now)
         top = snap.alarms[0] if snap.alarms else None
-        self.banner.show_alarms(
-            snap, flash_on(top.priority, now, acknowledged=top.acknowledged) if top else False
-        )
+        self.banner.show_alarms(snap, flash_on(top.priority, now, acknowledged=top.acknowledged) if top else False)
         for panel in self.panels.values():
             panel.catch_up(now)
             a = panel.cuff_alarm

@@ -16,9 +16,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from console.common.api import CuffSnapshot
+from console.common.facts import ABSOLUTE_MAX_MMHG
 from console.ui.widgets.inputs import OrderedInput
 
-MAX_MMHG = 300.0
 """Nothing typed above this is even sent; the station has its own, lower ceiling."""
 
 
@@ -45,8 +45,8 @@ def parse_target(text: str, cuff: CuffSnapshot) -> InflateRequest:
     if value <= 0:
         raise ValueError("The target must be above 0.")
     if unit == "mmhg":
-        if value > MAX_MMHG:
-            raise ValueError(f"{value:.0f} mmHg is above the {MAX_MMHG:.0f} mmHg limit.")
+        if value > ABSOLUTE_MAX_MMHG:
+            raise ValueError(f"{value:.0f} mmHg is above the {ABSOLUTE_MAX_MMHG:.0f} mmHg limit.")
         return InflateRequest(cuff.id, mmhg=value)
     if cuff.lop is None:
         raise ValueError(f"Cuff {cuff.id} has no LOP yet: give the target in mmHg or set the LOP first.")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from console.common.api import (
     PlanSummary,
     StationSnapshot,
 )
+from console.common.facts import PATIENT_ID
 from console.ui.widgets.choice import Choice
 from console.ui.widgets.inputs import OrderedInput
 
@@ -44,7 +44,6 @@ LOP_RANGE = (50.0, 350.0)
 """A typed LOP outside this is a typo (the station checks the same range)."""
 WIDTH_RANGE = (2.0, 30.0)
 """Cuff widths in cm that exist."""
-PATIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 """A pseudonymous id as the records take it (the station checks the same)."""
 
 
@@ -212,8 +211,9 @@ class SessionDialog(CommandDialog):
         with Vertical(id="dialog-box", classes="wide"):
             yield Label(f"Session on {_cuff_title(c)}", id="dialog-title")
             yield Label(_lop_info(c))
-            patient = OrderedInput(c.patient_id or "", placeholder="pseudonymous id, e.g. P-0042", id="patient",
-                            max_length=64)
+            patient = OrderedInput(
+                c.patient_id or "", placeholder="pseudonymous id, e.g. P-0042", id="patient", max_length=64
+            )
             patient.border_title = "patient"
             yield patient
             plans = OptionList(
@@ -314,8 +314,7 @@ class MeasureLopDialog(CommandDialog):
 
     def action_submit(self) -> None:
         cid, position = self.cuff.id, self.query_one(Choice).value
-        self.send(f"Measure LOP on {cid} ({position})",
-                  lambda: self.bfr.handle.measure_lop(cid, position=position))
+        self.send(f"Measure LOP on {cid} ({position})", lambda: self.bfr.handle.measure_lop(cid, position=position))
 
 
 class DopplerLopDialog(CommandDialog):
@@ -344,14 +343,14 @@ class DopplerLopDialog(CommandDialog):
 
     def action_submit(self) -> None:
         try:
-            entry = parse_doppler(self.value_of("lop"), self.value_of("width"),
-                                  self.query_one(Choice).value)
+            entry = parse_doppler(self.value_of("lop"), self.value_of("width"), self.query_one(Choice).value)
         except ValueError as exc:
             self.say(str(exc))
             return
         cid = self.cuff.id
         self.send(
             f"Set LOP of {cid} to {entry.lop:g} mmHg",
-            lambda: self.bfr.handle.set_lop(cid, entry.lop, position=entry.position,
-                                            cuff_width_cm=entry.cuff_width_cm, source="doppler"),
+            lambda: self.bfr.handle.set_lop(
+                cid, entry.lop, position=entry.position, cuff_width_cm=entry.cuff_width_cm, source="doppler"
+            ),
         )

@@ -38,8 +38,9 @@ class Choice(Widget, can_focus=True):
         def control(self) -> Choice:
             return self.choice
 
-    def __init__(self, label: str, options: Sequence[tuple[str, str]], value: str | None = None, *,
-                 id: str | None = None) -> None:
+    def __init__(
+        self, label: str, options: Sequence[tuple[str, str]], value: str | None = None, *, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         if not options:
             raise ValueError("a Choice needs at least one option")

@@ -255,12 +255,7 @@ class CuffPanel(Widget):
         pressure = c.pressure if (c.online and c.state != OFFLINE) else None
         band_label = f" ±{c.tolerance:.0f}" if g is UNICODE else f" +-{c.tolerance:.0f}"
         gwidth = max(4, width - len(band_label))
-        off = (
-            pressure is not None
-            and c.target > 0
-            and c.state == "HOLDING"
-            and abs(pressure - c.target) > c.tolerance
-        )
+        off = pressure is not None and c.target > 0 and c.state == "HOLDING" and abs(pressure - c.target) > c.tolerance
         fill = "bold red" if off else ("bold blue" if is_inflated(c) else "green")
         bar = render.gauge(pressure, c.target, c.tolerance, gwidth, g, fill_style=fill)
         bar.append(band_label)
@@ -336,11 +331,31 @@ def _slow_key(c: CuffSnapshot, glyphs: Glyphs = UNICODE) -> tuple[object, ...]:
     s, m = c.session, c.lop_measure
     session = None
     if s is not None:
-        session = (therapy_text.phase_word(s), therapy_text.progress_text(s, glyphs), s.beat, s.patient_id,
-                   s.plan_name, s.message)
+        session = (
+            therapy_text.phase_word(s),
+            therapy_text.progress_text(s, glyphs),
+            s.beat,
+            s.patient_id,
+            s.plan_name,
+            s.message,
+        )
     lop = therapy_text.lop_text(m) if m is not None else None
-    return (c.state, c.online, c.target, c.target_pct_lop, c.lop, c.max_pct_lop, c.tolerance, c.latched,
-            c.alarm, session, lop, c.patient_id, c.label, c.occlusion_limit_s)
+    return (
+        c.state,
+        c.online,
+        c.target,
+        c.target_pct_lop,
+        c.lop,
+        c.max_pct_lop,
+        c.tolerance,
+        c.latched,
+        c.alarm,
+        session,
+        lop,
+        c.patient_id,
+        c.label,
+        c.occlusion_limit_s,
+    )
 
 
 def _jump(new: float | None, shown: float | None) -> bool:
