@@ -209,6 +209,28 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
             raise CommandRefused(f"No cuff named {cuff_id!r}.")
         return cuff, self.controllers[cuff.spec.controller]
 
+    def lookup(self, cuff_id: str) -> tuple[CuffState, ControllerState]:
+        """The cuff and its controller's state, or a refusal naming the unknown cuff (for therapy)."""
+        return self._lookup(cuff_id)
+
+    async def zero_sensor(self, cuff_id: str) -> str:
+        """ZERO the cuff's pressure sensor: ``""`` when done, else why not (``BUSY``, a link error).
+
+        Only the LOP measurement asks, on a vented cuff, before its staircase; ZERO never inflates.
+        Therapy reaches the controller through this, never through the link itself.
+        """
+        cuff, ctrl = self._lookup(cuff_id)
+        link = ctrl.link
+        if link is None:
+            return "controller not connected"
+        try:
+            await link.zero(cuff.channel)
+        except CommandError as exc:
+            return exc.code
+        except LinkError as exc:
+            return str(exc)
+        return ""
+
     def _refuse(self, what: str, why: str) -> CommandRefused:
         self._emit(StationEvent("refused", self.clock.wall(), _actor.get(), f"{what}: {why}"))
         return CommandRefused(why)
