@@ -85,7 +85,8 @@ def run_console(config: Any, *, kiosk: bool = False, theme: str | None = None) -
 
 
 async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
-    from console.remote.server import ServeError, serve_station
+    from console.remote.server import serve_station
+    from console.remote.socket_file import ServeError
     from console.station.lifecycle import deflate_and_stop, install_signal_handlers
     from console.ui.app import BfrApp
 
@@ -156,7 +157,8 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
 
 async def serve(config: Any) -> int:
     """``bfr-console serve``: the station with no console; consoles attach over its socket."""
-    from console.remote.server import ServeError, serve_station
+    from console.remote.server import serve_station
+    from console.remote.socket_file import ServeError
     from console.station.lifecycle import run_station_until_signal
 
     records = open_records(config)

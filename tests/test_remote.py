@@ -28,7 +28,8 @@ from console.remote.client import (
     StationUnavailable,
 )
 from console.remote.roles import Decision
-from console.remote.server import ServeError, StationServer
+from console.remote.server import StationServer
+from console.remote.socket_file import ServeError
 from console.remote.wire import to_wire
 from tests.test_remote_fakes import FakeStation, ticking, wait_until
 

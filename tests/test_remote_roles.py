@@ -8,8 +8,8 @@ import pwd
 import pytest
 
 from console.common.api import Role
-from console.config.schema import RoleRule as ConfigRoleRule
-from console.remote.roles import RoleResolver, RoleRule, rules_from_config
+from console.config.schema import RoleRule
+from console.remote.roles import RoleResolver, rules_from_config
 
 NOBODY, NOGROUP = 65534, 65534
 STATION_UID = 4242  # pretend the station runs as some service user
@@ -83,7 +83,7 @@ def test_unmatched_users_are_refused_with_the_rules_named() -> None:
 def test_rules_from_the_config_and_other_shapes() -> None:
     got = rules_from_config(
         [
-            ConfigRoleRule(role=Role.OBSERVER, group="clinic"),
+            RoleRule(role=Role.OBSERVER, group="clinic"),
             {"user": "ana", "role": "operator"},
             ("group", "techs", "operator"),
             ("@nurses", "observer"),

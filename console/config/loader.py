@@ -32,15 +32,15 @@ from console.config.validate import (
     ALARMS_KEYS,
     TOP_KEYS,
     UI_KEYS,
-    _array,
-    _controllers,
-    _cuffs,
-    _plans,
-    _roles,
-    _safety,
-    _station,
-    _table,
-    _v,
+    or_fallback,
+    read_array,
+    read_controllers,
+    read_cuffs,
+    read_plans,
+    read_roles,
+    read_safety,
+    read_station,
+    read_table,
 )
 from console.therapy.plans import BUILTIN_PLANS, TableReader
 
@@ -113,22 +113,22 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
     problems: list[str] = []
     top = TableReader(data, "", TOP_KEYS, problems)
 
-    station = _station(_table(top, "station"), problems, base)
-    safety = _safety(_table(top, "safety"), problems, station.ceiling_mmhg)
-    alarms_t = TableReader(_table(top, "alarms"), "alarms", ALARMS_KEYS, problems)
+    station = read_station(read_table(top, "station"), problems, base)
+    safety = read_safety(read_table(top, "safety"), problems, station.ceiling_mmhg)
+    alarms_t = TableReader(read_table(top, "alarms"), "alarms", ALARMS_KEYS, problems)
     alarms = AlarmsConfig(
-        silence_max_s=_v(alarms_t.seconds("silence_max_s", 120.0, hi=120.0), 120.0),
-        bell=_v(alarms_t.flag("bell", True), True),
+        silence_max_s=or_fallback(alarms_t.seconds("silence_max_s", 120.0, hi=120.0), 120.0),
+        bell=or_fallback(alarms_t.flag("bell", True), True),
     )
-    ui_t = TableReader(_table(top, "ui"), "ui", UI_KEYS, problems)
+    ui_t = TableReader(read_table(top, "ui"), "ui", UI_KEYS, problems)
     ui = UiConfig(
-        theme=_v(ui_t.text("theme", "auto", choices=THEMES), "auto"),
-        fps=_v(ui_t.integer("fps", 20, lo=1, hi=60), 20),
+        theme=or_fallback(ui_t.text("theme", "auto", choices=THEMES), "auto"),
+        fps=or_fallback(ui_t.integer("fps", 20, lo=1, hi=60), 20),
     )
-    controllers = _controllers(_array(top, "controllers", required=True), problems, safety)
-    cuffs = _cuffs(_array(top, "cuffs", required=True), problems, controllers, station, safety)
-    roles = _roles(_array(top, "roles"), problems)
-    plans = _plans(_array(top, "plans"), problems, safety)
+    controllers = read_controllers(read_array(top, "controllers", required=True), problems, safety)
+    cuffs = read_cuffs(read_array(top, "cuffs", required=True), problems, controllers, station, safety)
+    roles = read_roles(read_array(top, "roles"), problems)
+    plans = read_plans(read_array(top, "plans"), problems, safety)
 
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems], source)

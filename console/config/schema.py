@@ -2,17 +2,22 @@
 
 Only the shape, the defaults and the questions a config answers (a cuff's
 limits, whether a plan may run on it). Reading and checking a file lives in
-:mod:`console.config`, which re-exports every name here.
+:mod:`console.config.loader` and :mod:`console.config.validate`.
+
+The engine imports this module for its types, so it imports nothing of therapy at run time
+(a plan's type is named only for the type checker).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from console.common.api import Role
-from console.therapy.plans import Plan
+
+if TYPE_CHECKING:
+    from console.therapy.plans import Plan
 
 MAX_CHANNELS: Final = 8
 """CUFF-LINK/1: a controller has 1 to 8 channels."""
@@ -125,15 +130,22 @@ class CuffConfig:
 
 @dataclass(frozen=True, slots=True)
 class RoleRule:
-    """Maps a Unix user or group to a remote-supervision role.
+    """Maps a Unix user or group (exactly one) to a remote-supervision role.
 
     Only data here: the decision (rule order, the station's own uid) belongs to
-    :mod:`console.remote.roles`.
+    :mod:`console.remote.roles`, which reads these same rules.
     """
 
     role: Role
     user: str | None = None
     group: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.user is None) == (self.group is None):
+            raise ValueError("a role rule names exactly one of user or group")
+
+    def describe(self) -> str:
+        return f"user {self.user}" if self.user is not None else f"group {self.group}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +224,7 @@ class StationConfig:
         cuff = self.cuff(cuff_id)
         lim = self.limits(cuff_id)
         if plan.limb is not None and plan.limb != cuff.limb:
-            return f"Plan {plan.id!r} is for {_a(plan.limb)}; cuff {cuff.id} is on {_a(cuff.limb)}."
+            return f"Plan {plan.id!r} is for {with_article(plan.limb)}; cuff {cuff.id} is on {with_article(cuff.limb)}."
         if plan.pct_lop > lim.max_pct_lop and not plan.full_occlusion:
             return (
                 f"Plan {plan.id!r} asks {plan.pct_lop:g} % LOP; cuff {cuff.id} allows at most "
@@ -226,5 +238,6 @@ class StationConfig:
         return None
 
 
-def _a(limb: str) -> str:
+def with_article(limb: str) -> str:
+    """``an arm``, ``a leg``: a limb in a sentence."""
     return f"an {limb}" if limb[:1] in "aeiou" else f"a {limb}"

@@ -25,8 +25,8 @@ from console.config.schema import (
     RoleRule,
     SafetyConfig,
     StationSettings,
-    _a,
     default_emulator_lop,
+    with_article,
 )
 from console.therapy.plans import (
     BUILTIN_PLANS,
@@ -77,12 +77,12 @@ CUFF_KEYS: Final = (
 ROLE_KEYS: Final = ("user", "group", "role")
 
 
-def _v(value: Any, fallback: Any) -> Any:
+def or_fallback(value: Any, fallback: Any) -> Any:
     """The checked value, or a stand-in after a recorded problem (the config is refused anyway)."""
     return fallback if value is None else value
 
 
-def _table(top: TableReader, key: str) -> Mapping[str, Any]:
+def read_table(top: TableReader, key: str) -> Mapping[str, Any]:
     value = top.data.get(key, {})
     if not isinstance(value, dict):
         top.problem(key, f"expected a table ([{key}]), found {describe(value)}")
@@ -90,7 +90,7 @@ def _table(top: TableReader, key: str) -> Mapping[str, Any]:
     return value
 
 
-def _array(top: TableReader, key: str, *, required: bool = False) -> list[tuple[str, Mapping[str, Any]]]:
+def read_array(top: TableReader, key: str, *, required: bool = False) -> list[tuple[str, Mapping[str, Any]]]:
     """The ``[[key]]`` blocks as (key path, table); non-tables are reported and skipped."""
     if key not in top.data:
         if required:
@@ -102,7 +102,7 @@ def _array(top: TableReader, key: str, *, required: bool = False) -> list[tuple[
         return []
     if not value and required:
         top.problem(key, f"expected at least one [[{key}]] table, found none")
-    out = []
+    out: list[tuple[str, Mapping[str, Any]]] = []
     for i, item in enumerate(value):
         where = f"{key}[{i}]"
         if not isinstance(item, dict):
@@ -112,27 +112,29 @@ def _array(top: TableReader, key: str, *, required: bool = False) -> list[tuple[
     return out
 
 
-def _station(data: Mapping[str, Any], problems: list[str], base: Path) -> StationSettings:
+def read_station(data: Mapping[str, Any], problems: list[str], base: Path) -> StationSettings:
     t = TableReader(data, "station", STATION_KEYS, problems)
     d = StationSettings()
     data_dir = t.text("data_dir", "var")
     socket = t.text("socket", "var/socket/bfr.sock")
-    ceiling = _v(t.number("ceiling_mmhg", d.ceiling_mmhg, lo=0, hi=ABSOLUTE_MAX_MMHG, lo_open=True, unit="mmHg"), 300.0)
+    ceiling = or_fallback(
+        t.number("ceiling_mmhg", d.ceiling_mmhg, lo=0, hi=ABSOLUTE_MAX_MMHG, lo_open=True, unit="mmHg"), 300.0
+    )
     threshold = t.number(
         "occlusion_threshold_mmhg", d.occlusion_threshold_mmhg, lo=0, hi=100, lo_open=True, unit="mmHg"
     )
     if threshold is not None and threshold >= ceiling:
         t.problem("occlusion_threshold_mmhg", f"expected below station.ceiling_mmhg ({ceiling:g}), found {threshold:g}")
     return StationSettings(
-        name=_v(t.text("name", d.name), d.name),
+        name=or_fallback(t.text("name", d.name), d.name),
         ceiling_mmhg=ceiling,
-        data_dir=base / Path(_v(data_dir, "var")).expanduser(),
-        socket=base / Path(_v(socket, "var/socket/bfr.sock")).expanduser(),
-        occlusion_threshold_mmhg=_v(threshold, d.occlusion_threshold_mmhg),
+        data_dir=base / Path(or_fallback(data_dir, "var")).expanduser(),
+        socket=base / Path(or_fallback(socket, "var/socket/bfr.sock")).expanduser(),
+        occlusion_threshold_mmhg=or_fallback(threshold, d.occlusion_threshold_mmhg),
     )
 
 
-def _safety(data: Mapping[str, Any], problems: list[str], ceiling: float) -> SafetyConfig:
+def read_safety(data: Mapping[str, Any], problems: list[str], ceiling: float) -> SafetyConfig:
     t = TableReader(data, "safety", SAFETY_KEYS, problems)
     d = SafetyConfig()
     warn = t.seconds("occlusion_warn_s", d.occlusion_warn_s, hi=HARD_OCCLUSION_LIMIT_S)
@@ -146,18 +148,22 @@ def _safety(data: Mapping[str, Any], problems: list[str], ceiling: float) -> Saf
             f"{max_no_lop:g} mmHg is above the station ceiling (station.ceiling_mmhg = {ceiling:g} mmHg)",
         )
         max_no_lop = None
-    pct = dict(lo=MIN_PCT_LOP, hi=MAX_PCT_LOP, unit="% LOP")
+    pct: dict[str, Any] = {"lo": MIN_PCT_LOP, "hi": MAX_PCT_LOP, "unit": "% LOP"}
     return SafetyConfig(
-        tolerance_mmhg=_v(t.number("tolerance_mmhg", d.tolerance_mmhg, lo=0, hi=50, lo_open=True, unit="mmHg"), 15.0),
-        grace_s=_v(t.seconds("grace_s", d.grace_s, hi=10.0), d.grace_s),
-        link_timeout_s=_v(t.seconds("link_timeout_s", d.link_timeout_s, hi=10.0), d.link_timeout_s),
-        leak_pump_s=_v(t.seconds("leak_pump_s", d.leak_pump_s, hi=60.0), d.leak_pump_s),
-        occlusion_warn_s=_v(warn, d.occlusion_warn_s),
-        occlusion_limit_s=_v(limit, d.occlusion_limit_s),
-        deflate_confirm_s=_v(t.seconds("deflate_confirm_s", d.deflate_confirm_s, hi=10.0), d.deflate_confirm_s),
-        max_pct_lop_arm=_v(t.number("max_pct_lop_arm", d.max_pct_lop_arm, **pct), d.max_pct_lop_arm),
-        max_pct_lop_leg=_v(t.number("max_pct_lop_leg", d.max_pct_lop_leg, **pct), d.max_pct_lop_leg),
-        max_mmhg_without_lop=_v(max_no_lop, d.max_mmhg_without_lop),
+        tolerance_mmhg=or_fallback(
+            t.number("tolerance_mmhg", d.tolerance_mmhg, lo=0, hi=50, lo_open=True, unit="mmHg"), 15.0
+        ),
+        grace_s=or_fallback(t.seconds("grace_s", d.grace_s, hi=10.0), d.grace_s),
+        link_timeout_s=or_fallback(t.seconds("link_timeout_s", d.link_timeout_s, hi=10.0), d.link_timeout_s),
+        leak_pump_s=or_fallback(t.seconds("leak_pump_s", d.leak_pump_s, hi=60.0), d.leak_pump_s),
+        occlusion_warn_s=or_fallback(warn, d.occlusion_warn_s),
+        occlusion_limit_s=or_fallback(limit, d.occlusion_limit_s),
+        deflate_confirm_s=or_fallback(
+            t.seconds("deflate_confirm_s", d.deflate_confirm_s, hi=10.0), d.deflate_confirm_s
+        ),
+        max_pct_lop_arm=or_fallback(t.number("max_pct_lop_arm", d.max_pct_lop_arm, **pct), d.max_pct_lop_arm),
+        max_pct_lop_leg=or_fallback(t.number("max_pct_lop_leg", d.max_pct_lop_leg, **pct), d.max_pct_lop_leg),
+        max_mmhg_without_lop=or_fallback(max_no_lop, d.max_mmhg_without_lop),
     )
 
 
@@ -174,7 +180,7 @@ def _check_port(t: TableReader, port: str) -> bool:
     return False
 
 
-def _controllers(
+def read_controllers(
     tables: list[tuple[str, Mapping[str, Any]]], problems: list[str], safety: SafetyConfig
 ) -> dict[str, ControllerConfig]:
     out: dict[str, ControllerConfig] = {}
@@ -218,10 +224,10 @@ def _controllers(
             continue
         out[cid] = ControllerConfig(
             id=cid,
-            port=_v(port, ""),
-            watchdog_ms=_v(watchdog, 1000),
-            stream_hz=_v(hz, 100),
-            channels=_v(channels, DEFAULT_REAL_CHANNELS),
+            port=or_fallback(port, ""),
+            watchdog_ms=or_fallback(watchdog, 1000),
+            stream_hz=or_fallback(hz, 100),
+            channels=or_fallback(channels, DEFAULT_REAL_CHANNELS),
             emulator=emulator,
         )
     return out
@@ -254,7 +260,7 @@ def _emulator(
     )
 
 
-def _cuffs(
+def read_cuffs(
     tables: list[tuple[str, Mapping[str, Any]]],
     problems: list[str],
     controllers: dict[str, ControllerConfig],
@@ -359,11 +365,11 @@ def _check_pairs(built: list[tuple[str, CuffConfig]], ids: set[str], problems: l
             problems.append(f'{path}: cuff "{c.pair}" is paired with "{partner.pair}", not with "{c.id}"')
         elif partner.limb != c.limb:
             problems.append(
-                f'{path}: cuff "{c.pair}" is on {_a(partner.limb)}, this one on {_a(c.limb)}; pairs share a limb type'
+                f'{path}: cuff "{c.pair}" is on {with_article(partner.limb)}, this one on {with_article(c.limb)}; pairs share a limb type'
             )
 
 
-def _roles(tables: list[tuple[str, Mapping[str, Any]]], problems: list[str]) -> tuple[RoleRule, ...]:
+def read_roles(tables: list[tuple[str, Mapping[str, Any]]], problems: list[str]) -> tuple[RoleRule, ...]:
     out: list[RoleRule] = []
     seen: set[tuple[str, str]] = set()
     for where, data in tables:
@@ -379,13 +385,15 @@ def _roles(tables: list[tuple[str, Mapping[str, Any]]], problems: list[str]) -> 
             key = ("user", user) if t.has("user") else ("group", group)
             if key[1] is not None and key in seen:
                 t.problem(key[0], f'{key[0]} "{key[1]}" already has a role')
-            seen.add(key)  # type: ignore[arg-type]
+            seen.add(key)
         if len(problems) == before:
             out.append(RoleRule(role=Role(role), user=user, group=group))
     return tuple(out)
 
 
-def _plans(tables: list[tuple[str, Mapping[str, Any]]], problems: list[str], safety: SafetyConfig) -> dict[str, Plan]:
+def read_plans(
+    tables: list[tuple[str, Mapping[str, Any]]], problems: list[str], safety: SafetyConfig
+) -> dict[str, Plan]:
     plans = dict(BUILTIN_PLANS)
     seen: set[str] = set()
     for where, data in tables:

@@ -12,7 +12,8 @@ from console.remote.client import (
     StationUnavailable,
     attach,
 )
-from console.remote.server import ServeError, StationServer, serve_station
+from console.remote.server import StationServer, serve_station
+from console.remote.socket_file import ServeError
 
 __all__ = [
     "AccessRefused",

@@ -28,22 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.common.api import Role
-
-
-@dataclass(frozen=True, slots=True)
-class RoleRule:
-    """``user`` or ``group`` (exactly one) gets ``role``."""
-
-    role: Role
-    user: str | None = None
-    group: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.user is None) == (self.group is None):
-            raise ValueError("a role rule names exactly one of user or group")
-
-    def describe(self) -> str:
-        return f"user {self.user}" if self.user is not None else f"group {self.group}"
+from console.config.schema import RoleRule
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,10 @@ client has in flight.
 from __future__ import annotations
 
 import asyncio
-import errno
-import grp
 import inspect
-import json
 import logging
 import os
 import socket
-import stat
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,76 +30,14 @@ from typing import Any
 from console.common.api import CommandRefused, Role, StationHandle
 from console.common.clock import Clock, SystemClock
 from console.remote import protocol
-from console.remote.roles import Decision, RoleResolver, RoleRule, rules_from_config
+from console.remote.commands import COMMANDS, check_args, describe_command, failure_reply, failure_sentence
+from console.remote.roles import Decision, RoleResolver, rules_from_config
+from console.remote.socket_file import clear_stale_socket, group_id, prepare_directory
 from console.remote.wire import to_wire
 
 log = logging.getLogger(__name__)
 
 _PEERCRED = struct.Struct("3i")
-
-_NUMBER = (int, float)
-
-
-@dataclass(frozen=True, slots=True)
-class _Arg:
-    name: str
-    kinds: tuple[type, ...]
-    required: bool = True
-    nullable: bool = False
-    item: type | None = None
-    """For lists: the type of every item."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Command:
-    args: tuple[_Arg, ...]
-    observer_ok: bool = False
-    verb: str = ""
-    """How the refusal names it: ``inflate a cuff``."""
-
-
-COMMANDS: dict[str, _Command] = {
-    "emergency_deflate": _Command((), observer_ok=True, verb="emergency-deflate"),
-    "alarm_log": _Command((_Arg("limit", (int,), required=False),), observer_ok=True, verb="read the alarm log"),
-    "inflate": _Command(
-        (
-            _Arg("cuff_id", (str,)),
-            _Arg("mmhg", _NUMBER, required=False, nullable=True),
-            _Arg("pct_lop", _NUMBER, required=False, nullable=True),
-        ),
-        verb="inflate a cuff",
-    ),
-    "nudge_target": _Command((_Arg("cuff_id", (str,)), _Arg("delta_mmhg", _NUMBER)), verb="change a target"),
-    "deflate": _Command((_Arg("cuff_id", (str,)),), verb="deflate a cuff"),
-    "acknowledge": _Command((_Arg("alarm_id", (int,), required=False, nullable=True),), verb="acknowledge alarms"),
-    "silence": _Command((_Arg("seconds", _NUMBER, required=False),), verb="silence alarms"),
-    "set_lop": _Command(
-        (
-            _Arg("cuff_id", (str,)),
-            _Arg("lop", _NUMBER),
-            _Arg("position", (str,)),
-            _Arg("cuff_width_cm", _NUMBER, nullable=True),
-            _Arg("source", (str,), required=False),
-        ),
-        verb="set a LOP",
-    ),
-    "measure_lop": _Command((_Arg("cuff_id", (str,)), _Arg("position", (str,), required=False)), verb="measure a LOP"),
-    "set_patient": _Command((_Arg("cuff_id", (str,)), _Arg("patient_id", (str,))), verb="assign a patient"),
-    "start_session": _Command(
-        (
-            _Arg("cuff_ids", (list,), item=str),
-            _Arg("plan_id", (str,)),
-            _Arg("patient_id", (str,)),
-        ),
-        verb="start a session",
-    ),
-    "session_command": _Command((_Arg("cuff_id", (str,)), _Arg("command", (str,))), verb="control a session"),
-}
-"""Every command a client may send: the StationHandle methods, argument by argument."""
-
-
-class ServeError(RuntimeError):
-    """The server cannot open its socket; the message says why and what to do."""
 
 
 @dataclass
@@ -206,12 +140,12 @@ class StationServer:
 
     async def start(self) -> None:
         """Open the socket (0660, in a 0750 directory) and start pushing snapshots."""
-        gid = _group_id(self.group) if self.group is not None else None
-        warning = _prepare_directory(self.socket_path.parent, gid)
+        gid = group_id(self.group) if self.group is not None else None
+        warning = prepare_directory(self.socket_path.parent, gid)
         if warning:
             self.warnings.append(warning)
             log.warning("%s", warning)
-        await _clear_stale_socket(self.socket_path)
+        await clear_stale_socket(self.socket_path)
         self._server = await asyncio.start_unix_server(
             self._on_connect, path=str(self.socket_path), limit=protocol.MAX_REQUEST
         )
@@ -399,15 +333,15 @@ class StationServer:
     def _dispatch(self, client: _Client, cmd_id: int, name: str, args: dict[str, Any]) -> None:
         client.info.commands += 1
         spec = COMMANDS.get(name)
-        what = _describe(name, args)
+        what = describe_command(name, args)
         if spec is None:
             self._record(client, f"{what} (refused: unknown command)")
-            client.send(_fail(cmd_id, f"the station has no command {name!r}"))
+            client.send(failure_reply(cmd_id, f"the station has no command {name!r}"))
             return
         if client.decision.role is not Role.OPERATOR and not spec.observer_ok:
             self._record(client, f"{what} (refused: {client.decision.role.value})")
             client.send(
-                _fail(
+                failure_reply(
                     cmd_id,
                     f"{client.decision.user} is an observer here: observers may watch and emergency-deflate, "
                     f"not {spec.verb}.",
@@ -423,20 +357,22 @@ class StationServer:
             self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, task)))
             return
         try:
-            kwargs = _check_args(name, spec, args)
+            kwargs = check_args(name, spec, args)
         except ValueError as exc:
             self._record(client, f"{what} (refused: {exc})")
-            client.send(_fail(cmd_id, str(exc)))
+            client.send(failure_reply(cmd_id, str(exc)))
             return
         if len(client.in_flight) >= self.max_in_flight:
             self._record(client, f"{what} (refused: too many commands in flight)")
-            client.send(_fail(cmd_id, f"too many commands in flight (at most {self.max_in_flight}); wait for answers"))
+            client.send(
+                failure_reply(cmd_id, f"too many commands in flight (at most {self.max_in_flight}); wait for answers")
+            )
             return
         if name == "alarm_log":  # a read, not a command: not recorded
             try:
                 value = self.station.alarm_log(**kwargs)
             except Exception as exc:  # noqa: BLE001 - answered, not raised
-                client.send(_fail(cmd_id, _failure_sentence(name, exc)))
+                client.send(failure_reply(cmd_id, failure_sentence(name, exc)))
             else:
                 client.send({"op": protocol.RESULT, "id": cmd_id, "ok": True, "value": to_wire(value)})
             return
@@ -463,10 +399,10 @@ class StationServer:
         try:
             value = await work
         except CommandRefused as exc:
-            client.send(_fail(cmd_id, str(exc)))
+            client.send(failure_reply(cmd_id, str(exc)))
         except Exception as exc:  # noqa: BLE001 - the client gets a sentence, the log the trace
             log.exception("%s from %s failed", name, client.info.who)
-            client.send(_fail(cmd_id, _failure_sentence(name, exc)))
+            client.send(failure_reply(cmd_id, failure_sentence(name, exc)))
         else:
             client.send({"op": protocol.RESULT, "id": cmd_id, "ok": True, "value": to_wire(value)})
 
@@ -482,56 +418,6 @@ class StationServer:
             log.exception("could not record %r from %s", what, client.info.who)
 
 
-def _check_args(name: str, spec: _Command, args: dict[str, Any]) -> dict[str, Any]:
-    known = {a.name for a in spec.args}
-    extra = sorted(set(args) - known)
-    if extra:
-        raise ValueError(f"{name} takes no argument {extra[0]!r}")
-    kwargs: dict[str, Any] = {}
-    for arg in spec.args:
-        if arg.name not in args:
-            if arg.required:
-                raise ValueError(f"{name} needs {arg.name!r}")
-            continue
-        value = args[arg.name]
-        if value is None and arg.nullable:
-            kwargs[arg.name] = None
-            continue
-        if isinstance(value, bool) or not isinstance(value, arg.kinds):
-            raise ValueError(f"{name}: {arg.name!r} must be {_kind_words(arg)}, not {value!r}")
-        if arg.item is not None:
-            if not all(isinstance(v, arg.item) for v in value):
-                raise ValueError(f"{name}: every item of {arg.name!r} must be a {arg.item.__name__}")
-            value = list(value)
-        if isinstance(value, float) and value != value:
-            raise ValueError(f"{name}: {arg.name!r} must be a number, not NaN")
-        kwargs[arg.name] = value
-    return kwargs
-
-
-def _kind_words(arg: _Arg) -> str:
-    if arg.kinds == _NUMBER:
-        return "a number"
-    if arg.kinds == (list,):
-        return "a list"
-    return f"a {arg.kinds[0].__name__}"
-
-
-def _describe(name: str, args: dict[str, Any]) -> str:
-    if not args:
-        return name
-    text = json.dumps(args, separators=(",", ":"), sort_keys=True, default=str)
-    return f"{name} {text[:300]}"
-
-
-def _fail(cmd_id: int, sentence: str) -> dict[str, Any]:
-    return {"op": protocol.RESULT, "id": cmd_id, "ok": False, "error": sentence}
-
-
-def _failure_sentence(name: str, exc: BaseException) -> str:
-    return f"the station could not {name.replace('_', ' ')}: {type(exc).__name__}: {exc}"
-
-
 async def _close_soon(writer: asyncio.StreamWriter, grace_s: float = 2.0) -> None:
     """Flush what is queued (the reason), but never wait on a peer that will not read."""
     transport = writer.transport
@@ -540,69 +426,6 @@ async def _close_soon(writer: asyncio.StreamWriter, grace_s: float = 2.0) -> Non
     transport.close()
     loop = asyncio.get_running_loop()
     loop.call_later(grace_s, transport.abort)
-
-
-def _group_id(group: str | int) -> int:
-    if isinstance(group, int):
-        return group
-    try:
-        return grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise ServeError(f"group {group!r} does not exist; create it (groupadd {group}) or fix the config") from None
-
-
-def _prepare_directory(directory: Path, gid: int | None) -> str:
-    """Create the socket's directory 0750; refuse one others may write to; warn about one they may enter.
-
-    Group members need only to enter the directory (x) and write the socket
-    file (0660) to connect; none of them needs to write the directory, which
-    would let them unlink the socket and put a fake station in its place.
-    Returns a warning sentence, or "".
-    """
-    if not directory.exists():
-        directory.mkdir(parents=True, mode=0o750)
-        os.chmod(directory, 0o750)
-        if gid is not None:
-            os.chown(directory, -1, gid)
-        return ""
-    if not directory.is_dir():
-        raise ServeError(f"{directory} is not a directory; the station's socket needs a directory of its own")
-    mode = stat.S_IMODE(directory.stat().st_mode)
-    if mode & 0o002:
-        raise ServeError(
-            f"{directory} may be written by every user (mode {mode:04o}), who could replace the station's "
-            f"socket with a fake station; use a directory of its own (e.g. /run/bfr-console, mode 0750)"
-        )
-    if mode & 0o005:
-        return (
-            f"{directory} may be entered by every user (mode {mode:04o}); the socket (0660) and the role check "
-            f"still keep them out, but a directory of its own with mode 0750 is safer"
-        )
-    return ""
-
-
-async def _clear_stale_socket(path: Path) -> None:
-    """Remove a socket left by a dead station; refuse to steal one a live station serves."""
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise ServeError(f"{path} exists and is not a socket; remove it or choose another socket path")
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(path)), timeout=1.0)
-    except (ConnectionRefusedError, FileNotFoundError):
-        path.unlink(missing_ok=True)
-        return
-    except OSError as exc:
-        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
-            path.unlink(missing_ok=True)
-            return
-        raise ServeError(f"cannot check {path}: {exc}") from exc
-    except TimeoutError:
-        raise ServeError(f"{path} is in use by a station that does not answer") from None
-    writer.close()
-    raise ServeError(f"another station is already serving at {path}")
 
 
 async def serve_station(station: StationHandle, config: Any, *, fps: float = 20.0) -> StationServer:
@@ -616,4 +439,4 @@ async def serve_station(station: StationHandle, config: Any, *, fps: float = 20.
     return server
 
 
-__all__ = ["COMMANDS", "ClientInfo", "RoleRule", "ServeError", "StationServer", "serve_station"]
+__all__ = ["ClientInfo", "StationServer", "serve_station"]

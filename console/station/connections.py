@@ -1,9 +1,9 @@
 """Bringing the station's controller links up and down.
 
-Start-up opens every link (serving the built-in emulator on a fresh
-pseudo-terminal behind a symlink), waits briefly for READY and vents whatever
-the controllers were doing; stop deflates every cuff before anything closes.
-:class:`Connections` is a mixin of :class:`~console.station.station.Station`.
+Opening serves each built-in emulator on a fresh pseudo-terminal behind a symlink,
+starts every link, waits briefly for READY and vents whatever the controllers were
+doing; closing stops every link (deflating) and emulator. The station owns one
+:class:`Connections` and decides when: it deflates every cuff before anything closes.
 """
 
 from __future__ import annotations
@@ -14,48 +14,46 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
-from console.common.clock import Clock
-from console.station.emergency import EmergencyDeflater
-from console.station.events import StationEvent
+from console.config.schema import ControllerConfig
 from console.station.supervisor import ControllerState
+from drivers.emulator.firmware import ControllerFirmware
+from drivers.emulator.pty_port import PtyEmulator
 from drivers.link import CuffLink
 
-log = logging.getLogger("console.station.station")
+log = logging.getLogger(__name__)
 
 
 class Connections:
-    """start() and stop() of the links and emulators (a mixin of Station)."""
+    """The links of one station (and the emulators behind ``port = "emulator"``).
 
-    config: Any
-    clock: Clock
-    emergency: EmergencyDeflater
-    controllers: dict[str, ControllerState]
-    links: dict[str, CuffLink]
-    emulators: dict[str, Any]
-    ready_timeout_s: float
-    check_interval_s: float | None
-    started: bool
-    stopped: bool
-    _tmpdir: str | None
-    _tasks: set[asyncio.Task[Any]]
-    _check_task: asyncio.Task[None] | None
-    _listener_for: Callable[[ControllerState], Callable[[object], None]]
-    _emit: Callable[[StationEvent], None]
-    _check_loop: Callable[[], Any]
-    _all_targets_zero: Callable[[], None]
+    Args:
+        configs: the config's controllers, in order.
+        controllers: the station's live state per controller id (``link`` is set here).
+        listener_for: builds the link listener of a controller (the station's report handler).
+        ready_timeout_s: how long :meth:`open` waits for READY before going on without a link.
+    """
 
-    async def start(self) -> None:
+    def __init__(
+        self,
+        configs: Sequence[ControllerConfig],
+        controllers: dict[str, ControllerState],
+        listener_for: Callable[[ControllerState], Callable[[object], None]],
+        ready_timeout_s: float,
+    ) -> None:
+        self.configs = tuple(configs)
+        self.controllers = controllers
+        self._listener_for = listener_for
+        self.ready_timeout_s = ready_timeout_s
+        self.links: dict[str, CuffLink] = {}
+        self.emulators: dict[str, PtyEmulator] = {}
+        """Controller id -> PtyEmulator for ``port = "emulator"`` (tests reach the firmware here)."""
+        self._tmpdir: str | None = None
+
+    async def open(self) -> None:
         """Open every link (serving emulators on fresh ptys), wait briefly for READY, DEFLATE ALL."""
-        if self.started:
-            return
-        self.started = True
-        now = self.clock.monotonic()
-        for ctrl in self.controllers.values():
-            ctrl.down_since = now
-        for cc in self.config.controllers:
+        for cc in self.configs:
             ctrl = self.controllers[cc.id]
             url = cc.port
             try:
@@ -83,15 +81,11 @@ class Connections:
                 log.warning("station: start-up DEFLATE ALL on %s failed: %s", link.name, out)
             else:
                 self.controllers[link.name].startup_deflated = True
-        self._emit(StationEvent("station", self.clock.wall(), "station", "station started"))
-        if self.check_interval_s is not None:
-            self._check_task = asyncio.create_task(self._check_loop(), name="station:supervisor")
 
-    async def _start_emulator(self, cc: Any) -> str:
-        from drivers.emulator.firmware import ControllerFirmware
-        from drivers.emulator.pty_port import PtyEmulator
-
+    async def _start_emulator(self, cc: ControllerConfig) -> str:
         e = cc.emulator
+        if e is None:
+            raise ValueError(f"controller {cc.id}: no [controllers.emulator] settings")
         fw = ControllerFirmware(
             channels=e.channels,
             lops=list(e.lop),
@@ -111,34 +105,13 @@ class Connections:
         self.emulators[cc.id] = emu
         return str(path)
 
-    async def stop(self) -> None:
-        """Deflate every cuff, then close every link and emulator. Safe to call twice."""
-        if self.stopped:
-            return
-        self.stopped = True
-        if self._check_task is not None:
-            self._check_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._check_task
-        self._all_targets_zero()
-        try:
-            links = {cid: ctrl.link for cid, ctrl in self.controllers.items() if ctrl.link is not None}
-            run = self.emergency.fire(links, by="station stop")  # type: ignore[arg-type]
-            if run.futures:
-                await asyncio.wait(list(run.futures.values()), timeout=max(0.5, self.emergency.confirm_s))
-        finally:
-            await self.emergency.close()
-            for task in list(self._tasks):
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            for link in self.links.values():
-                with contextlib.suppress(Exception):
-                    await link.stop(deflate=True)
-            for emu in self.emulators.values():
-                with contextlib.suppress(Exception):
-                    res = emu.stop()
-                    if asyncio.iscoroutine(res):
-                        await res
-            if self._tmpdir is not None:
-                shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._emit(StationEvent("station", self.clock.wall(), "station", "station stopped"))
+    async def close(self) -> None:
+        """Stop every link (each deflates its channels on the way) and every emulator."""
+        for link in self.links.values():
+            with contextlib.suppress(Exception):
+                await link.stop(deflate=True)
+        for emu in self.emulators.values():
+            with contextlib.suppress(Exception):
+                await emu.stop()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)

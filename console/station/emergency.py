@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from console.common.api import EmergencySnapshot
 from console.common.clock import Clock
@@ -26,7 +26,7 @@ RETRY_PAUSE_S = 0.2
 
 
 class DeflatingLink(Protocol):
-    def deflate_all_now(self) -> asyncio.Future[object]: ...
+    def deflate_all_now(self) -> asyncio.Future[Any]: ...
 
 
 @dataclass(eq=False)

@@ -2,8 +2,8 @@
 
 Kept apart from the engine so the one place that turns alarms, emergencies and
 commands into observer events and records rows is easy to read. Records never
-take the station down: their failures are logged and swallowed here.
-:class:`AuditTrail` is a mixin of :class:`~console.station.station.Station`.
+take the station down: their failures are logged and swallowed here. The station
+owns one :class:`AuditTrail` and hands it the clock, the records and a change flag.
 """
 
 from __future__ import annotations
@@ -11,21 +11,66 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from console.common.api import AlarmSnapshot, EmergencySnapshot, Priority, Role
+from console.common.api import AlarmSnapshot, EmergencySnapshot, Role
 from console.common.clock import Clock
-from console.station.alarms import AlarmManager
-from console.station.emergency import EmergencyDeflater
-from console.station.supervisor import ControllerState
 
-log = logging.getLogger("console.station.station")
+log = logging.getLogger(__name__)
 
-# Who issues the commands in this task (set by Station.acting_as), for the audit trail.
-_actor: contextvars.ContextVar[str] = contextvars.ContextVar("station_actor", default="local")
-_actor_role: contextvars.ContextVar[str | None] = contextvars.ContextVar("station_actor_role", default=None)
+T = TypeVar("T")
+
+actor_var: contextvars.ContextVar[str] = contextvars.ContextVar("station_actor", default="local")
+"""Who issues the commands in this task (set by ``Station.acting_as``), for the audit trail."""
+actor_role_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("station_actor_role", default=None)
+"""Their role (``operator``/``observer``), when a remote server says so."""
+
+
+class RecordsSink(Protocol):
+    """What the station writes to its records (:class:`console.records.store.Records` has these)."""
+
+    def record_command(self, who: str, role: str, what: str, at: float) -> object: ...
+
+    def record_alarm(
+        self,
+        priority: str,
+        cause: str,
+        message: str,
+        *,
+        raised_at: float,
+        cuff: str | None = None,
+        controller: str | None = None,
+    ) -> int: ...
+
+    def update_alarm(
+        self,
+        alarm_id: int,
+        *,
+        cleared_at: float | None = None,
+        acknowledged_at: float | None = None,
+        acknowledged_by: str | None = None,
+    ) -> object: ...
+
+    def record_emergency(
+        self,
+        *,
+        at: float,
+        by: str,
+        confirmed: Sequence[str],
+        pending: Sequence[str],
+        latency_s: float | None = None,
+    ) -> int: ...
+
+    def update_emergency(
+        self,
+        emergency_id: int,
+        *,
+        confirmed: Sequence[str],
+        pending: Sequence[str],
+        latency_s: float | None = None,
+    ) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +97,25 @@ SampleListener = Callable[[str, float, float], None]
 
 
 class AuditTrail:
-    """Observers, sample listeners, the command log and the records (a mixin of Station)."""
+    """Observers, sample listeners, the command log and the records.
 
-    clock: Clock
-    records: Any
-    alarms: AlarmManager
-    emergency: EmergencyDeflater
-    controllers: dict[str, ControllerState]
-    _observers: list[Observer]
-    _sample_listeners: tuple[SampleListener, ...]
-    _commands: deque[tuple[float, str, str]]
-    _record_ids: dict[int, int]
-    _record_emergency_id: int | None
-    _dirty: bool
+    Args:
+        clock: for the wall-clock times of events and rows.
+        records: where rows go (None: nowhere); its failures are logged, never raised.
+        changed: called when something shown in the snapshot changed (an alarm, an emergency).
+    """
+
+    def __init__(self, clock: Clock, records: RecordsSink | None, changed: Callable[[], None]) -> None:
+        self.clock = clock
+        self.records = records
+        self._changed = changed
+        self._observers: list[Observer] = []
+        self.sample_listeners: tuple[SampleListener, ...] = ()
+        """Read on the hot path by the link reports: a tuple, replaced (not mutated) on change."""
+        self._commands: deque[tuple[float, str, str]] = deque(maxlen=500)
+        self._record_ids: dict[int, int] = {}
+        self._record_emergency_at: float | None = None
+        self._record_emergency_id: int | None = None
 
     def add_observer(self, fn: Observer) -> Callable[[], None]:
         """Hear every alarm change, command, refusal, emergency and controller event; returns an unsubscribe."""
@@ -78,10 +129,10 @@ class AuditTrail:
 
     def add_sample_listener(self, fn: SampleListener) -> Callable[[], None]:
         """fn(cuff_id, t, mmHg) for every sample of every cuff, on the hot path: keep it cheap."""
-        self._sample_listeners = self._sample_listeners + (fn,)
+        self.sample_listeners = self.sample_listeners + (fn,)
 
         def remove() -> None:
-            self._sample_listeners = tuple(f for f in self._sample_listeners if f is not fn)
+            self.sample_listeners = tuple(f for f in self.sample_listeners if f is not fn)
 
         return remove
 
@@ -89,38 +140,39 @@ class AuditTrail:
         """Put a command in the audit trail (and tell observers)."""
         at = self.clock.wall()
         self._commands.append((at, who, what))
-        self._emit(StationEvent("command", at, who, what))
-        if self.records is not None:
-            role = "station" if who in ("supervisor", "station") else (_actor_role.get() or Role.OPERATOR.value)
-            self._to_records("record_command", who, role, what, at)
+        self.emit(StationEvent("command", at, who, what))
+        rec = self.records
+        if rec is not None:
+            role = "station" if who in ("supervisor", "station") else (actor_role_var.get() or Role.OPERATOR.value)
+            self._to_records(rec.record_command, who, role, what, at)
 
     def command_log(self, limit: int = 100) -> list[tuple[float, str, str]]:
         return list(self._commands)[-limit:][::-1]
 
-    def alarm_log(self, limit: int = 200) -> list[AlarmSnapshot]:
-        return self.alarms.log(limit)
-
-    def _emit(self, event: StationEvent) -> None:
+    def emit(self, event: StationEvent) -> None:
+        """Tell every observer; one that raises is logged and the rest still hear it."""
         for fn in tuple(self._observers):
             try:
                 fn(event)
             except Exception:
                 log.exception("station: observer %r raised", fn)
 
-    def _to_records(self, method: str, *args: Any, **kw: Any) -> Any:
+    def _to_records(self, method: Callable[..., T], *args: Any, **kw: Any) -> T | None:
         """Records must never take the station down: errors are logged and swallowed."""
         try:
-            return getattr(self.records, method)(*args, **kw)
+            return method(*args, **kw)
         except Exception:
-            log.exception("station: records.%s failed", method)
+            log.exception("station: records.%s failed", getattr(method, "__name__", method))
             return None
 
-    def _on_alarm(self, action: str, alarm: AlarmSnapshot) -> None:
-        self._dirty = True
-        if self.records is not None:
+    def on_alarm(self, action: str, alarm: AlarmSnapshot) -> None:
+        """The alarm manager's listener: a row per alarm, updated as it clears or is acknowledged."""
+        self._changed()
+        rec = self.records
+        if rec is not None:
             if action == "raised":
                 rid = self._to_records(
-                    "record_alarm",
+                    rec.record_alarm,
                     alarm.priority.value,
                     alarm.cause,
                     alarm.message,
@@ -133,14 +185,17 @@ class AuditTrail:
             elif action in ("cleared", "acknowledged") and alarm.id in self._record_ids:
                 now = self.clock.wall()
                 if action == "cleared":
-                    self._to_records("update_alarm", self._record_ids[alarm.id], cleared_at=now)
+                    self._to_records(rec.update_alarm, self._record_ids[alarm.id], cleared_at=now)
                 else:
                     self._to_records(
-                        "update_alarm", self._record_ids[alarm.id], acknowledged_at=now, acknowledged_by=_actor.get()
+                        rec.update_alarm,
+                        self._record_ids[alarm.id],
+                        acknowledged_at=now,
+                        acknowledged_by=actor_var.get(),
                     )
         if action != "silenced":
-            who = _actor.get() if action == "acknowledged" else "station"
-            self._emit(
+            who = actor_var.get() if action == "acknowledged" else "station"
+            self.emit(
                 StationEvent(
                     "alarm",
                     self.clock.wall(),
@@ -153,13 +208,15 @@ class AuditTrail:
                 )
             )
 
-    def _on_emergency_update(self, snap: EmergencySnapshot) -> None:
-        self._dirty = True
-        if self.records is not None:
-            if snap.started_at != getattr(self, "_record_emergency_at", None):
+    def on_emergency_update(self, snap: EmergencySnapshot) -> None:
+        """The emergency deflater's listener: one row per emergency, updated as controllers confirm."""
+        self._changed()
+        rec = self.records
+        if rec is not None:
+            if snap.started_at != self._record_emergency_at:
                 self._record_emergency_at = snap.started_at
                 self._record_emergency_id = self._to_records(
-                    "record_emergency",
+                    rec.record_emergency,
                     at=snap.started_at,
                     by=snap.by or "station",
                     confirmed=snap.confirmed,
@@ -168,7 +225,7 @@ class AuditTrail:
                 )
             elif self._record_emergency_id is not None:
                 self._to_records(
-                    "update_emergency",
+                    rec.update_emergency,
                     self._record_emergency_id,
                     confirmed=snap.confirmed,
                     pending=snap.pending,
@@ -177,17 +234,4 @@ class AuditTrail:
         text = f"emergency deflate: confirmed {', '.join(snap.confirmed) or 'none'}"
         if snap.pending:
             text += f"; pending {', '.join(snap.pending)}"
-        self._emit(StationEvent("emergency", self.clock.wall(), snap.by, text, emergency=snap))
-
-    def _on_unconfirmed(self, cid: str) -> None:
-        self.alarms.raise_alarm(
-            "DEFLATE_UNCONFIRMED",
-            Priority.HIGH,
-            f"Controller {cid} did not confirm DEFLATE ALL within {self.emergency.confirm_s:g} s; retrying. "
-            f"Check cuffs {self.controllers[cid].cuff_names()} by hand.",
-            controller=cid,
-        )
-
-    def _on_late_confirm(self, cid: str) -> None:
-        self.alarms.clear_condition("DEFLATE_UNCONFIRMED", controller=cid)
-        self.record_command("station", f"{cid} confirmed DEFLATE ALL")
+        self.emit(StationEvent("emergency", self.clock.wall(), snap.by, text, emergency=snap))

@@ -4,8 +4,8 @@ Every line a link hears (samples, status lines, events, link state changes)
 lands in the closure :meth:`LinkReports._listener_for` builds per controller.
 Samples are handled right there, with the clock, supervisor, threshold and
 channel map bound in advance: O(channels) work per sample and no snapshot
-building. A crash in here deflates everything (the rules cannot be trusted).
-:class:`LinkReports` is a mixin of :class:`~console.station.station.Station`.
+building. A crash in here deflates everything (the rules cannot be trusted). The station
+owns one :class:`LinkReports` and hands it the live state and the actions it may take.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from console.common.api import Priority
@@ -21,33 +21,60 @@ from console.common.clock import Clock
 from console.common.figures import figure
 from console.station.alarms import AlarmManager
 from console.station.cuff import CuffState
-from console.station.events import SampleListener, StationEvent
-from console.station.supervisor import ControllerState, Limits, Supervisor
+from console.station.events import AuditTrail, StationEvent
+from console.station.snapshots import SnapshotBuilder
+from console.station.supervisor import ControllerState, Supervisor
 from drivers.codec import Event, Sample, Status
 from drivers.link_errors import LinkError, LinkStateChange
 
-log = logging.getLogger("console.station.station")
+log = logging.getLogger(__name__)
 
 
 class LinkReports:
-    """Controller reports -> cuff state, supervisor rules and observer events (a mixin of Station)."""
+    """Controller reports -> cuff state, supervisor rules and observer events.
 
-    clock: Clock
-    supervisor: Supervisor
-    limits: Limits
-    alarms: AlarmManager
-    failed: asyncio.Event
-    _sample_listeners: tuple[SampleListener, ...]
-    _dirty: bool
-    _spawn: Callable[[Any, str], None]
-    _fail_safe: Callable[[str], Any]
-    _emit: Callable[[StationEvent], None]
-    _deflate_soon: Callable[..., None]
+    Args:
+        clock: stamps every sample on arrival.
+        supervisor: runs the rules on every sample, status line, event and link change.
+        alarms: for the unsanctioned-target alarm.
+        audit: its sample listeners hear every sample; its observers every event.
+        view: marked dirty by every report.
+        spawn: ``spawn(coro, name)`` runs a background task the station keeps and logs.
+        fail_safe: ``fail_safe(why)`` deflates everything when a report cannot be handled.
+        failed: set once the station has failed safe.
+        deflate_soon: ``deflate_soon(cuff, reason)`` vents a cuff without awaiting.
+    """
 
-    def _listener_for(self, ctrl: ControllerState) -> Callable[[object], None]:
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        supervisor: Supervisor,
+        alarms: AlarmManager,
+        audit: AuditTrail,
+        view: SnapshotBuilder,
+        spawn: Callable[[Coroutine[Any, Any, None], str], None],
+        fail_safe: Callable[[str], Coroutine[Any, Any, None]],
+        failed: asyncio.Event,
+        deflate_soon: Callable[[CuffState, str], None],
+    ) -> None:
+        self.clock = clock
+        self.supervisor = supervisor
+        self.alarms = alarms
+        self.audit = audit
+        self.view = view
+        self._spawn = spawn
+        self._fail_safe = fail_safe
+        self.failed = failed
+        self._deflate_soon = deflate_soon
+
+    def listener_for(self, ctrl: ControllerState, occlusion_threshold_mmhg: float) -> Callable[[object], None]:
+        """The link listener of one controller: every message it hears, applied at once."""
         clock = self.clock
         sup = self.supervisor
-        threshold = self.limits.occlusion_threshold_mmhg
+        view = self.view
+        audit = self.audit
+        threshold = occlusion_threshold_mmhg
         pairs = tuple((c, c.channel - 1) for c in ctrl.cuffs)
 
         def on_msg(msg: object) -> None:
@@ -72,8 +99,8 @@ class LinkReports:
                     if idx < n:
                         cuff.add_sample(ps[idx], now, threshold)
                 sup.on_sample(ctrl, now)
-                self._dirty = True
-                listeners = self._sample_listeners
+                view.dirty = True
+                listeners = audit.sample_listeners
                 if listeners:
                     for cuff, idx in pairs:
                         if idx < n:
@@ -108,7 +135,7 @@ class LinkReports:
             elif st.target > cuff.sanctioned_mmhg + 0.05:
                 self._unsanctioned_target(ctrl, cuff, st.target)
         self.supervisor.on_status(ctrl, cuff, st, now)
-        self._dirty = True
+        self.view.dirty = True
 
     def _unsanctioned_target(self, ctrl: ControllerState, cuff: CuffState, target: float) -> None:
         """The controller regulates at a target this station never sent (another host, a stale or corrupt SET)."""
@@ -125,7 +152,7 @@ class LinkReports:
         self.supervisor.on_event(ctrl, ev, now)
         cuff = ctrl.by_channel.get(ev.channel) if ev.channel is not None else None
         where = cuff.id if cuff else (f"channel {ev.channel}" if ev.channel is not None else "all channels")
-        self._emit(
+        self.audit.emit(
             StationEvent(
                 "controller",
                 self.clock.wall(),
@@ -136,7 +163,7 @@ class LinkReports:
                 controller=ctrl.id,
             )
         )
-        self._dirty = True
+        self.view.dirty = True
 
     def _on_link_state(self, ctrl: ControllerState, change: LinkStateChange) -> None:
         now = self.clock.monotonic()
@@ -149,7 +176,7 @@ class LinkReports:
             for cuff in ctrl.cuffs:
                 cuff.reset_live()
         self.supervisor.on_link_state(ctrl, state, change.reason, now)
-        self._emit(
+        self.audit.emit(
             StationEvent(
                 "controller",
                 self.clock.wall(),
@@ -159,7 +186,7 @@ class LinkReports:
                 controller=ctrl.id,
             )
         )
-        self._dirty = True
+        self.view.dirty = True
 
     async def _after_ready(self, ctrl: ControllerState) -> None:
         """On (re)connect: fetch every channel's status, and finish deflates asked while it was down."""
@@ -169,13 +196,13 @@ class LinkReports:
         if not ctrl.startup_deflated:
             # first contact (also for a controller that was late at start): vent whatever it was doing
             try:
-                await link.deflate("ALL")  # type: ignore[attr-defined]
+                await link.deflate("ALL")
                 ctrl.startup_deflated = True
             except LinkError as exc:
                 log.warning("station: first DEFLATE ALL on %s failed: %s", ctrl.id, exc)
         for cuff in ctrl.cuffs:
             if cuff.pending_deflate:
                 with contextlib.suppress(LinkError):
-                    await link.deflate(cuff.channel)  # type: ignore[attr-defined]
+                    await link.deflate(cuff.channel)
         with contextlib.suppress(LinkError):
-            await link.status()  # type: ignore[attr-defined]
+            await link.status()

@@ -1,15 +1,16 @@
 """Immutable views of the station for the consoles, built at most once per change.
 
-Kept out of the sample path: a sample only sets ``_dirty``; :meth:`Snapshots.snapshot`
-rebuilds when something changed, the alarms moved, or the cached view is older
-than :data:`SNAPSHOT_MAX_AGE_S` (so ages and timers move), however many consoles ask.
-:class:`Snapshots` is a mixin of :class:`~console.station.station.Station`.
+Kept out of the sample path: a sample only sets :attr:`SnapshotBuilder.dirty`;
+:meth:`SnapshotBuilder.snapshot` rebuilds when something changed, the alarms moved, or the
+cached view is older than :data:`SNAPSHOT_MAX_AGE_S` (so ages and timers move), however
+many consoles ask. The station owns one builder and hands it the live state it reads.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Iterable
+from typing import Protocol
 
 from console.common.api import (
     CONNECTING,
@@ -26,29 +27,67 @@ from console.common.clock import Clock
 from console.station.alarms import AlarmManager
 from console.station.cuff import CuffState
 from console.station.emergency import EmergencyDeflater
+from console.station.session_hook import SessionHook
 from console.station.supervisor import ControllerState
 
-log = logging.getLogger("console.station.station")
+log = logging.getLogger(__name__)
+
+
+class PlanLike(Protocol):
+    """What a snapshot shows of a plan (the therapy's ``Plan`` has these and more)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def limb(self) -> str | None: ...
+    @property
+    def pct_lop(self) -> float: ...
+
 
 SNAPSHOT_MAX_AGE_S = 0.1
 """A cached snapshot older than this (station clock) is rebuilt, so ages and timers move."""
 
 
-class Snapshots:
-    """The cached :class:`StationSnapshot` and how it is built (a mixin of Station)."""
+class SnapshotBuilder:
+    """The cached :class:`StationSnapshot` of one station and how it is built.
 
-    config: Any
-    clock: Clock
-    alarms: AlarmManager
-    emergency: EmergencyDeflater
-    cuffs: dict[str, CuffState]
-    controllers: dict[str, ControllerState]
-    _sessions: Any
-    _dirty: bool
-    _snap: StationSnapshot | None
-    _snap_key: tuple[int, float]
-    _seq: int
-    _plans: tuple[PlanSummary, ...] | None
+    Args:
+        name: the station's name, shown on every console.
+        clock: the station clock (sample ages, occlusion timers, the cache's age).
+        alarms, emergency: read for the alarm list and the last emergency.
+        cuffs, controllers: the station's live state (the same dicts, read at each rebuild).
+        plans: the plan library, summarised once.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        clock: Clock,
+        alarms: AlarmManager,
+        emergency: EmergencyDeflater,
+        cuffs: dict[str, CuffState],
+        controllers: dict[str, ControllerState],
+        plans: Iterable[PlanLike],
+    ) -> None:
+        self.name = name
+        self.clock = clock
+        self.alarms = alarms
+        self.emergency = emergency
+        self.cuffs = cuffs
+        self.controllers = controllers
+        self._plan_source = plans
+        self.sessions: SessionHook | None = None
+        """The attached sessions/LOP engine, asked for each cuff's session and LOP progress."""
+        self.dirty = True
+        """Set by anything that changes what a snapshot shows; the next :meth:`snapshot` rebuilds."""
+        self._snap: StationSnapshot | None = None
+        self._snap_key: tuple[int, float] = (-1, 0.0)
+        self._seq = 0
+        self._plans: tuple[PlanSummary, ...] | None = None
 
     def snapshot(self) -> StationSnapshot:
         """The newest state, rebuilt only when something changed (or timers moved)."""
@@ -56,12 +95,12 @@ class Snapshots:
         snap = self._snap
         if (
             snap is not None
-            and not self._dirty
+            and not self.dirty
             and self._snap_key[0] == self.alarms.version
             and now - self._snap_key[1] < SNAPSHOT_MAX_AGE_S
         ):
             return snap
-        self._dirty = False
+        self.dirty = False
         self._seq += 1
         alarms = self.alarms.current()
         worst_cuff: dict[str, Priority] = {}
@@ -78,7 +117,7 @@ class Snapshots:
         cuffs = tuple(self._cuff_snapshot(c, now, worst_cuff, worst_ctrl) for c in self.cuffs.values())
         ctrls = tuple(self._controller_snapshot(c) for c in self.controllers.values())
         snap = StationSnapshot(
-            name=self.config.station.name,
+            name=self.name,
             time=self.clock.wall(),
             cuffs=cuffs,
             controllers=ctrls,
@@ -107,9 +146,9 @@ class Snapshots:
         if ca is not None and (alarm is None or PRIORITY_RANK[ca] > PRIORITY_RANK[alarm]):
             alarm = ca
         session = lop_measure = None
-        if self._sessions is not None:
+        if self.sessions is not None:
             try:
-                session, lop_measure = self._sessions.cuff_extras(c.id)
+                session, lop_measure = self.sessions.cuff_extras(c.id)
             except Exception:
                 log.exception("station: sessions.cuff_extras(%s) failed", c.id)
         spec = c.spec
@@ -144,8 +183,8 @@ class Snapshots:
 
     def _controller_snapshot(self, ctrl: ControllerState) -> ControllerSnapshot:
         link = ctrl.link
-        info = getattr(link, "info", None)
-        stats = getattr(link, "stats", None)
+        info = link.info if link is not None else None
+        stats = link.stats if link is not None else None
         return ControllerSnapshot(
             id=ctrl.id,
             port=ctrl.port,
@@ -163,7 +202,7 @@ class Snapshots:
     def _plan_summaries(self) -> tuple[PlanSummary, ...]:
         if self._plans is None:
             out = []
-            for plan in getattr(self.config, "plans", {}).values():
+            for plan in self._plan_source:
                 try:
                     out.append(PlanSummary(plan.id, plan.name, plan.description, plan.limb, float(plan.pct_lop)))
                 except Exception:

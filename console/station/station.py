@@ -6,12 +6,13 @@ cuff's state from the samples, status lines and events, runs the supervisor on
 each of them and on a periodic tick, and answers the console's commands
 (:class:`~console.common.api.StationHandle`). No Textual in here.
 
-This module holds the state and the commands; the rest of the class comes
-from mixins with one job each: :mod:`~console.station.connections` (links up
-and down), :mod:`~console.station.link_reports` (what controllers report: the
-per-sample hot path), :mod:`~console.station.events` (observers, audit trail,
-records), :mod:`~console.station.session_commands` (the sessions/LOP plug) and
-:mod:`~console.station.snapshots` (the cached view the consoles read).
+This module holds the state and the commands; the station owns collaborators with
+one job each, each handed what it needs: :class:`~console.station.connections.Connections`
+(links up and down), :class:`~console.station.link_reports.LinkReports` (what controllers
+report: the per-sample hot path), :class:`~console.station.events.AuditTrail` (observers,
+audit trail, records), :class:`~console.station.session_commands.SessionCommands` (the
+sessions/LOP plug) and :class:`~console.station.snapshots.SnapshotBuilder` (the cached view
+the consoles read).
 """
 
 from __future__ import annotations
@@ -19,20 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from console.common.api import (
+    AlarmSnapshot,
     CommandRefused,
     EmergencySnapshot,
-    PlanSummary,
     Priority,
     Role,
     StationSnapshot,
 )
 from console.common.clock import Clock, SystemClock
 from console.common.figures import figure, number_arg
+from console.config.schema import StationConfig
 from console.station.alarms import AlarmManager
 from console.station.connections import Connections
 from console.station.cuff import CuffSpec, CuffState
@@ -40,20 +41,23 @@ from console.station.emergency import EmergencyDeflater
 from console.station.events import (
     AuditTrail,
     Observer,
+    RecordsSink,
     SampleListener,
     StationEvent,
-    _actor,
-    _actor_role,
+    actor_role_var,
+    actor_var,
 )
 from console.station.link_reports import LinkReports
-from console.station.session_commands import SessionCommands, SessionHook
-from console.station.snapshots import Snapshots
+from console.station.session_commands import SessionCommands
+from console.station.session_hook import SessionHook
+from console.station.snapshots import SnapshotBuilder
 from console.station.supervisor import (
     LATCHING_EVENTS,
     ControllerState,
     Limits,
     Supervisor,
 )
+from drivers.emulator.pty_port import PtyEmulator
 from drivers.link import CuffLink
 from drivers.link_errors import (
     CommandError,
@@ -73,7 +77,7 @@ READY_TIMEOUT_S = 3.0
 """How long :meth:`Station.start` waits for the links before carrying on without the slow ones."""
 
 
-class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
+class Station:
     """The engine behind every console (role operator).
 
     Args:
@@ -89,21 +93,21 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
 
     def __init__(
         self,
-        config: Any,
+        config: StationConfig,
         *,
         clock: Clock | None = None,
-        records: Any = None,
+        records: RecordsSink | None = None,
         check_interval_s: float | None = CHECK_INTERVAL_S,
         ready_timeout_s: float = READY_TIMEOUT_S,
     ) -> None:
         self.config = config
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.records = records
         self.check_interval_s = check_interval_s
         self.ready_timeout_s = ready_timeout_s
         st, sf = config.station, config.safety
         self.limits = Limits(sf, st)
-        self.alarms = AlarmManager(self.clock, silence_max_s=config.alarms.silence_max_s, listener=self._on_alarm)
+        self.audit = AuditTrail(self.clock, records, self.mark_changed)
+        self.alarms = AlarmManager(self.clock, silence_max_s=config.alarms.silence_max_s, listener=self.audit.on_alarm)
         self.cuffs: dict[str, CuffState] = {}
         for c in config.cuffs:
             lim = config.limits(c.id)
@@ -132,33 +136,131 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
             confirm_s=sf.deflate_confirm_s,
             on_unconfirmed=self._on_unconfirmed,
             on_confirmed=self._on_late_confirm,
-            on_update=self._on_emergency_update,
+            on_update=self.audit.on_emergency_update,
         )
-        self.emulators: dict[str, Any] = {}
-        """Controller id -> PtyEmulator for ``port = "emulator"`` (tests reach the firmware here)."""
-        self.links: dict[str, CuffLink] = {}
-        self._observers: list[Observer] = []
-        self._sample_listeners: tuple[SampleListener, ...] = ()
-        self._sessions: SessionHook | None = None
-        self._commands: deque[tuple[float, str, str]] = deque(maxlen=500)
+        self.view = SnapshotBuilder(
+            st.name, self.clock, self.alarms, self.emergency, self.cuffs, self.controllers, config.plans.values()
+        )
+        self.failed = asyncio.Event()
+        """Set when the supervisor itself crashed: the station deflated everything and must stop."""
+        self.reports = LinkReports(
+            clock=self.clock,
+            supervisor=self.supervisor,
+            alarms=self.alarms,
+            audit=self.audit,
+            view=self.view,
+            spawn=self._spawn,
+            fail_safe=self._fail_safe,
+            failed=self.failed,
+            deflate_soon=self._deflate_soon,
+        )
+        threshold = self.limits.occlusion_threshold_mmhg
+        self.connections = Connections(
+            config.controllers,
+            self.controllers,
+            lambda ctrl: self.reports.listener_for(ctrl, threshold),
+            ready_timeout_s,
+        )
+        self.sessions = SessionCommands(self._refuse, self.record_command)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._check_task: asyncio.Task[None] | None = None
         self._epoch = 0
         """Bumped by every emergency: an inflate in flight across one is undone."""
-        self._dirty = True
-        self._snap: StationSnapshot | None = None
-        self._snap_key: tuple[int, float] = (-1, 0.0)
-        self._seq = 0
-        self._plans: tuple[PlanSummary, ...] | None = None
-        self._record_ids: dict[int, int] = {}
-        self._record_emergency_id: int | None = None
-        self._tmpdir: str | None = None
         self.started = False
         self.stopped = False
-        self.failed = asyncio.Event()
-        """Set when the supervisor itself crashed: the station deflated everything and must stop."""
+
+    # ================================================================== collaborators' faces
+
+    @property
+    def records(self) -> RecordsSink | None:
+        return self.audit.records
+
+    @property
+    def links(self) -> dict[str, CuffLink]:
+        return self.connections.links
+
+    @property
+    def emulators(self) -> dict[str, PtyEmulator]:
+        """Controller id -> PtyEmulator for ``port = "emulator"`` (tests reach the firmware here)."""
+        return self.connections.emulators
+
+    def snapshot(self) -> StationSnapshot:
+        """The newest state, rebuilt only when something changed (or timers moved)."""
+        return self.view.snapshot()
+
+    def mark_changed(self) -> None:
+        """Something shown in the snapshot changed outside the station (session timer, LOP progress)."""
+        self.view.dirty = True
+
+    def add_observer(self, fn: Observer) -> Callable[[], None]:
+        """Hear every alarm change, command, refusal, emergency and controller event; returns an unsubscribe."""
+        return self.audit.add_observer(fn)
+
+    def add_sample_listener(self, fn: SampleListener) -> Callable[[], None]:
+        """fn(cuff_id, t, mmHg) for every sample of every cuff, on the hot path: keep it cheap."""
+        return self.audit.add_sample_listener(fn)
+
+    def record_command(self, who: str, what: str) -> None:
+        """Put a command in the audit trail (and tell observers)."""
+        self.audit.record_command(who, what)
+
+    def command_log(self, limit: int = 100) -> list[tuple[float, str, str]]:
+        return self.audit.command_log(limit)
+
+    def alarm_log(self, limit: int = 200) -> list[AlarmSnapshot]:
+        return self.alarms.log(limit)
+
+    def attach_sessions(self, hook: SessionHook) -> None:
+        """Plug in the sessions/LOP engine; until then those commands are refused."""
+        self.sessions.hook = hook
+        self.view.sessions = hook
+
+    async def measure_lop(self, cuff_id: str, *, position: str = "seated") -> None:
+        await self.sessions.measure_lop(cuff_id, position=position)
+
+    async def start_session(self, cuff_ids: list[str], plan_id: str, patient_id: str) -> None:
+        await self.sessions.start_session(cuff_ids, plan_id, patient_id)
+
+    async def session_command(self, cuff_id: str, command: str) -> None:
+        await self.sessions.session_command(cuff_id, command)
 
     # ================================================================== lifecycle
+
+    async def start(self) -> None:
+        """Open every link (serving emulators on fresh ptys), wait briefly for READY, DEFLATE ALL."""
+        if self.started:
+            return
+        self.started = True
+        now = self.clock.monotonic()
+        for ctrl in self.controllers.values():
+            ctrl.down_since = now
+        await self.connections.open()
+        self.audit.emit(StationEvent("station", self.clock.wall(), "station", "station started"))
+        if self.check_interval_s is not None:
+            self._check_task = asyncio.create_task(self._check_loop(), name="station:supervisor")
+
+    async def stop(self) -> None:
+        """Deflate every cuff, then close every link and emulator. Safe to call twice."""
+        if self.stopped:
+            return
+        self.stopped = True
+        if self._check_task is not None:
+            self._check_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._check_task
+        self._all_targets_zero()
+        try:
+            links = {cid: ctrl.link for cid, ctrl in self.controllers.items() if ctrl.link is not None}
+            run = self.emergency.fire(links, by="station stop")
+            if run.futures:
+                await asyncio.wait(list(run.futures.values()), timeout=max(0.5, self.emergency.confirm_s))
+        finally:
+            await self.emergency.close()
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.connections.close()
+            self.audit.emit(StationEvent("station", self.clock.wall(), "station", "station stopped"))
 
     async def _check_loop(self) -> None:
         assert self.check_interval_s is not None
@@ -179,29 +281,29 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         with contextlib.suppress(Exception):
             self.alarms.raise_alarm("SUPERVISOR", Priority.HIGH, f"Station fault: {why}; every cuff deflated.")
         with contextlib.suppress(Exception):
-            token = _actor.set("station")
+            token = actor_var.set("station")
             try:
                 await self.emergency_deflate()
             finally:
-                _actor.reset(token)
+                actor_var.reset(token)
 
     def check_now(self) -> None:
         """Run every time-based rule now (tests with a ManualClock step the clock, then call this)."""
         self.supervisor.check(self.clock.monotonic())
-        self._dirty = True
+        self.view.dirty = True
 
     # ================================================================== commands
 
     @contextlib.contextmanager
     def acting_as(self, who: str, role: Role | str | None = None) -> Iterator[None]:
         """Attribute the commands issued inside this block to ``who`` (and its role, for the records)."""
-        token = _actor.set(who)
-        role_token = _actor_role.set(getattr(role, "value", role) if role is not None else None)
+        token = actor_var.set(who)
+        role_token = actor_role_var.set(getattr(role, "value", role) if role is not None else None)
         try:
             yield
         finally:
-            _actor_role.reset(role_token)
-            _actor.reset(token)
+            actor_role_var.reset(role_token)
+            actor_var.reset(token)
 
     def _lookup(self, cuff_id: str) -> tuple[CuffState, ControllerState]:
         cuff = self.cuffs.get(cuff_id)
@@ -232,7 +334,7 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         return ""
 
     def _refuse(self, what: str, why: str) -> CommandRefused:
-        self._emit(StationEvent("refused", self.clock.wall(), _actor.get(), f"{what}: {why}"))
+        self.audit.emit(StationEvent("refused", self.clock.wall(), actor_var.get(), f"{what}: {why}"))
         return CommandRefused(why)
 
     async def inflate(self, cuff_id: str, *, mmhg: float | None = None, pct_lop: float | None = None) -> None:
@@ -252,13 +354,24 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
                 value = cuff.lop * pct / 100.0
             else:
                 value = number_arg(mmhg, f"{cuff_id}: the pressure")
-            busy = self._manual_refusal(cuff_id)
+            busy = self.sessions.manual_refusal(cuff_id)
             if busy:
                 raise CommandRefused(busy)
             await self._set_target(cuff, ctrl, round(value, 1))
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
-        self.record_command(_actor.get(), what)
+        self.record_command(actor_var.get(), what)
+
+    async def apply_target(self, cuff_id: str, mmhg: float, *, purpose: str, what: str) -> None:
+        """The therapy engine's inflate: ``purpose`` ``lop`` or ``full_occlusion`` lifts only the % LOP
+        limits (see :meth:`Supervisor.check_target`); the ceiling, the controller maximum, latches,
+        links and an unconfirmed emergency still refuse. Not put in the audit trail (the engine
+        records what it does); a refusal is told to observers."""
+        try:
+            cuff, ctrl = self._lookup(cuff_id)
+            await self._set_target(cuff, ctrl, round(number_arg(mmhg, f"{cuff_id}: the pressure"), 1), purpose=purpose)
+        except CommandRefused as exc:
+            raise self._refuse(what, str(exc)) from None
 
     async def nudge_target(self, cuff_id: str, delta_mmhg: float) -> None:
         what = (
@@ -273,13 +386,13 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
             new = round(cuff.target + number_arg(delta_mmhg, f"{cuff_id}: the change"), 1)
             if new <= 0:
                 raise CommandRefused(f"{cuff_id}: that would bring the target to {figure(new)} mmHg; deflate instead.")
-            busy = self._manual_refusal(cuff_id)
+            busy = self.sessions.manual_refusal(cuff_id)
             if busy:
                 raise CommandRefused(busy)
             await self._set_target(cuff, ctrl, new)
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
-        self.record_command(_actor.get(), f"{what} -> {figure(cuff.target)} mmHg")
+        self.record_command(actor_var.get(), f"{what} -> {figure(cuff.target)} mmHg")
 
     async def _set_target(
         self, cuff: CuffState, ctrl: ControllerState, mmhg: float, *, purpose: str = "manual"
@@ -296,7 +409,7 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         # Until the OK, a status line may still carry the old target: both are ours.
         cuff.sanctioned_mmhg = max(cuff.sanctioned_mmhg, mmhg)
         try:
-            await link.set_target(cuff.channel, mmhg)  # type: ignore[attr-defined]
+            await link.set_target(cuff.channel, mmhg)
         except CommandError as exc:
             if exc.code == "LATCHED":
                 cuff.latched = True
@@ -320,7 +433,7 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         cuff.new_target(mmhg, self.clock.monotonic())
         cuff.sanctioned_mmhg = mmhg
         cuff.pending_deflate = False
-        self._dirty = True
+        self.view.dirty = True
 
     async def deflate(self, cuff_id: str) -> None:
         what = f"deflate {cuff_id}"
@@ -329,12 +442,12 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         self._mark_deflated(cuff)
-        self.record_command(_actor.get(), what)
+        self.record_command(actor_var.get(), what)
         link = ctrl.link
         try:
             if link is None:
                 raise LinkDown("not connected")
-            await link.deflate(cuff.channel)  # type: ignore[attr-defined]
+            await link.deflate(cuff.channel)
             cuff.pending_deflate = False
         except LinkError as exc:
             wd = self.config.controller(ctrl.id).watchdog_ms / 1000
@@ -350,7 +463,7 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         cuff.pending_deflate = True
         cuff.sanctioned_mmhg = 0.0
         self.supervisor.on_deflated(cuff)
-        self._dirty = True
+        self.view.dirty = True
 
     def _deflate_soon(self, cuff: CuffState, reason: str, *, record: bool = True) -> None:
         """Deflate without awaiting (supervisor rules, races): target 0 now, DEFLATE on the wire next."""
@@ -364,7 +477,7 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
             if link is None:
                 return
             try:
-                await link.deflate(cuff.channel)  # type: ignore[attr-defined]
+                await link.deflate(cuff.channel)
                 cuff.pending_deflate = False
             except LinkError as exc:
                 log.warning("station: deflate of %s (%s) failed: %s", cuff.id, reason, exc)
@@ -380,28 +493,29 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
             # Status lines sent before the DEFLATE ALL still carry old targets: ignore them until target 0.
             cuff.pending_deflate = True
             self.supervisor.on_deflated(cuff)
-        self._dirty = True
+        self.view.dirty = True
 
     async def emergency_deflate(self) -> EmergencySnapshot:
         """DEFLATE ALL to every controller at once; never refused."""
         links = {cid: ctrl.link for cid, ctrl in self.controllers.items()}
-        run = self.emergency.fire(links, by=_actor.get())  # type: ignore[arg-type]  # the writes, first
+        run = self.emergency.fire(links, by=actor_var.get())  # type: ignore[arg-type]  # the writes, first
         self._all_targets_zero()
-        if self._sessions is not None:
+        hook = self.sessions.hook
+        if hook is not None:
             with contextlib.suppress(Exception):
-                self._sessions.on_emergency()
-        self.record_command(_actor.get(), "EMERGENCY DEFLATE ALL")
+                hook.on_emergency()
+        self.record_command(actor_var.get(), "EMERGENCY DEFLATE ALL")
         return await self.emergency.confirm(run)
 
     async def acknowledge(self, alarm_id: int | None = None) -> None:
-        who = _actor.get()
+        who = actor_var.get()
         what = "acknowledge " + ("all alarms" if alarm_id is None else f"alarm {alarm_id}")
         try:
             acked = self.alarms.acknowledge(alarm_id, who=who)
         except KeyError:
             raise self._refuse(what, f"No open alarm number {alarm_id}.") from None
         self.record_command(who, what)
-        self._dirty = True
+        self.view.dirty = True
         if acked:
             await self._clear_acknowledged_latches()
 
@@ -419,21 +533,21 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
             if unacked or ctrl.link is None:
                 continue
             try:
-                await ctrl.link.clear()  # type: ignore[attr-defined]
+                await ctrl.link.clear()
             except LinkError as exc:
                 log.warning("station: CLEAR on %s failed: %s", ctrl.id, exc)
                 continue
             self.supervisor.on_cleared(ctrl)
             self.record_command("station", f"clear latches on {ctrl.id} (alarms acknowledged)")
-            self._dirty = True
+            self.view.dirty = True
 
     async def silence(self, seconds: float = 120.0) -> None:
         try:
             granted = self.alarms.silence(seconds)
         except ValueError as exc:
             raise self._refuse(f"silence {seconds} s", f"{exc}.") from None
-        self.record_command(_actor.get(), f"silence alarms for {granted:g} s")
-        self._dirty = True
+        self.record_command(actor_var.get(), f"silence alarms for {granted:g} s")
+        self.view.dirty = True
 
     async def set_lop(
         self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None, source: str = "doppler"
@@ -459,9 +573,9 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         cuff.lop_source = source
         if cuff_width_cm is not None:
             cuff.lop_width_cm = float(cuff_width_cm)
-        self._dirty = True
-        self.record_command(_actor.get(), what)
-        self._emit(StationEvent("lop", self.clock.wall(), _actor.get(), what, cuff=cuff_id))
+        self.view.dirty = True
+        self.record_command(actor_var.get(), what)
+        self.audit.emit(StationEvent("lop", self.clock.wall(), actor_var.get(), what, cuff=cuff_id))
 
     async def set_patient(self, cuff_id: str, patient_id: str) -> None:
         what = f"set patient of {cuff_id} to {patient_id!r}"
@@ -473,11 +587,11 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         cuff.patient_id = pid or None
-        self._dirty = True
-        self.record_command(_actor.get(), what)
-        self._emit(StationEvent("patient", self.clock.wall(), _actor.get(), what, cuff=cuff_id))
+        self.view.dirty = True
+        self.record_command(actor_var.get(), what)
+        self.audit.emit(StationEvent("patient", self.clock.wall(), actor_var.get(), what, cuff=cuff_id))
 
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -487,3 +601,18 @@ class Station(Connections, LinkReports, SessionCommands, AuditTrail, Snapshots):
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("station: task %s failed", task.get_name(), exc_info=task.exception())
+
+    # ================================================================== emergency callbacks
+
+    def _on_unconfirmed(self, cid: str) -> None:
+        self.alarms.raise_alarm(
+            "DEFLATE_UNCONFIRMED",
+            Priority.HIGH,
+            f"Controller {cid} did not confirm DEFLATE ALL within {self.emergency.confirm_s:g} s; retrying. "
+            f"Check cuffs {self.controllers[cid].cuff_names()} by hand.",
+            controller=cid,
+        )
+
+    def _on_late_confirm(self, cid: str) -> None:
+        self.alarms.clear_condition("DEFLATE_UNCONFIRMED", controller=cid)
+        self.record_command("station", f"{cid} confirmed DEFLATE ALL")

@@ -23,6 +23,7 @@ from console.common.figures import figure
 from console.station.alarms import AlarmManager
 from console.station.cuff import CuffState
 from drivers.codec import Event, Status
+from drivers.link import CuffLink
 
 LATCHING_EVENTS = ("WDT", "OVERPRESSURE", "SENSOR", "VENTFAIL")
 """Controller events that latch channels (protocol section 3): high alarms until CLEAR."""
@@ -31,24 +32,35 @@ TARGET_PURPOSES = ("manual", "lop", "full_occlusion")
 """Why a target is asked for (see :meth:`Supervisor.check_target`)."""
 FULL_OCCLUSION_MAX_PCT = 100.0
 """A full-occlusion plan (ischaemic preconditioning) goes to at most this % LOP."""
-"""No purpose ever commands more than this (protocol: controllers go to 300 at most)."""
 
 
 class SafetySettings(Protocol):
     """What the rules read from the config's ``[safety]`` section (:class:`console.config.schema.SafetyConfig`)."""
 
-    tolerance_mmhg: float
-    grace_s: float
-    link_timeout_s: float
-    leak_pump_s: float
-    max_mmhg_without_lop: float
+    @property
+    def tolerance_mmhg(self) -> float: ...
+
+    @property
+    def grace_s(self) -> float: ...
+
+    @property
+    def link_timeout_s(self) -> float: ...
+
+    @property
+    def leak_pump_s(self) -> float: ...
+
+    @property
+    def max_mmhg_without_lop(self) -> float: ...
 
 
 class StationSettings(Protocol):
     """What the rules read from the config's ``[station]`` section (:class:`console.config.schema.StationSettings`)."""
 
-    ceiling_mmhg: float
-    occlusion_threshold_mmhg: float
+    @property
+    def ceiling_mmhg(self) -> float: ...
+
+    @property
+    def occlusion_threshold_mmhg(self) -> float: ...
 
 
 class Limits:
@@ -101,8 +113,7 @@ class ControllerState:
     def __init__(self, id: str, port: str, cuffs: tuple[CuffState, ...]) -> None:
         self.id = id
         self.port = port
-        self.link: object | None = None
-        self.emulator: object | None = None
+        self.link: CuffLink | None = None
         self.cuffs = cuffs
         self.by_channel: dict[int, CuffState] = {c.channel: c for c in cuffs}
         self.link_state = "connecting"
@@ -123,7 +134,7 @@ class ControllerState:
         return ", ".join(c.id for c in self.cuffs) or "no cuffs"
 
     def max_pressure(self) -> float | None:
-        info = getattr(self.link, "info", None)
+        info = self.link.info if self.link is not None else None
         return None if info is None else float(info.max_pressure)
 
 
