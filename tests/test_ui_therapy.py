@@ -9,6 +9,7 @@ import pytest
 
 from console.common.api import CommandRefused, LopProgress, Role
 from console.ui.app import BfrApp
+from console.ui.demo_station import PLANS, make_session
 from console.ui.screens.dialogs import ConfirmDialog
 from console.ui.screens.lists import HelpScreen
 from console.ui.screens.therapy import (
@@ -21,10 +22,8 @@ from console.ui.screens.therapy import (
 from console.ui.theme import ASCII, UNICODE
 from console.ui.therapy_text import lop_text, phase_word, progress_text
 from tests.ui_support import (
-    PLANS,
     Call,
     FakeStation,
-    make_session,
     notices,
     press,
     screen_lines,

@@ -2,17 +2,18 @@
 
 Runs the app on the real Station (the shipped config drives in-process
 emulated controllers), or with ``--fake N`` on the scripted in-memory station
-from the tests. Not the product's entry point (that is ``bfr-console``).
+(:mod:`console.ui.demo_station`). Not the product's entry point (that is ``bfr-console``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 
+from console.common.api import Priority
 from console.ui.app import BfrApp
+from console.ui.demo_station import DemoStation
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,11 +40,7 @@ async def _run_real(args: argparse.Namespace) -> int:
 
 
 async def _run_fake(args: argparse.Namespace) -> int:
-    sys.path.insert(0, str(ROOT))
-    from console.common.api import Priority
-    from tests.ui_support import FakeStation
-
-    st = FakeStation(args.fake)
+    st = DemoStation(args.fake)
     st.set_cuff("A1", state="HOLDING", pressure=182.0, target=184.0, occlusion_s=192.0)
     st.raise_alarm(Priority.MEDIUM, "LEAK", "A2", "A2 pump ran 8 s without pause")
     await BfrApp(st, kiosk=args.kiosk, theme=args.theme or "auto").run_async()
