@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stats import pct  # noqa: E402
-from drivers.codec import LineReader, frame, sample_body  # noqa: E402
+from bench.stats import pct
+from drivers.codec import LineReader, frame, sample_body
 from drivers.link import CuffLink
+from drivers.link_connection import Connection
 from drivers.link_errors import HelloInfo
-from drivers.link_requests import _Conn
-from drivers.serial_port import open_port  # noqa: E402
+from drivers.serial_port import open_port
 
 TRIPS = 2000
 WARMUP = 100
@@ -127,9 +127,8 @@ def parse_throughput(n: int = 200_000, chunk_lines: int = 1) -> float:
         seen += 1
 
     link.add_listener(listener)
-    loop = asyncio.new_event_loop()
-    link._loop = loop
-    conn = _Conn(None, LineReader(), loop.create_future())  # type: ignore[arg-type]
+    loop = asyncio.new_event_loop()  # for the Connection's future; the reader path itself needs no running loop
+    conn = Connection(None, LineReader(), loop.create_future())  # type: ignore[arg-type]  # no writer: nothing is sent
     lines = [frame(sample_body(i * 10, [182.4 + (i % 7) * 0.1, 181.9, 0.3, 120.0])) for i in range(1000)]
     chunks = [b"".join(lines[i : i + chunk_lines]) for i in range(0, len(lines), chunk_lines)]
     rounds = n // len(lines)

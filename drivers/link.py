@@ -10,9 +10,11 @@ listeners, synchronously, from the reader (the hot path).
 The emergency path (:meth:`CuffLink.deflate_all_now`) writes ``DEFLATE ALL``
 to the transport inside the call itself, ahead of anything queued.
 
-The wire contract is ``shared/protocol.md``. The SEQ/window/queue bookkeeping
-lives in :mod:`drivers.link_requests`, the states and errors in
-:mod:`drivers.link_errors`; every public name is importable from here.
+The wire contract is ``shared/protocol.md``. The link owns its helpers: the
+SEQ/window/queue bookkeeping (:mod:`drivers.link_requests`), the listeners
+(:mod:`drivers.link_listeners`) and one :mod:`drivers.link_connection` per open
+port; the HELLO checks are in :mod:`drivers.link_hello`, the states, counters
+and errors in :mod:`drivers.link_errors`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncio
 import functools
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 
 from drivers import serial_port
@@ -35,6 +38,7 @@ from drivers.codec import (
     format_pressure,
     parse_report,
 )
+from drivers.link_connection import Connection
 from drivers.link_errors import (
     HelloInfo,
     LinkDown,
@@ -44,18 +48,13 @@ from drivers.link_errors import (
     LinkStats,
     LinkTimeout,
 )
-from drivers.link_requests import RequestBook, _Conn, _swallow
+from drivers.link_hello import parse_hello, pick_rate
+from drivers.link_listeners import Listener, Listeners
+from drivers.link_requests import RequestBook, swallow_outcome
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[object], None]
 OpenPort = Callable[[str], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
-
-PROTO = 1
-"""The only protocol version this link speaks."""
-
-MAX_CHANNELS = 8
-"""A controller has 1 to 8 channels (protocol, introduction)."""
 
 SAMPLE_SILENCE_S = 1.0
 """No sample for this long while streaming means the controller is gone."""
@@ -66,7 +65,7 @@ STOP_DEFLATE_WAIT_S = 0.5
 _READ_SIZE = 4096
 
 
-class CuffLink(RequestBook):
+class CuffLink:
     """One CUFF-LINK/1 session over one port, reconnecting forever until stopped."""
 
     def __init__(
@@ -102,18 +101,19 @@ class CuffLink(RequestBook):
         """The STREAM rate the controller accepted (0: not streaming)."""
         self._open_port = open_port
         self._state = LinkState.CONNECTING
-        self._listeners: list[Listener] = []
-        self._emit_to: tuple[Listener, ...] = ()
-        self._failed_listeners: set[int] = set()
-        self._init_requests(first_seq)
-        self._conn: _Conn | None = None
+        self._listeners = Listeners(self.name, self.stats)
+        self._emit = self._listeners.emit
+        self._requests: RequestBook[Connection] = RequestBook(
+            self, first_seq=first_seq, port=self._current_port, lose=self._lose
+        )
+        self._conn: Connection | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._ready = asyncio.Event()
         self._been_ready = False
-        self._last_answer_at = 0.0
         self._sample_ref = 0.0
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock: Callable[[], float] = time.monotonic
+        """The event loop's clock once started (samples are stamped with it)."""
 
     # ------------------------------------------------------------------ public surface
 
@@ -123,21 +123,13 @@ class CuffLink(RequestBook):
 
     def add_listener(self, fn: Listener) -> Callable[[], None]:
         """Call ``fn`` with every Sample, Status, Event and LinkStateChange; returns an unsubscribe."""
-        self._listeners.append(fn)
-        self._emit_to = tuple(self._listeners)
-
-        def remove() -> None:
-            if fn in self._listeners:
-                self._listeners.remove(fn)
-                self._emit_to = tuple(self._listeners)
-
-        return remove
+        return self._listeners.add(fn)
 
     async def start(self) -> None:
         """Start connecting in the background and return at once."""
         if self._task is not None:
             return
-        self._loop = asyncio.get_running_loop()
+        self._clock = asyncio.get_running_loop().time
         self._task = asyncio.create_task(self._run(), name=f"cufflink:{self.name}")
         self._task.add_done_callback(self._run_ended)
 
@@ -187,7 +179,7 @@ class CuffLink(RequestBook):
             except asyncio.CancelledError:
                 pass
             self._task = None
-        self._fail_all(LinkDown(f"{self.name}: link stopped"))
+        self._requests.fail_all(LinkDown(f"{self.name}: link stopped"))
         self._set_state(LinkState.STOPPED, "stopped")
         self._ready.set()  # wake wait_ready() callers; they see STOPPED and raise LinkDown
 
@@ -200,7 +192,7 @@ class CuffLink(RequestBook):
             LinkDown: the link is not READY, or went down while waiting.
             ValueError: an argument cannot go on the wire.
         """
-        fut = self._submit(verb, args, urgent=verb.upper() == "DEFLATE", require_ready=True)
+        fut = self._requests.submit(verb, args, urgent=verb.upper() == "DEFLATE", require_ready=True)
         return await fut
 
     async def set_target(self, ch: int, mmhg: float) -> Ok:
@@ -232,9 +224,12 @@ class CuffLink(RequestBook):
         Raises:
             LinkDown: no port is open.
         """
-        return self._submit("DEFLATE", ("ALL",), urgent=True, require_ready=False)
+        return self._requests.submit("DEFLATE", ("ALL",), urgent=True, require_ready=False)
 
-    # ------------------------------------------------------------------ sending
+    # ------------------------------------------------------------------ the open port
+
+    def _current_port(self) -> Connection | None:
+        return self._conn
 
     def _port_open(self) -> bool:
         conn = self._conn
@@ -242,7 +237,7 @@ class CuffLink(RequestBook):
 
     # ------------------------------------------------------------------ receiving (hot path)
 
-    async def _read_loop(self, conn: _Conn, reader: asyncio.StreamReader) -> None:
+    async def _read_loop(self, conn: Connection, reader: asyncio.StreamReader) -> None:
         try:
             while True:
                 data = await reader.read(_READ_SIZE)
@@ -256,7 +251,7 @@ class CuffLink(RequestBook):
             log.warning("%s: port read failed: %r", self.name, exc)
             self._lose(conn, f"port vanished: {exc}")
 
-    def _sink_data(self, conn: _Conn, data: bytes) -> None:
+    def _sink_data(self, conn: Connection, data: bytes) -> None:
         if conn.lost:
             return
         try:
@@ -266,57 +261,46 @@ class CuffLink(RequestBook):
             log.exception("%s: handling received bytes failed", self.name)
             self._lose(conn, f"internal error while reading: {exc!r}")
 
-    def _sink_closed(self, conn: _Conn, exc: BaseException | None) -> None:
+    def _sink_closed(self, conn: Connection, exc: BaseException | None) -> None:
         if exc is None:
             self._lose(conn, "port closed (end of file)")
         else:
             log.warning("%s: port read failed: %r", self.name, exc)
             self._lose(conn, f"port vanished: {exc}")
 
-    def _on_data(self, conn: _Conn, data: bytes) -> None:
+    def _on_data(self, conn: Connection, data: bytes) -> None:
         """Everything the port delivered: split, check, parse, dispatch."""
         for body in conn.lines.feed(data):
             self._on_line(conn, body)
 
-    def _on_line(self, conn: _Conn, body: str) -> None:
+    def _on_line(self, conn: Connection, body: str) -> None:
         try:
             msg = parse_report(body)
         except MalformedLine:
             self.stats.dropped.malformed += 1
             return
-        cls = type(msg)
-        if cls is Sample:
+        if isinstance(msg, Sample):
             info = self.info
-            if info is not None and len(msg.pressures) != info.channels:  # type: ignore[union-attr]
+            if info is not None and len(msg.pressures) != info.channels:
                 self.stats.dropped.malformed += 1
                 return
             self.stats.samples += 1
-            self.last_sample_at = self._loop.time()  # type: ignore[union-attr]
+            self.last_sample_at = self._clock()
             self._emit(msg)
-        elif cls is Ok or cls is Err:
-            self._on_answer(msg)  # type: ignore[arg-type]
-        elif cls is Status:
+        elif isinstance(msg, (Ok, Err)):
+            self._requests.on_answer(msg)
+        elif isinstance(msg, Status):
             info = self.info
-            if info is not None and not 1 <= msg.channel <= info.channels:  # type: ignore[union-attr]
+            if info is not None and not 1 <= msg.channel <= info.channels:
                 self.stats.dropped.malformed += 1
                 return
             self._emit(msg)
         else:  # Event
             self._emit(msg)
-            if msg.code == "BOOT":  # type: ignore[union-attr]
+            if msg.code == "BOOT":
                 self._on_boot(conn)
 
-    def _emit(self, msg: object) -> None:
-        for fn in self._emit_to:
-            try:
-                fn(msg)
-            except Exception:
-                self.stats.errors += 1
-                if id(fn) not in self._failed_listeners:
-                    self._failed_listeners.add(id(fn))
-                    log.exception("%s: listener %r raised (logged once per listener)", self.name, fn)
-
-    def _on_boot(self, conn: _Conn) -> None:
+    def _on_boot(self, conn: Connection) -> None:
         """The controller restarted: vented, stream off, watchdog 2000 ms. Set the session up again.
 
         No SET from before the reboot may reach the rebooted controller: a reboot vents every
@@ -324,7 +308,7 @@ class CuffLink(RequestBook):
         """
         conn.boot_seen = True
         self.stream_rate = 0
-        self._drop_sets_on_boot(conn)
+        self._requests.drop_sets_on_boot(conn)
         if self._state is not LinkState.READY:
             return  # the handshake in progress redoes its setup
         if conn.setup_task is None or conn.setup_task.done():
@@ -340,31 +324,19 @@ class CuffLink(RequestBook):
         log.info("%s: %s (%s)", self.name, state.value, reason)
         self._emit(LinkStateChange(state, reason))
 
-    def _lose(self, conn: _Conn, reason: str, state: LinkState = LinkState.LOST) -> None:
+    def _lose(self, conn: Connection, reason: str, state: LinkState = LinkState.LOST) -> None:
         """Close this port at once, fail everything waiting, and tell listeners."""
-        if conn.lost:
+        if not conn.close(self.name):
             return
-        conn.lost = True
-        try:
-            transport = conn.writer.transport
-            if not transport.is_closing():  # a second abort() of a serial transport crashes its close task
-                transport.abort()
-        except Exception:
-            log.debug("%s: abort failed", self.name, exc_info=True)
         if self._conn is conn:
             self._conn = None
             self._ready.clear()
             self.stream_rate = 0
-            self._fail_all(LinkDown(f"{self.name}: {reason}"))
+            self._requests.fail_all(LinkDown(f"{self.name}: {reason}"))
             if state is LinkState.LOST:
                 log.warning("%s: link lost: %s", self.name, reason)
             self._set_state(state, reason)
-        current = asyncio.current_task()
-        for task in (conn.reader_task, conn.monitor_task, conn.setup_task):
-            if task is not None and task is not current:
-                task.cancel()
-        if not conn.done.done():
-            conn.done.set_result(None)
+        conn.finish()
 
     async def _run(self) -> None:
         """Open, set up, watch, and reopen with exponential backoff, until stopped."""
@@ -400,7 +372,7 @@ class CuffLink(RequestBook):
         loop = asyncio.get_running_loop()
         lines = LineReader()
         lines.drops = self.stats.dropped
-        conn = _Conn(writer, lines, loop.create_future())
+        conn = Connection(writer, lines, loop.create_future())
         self._conn = conn
         set_sink = getattr(reader, "set_sink", None)
         if callable(set_sink):  # drivers.serial_port.PortReader: bytes handled in the transport's callback
@@ -434,67 +406,30 @@ class CuffLink(RequestBook):
             self._lose(conn, "cancelled")
             raise
         finally:
-            await self._reap(conn)
+            await conn.reap(self.name)
         return failures
-
-    async def _reap(self, conn: _Conn) -> None:
-        tasks = [t for t in (conn.reader_task, conn.monitor_task, conn.setup_task) if t is not None]
-        for task in tasks:
-            task.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception) and not isinstance(result, LinkError):
-                log.error("%s: background task failed: %r", self.name, result)
 
     async def _request(self, verb: str, *args: object) -> Ok:
         """A setup command: allowed before READY."""
-        return await self._submit(verb, args, urgent=False, require_ready=False)
+        return await self._requests.submit(verb, args, urgent=False, require_ready=False)
 
     async def _hello(self) -> HelloInfo:
         ok = await self._request("HELLO")
-        f = ok.fields
-        proto = f.get("proto", "?")
-        if proto != str(PROTO):
-            raise LinkError(f"controller speaks CUFF-LINK/{proto}, this console speaks CUFF-LINK/{PROTO}")
-        try:
-            rates = tuple(int(r) for r in f["rates"].split(",") if r)
-            info = HelloInfo(
-                proto=PROTO,
-                model=f["model"],
-                fw=f["fw"],
-                serial=f["serial"],
-                channels=int(f["channels"]),
-                max_pressure=float(f["max"]),
-                rates=rates,
-            )
-        except (KeyError, ValueError) as exc:
-            raise LinkError(f"bad HELLO answer {dict(f)!r}: {exc!r}") from None
-        # The host's limits lean on these: a NaN maximum would pass every "above the maximum" check.
-        if not 1 <= info.channels <= MAX_CHANNELS:
-            raise LinkError(f"bad HELLO answer: channels={info.channels} (1..{MAX_CHANNELS})")
-        if not (math.isfinite(info.max_pressure) and info.max_pressure > 0):
-            raise LinkError(f"bad HELLO answer: max={f['max']} is not a positive pressure")
-        return info
+        return parse_hello(ok.fields)
 
-    def _pick_rate(self) -> int:
-        if self.stream_hz <= 0 or self.info is None or not self.info.rates:
-            return 0
-        fitting = [r for r in self.info.rates if r <= self.stream_hz]
-        return max(fitting) if fitting else min(self.info.rates)
-
-    async def _setup(self, conn: _Conn) -> None:
+    async def _setup(self, conn: Connection) -> None:
         """WATCHDOG then STREAM; repeated if the controller rebooted meanwhile."""
         while True:
             conn.boot_seen = False
             await self._request("WATCHDOG", self.watchdog_ms)
-            rate = self._pick_rate()
+            rate = pick_rate(self.info.rates if self.info is not None else (), self.stream_hz)
             await self._request("STREAM", rate)
             self.stream_rate = rate
             self._sample_ref = asyncio.get_running_loop().time()
             if not conn.boot_seen:
                 return
 
-    async def _resetup(self, conn: _Conn) -> None:
+    async def _resetup(self, conn: Connection) -> None:
         try:
             await self._setup(conn)
         except asyncio.CancelledError:
@@ -506,7 +441,7 @@ class CuffLink(RequestBook):
             self.stats.errors += 1
             self._lose(conn, f"setup after reboot crashed: {exc!r}")
 
-    async def _monitor(self, conn: _Conn) -> None:
+    async def _monitor(self, conn: Connection) -> None:
         """Ping when idle for a third of the watchdog; declare the link lost when samples stop."""
         loop = asyncio.get_running_loop()
         ping_every = self.watchdog_ms / 3000
@@ -517,10 +452,10 @@ class CuffLink(RequestBook):
                 now = loop.time()
                 wake = now + ping_every
                 if self.keepalive_enabled:
-                    due = self._last_sent + ping_every
+                    due = self._requests.last_sent + ping_every
                     if now >= due and (ping is None or ping.done()):
-                        ping = self._submit("PING", (), urgent=False, require_ready=False)
-                        ping.add_done_callback(_swallow)
+                        ping = self._requests.submit("PING", (), urgent=False, require_ready=False)
+                        ping.add_done_callback(swallow_outcome)
                         due = now + ping_every
                     wake = min(wake, due)
                 if self.stream_rate > 0:

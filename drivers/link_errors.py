@@ -1,8 +1,7 @@
 """What a link tells its callers: its states, its counters, its errors.
 
 Kept apart from :mod:`drivers.link` so that callers (the station, therapy code)
-can name these without pulling in the session machinery; ``drivers.link``
-re-exports every name here.
+can name these without pulling in the session machinery.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Commands in flight on a link: SEQ numbering, the window, the queue, timeouts and resends.
 
-The bookkeeping half of :class:`drivers.link.CuffLink`, apart from the session
-half (connect, setup, keep-alive, reconnect) so each can be read on its own.
-:class:`RequestBook` is a mixin: it keeps ``_pending``/``_queue``/``_abandoned``
-and relies on the session for the port (``_conn``), its state and ``_lose``.
+A :class:`RequestBook` is owned by one :class:`drivers.link.CuffLink`. It keeps
+the commands sent and waiting, and matches answers to them by SEQ. It knows
+nothing of connecting or of the session: it reads the link's public settings
+(:class:`Owner`), is handed two callbacks, "the open port, if any" and "lose
+this port", and is told about every answer and every reboot.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from drivers.codec import (
     MAX_SEQ,
     Err,
-    LineReader,
     Ok,
     command_body,
     format_pressure,
@@ -33,7 +35,7 @@ from drivers.link_errors import (
     Superseded,
 )
 
-log = logging.getLogger("drivers.link")  # same logger as the session: one name to filter
+log = logging.getLogger(__name__)
 
 WINDOW = 4
 """Most commands in flight (sent, unanswered) at once; DEFLATE ignores it."""
@@ -43,6 +45,38 @@ QUEUE_LIMIT = 64
 
 _ABANDONED_KEEP = 256
 """How many abandoned SEQs are remembered to recognise late answers."""
+
+
+class Owner(Protocol):
+    """What the book reads of the link that owns it, live (a changed ``answer_timeout`` applies at once)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def stats(self) -> LinkStats: ...
+
+    @property
+    def state(self) -> LinkState: ...
+
+    @property
+    def answer_timeout(self) -> float: ...
+
+    @property
+    def retries(self) -> int: ...
+
+
+class Port(Protocol):
+    """An open port as the book sees it: somewhere to write, and whether the link gave it up."""
+
+    @property
+    def writer(self) -> asyncio.StreamWriter: ...
+
+    @property
+    def lost(self) -> bool: ...
+
+
+PortT = TypeVar("PortT", bound=Port)
 
 
 @dataclass(eq=False)
@@ -59,20 +93,6 @@ class _Request:
     timer: asyncio.TimerHandle | None = None
 
 
-@dataclass(eq=False)
-class _Conn:
-    """One open port: its writer, its reader task, and whether it was lost."""
-
-    writer: asyncio.StreamWriter
-    lines: LineReader
-    done: asyncio.Future[None]
-    reader_task: asyncio.Task[None] | None = None
-    monitor_task: asyncio.Task[None] | None = None
-    setup_task: asyncio.Task[None] | None = None
-    lost: bool = False
-    boot_seen: bool = False
-
-
 def _arg(value: object) -> str:
     text = format_pressure(value) if isinstance(value, float) else str(value)
     if not text or " " in text:
@@ -80,126 +100,86 @@ def _arg(value: object) -> str:
     return text
 
 
-class RequestBook:
-    """Matches answers to commands by SEQ; resends, queues and fails them. Mixed into CuffLink."""
+def swallow_outcome(fut: asyncio.Future[Ok]) -> None:
+    """Retrieve the outcome of a command nobody awaits, so asyncio does not log it as unhandled."""
+    if not fut.cancelled():
+        fut.exception()
 
-    # provided by the session (drivers.link.CuffLink)
-    name: str
-    stats: LinkStats
-    answer_timeout: float
-    retries: int
-    _state: LinkState
-    _conn: _Conn | None
-    _loop: asyncio.AbstractEventLoop | None
-    _last_answer_at: float
 
-    def _init_requests(self, first_seq: int) -> None:
+class RequestBook(Generic[PortT]):
+    """Matches answers to commands by SEQ; resends, queues and fails them."""
+
+    def __init__(
+        self,
+        owner: Owner,
+        *,
+        first_seq: int,
+        port: Callable[[], PortT | None],
+        lose: Callable[[PortT, str], None],
+    ) -> None:
+        """``port`` gives the open port (None when there is none), ``lose`` gives a port up for good."""
+        self._owner = owner
+        self.last_sent = 0.0
+        """Loop time of the last line written (the link pings when it is old)."""
+        self._port = port
+        self._lose = lose
         self._seq = first_seq
         self._pending: dict[int, _Request] = {}
         self._queue: deque[_Request] = deque()
         self._abandoned: OrderedDict[int, None] = OrderedDict()
-        self._last_sent = 0.0
+        self._last_answer_at = 0.0
 
-    def _lose(self, conn: _Conn, reason: str, state: LinkState = LinkState.LOST) -> None:
-        """Overridden by CuffLink: mark the link lost, close the port, tell the listeners."""
-        raise NotImplementedError("CuffLink defines _lose")
+    def submit(self, verb: str, args: tuple[object, ...], *, urgent: bool, require_ready: bool) -> asyncio.Future[Ok]:
+        """Send now (``urgent``) or queue a command; the future resolves on its answer.
 
-    def _submit(self, verb: str, args: tuple[object, ...], *, urgent: bool, require_ready: bool) -> asyncio.Future[Ok]:
-        conn = self._conn
+        Raises:
+            LinkDown: no port is open, or ``require_ready`` and the link is not READY.
+            LinkError: the queue is full.
+            ValueError: an argument cannot go on the wire.
+        """
+        conn = self._port()
+        owner = self._owner
         if conn is None or conn.lost or conn.writer.is_closing():
-            raise LinkDown(f"{self.name}: no port open ({self._state.value})")
-        if require_ready and self._state is not LinkState.READY:
-            raise LinkDown(f"{self.name}: link {self._state.value}")
+            raise LinkDown(f"{owner.name}: no port open ({owner.state.value})")
+        if require_ready and owner.state is not LinkState.READY:
+            raise LinkDown(f"{owner.name}: link {owner.state.value}")
         tail = " ".join([verb, *(_arg(a) for a in args)])
         frame(command_body(MAX_SEQ, tail))  # raises ValueError now rather than at send time
-        loop = self._loop or asyncio.get_running_loop()
-        req = _Request(tail, loop.create_future(), urgent)
+        req = _Request(tail, asyncio.get_running_loop().create_future(), urgent)
         if urgent:
             if verb == "DEFLATE":
                 self._drop_queued_sets(str(args[0]) if args else "ALL")
             self._send(conn, req)
         else:
             if len(self._queue) >= QUEUE_LIMIT:
-                raise LinkError(f"{self.name}: {len(self._queue)} commands already waiting; {tail} refused")
+                raise LinkError(f"{owner.name}: {len(self._queue)} commands already waiting; {tail} refused")
             self._queue.append(req)
             self._pump()
         return req.future
 
-    def _drop_queued_sets(self, channel: str) -> None:
-        """A deflate wins over any SET of the same channel not yet on the wire: it never goes out after it."""
-        keep: deque[_Request] = deque()
-        for req in self._queue:
-            parts = req.tail.split(" ")
-            if parts[0] == "SET" and (channel == "ALL" or parts[1] == channel):
-                if not req.future.done():
-                    req.future.set_exception(
-                        Superseded(f"{self.name}: {req.tail} dropped: DEFLATE {channel} went first")
-                    )
-                    req.future.exception()  # retrieved: nobody may be awaiting it any more
+    def on_answer(self, msg: Ok | Err) -> None:
+        """An OK or ERR arrived: resolve its command, or count it as late or unknown."""
+        self._last_answer_at = asyncio.get_running_loop().time()
+        req = self._pending.pop(msg.seq, None)
+        if req is None:
+            if msg.seq in self._abandoned:
+                self._owner.stats.late_answers += 1
             else:
-                keep.append(req)
-        self._queue = keep
-
-    def _pump(self) -> None:
-        """Send queued commands while the window has room."""
-        conn = self._conn
-        if conn is None or conn.lost:
+                self._owner.stats.errors += 1
+                log.warning("%s: answer to unknown #%d ignored", self._owner.name, msg.seq)
             return
-        while self._queue and len(self._pending) < WINDOW:
-            req = self._queue.popleft()
-            if not req.future.done():
-                self._send(conn, req)
+        if req.timer is not None:
+            req.timer.cancel()
+        if not req.future.done():
+            if isinstance(msg, Ok):
+                req.future.set_result(msg)
+            else:
+                req.future.set_exception(CommandError(msg.code, msg.text, req.tail.split(" ", 1)[0]))
+        if self._queue:
+            self._pump()
 
-    def _next_seq(self) -> int:
-        seq = self._seq
-        self._seq = 1 if seq >= MAX_SEQ else seq + 1
-        return seq
-
-    def _send(self, conn: _Conn, req: _Request) -> None:
-        """Register the waiter for a fresh SEQ, then write the line."""
-        loop = self._loop or asyncio.get_running_loop()
-        seq = self._next_seq()
-        self._abandoned.pop(seq, None)
-        req.seq = seq
-        req.attempts += 1
-        now = loop.time()
-        if req.attempts == 1:
-            req.first_sent_at = now
-        self._pending[seq] = req
-        req.timer = loop.call_later(self.answer_timeout, self._on_timeout, req, seq)
-        self._last_sent = now
-        try:
-            conn.writer.write(frame(f"#{seq} {req.tail}"))
-        except Exception as exc:  # a transport that raises instead of reporting via connection_lost
-            log.exception("%s: write failed", self.name)
-            self._lose(conn, f"write failed: {exc}")
-
-    def _on_timeout(self, req: _Request, seq: int) -> None:
-        if self._pending.get(seq) is not req:
-            return
-        del self._pending[seq]
-        self._abandon(seq)
-        self.stats.timeouts += 1
-        conn = self._conn
-        if req.future.done():
-            pass  # the caller gave up; nothing to resend
-        elif req.attempts <= self.retries and conn is not None and not conn.lost:
-            self.stats.resends += 1
-            log.debug("%s: #%d %s unanswered, resending", self.name, seq, req.tail)
-            self._send(conn, req)
-        else:
-            req.future.set_exception(LinkTimeout(f"{self.name}: no answer to {req.tail} after {req.attempts} attempts"))
-            if conn is not None and self._last_answer_at < req.first_sent_at:
-                self._lose(conn, f"controller silent: no answer to {req.tail} in {req.attempts} attempts")
-                return
-        self._pump()
-
-    def _abandon(self, seq: int) -> None:
-        self._abandoned[seq] = None
-        if len(self._abandoned) > _ABANDONED_KEEP:
-            self._abandoned.popitem(last=False)
-
-    def _fail_all(self, exc: LinkError) -> None:
+    def fail_all(self, exc: LinkError) -> None:
+        """Fail every command sent or waiting with ``exc`` (the link went down)."""
         reqs = list(self._pending.values()) + list(self._queue)
         for seq in self._pending:
             self._abandon(seq)
@@ -211,33 +191,13 @@ class RequestBook:
             if not req.future.done():
                 req.future.set_exception(exc)
 
-    def _on_answer(self, msg: Ok | Err) -> None:
-        self._last_answer_at = self._loop.time()  # type: ignore[union-attr]
-        req = self._pending.pop(msg.seq, None)
-        if req is None:
-            if msg.seq in self._abandoned:
-                self.stats.late_answers += 1
-            else:
-                self.stats.errors += 1
-                log.warning("%s: answer to unknown #%d ignored", self.name, msg.seq)
-            return
-        if req.timer is not None:
-            req.timer.cancel()
-        if not req.future.done():
-            if type(msg) is Ok:
-                req.future.set_result(msg)
-            else:
-                req.future.set_exception(CommandError(msg.code, msg.text, req.tail.split(" ", 1)[0]))  # type: ignore[union-attr]
-        if self._queue:
-            self._pump()
-
-    def _drop_sets_on_boot(self, conn: _Conn) -> None:
+    def drop_sets_on_boot(self, conn: PortT) -> None:
         """Fail every queued or unanswered SET; DEFLATE the channels of the unanswered ones.
 
         An unanswered SET may have been sent before the BOOT line was read and so reached the
         new firmware; the DEFLATE that follows it on the wire undoes it (vented anyway by the boot).
         """
-        exc_text = f"{self.name}: controller rebooted before confirming"
+        exc_text = f"{self._owner.name}: controller rebooted before confirming"
         in_flight: list[str] = []
         for seq, req in list(self._pending.items()):
             parts = req.tail.split(" ")
@@ -263,14 +223,86 @@ class RequestBook:
         for ch in dict.fromkeys(in_flight):
             if conn.lost:
                 break
-            log.warning("%s: SET on channel %s was in flight at a reboot; deflating it", self.name, ch)
-            deflate = _Request(f"DEFLATE {ch}", (self._loop or asyncio.get_running_loop()).create_future(), True)
-            deflate.future.add_done_callback(_swallow)
+            log.warning("%s: SET on channel %s was in flight at a reboot; deflating it", self._owner.name, ch)
+            deflate = _Request(f"DEFLATE {ch}", asyncio.get_running_loop().create_future(), True)
+            deflate.future.add_done_callback(swallow_outcome)
             self._send(conn, deflate)
         self._pump()
 
+    # ------------------------------------------------------------------ internals
 
-def _swallow(fut: asyncio.Future[Ok]) -> None:
-    """Retrieve a keep-alive's outcome so asyncio does not log it as unhandled."""
-    if not fut.cancelled():
-        fut.exception()
+    def _drop_queued_sets(self, channel: str) -> None:
+        """A deflate wins over any SET of the same channel not yet on the wire: it never goes out after it."""
+        keep: deque[_Request] = deque()
+        for req in self._queue:
+            parts = req.tail.split(" ")
+            if parts[0] == "SET" and (channel == "ALL" or parts[1] == channel):
+                if not req.future.done():
+                    req.future.set_exception(
+                        Superseded(f"{self._owner.name}: {req.tail} dropped: DEFLATE {channel} went first")
+                    )
+                    req.future.exception()  # retrieved: nobody may be awaiting it any more
+            else:
+                keep.append(req)
+        self._queue = keep
+
+    def _pump(self) -> None:
+        """Send queued commands while the window has room."""
+        conn = self._port()
+        if conn is None or conn.lost:
+            return
+        while self._queue and len(self._pending) < WINDOW:
+            req = self._queue.popleft()
+            if not req.future.done():
+                self._send(conn, req)
+
+    def _next_seq(self) -> int:
+        seq = self._seq
+        self._seq = 1 if seq >= MAX_SEQ else seq + 1
+        return seq
+
+    def _send(self, conn: PortT, req: _Request) -> None:
+        """Register the waiter for a fresh SEQ, then write the line."""
+        loop = asyncio.get_running_loop()
+        seq = self._next_seq()
+        self._abandoned.pop(seq, None)
+        req.seq = seq
+        req.attempts += 1
+        now = loop.time()
+        if req.attempts == 1:
+            req.first_sent_at = now
+        self._pending[seq] = req
+        req.timer = loop.call_later(self._owner.answer_timeout, self._on_timeout, req, seq)
+        self.last_sent = now
+        try:
+            conn.writer.write(frame(f"#{seq} {req.tail}"))
+        except Exception as exc:  # a transport that raises instead of reporting via connection_lost
+            log.exception("%s: write failed", self._owner.name)
+            self._lose(conn, f"write failed: {exc}")
+
+    def _on_timeout(self, req: _Request, seq: int) -> None:
+        if self._pending.get(seq) is not req:
+            return
+        del self._pending[seq]
+        self._abandon(seq)
+        self._owner.stats.timeouts += 1
+        conn = self._port()
+        if req.future.done():
+            pass  # the caller gave up; nothing to resend
+        elif req.attempts <= self._owner.retries and conn is not None and not conn.lost:
+            self._owner.stats.resends += 1
+            log.debug("%s: #%d %s unanswered, resending", self._owner.name, seq, req.tail)
+            self._send(conn, req)
+        else:
+            req.future.set_exception(
+                LinkTimeout(f"{self._owner.name}: no answer to {req.tail} after {req.attempts} attempts")
+            )
+            if conn is not None and self._last_answer_at < req.first_sent_at:
+                self._lose(conn, f"controller silent: no answer to {req.tail} in {req.attempts} attempts")
+                return
+        self._pump()
+
+    def _abandon(self, seq: int) -> None:
+        self._abandoned[seq] = None
+        if len(self._abandoned) > _ABANDONED_KEEP:
+            self._abandoned.popitem(last=False)

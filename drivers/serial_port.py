@@ -7,9 +7,10 @@ be swapped (or faked in a test) in one place.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import SupportsIndex
 
-import serial
+import serial  # type: ignore[import-untyped]  # pyserial ships no type hints (no py.typed, no stubs installed)
 import serial_asyncio_fast
 
 BAUDRATE = 115200
@@ -47,7 +48,7 @@ class PortReader(asyncio.StreamReader):
         elif self.at_eof():
             on_close(None)
 
-    def feed_data(self, data: bytes) -> None:
+    def feed_data(self, data: Iterable[SupportsIndex]) -> None:
         sink = self._sink
         if sink is None:
             super().feed_data(data)
@@ -59,7 +60,7 @@ class PortReader(asyncio.StreamReader):
         if self._sink is not None:
             self._sink[1](None)
 
-    def set_exception(self, exc: BaseException) -> None:
+    def set_exception(self, exc: Exception) -> None:
         super().set_exception(exc)
         if self._sink is not None:
             self._sink[1](exc)
