@@ -5,46 +5,32 @@ refresh per sample); commands are the handle's async methods. The emergency
 key is bound on the App with ``priority=True`` so it fires on every screen,
 inside every dialog, even with a text field focused, and it calls
 ``handle.emergency_deflate()`` at once: no confirmation, no queue.
+
+The screens never import this module: the app builds one
+:class:`~console.ui.actions.ConsoleActions` and hands it to each of them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.timer import Timer
 
-from console.common.api import (
-    CommandRefused,
-    EmergencySnapshot,
-    Role,
-    StationHandle,
-    StationSnapshot,
-)
+from console.common.api import CuffSnapshot, Role, StationHandle, StationSnapshot
+from console.ui.actions import ConsoleActions
 from console.ui.alerting import BellScheduler, loudest_audible
 from console.ui.screens.dashboard import DashboardScreen, cuff_by_id
-from console.ui.screens.dialogs import ConfirmDialog, InflateDialog, InflateRequest
+from console.ui.screens.dialogs import ConfirmDialog, InflateDialog
 from console.ui.screens.lists import AlarmListScreen, HelpScreen
-from console.ui.screens.therapy import (
-    CommandDialog,
-    DopplerLopDialog,
-    MeasureLopDialog,
-    SessionDialog,
-)
+from console.ui.screens.therapy import CommandDialog
 from console.ui.theme import resolve_theme
 from console.ui.therapy_text import session_active
-from console.ui.widgets.cuff_panel import is_inflated
-
-log = logging.getLogger(__name__)
-
-SILENCE_S = 120.0
-NUDGE_MMHG = 5.0
-
+from console.ui.widgets.status import EmergencyBar
 
 _KEY_NAMES = {
     "enter": "Enter",
@@ -120,14 +106,15 @@ class BfrApp(App[None]):
         """Called after each tick that showed a new snapshot (benchmark hook)."""
         self._seq: int | None = None
         self._bells = BellScheduler()
-        self._tasks: set[asyncio.Future[Any]] = set()
-        self._timer: Any = None
+        self._timer: Timer | None = None
+        self.actions = ConsoleActions(self, self, handle, kiosk=kiosk)
+        """What the screens may do; handed to each, so no screen imports this module."""
         self._dashboard: DashboardScreen | None = None
         self._keys_mode: tuple[str, bool] | None = None
 
     # -- lifecycle --------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
-        self._dashboard = DashboardScreen(self.last_snapshot)
+        self._dashboard = DashboardScreen(self.last_snapshot, self.actions)
         return self._dashboard
 
     @property
@@ -140,8 +127,7 @@ class BfrApp(App[None]):
         self._timer = self.set_interval(1 / self.fps, self.refresh_now, name="pull")
 
     def on_unmount(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self.actions.cancel_all()
 
     @property
     def role(self) -> Role:
@@ -165,8 +151,8 @@ class BfrApp(App[None]):
         dash.apply(snap, changed, now)
         if changed:
             if self.screen is not dash:  # other screens carry their own emergency bar
-                for bar in self.screen.query("EmergencyBar"):
-                    bar.show_emergency(snap.emergency)  # type: ignore[attr-defined]
+                for bar in self.screen.query(EmergencyBar):
+                    bar.show_emergency(snap.emergency)
             self.frames += 1
             if self.on_frame is not None:
                 self.on_frame(snap)
@@ -180,8 +166,11 @@ class BfrApp(App[None]):
         self.dashboard.show_selected(cuff_id)
         self._follow_keys_mode()
 
+    def selected_cuff(self) -> CuffSnapshot | None:
+        return cuff_by_id(self.last_snapshot, self.selected)
+
     def selected_session_active(self) -> bool:
-        cuff = cuff_by_id(self.last_snapshot, self.selected)
+        cuff = self.selected_cuff()
         return cuff is not None and session_active(cuff.session)
 
     def _follow_keys_mode(self) -> None:
@@ -192,164 +181,22 @@ class BfrApp(App[None]):
             self.refresh_bindings()
 
     # -- commands ----------------------------------------------------------------
-    def _spawn(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
-        task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    def _command(self, what: str, make: Callable[[], Awaitable[Any]]) -> None:
-        """Run a station command in the background; a refusal becomes a notification."""
-
-        async def run() -> None:
-            try:
-                await make()
-            except CommandRefused as exc:
-                self.notify(str(exc), title=f"{what}: refused", severity="error", timeout=8)
-            except Exception as exc:  # a broken link must not take the screen down
-                log.exception("%s failed", what)
-                self.notify(f"{what} failed: {exc}", severity="error", timeout=8)
-            self.refresh_now()
-
-        self._spawn(run())
-
     def action_emergency(self) -> None:
         """DEFLATE ALL, now: called straight from the key, no confirmation, no queue."""
-        try:
-            started = self.handle.emergency_deflate()
-        except Exception as exc:  # a handle that fails at the call itself
-            log.exception("emergency deflate failed")
-            self.notify(f"EMERGENCY DEFLATE FAILED: {exc}", severity="error", timeout=30)
-            return
-
-        async def report() -> None:
-            try:
-                result: EmergencySnapshot = await started
-            except Exception as exc:  # never refused by contract; a broken handle still gets said loudly
-                log.exception("emergency deflate failed")
-                self.notify(f"EMERGENCY DEFLATE FAILED: {exc}", severity="error", timeout=30)
-                return
-            if result.pending:
-                self.notify(f"Deflate sent; pending: {', '.join(result.pending)}", severity="warning", timeout=10)
-            else:
-                self.notify(f"All deflated: {', '.join(result.confirmed)}", timeout=10)
-            self.refresh_now()
-
-        self._spawn(report())
-
-    def _selected_cuff(self) -> str | None:
-        if not self.selected or cuff_by_id(self.last_snapshot, self.selected) is None:
-            self.notify("No cuff selected.", severity="warning")
-            return None
-        return self.selected
-
-    async def open_inflate_dialog(self) -> None:
-        """Open the dialog and wait until it is mounted and focused, so digits typed
-        right after ``i`` land in its field instead of selecting cuffs."""
-        cuff = cuff_by_id(self.last_snapshot, self.selected)
-        if cuff is None:
-            self.notify("No cuff selected.", severity="warning")
-            return
-
-        def done(request: InflateRequest | None) -> None:
-            if request is not None:
-                self._command(
-                    f"Inflate {request.cuff_id} to {request.describe()}",
-                    lambda: self.handle.inflate(request.cuff_id, mmhg=request.mmhg, pct_lop=request.pct_lop),
-                )
-
-        await self.push_screen(InflateDialog(cuff), done)
-
-    # -- therapy -----------------------------------------------------------------------
-    async def open_therapy_dialog(self, kind: str) -> None:
-        """``session`` | ``measure`` | ``doppler``: opened and focused before the next key is read."""
-        cuff = cuff_by_id(self.last_snapshot, self.selected)
-        if cuff is None:
-            self.notify("No cuff selected.", severity="warning")
-            return
-        dialog: CommandDialog
-        if kind == "session":
-            dialog = SessionDialog(self.last_snapshot, cuff)
-        elif kind == "measure":
-            dialog = MeasureLopDialog(cuff)
-        else:
-            dialog = DopplerLopDialog(cuff)
-        await self.push_screen(dialog)
-
-    def session_command(self, command: str) -> None:
-        """``pause`` | ``resume`` | ``skip`` | ``stop`` | ``rep+`` | ``rep-`` on the selected cuff's session."""
-        if (cid := self._selected_cuff()) is not None:
-            self._command(f"Session {command} on {cid}", lambda: self.handle.session_command(cid, command))
-
-    def toggle_pause(self) -> None:
-        cuff = cuff_by_id(self.last_snapshot, self.selected)
-        paused = cuff is not None and cuff.session is not None and cuff.session.phase == "paused"
-        self.session_command("resume" if paused else "pause")
-
-    def confirm_stop_session(self) -> None:
-        cuff = cuff_by_id(self.last_snapshot, self.selected)
-        if cuff is None or cuff.session is None or isinstance(self.screen, ConfirmDialog):
-            return
-        cuffs = " + ".join(cuff.session.cuffs) or cuff.id
-        question = f"Stop the session on {cuffs} ({cuff.session.plan_name})? The cuffs vent."
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self.session_command("stop")
-
-        self.push_screen(ConfirmDialog(question, yes="Stop", no="Continue"), done)
-
-    def nudge(self, delta: float) -> None:
-        if (cid := self._selected_cuff()) is not None:
-            self._command(f"Target {cid} {delta:+.0f} mmHg", lambda: self.handle.nudge_target(cid, delta))
-
-    def deflate_selected(self) -> None:
-        if (cid := self._selected_cuff()) is not None:
-            self._command(f"Deflate {cid}", lambda: self.handle.deflate(cid))
-
-    def acknowledge_selected(self) -> None:
-        cid = self.selected
-        ids = [a.id for a in self.last_snapshot.alarms if a.cuff == cid and not a.acknowledged]
-        if not ids:
-            self.notify(f"No alarm on {cid} to acknowledge (A acknowledges all).")
-            return
-        self.acknowledge_ids(ids)
-
-    def acknowledge_ids(self, ids: list[int]) -> None:
-        async def ack() -> None:
-            for alarm_id in ids:
-                await self.handle.acknowledge(alarm_id)
-
-        self._command("Acknowledge", ack)
-
-    def acknowledge_all(self) -> None:
-        self._command("Acknowledge all", lambda: self.handle.acknowledge(None))
-
-    def silence(self) -> None:
-        async def run() -> None:
-            await self.handle.silence(SILENCE_S)
-            self.notify(f"Alarm sound silenced for {SILENCE_S:.0f} s.")
-
-        self._command("Silence", run)
-
-    def open_alarm_list(self) -> None:
-        self.push_screen(AlarmListScreen())
+        self.actions.emergency()
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(self.key_rows()))
+        self.push_screen(HelpScreen(self.key_rows(), self))
 
     def key_rows(self) -> list[tuple[str, str, str]]:
         """Every key, grouped by action, with where it works (for the help screen)."""
-        from console.ui.screens.dialogs import ConfirmDialog as _C
-        from console.ui.screens.dialogs import InflateDialog as _I
-
         rows: list[tuple[str, str, str]] = []
         sources: list[tuple[str, list[BindingType]]] = [
             ("everywhere", list(self.BINDINGS)),
             ("dashboard", list(DashboardScreen.BINDINGS)),
-            ("inflate dialog", list(_I.BINDINGS) + [Binding("enter", "", "confirm the target")]),
+            ("inflate dialog", list(InflateDialog.BINDINGS) + [Binding("enter", "", "confirm the target")]),
             (
                 "therapy dialogs",
                 list(CommandDialog.BINDINGS)
@@ -359,7 +206,7 @@ class BfrApp(App[None]):
                     Binding("left,right,space", "", "change a choice (position, cuffs)"),
                 ],
             ),
-            ("confirmation", list(_C.BINDINGS) + [Binding("tab,enter", "", "move to / press a button")]),
+            ("confirmation", list(ConfirmDialog.BINDINGS) + [Binding("tab,enter", "", "move to / press a button")]),
             ("alarm list", list(AlarmListScreen.BINDINGS)),
             ("help", list(HelpScreen.BINDINGS)),
         ]
@@ -390,24 +237,6 @@ class BfrApp(App[None]):
         return key_label(binding.key)
 
     # -- quitting ---------------------------------------------------------------------
-    def request_quit(self) -> None:
-        """Quit; asks first in kiosk mode or while any cuff may be inflated."""
-        if isinstance(self.screen, ConfirmDialog):
-            return
-        inflated = [c.id for c in self.last_snapshot.cuffs if is_inflated(c) and c.online]
-        if not self.kiosk and not inflated:
-            self.exit()
-            return
-        question = "Quit the console?"
-        if inflated:
-            which = f"Cuff {inflated[0]} is" if len(inflated) == 1 else f"Cuffs {', '.join(inflated)} are"
-            question = f"{which} inflated. Quit the console anyway?"
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self.exit()
-
-        self.push_screen(ConfirmDialog(question, yes="Quit", no="Stay"), done)
-
     def action_request_quit(self) -> None:
-        self.request_quit()
+        """Quit; asks first in kiosk mode or while any cuff may be inflated."""
+        self.actions.request_quit()

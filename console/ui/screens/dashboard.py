@@ -1,12 +1,12 @@
 """The main screen: a panel per cuff, the alarm banner, the emergency bar.
 
 Holds the cuff-level keys (select, inflate, nudge, deflate, acknowledge,
-silence); the emergency key lives on the App so it works on every screen.
+silence) and opens the dialogs they ask for; the commands themselves run
+through the :class:`ConsoleActions` the app hands over. The emergency key
+lives on the App so it works on every screen.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,12 +15,13 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from console.common.api import AlarmSnapshot, CuffSnapshot, Role, StationSnapshot
+from console.ui.actions import ConsoleActions
 from console.ui.alerting import flash_on
+from console.ui.screens.dialogs import InflateDialog, InflateRequest
+from console.ui.screens.lists import AlarmListScreen
+from console.ui.screens.therapy import CommandDialog, DopplerLopDialog, MeasureLopDialog, SessionDialog
 from console.ui.widgets.cuff_panel import CuffPanel
 from console.ui.widgets.status import AlarmBanner, EmergencyBar, StationHeader
-
-if TYPE_CHECKING:
-    from console.ui.app import BfrApp
 
 SETUP_ACTIONS = frozenset({"session", "measure_lop", "enter_lop"})
 """Therapy keys offered while the selected cuff runs no session."""
@@ -68,9 +69,11 @@ class DashboardScreen(Screen[None]):
         Binding("q", "request_quit", "quit", show=False, tooltip="quit (asks while a cuff is inflated)"),
     ]
 
-    def __init__(self, snapshot: StationSnapshot) -> None:
+    def __init__(self, snapshot: StationSnapshot, actions: ConsoleActions) -> None:
         super().__init__(id="dashboard")
         self._initial = snapshot
+        self.actions = actions
+        self.view = actions.view
         self.panels: dict[str, CuffPanel] = {}
         self.order: list[str] = []
         self.header = StationHeader(id="header")
@@ -78,16 +81,12 @@ class DashboardScreen(Screen[None]):
         self.grid = CuffGrid(id="cuffs")
         self.emergency_bar = EmergencyBar(id="emergency")
 
-    @property
-    def bfr(self) -> BfrApp:
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield self.header
         yield self.banner
         with self.grid:
             for cuff in self._initial.cuffs:
-                panel = CuffPanel(cuff, self.bfr.glyphs)
+                panel = CuffPanel(cuff, self.view.glyphs)
                 self.panels[cuff.id] = panel
                 self.order.append(cuff.id)
                 yield panel
@@ -96,8 +95,8 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._fit_columns(self.size.width)
-        self.show_selected(self.bfr.selected)
-        self.bfr.refresh_now()
+        self.show_selected(self.view.selected)
+        self.view.refresh_now()
 
     def on_resize(self) -> None:
         self._fit_columns(self.size.width)
@@ -137,80 +136,102 @@ class DashboardScreen(Screen[None]):
         self.scroll_selected_into_view()
 
     def scroll_selected_into_view(self) -> None:
-        panel = self.panels.get(self.bfr.selected)
+        panel = self.panels.get(self.view.selected)
         if panel is not None:
             self.grid.scroll_to_widget(panel, animate=False, immediate=True)
 
     # -- keys -------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in SETUP_ACTIONS and self.bfr.selected_session_active():
+        if action in SETUP_ACTIONS and self.view.selected_session_active():
             return False  # hidden: the footer has room for one set of therapy keys
-        if action in SESSION_ACTIONS and not self.bfr.selected_session_active():
+        if action in SESSION_ACTIONS and not self.view.selected_session_active():
             return False
-        if action in OPERATOR_ACTIONS and self.bfr.role is Role.OBSERVER:
+        if action in OPERATOR_ACTIONS and self.view.role is Role.OBSERVER:
             return None
         return True
 
     def action_select(self, index: int) -> None:
         if 0 <= index < len(self.order):
-            self.bfr.select(self.order[index])
+            self.view.select(self.order[index])
 
     def action_move(self, step: int) -> None:
         if self.order:
-            i = self.order.index(self.bfr.selected) if self.bfr.selected in self.order else 0
-            self.bfr.select(self.order[(i + step) % len(self.order)])
+            i = self.order.index(self.view.selected) if self.view.selected in self.order else 0
+            self.view.select(self.order[(i + step) % len(self.order)])
 
     def action_move_row(self, step: int) -> None:
         if self.order:
-            i = self.order.index(self.bfr.selected) if self.bfr.selected in self.order else 0
+            i = self.order.index(self.view.selected) if self.view.selected in self.order else 0
             j = i + step * self.columns
             if 0 <= j < len(self.order):
-                self.bfr.select(self.order[j])
+                self.view.select(self.order[j])
 
     async def action_inflate(self) -> None:
-        await self.bfr.open_inflate_dialog()
+        """Open the dialog and wait until it is mounted and focused, so digits typed
+        right after ``i`` land in its field instead of selecting cuffs."""
+        cuff = self.actions.selected_cuff()
+        if cuff is not None:
+            await self.app.push_screen(InflateDialog(cuff), self._inflate)
+
+    def _inflate(self, request: InflateRequest | None) -> None:
+        if request is not None:
+            self.actions.inflate(request)
 
     def action_nudge(self, delta: int) -> None:
-        self.bfr.nudge(float(delta))
+        self.actions.nudge(float(delta))
 
     def action_deflate(self) -> None:
-        self.bfr.deflate_selected()
+        self.actions.deflate_selected()
 
     def action_ack(self) -> None:
-        self.bfr.acknowledge_selected()
+        self.actions.acknowledge_selected()
 
     def action_ack_all(self) -> None:
-        self.bfr.acknowledge_all()
+        self.actions.acknowledge_all()
 
     def action_silence(self) -> None:
-        self.bfr.silence()
+        self.actions.silence()
 
     async def action_session(self) -> None:
-        await self.bfr.open_therapy_dialog("session")
+        await self._open_therapy_dialog("session")
 
     async def action_measure_lop(self) -> None:
-        await self.bfr.open_therapy_dialog("measure")
+        await self._open_therapy_dialog("measure")
 
     async def action_enter_lop(self) -> None:
-        await self.bfr.open_therapy_dialog("doppler")
+        await self._open_therapy_dialog("doppler")
+
+    async def _open_therapy_dialog(self, kind: str) -> None:
+        """``session`` | ``measure`` | ``doppler``: opened and focused before the next key is read."""
+        cuff = self.actions.selected_cuff()
+        if cuff is None:
+            return
+        dialog: CommandDialog
+        if kind == "session":
+            dialog = SessionDialog(self.view.last_snapshot, cuff, self.actions)
+        elif kind == "measure":
+            dialog = MeasureLopDialog(cuff, self.actions)
+        else:
+            dialog = DopplerLopDialog(cuff, self.actions)
+        await self.app.push_screen(dialog)
 
     def action_pause(self) -> None:
-        self.bfr.toggle_pause()
+        self.actions.toggle_pause()
 
     def action_skip(self) -> None:
-        self.bfr.session_command("skip")
+        self.actions.session_command("skip")
 
     def action_stop_session(self) -> None:
-        self.bfr.confirm_stop_session()
+        self.actions.confirm_stop_session()
 
     def action_rep(self, delta: int) -> None:
-        self.bfr.session_command("rep+" if delta > 0 else "rep-")
+        self.actions.session_command("rep+" if delta > 0 else "rep-")
 
     def action_alarm_list(self) -> None:
-        self.bfr.open_alarm_list()
+        self.app.push_screen(AlarmListScreen(self.actions))
 
     def action_request_quit(self) -> None:
-        self.bfr.request_quit()
+        self.actions.request_quit()
 
 
 def _cuff_alarms(snap: StationSnapshot) -> dict[str, AlarmSnapshot]:

@@ -7,7 +7,6 @@ whatever is shown.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -15,10 +14,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from console.common.api import AlarmSnapshot, Role
+from console.ui.actions import ConsoleActions, ConsoleView
 from console.ui.widgets.status import EmergencyBar
-
-if TYPE_CHECKING:
-    from console.ui.app import BfrApp
 
 
 class HelpScreen(Screen[None]):
@@ -26,9 +23,10 @@ class HelpScreen(Screen[None]):
 
     BINDINGS = [Binding("f1,enter,q,escape", "close", "close", priority=True)]
 
-    def __init__(self, rows: list[tuple[str, str, str]]) -> None:
+    def __init__(self, rows: list[tuple[str, str, str]], view: ConsoleView) -> None:
         super().__init__(id="help")
         self.rows = rows
+        self.view = view
 
     def compose(self) -> ComposeResult:
         yield Static(" Keys (F1, Enter or q closes)", classes="screen-title")
@@ -47,8 +45,7 @@ class HelpScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        bfr: BfrApp = self.app  # type: ignore[assignment]
-        self.query_one(EmergencyBar).show_emergency(bfr.last_snapshot.emergency)
+        self.query_one(EmergencyBar).show_emergency(self.view.last_snapshot.emergency)
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -63,14 +60,11 @@ class AlarmListScreen(Screen[None]):
         Binding("A", "ack_all", "ack all", key_display="A"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, actions: ConsoleActions) -> None:
         super().__init__(id="alarms")
+        self.actions = actions
         self.alarms: list[AlarmSnapshot] = []
         self._shown: list[AlarmSnapshot] | None = None
-
-    @property
-    def bfr(self) -> BfrApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(" Alarm log, newest first (a: ack highlighted, A: ack all, l/q: back)", classes="screen-title")
@@ -87,8 +81,8 @@ class AlarmListScreen(Screen[None]):
 
     def refresh_log(self) -> None:
         """Re-read the log; rebuild the table only when it changed."""
-        self.query_one(EmergencyBar).show_emergency(self.bfr.last_snapshot.emergency)
-        self.alarms = self.bfr.handle.alarm_log()
+        self.query_one(EmergencyBar).show_emergency(self.actions.view.last_snapshot.emergency)
+        self.alarms = self.actions.handle.alarm_log()
         if self.alarms == self._shown:
             return
         self._shown = list(self.alarms)
@@ -110,17 +104,17 @@ class AlarmListScreen(Screen[None]):
             table.move_cursor(row=min(row, len(self.alarms) - 1))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("ack", "ack_all") and self.bfr.role is Role.OBSERVER:
+        if action in ("ack", "ack_all") and self.actions.view.role is Role.OBSERVER:
             return None
         return True
 
     def action_ack(self) -> None:
         table = self.query_one(DataTable)
         if 0 <= table.cursor_row < len(self.alarms):
-            self.bfr.acknowledge_ids([self.alarms[table.cursor_row].id])
+            self.actions.acknowledge_ids([self.alarms[table.cursor_row].id])
 
     def action_ack_all(self) -> None:
-        self.bfr.acknowledge_all()
+        self.actions.acknowledge_all()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,11 +30,9 @@ from console.common.api import (
     StationSnapshot,
 )
 from console.common.facts import PATIENT_ID
+from console.ui.actions import ConsoleActions
 from console.ui.widgets.choice import Choice
 from console.ui.widgets.inputs import OrderedInput
-
-if TYPE_CHECKING:
-    from console.ui.app import BfrApp
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,7 @@ def plans_for(snap: StationSnapshot, cuff: CuffSnapshot) -> list[PlanSummary]:
 
 def partner_choices(snap: StationSnapshot, cuff: CuffSnapshot) -> list[CuffSnapshot]:
     """Cuffs that may run the same session: the declared pair if the snapshot names one, else the same limb."""
-    pair = getattr(cuff, "pair", None)
+    pair = cuff.pair
     same = [c for c in snap.cuffs if c.id != cuff.id and c.limb == cuff.limb]
     if pair:
         same.sort(key=lambda c: c.id != pair)
@@ -107,14 +105,12 @@ class CommandDialog(ModalScreen[bool]):
         Binding("escape", "cancel", "cancel", show=False),
     ]
 
-    def __init__(self, cuff: CuffSnapshot) -> None:
+    def __init__(self, cuff: CuffSnapshot, actions: ConsoleActions) -> None:
         super().__init__(classes="dialog")
         self.cuff = cuff
+        self.actions = actions
         self.pending = False
-
-    @property
-    def bfr(self) -> BfrApp:
-        return self.app  # type: ignore[return-value]
+        self._at_enter: dict[str, str] = {}
 
     def say(self, text: str) -> None:
         self.query_one("#error", Static).update(text)
@@ -135,9 +131,8 @@ class CommandDialog(ModalScreen[bool]):
 
     def value_of(self, input_id: str) -> str:
         """A field's value as submitted: the Enter-time value for the field Enter was pressed in."""
-        at_enter: dict[str, str] = getattr(self, "_at_enter", {})
-        if input_id in at_enter:
-            return at_enter[input_id]
+        if input_id in self._at_enter:
+            return self._at_enter[input_id]
         return self.query_one(f"#{input_id}", Input).value
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -173,17 +168,17 @@ class CommandDialog(ModalScreen[bool]):
                 return
             finally:
                 self.pending = False
-                self.bfr.refresh_now()
+                self.actions.view.refresh_now()
             if self.is_current:
                 self.dismiss(True)
 
-        self.bfr._spawn(run())
+        self.actions.spawn(run())
 
     def _failed(self, what: str, sentence: str) -> None:
         if self.is_attached and self.is_current:
             self.say(sentence)
         else:  # the dialog was closed meanwhile: say it on the dashboard
-            self.bfr.notify(sentence, title=f"{what}: refused", severity="error", timeout=8)
+            self.app.notify(sentence, title=f"{what}: refused", severity="error", timeout=8)
 
 
 def _cuff_title(c: CuffSnapshot) -> str:
@@ -201,8 +196,8 @@ class SessionDialog(CommandDialog):
 
     AUTO_FOCUS = "#patient"
 
-    def __init__(self, snap: StationSnapshot, cuff: CuffSnapshot) -> None:
-        super().__init__(cuff)
+    def __init__(self, snap: StationSnapshot, cuff: CuffSnapshot, actions: ConsoleActions) -> None:
+        super().__init__(cuff, actions)
         self.plans = plans_for(snap, cuff)
         self.partners = partner_choices(snap, cuff)
 
@@ -226,8 +221,7 @@ class SessionDialog(CommandDialog):
             yield Static("", id="plan-description")
             if self.partners:
                 options = [("", "this cuff only")] + [(p.id, f"{p.id} {p.label} too") for p in self.partners]
-                pair = getattr(c, "pair", None)
-                yield Choice("Cuffs", options, pair if pair else "", id="second")
+                yield Choice("Cuffs", options, c.pair or "", id="second")
             yield Static("" if self.plans else f"No plan suits a {c.limb} cuff.", id="error")
             yield from self.buttons("Start")
 
@@ -286,7 +280,7 @@ class SessionDialog(CommandDialog):
         ids = self.cuff_ids
         self.send(
             f"Start {plan.name} on {' + '.join(ids)}",
-            lambda: self.bfr.handle.start_session(ids, plan.id, patient),
+            lambda: self.actions.handle.start_session(ids, plan.id, patient),
         )
 
 
@@ -314,7 +308,7 @@ class MeasureLopDialog(CommandDialog):
 
     def action_submit(self) -> None:
         cid, position = self.cuff.id, self.query_one(Choice).value
-        self.send(f"Measure LOP on {cid} ({position})", lambda: self.bfr.handle.measure_lop(cid, position=position))
+        self.send(f"Measure LOP on {cid} ({position})", lambda: self.actions.handle.measure_lop(cid, position=position))
 
 
 class DopplerLopDialog(CommandDialog):
@@ -350,7 +344,7 @@ class DopplerLopDialog(CommandDialog):
         cid = self.cuff.id
         self.send(
             f"Set LOP of {cid} to {entry.lop:g} mmHg",
-            lambda: self.bfr.handle.set_lop(
+            lambda: self.actions.handle.set_lop(
                 cid, entry.lop, position=entry.position, cuff_width_cm=entry.cuff_width_cm, source="doppler"
             ),
         )

@@ -1,0 +1,227 @@
+"""What the screens may do: station commands in the background, and the confirmations that guard them.
+
+The app builds one :class:`ConsoleActions` and hands it to every screen, so no
+screen imports the app (and the app can import the screens without a cycle).
+A command runs as a background task owned here: closing a screen never cancels
+it halfway, a refusal becomes a notification in the station's own sentence,
+and a broken link never takes the screen down. The emergency deflate is called
+at once, never queued behind another command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from textual.app import App
+
+from console.common.api import (
+    CommandRefused,
+    CuffSnapshot,
+    EmergencySnapshot,
+    Role,
+    StationHandle,
+    StationSnapshot,
+)
+from console.ui.screens.dialogs import ConfirmDialog, InflateRequest
+from console.ui.theme import Glyphs
+from console.ui.widgets.cuff_panel import is_inflated
+
+log = logging.getLogger(__name__)
+
+SILENCE_S = 120.0
+
+
+class ConsoleView(Protocol):
+    """The console's state as screens and actions read it; the app implements it with its pull loop."""
+
+    @property
+    def last_snapshot(self) -> StationSnapshot: ...
+
+    @property
+    def selected(self) -> str: ...
+
+    @property
+    def glyphs(self) -> Glyphs: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    def selected_cuff(self) -> CuffSnapshot | None:
+        """The selected cuff in the newest snapshot, None if there is none."""
+        ...
+
+    def selected_session_active(self) -> bool: ...
+
+    def select(self, cuff_id: str) -> None: ...
+
+    def refresh_now(self) -> None:
+        """Show the newest snapshot at once (after a command), not at the next tick."""
+        ...
+
+
+class ConsoleActions:
+    """The operations behind the keys, on the selected cuff or the whole station.
+
+    ``app`` gives the Textual services (notifications, dialogs, exit); ``view``
+    the state shown. Both are the running app; they are named apart so this
+    module needs only the Textual base class, never the console's app module.
+    """
+
+    def __init__(self, app: App[Any], view: ConsoleView, handle: StationHandle, *, kiosk: bool = False) -> None:
+        self.app = app
+        self.view = view
+        self.handle = handle
+        self.kiosk = kiosk
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    # -- running commands -----------------------------------------------------------
+    def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
+        """Run in the background, owned here, so closing the screen that started it does not cancel it."""
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def cancel_all(self) -> None:
+        """Cancel what still runs (the app is closing)."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    def run(self, what: str, make: Callable[[], Awaitable[Any]]) -> None:
+        """Run a station command in the background; a refusal becomes a notification."""
+
+        async def run() -> None:
+            try:
+                await make()
+            except CommandRefused as exc:
+                self.app.notify(str(exc), title=f"{what}: refused", severity="error", timeout=8)
+            except Exception as exc:  # a broken link must not take the screen down
+                log.exception("%s failed", what)
+                self.app.notify(f"{what} failed: {exc}", severity="error", timeout=8)
+            self.view.refresh_now()
+
+        self.spawn(run())
+
+    def emergency(self) -> None:
+        """DEFLATE ALL, now: called straight from the key, no confirmation, no queue."""
+        try:
+            started = self.handle.emergency_deflate()
+        except Exception as exc:  # a handle that fails at the call itself
+            log.exception("emergency deflate failed")
+            self.app.notify(f"EMERGENCY DEFLATE FAILED: {exc}", severity="error", timeout=30)
+            return
+
+        async def report() -> None:
+            try:
+                result: EmergencySnapshot = await started
+            except Exception as exc:  # never refused by contract; a broken handle still gets said loudly
+                log.exception("emergency deflate failed")
+                self.app.notify(f"EMERGENCY DEFLATE FAILED: {exc}", severity="error", timeout=30)
+                return
+            if result.pending:
+                self.app.notify(f"Deflate sent; pending: {', '.join(result.pending)}", severity="warning", timeout=10)
+            else:
+                self.app.notify(f"All deflated: {', '.join(result.confirmed)}", timeout=10)
+            self.view.refresh_now()
+
+        self.spawn(report())
+
+    # -- the selected cuff ------------------------------------------------------------
+    def selected_cuff(self) -> CuffSnapshot | None:
+        """The selected cuff; None, said on screen, when there is none."""
+        cuff = self.view.selected_cuff()
+        if cuff is None:
+            self.app.notify("No cuff selected.", severity="warning")
+        return cuff
+
+    def _selected_id(self) -> str | None:
+        cuff = self.selected_cuff()
+        return None if cuff is None else cuff.id
+
+    def inflate(self, request: InflateRequest) -> None:
+        """Send what the inflate dialog asked for."""
+        self.run(
+            f"Inflate {request.cuff_id} to {request.describe()}",
+            lambda: self.handle.inflate(request.cuff_id, mmhg=request.mmhg, pct_lop=request.pct_lop),
+        )
+
+    def nudge(self, delta: float) -> None:
+        if (cid := self._selected_id()) is not None:
+            self.run(f"Target {cid} {delta:+.0f} mmHg", lambda: self.handle.nudge_target(cid, delta))
+
+    def deflate_selected(self) -> None:
+        if (cid := self._selected_id()) is not None:
+            self.run(f"Deflate {cid}", lambda: self.handle.deflate(cid))
+
+    # -- sessions ------------------------------------------------------------------------
+    def session_command(self, command: str) -> None:
+        """``pause`` | ``resume`` | ``skip`` | ``stop`` | ``rep+`` | ``rep-`` on the selected cuff's session."""
+        if (cid := self._selected_id()) is not None:
+            self.run(f"Session {command} on {cid}", lambda: self.handle.session_command(cid, command))
+
+    def toggle_pause(self) -> None:
+        cuff = self.view.selected_cuff()
+        paused = cuff is not None and cuff.session is not None and cuff.session.phase == "paused"
+        self.session_command("resume" if paused else "pause")
+
+    def confirm_stop_session(self) -> None:
+        cuff = self.view.selected_cuff()
+        if cuff is None or cuff.session is None or isinstance(self.app.screen, ConfirmDialog):
+            return
+        cuffs = " + ".join(cuff.session.cuffs) or cuff.id
+        question = f"Stop the session on {cuffs} ({cuff.session.plan_name})? The cuffs vent."
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.session_command("stop")
+
+        self.app.push_screen(ConfirmDialog(question, yes="Stop", no="Continue"), done)
+
+    # -- alarms -----------------------------------------------------------------------------
+    def acknowledge_selected(self) -> None:
+        cid = self.view.selected
+        ids = [a.id for a in self.view.last_snapshot.alarms if a.cuff == cid and not a.acknowledged]
+        if not ids:
+            self.app.notify(f"No alarm on {cid} to acknowledge (A acknowledges all).")
+            return
+        self.acknowledge_ids(ids)
+
+    def acknowledge_ids(self, ids: list[int]) -> None:
+        async def ack() -> None:
+            for alarm_id in ids:
+                await self.handle.acknowledge(alarm_id)
+
+        self.run("Acknowledge", ack)
+
+    def acknowledge_all(self) -> None:
+        self.run("Acknowledge all", lambda: self.handle.acknowledge(None))
+
+    def silence(self) -> None:
+        async def run() -> None:
+            await self.handle.silence(SILENCE_S)
+            self.app.notify(f"Alarm sound silenced for {SILENCE_S:.0f} s.")
+
+        self.run("Silence", run)
+
+    # -- quitting ---------------------------------------------------------------------------
+    def request_quit(self) -> None:
+        """Quit; asks first in kiosk mode or while any cuff may be inflated."""
+        if isinstance(self.app.screen, ConfirmDialog):
+            return
+        inflated = [c.id for c in self.view.last_snapshot.cuffs if is_inflated(c) and c.online]
+        if not self.kiosk and not inflated:
+            self.app.exit()
+            return
+        question = "Quit the console?"
+        if inflated:
+            which = f"Cuff {inflated[0]} is" if len(inflated) == 1 else f"Cuffs {', '.join(inflated)} are"
+            question = f"{which} inflated. Quit the console anyway?"
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.app.exit()
+
+        self.app.push_screen(ConfirmDialog(question, yes="Quit", no="Stay"), done)
