@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from console.remote import protocol
 
@@ -86,16 +86,17 @@ def check_args(name: str, spec: CommandSpec, args: dict[str, Any]) -> dict[str, 
             if arg.required:
                 raise ValueError(f"{name} needs {arg.name!r}")
             continue
-        value = args[arg.name]
+        value: Any = args[arg.name]
         if value is None and arg.nullable:
             kwargs[arg.name] = None
             continue
         if isinstance(value, bool) or not isinstance(value, arg.kinds):
             raise ValueError(f"{name}: {arg.name!r} must be {_kind_words(arg)}, not {value!r}")
         if arg.item is not None:
-            if not all(isinstance(v, arg.item) for v in value):
+            items = cast(list[Any], value)  # a list: the kinds check above
+            if not all(isinstance(v, arg.item) for v in items):
                 raise ValueError(f"{name}: every item of {arg.name!r} must be a {arg.item.__name__}")
-            value = list(value)
+            value = list(items)
         if isinstance(value, float) and value != value:
             raise ValueError(f"{name}: {arg.name!r} must be a number, not NaN")
         kwargs[arg.name] = value

@@ -66,7 +66,7 @@ class _Client:
 
     @property
     def transport(self) -> asyncio.WriteTransport:
-        return self.writer.transport  # type: ignore[return-value]
+        return self.writer.transport
 
     def send(self, message: dict[str, Any]) -> None:
         transport = self.transport
@@ -339,7 +339,8 @@ class StationServer:
             client.send(failure_reply(cmd_id, f"the station has no command {name!r}"))
             return
         if client.decision.role is not Role.OPERATOR and not spec.observer_ok:
-            self._record(client, f"{what} (refused: {client.decision.role.value})")
+            role = client.decision.role
+            self._record(client, f"{what} (refused: {role.value if role is not None else 'no role'})")
             client.send(
                 failure_reply(
                     cmd_id,
@@ -386,10 +387,13 @@ class StationServer:
         """Run a station method as its own task, attributed to the client (the task copies the context)."""
         method = getattr(self.station, name)
         acting_as = getattr(self.station, "acting_as", None)
+        task: asyncio.Future[Any]
         if callable(acting_as):
             with acting_as(client.info.who):
-                return asyncio.ensure_future(method(**kwargs))
-        return asyncio.ensure_future(method(**kwargs))
+                task = asyncio.ensure_future(method(**kwargs))
+                return task
+        task = asyncio.ensure_future(method(**kwargs))
+        return task
 
     def _track(self, client: _Client, task: asyncio.Future[None]) -> None:
         client.in_flight.add(task)  # type: ignore[arg-type]

@@ -23,17 +23,11 @@ import logging
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
-from console.common.api import (
-    AlarmSnapshot,
-    CommandRefused,
-    EmergencySnapshot,
-    Priority,
-    Role,
-    StationSnapshot,
-)
+from console.common.api import AlarmSnapshot, CommandRefused, EmergencySnapshot, Priority, Role, StationSnapshot
 from console.common.clock import Clock, SystemClock
 from console.common.figures import figure, number_arg
 from console.config.schema import StationConfig
+from console.station.alarm_desk import AlarmDesk
 from console.station.alarms import AlarmManager
 from console.station.connections import Connections
 from console.station.cuff import CuffSpec, CuffState
@@ -51,22 +45,11 @@ from console.station.link_reports import LinkReports
 from console.station.session_commands import SessionCommands
 from console.station.session_hook import SessionHook
 from console.station.snapshots import SnapshotBuilder
-from console.station.supervisor import (
-    LATCHING_EVENTS,
-    ControllerState,
-    Limits,
-    Supervisor,
-)
+from console.station.supervisor import ControllerState, Limits, Supervisor
+from console.station.targets import Targets
 from drivers.emulator.pty_port import PtyEmulator
 from drivers.link import CuffLink
-from drivers.link_errors import (
-    CommandError,
-    LinkDown,
-    LinkError,
-    LinkTimeout,
-    Rebooted,
-    Superseded,
-)
+from drivers.link_errors import CommandError, LinkDown, LinkError
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +117,8 @@ class Station:
         self.emergency = EmergencyDeflater(
             self.clock,
             confirm_s=sf.deflate_confirm_s,
-            on_unconfirmed=self._on_unconfirmed,
-            on_confirmed=self._on_late_confirm,
+            on_unconfirmed=lambda cid: self.alarm_desk.on_unconfirmed(cid),
+            on_confirmed=lambda cid: self.alarm_desk.on_late_confirm(cid),
             on_update=self.audit.on_emergency_update,
         )
         self.view = SnapshotBuilder(
@@ -162,10 +145,27 @@ class Station:
             ready_timeout_s,
         )
         self.sessions = SessionCommands(self._refuse, self.record_command)
+        self.alarm_desk = AlarmDesk(
+            alarms=self.alarms,
+            supervisor=self.supervisor,
+            controllers=self.controllers,
+            confirm_s=sf.deflate_confirm_s,
+            view=self.view,
+            refuse=self._refuse,
+            record_command=self.record_command,
+        )
+        self.targets = Targets(
+            clock=self.clock,
+            supervisor=self.supervisor,
+            emergency=self.emergency,
+            cuffs=self.cuffs,
+            controllers=self.controllers,
+            view=self.view,
+            record_command=self.record_command,
+            spawn=self._spawn,
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._check_task: asyncio.Task[None] | None = None
-        self._epoch = 0
-        """Bumped by every emergency: an inflate in flight across one is undone."""
         self.started = False
         self.stopped = False
 
@@ -248,7 +248,7 @@ class Station:
             self._check_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._check_task
-        self._all_targets_zero()
+        self.targets.all_zero()
         try:
             links = {cid: ctrl.link for cid, ctrl in self.controllers.items() if ctrl.link is not None}
             run = self.emergency.fire(links, by="station stop")
@@ -305,15 +305,12 @@ class Station:
             actor_role_var.reset(role_token)
             actor_var.reset(token)
 
-    def _lookup(self, cuff_id: str) -> tuple[CuffState, ControllerState]:
+    def lookup(self, cuff_id: str) -> tuple[CuffState, ControllerState]:
+        """The cuff and its controller's state, or a refusal naming the unknown cuff."""
         cuff = self.cuffs.get(cuff_id)
         if cuff is None:
             raise CommandRefused(f"No cuff named {cuff_id!r}.")
         return cuff, self.controllers[cuff.spec.controller]
-
-    def lookup(self, cuff_id: str) -> tuple[CuffState, ControllerState]:
-        """The cuff and its controller's state, or a refusal naming the unknown cuff (for therapy)."""
-        return self._lookup(cuff_id)
 
     async def zero_sensor(self, cuff_id: str) -> str:
         """ZERO the cuff's pressure sensor: ``""`` when done, else why not (``BUSY``, a link error).
@@ -321,7 +318,7 @@ class Station:
         Only the LOP measurement asks, on a vented cuff, before its staircase; ZERO never inflates.
         Therapy reaches the controller through this, never through the link itself.
         """
-        cuff, ctrl = self._lookup(cuff_id)
+        cuff, ctrl = self.lookup(cuff_id)
         link = ctrl.link
         if link is None:
             return "controller not connected"
@@ -340,7 +337,7 @@ class Station:
     async def inflate(self, cuff_id: str, *, mmhg: float | None = None, pct_lop: float | None = None) -> None:
         what = f"inflate {cuff_id} " + (f"{figure(mmhg)} mmHg" if mmhg is not None else f"{pct_lop} % LOP")
         try:
-            cuff, ctrl = self._lookup(cuff_id)
+            cuff, ctrl = self.lookup(cuff_id)
             if (mmhg is None) == (pct_lop is None):
                 raise CommandRefused(f"{cuff_id}: give a pressure in mmHg or in % LOP (one of them).")
             if pct_lop is not None:
@@ -357,7 +354,7 @@ class Station:
             busy = self.sessions.manual_refusal(cuff_id)
             if busy:
                 raise CommandRefused(busy)
-            await self._set_target(cuff, ctrl, round(value, 1))
+            await self.targets.set(cuff, ctrl, round(value, 1))
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         self.record_command(actor_var.get(), what)
@@ -368,8 +365,8 @@ class Station:
         links and an unconfirmed emergency still refuse. Not put in the audit trail (the engine
         records what it does); a refusal is told to observers."""
         try:
-            cuff, ctrl = self._lookup(cuff_id)
-            await self._set_target(cuff, ctrl, round(number_arg(mmhg, f"{cuff_id}: the pressure"), 1), purpose=purpose)
+            cuff, ctrl = self.lookup(cuff_id)
+            await self.targets.set(cuff, ctrl, round(number_arg(mmhg, f"{cuff_id}: the pressure"), 1), purpose=purpose)
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
 
@@ -380,7 +377,7 @@ class Station:
             else f"nudge {cuff_id} {delta_mmhg!r}"
         )
         try:
-            cuff, ctrl = self._lookup(cuff_id)
+            cuff, ctrl = self.lookup(cuff_id)
             if cuff.target <= 0:
                 raise CommandRefused(f"{cuff_id} is not inflated; inflate it first.")
             new = round(cuff.target + number_arg(delta_mmhg, f"{cuff_id}: the change"), 1)
@@ -389,59 +386,18 @@ class Station:
             busy = self.sessions.manual_refusal(cuff_id)
             if busy:
                 raise CommandRefused(busy)
-            await self._set_target(cuff, ctrl, new)
+            await self.targets.set(cuff, ctrl, new)
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         self.record_command(actor_var.get(), f"{what} -> {figure(cuff.target)} mmHg")
 
-    async def _set_target(
-        self, cuff: CuffState, ctrl: ControllerState, mmhg: float, *, purpose: str = "manual"
-    ) -> None:
-        if ctrl.id in self.emergency.retrying:
-            raise CommandRefused(
-                f"{cuff.id}: controller {ctrl.id} has not confirmed the emergency deflate yet; not inflating."
-            )
-        self.supervisor.check_target(cuff, ctrl, mmhg, purpose=purpose)
-        link = ctrl.link
-        if link is None:
-            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} is not connected.")
-        gen, epoch = cuff.gen, self._epoch
-        # Until the OK, a status line may still carry the old target: both are ours.
-        cuff.sanctioned_mmhg = max(cuff.sanctioned_mmhg, mmhg)
-        try:
-            await link.set_target(cuff.channel, mmhg)
-        except CommandError as exc:
-            if exc.code == "LATCHED":
-                cuff.latched = True
-                cuff.latch_cause = cuff.latch_cause or "fault"
-                raise CommandRefused(
-                    f"{cuff.id} is latched by a fault on controller {ctrl.id}: acknowledge its alarm first."
-                ) from None
-            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} refused {figure(mmhg)} mmHg ({exc.code}).") from None
-        except LinkTimeout:
-            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} did not answer; not inflated.") from None
-        except LinkDown:
-            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} is offline; cannot inflate.") from None
-        except Rebooted:
-            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} restarted; not inflated.") from None
-        except Superseded:
-            raise CommandRefused(f"{cuff.id} was deflated before the inflate went out; it stays deflated.") from None
-        if cuff.gen != gen or self._epoch != epoch:
-            # A deflate or an emergency came in while the SET was on its way: the deflate wins.
-            self._deflate_soon(cuff, "a deflate overtook an inflate", record=False)
-            raise CommandRefused(f"{cuff.id} was deflated while the inflate was on its way; it stays deflated.")
-        cuff.new_target(mmhg, self.clock.monotonic())
-        cuff.sanctioned_mmhg = mmhg
-        cuff.pending_deflate = False
-        self.view.dirty = True
-
     async def deflate(self, cuff_id: str) -> None:
         what = f"deflate {cuff_id}"
         try:
-            cuff, ctrl = self._lookup(cuff_id)
+            cuff, ctrl = self.lookup(cuff_id)
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
-        self._mark_deflated(cuff)
+        self.targets.mark_deflated(cuff)
         self.record_command(actor_var.get(), what)
         link = ctrl.link
         try:
@@ -457,49 +413,15 @@ class Station:
                 f"within {wd:g} s of losing the station, and the station deflates it again when the link is back.",
             ) from None
 
-    def _mark_deflated(self, cuff: CuffState) -> None:
-        cuff.gen += 1
-        cuff.target = 0.0
-        cuff.pending_deflate = True
-        cuff.sanctioned_mmhg = 0.0
-        self.supervisor.on_deflated(cuff)
-        self.view.dirty = True
-
     def _deflate_soon(self, cuff: CuffState, reason: str, *, record: bool = True) -> None:
         """Deflate without awaiting (supervisor rules, races): target 0 now, DEFLATE on the wire next."""
-        self._mark_deflated(cuff)
-        if record:
-            self.record_command("supervisor", f"deflate {cuff.id} ({reason})")
-        ctrl = self.controllers[cuff.spec.controller]
-
-        async def go() -> None:
-            link = ctrl.link
-            if link is None:
-                return
-            try:
-                await link.deflate(cuff.channel)
-                cuff.pending_deflate = False
-            except LinkError as exc:
-                log.warning("station: deflate of %s (%s) failed: %s", cuff.id, reason, exc)
-
-        self._spawn(go(), f"station:deflate:{cuff.id}")
-
-    def _all_targets_zero(self) -> None:
-        self._epoch += 1
-        for cuff in self.cuffs.values():
-            cuff.gen += 1
-            cuff.target = 0.0
-            cuff.sanctioned_mmhg = 0.0
-            # Status lines sent before the DEFLATE ALL still carry old targets: ignore them until target 0.
-            cuff.pending_deflate = True
-            self.supervisor.on_deflated(cuff)
-        self.view.dirty = True
+        self.targets.deflate_soon(cuff, reason, record=record)
 
     async def emergency_deflate(self) -> EmergencySnapshot:
         """DEFLATE ALL to every controller at once; never refused."""
         links = {cid: ctrl.link for cid, ctrl in self.controllers.items()}
-        run = self.emergency.fire(links, by=actor_var.get())  # type: ignore[arg-type]  # the writes, first
-        self._all_targets_zero()
+        run = self.emergency.fire(links, by=actor_var.get())  # the writes, first
+        self.targets.all_zero()
         hook = self.sessions.hook
         if hook is not None:
             with contextlib.suppress(Exception):
@@ -508,53 +430,17 @@ class Station:
         return await self.emergency.confirm(run)
 
     async def acknowledge(self, alarm_id: int | None = None) -> None:
-        who = actor_var.get()
-        what = "acknowledge " + ("all alarms" if alarm_id is None else f"alarm {alarm_id}")
-        try:
-            acked = self.alarms.acknowledge(alarm_id, who=who)
-        except KeyError:
-            raise self._refuse(what, f"No open alarm number {alarm_id}.") from None
-        self.record_command(who, what)
-        self.view.dirty = True
-        if acked:
-            await self._clear_acknowledged_latches()
-
-    async def _clear_acknowledged_latches(self) -> None:
-        """CLEAR a controller once every latch alarm on it has been acknowledged (channels stay vented)."""
-        for ctrl in self.controllers.values():
-            if not any(c.latched for c in ctrl.cuffs):
-                continue
-            names = {c.id for c in ctrl.cuffs}
-            unacked = [
-                a
-                for a in self.alarms.open_alarms()
-                if a.cause in LATCHING_EVENTS and not a.acknowledged and (a.controller == ctrl.id or a.cuff in names)
-            ]
-            if unacked or ctrl.link is None:
-                continue
-            try:
-                await ctrl.link.clear()
-            except LinkError as exc:
-                log.warning("station: CLEAR on %s failed: %s", ctrl.id, exc)
-                continue
-            self.supervisor.on_cleared(ctrl)
-            self.record_command("station", f"clear latches on {ctrl.id} (alarms acknowledged)")
-            self.view.dirty = True
+        await self.alarm_desk.acknowledge(alarm_id)
 
     async def silence(self, seconds: float = 120.0) -> None:
-        try:
-            granted = self.alarms.silence(seconds)
-        except ValueError as exc:
-            raise self._refuse(f"silence {seconds} s", f"{exc}.") from None
-        self.record_command(actor_var.get(), f"silence alarms for {granted:g} s")
-        self.view.dirty = True
+        await self.alarm_desk.silence(seconds)
 
     async def set_lop(
         self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None, source: str = "doppler"
     ) -> None:
         what = f"set LOP of {cuff_id} to {lop} mmHg ({position}, {source})"
         try:
-            cuff, _ = self._lookup(cuff_id)
+            cuff, _ = self.lookup(cuff_id)
             value = number_arg(lop, f"{cuff_id}: the LOP")
             if not 50.0 <= value <= 350.0:
                 raise CommandRefused(f"{cuff_id}: a LOP of {figure(value)} mmHg is not plausible (50..350).")
@@ -580,7 +466,7 @@ class Station:
     async def set_patient(self, cuff_id: str, patient_id: str) -> None:
         what = f"set patient of {cuff_id} to {patient_id!r}"
         try:
-            cuff, _ = self._lookup(cuff_id)
+            cuff, _ = self.lookup(cuff_id)
             pid = str(patient_id).strip()
             if len(pid) > 64 or not pid.isprintable():
                 raise CommandRefused("A patient id is 1 to 64 printable characters.")
@@ -601,18 +487,3 @@ class Station:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("station: task %s failed", task.get_name(), exc_info=task.exception())
-
-    # ================================================================== emergency callbacks
-
-    def _on_unconfirmed(self, cid: str) -> None:
-        self.alarms.raise_alarm(
-            "DEFLATE_UNCONFIRMED",
-            Priority.HIGH,
-            f"Controller {cid} did not confirm DEFLATE ALL within {self.emergency.confirm_s:g} s; retrying. "
-            f"Check cuffs {self.controllers[cid].cuff_names()} by hand.",
-            controller=cid,
-        )
-
-    def _on_late_confirm(self, cid: str) -> None:
-        self.alarms.clear_condition("DEFLATE_UNCONFIRMED", controller=cid)
-        self.record_command("station", f"{cid} confirmed DEFLATE ALL")

@@ -1,0 +1,138 @@
+"""Cuff targets between the station and its controllers: who asked for what, and what wins.
+
+Every inflate goes through :meth:`Targets.set` (the supervisor's limits, then SET on the wire);
+every deflate marks the cuff at once (target 0, a new generation) so an inflate still on its
+way loses to it, and an emergency bumps the epoch so every inflate in flight is undone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from console.common.api import CommandRefused
+from console.common.clock import Clock
+from console.common.figures import figure
+from console.station.cuff import CuffState
+from console.station.emergency import EmergencyDeflater
+from console.station.snapshots import SnapshotBuilder
+from console.station.supervisor import ControllerState, Supervisor
+from drivers.link_errors import CommandError, LinkDown, LinkError, LinkTimeout, Rebooted, Superseded
+
+log = logging.getLogger(__name__)
+
+
+class Targets:
+    """Sets and clears cuff targets on the controllers, keeping deflates ahead of inflates.
+
+    Args:
+        clock: stamps a new target (the occlusion clock and the off-target rule read it).
+        supervisor: checks every target against the limits; told of every deflate.
+        emergency: a controller still retrying an emergency deflate is not inflated.
+        cuffs: the station's cuffs (for :meth:`all_zero`).
+        controllers: the station's controllers (a cuff's link).
+        view: marked dirty by every change.
+        record_command: ``record_command(who, what)`` for the audit trail.
+        spawn: ``spawn(coro, name)`` runs a deflate in the background.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        supervisor: Supervisor,
+        emergency: EmergencyDeflater,
+        cuffs: dict[str, CuffState],
+        controllers: dict[str, ControllerState],
+        view: SnapshotBuilder,
+        record_command: Callable[[str, str], None],
+        spawn: Callable[[Coroutine[Any, Any, None], str], None],
+    ) -> None:
+        self.clock = clock
+        self.supervisor = supervisor
+        self.emergency = emergency
+        self.cuffs = cuffs
+        self.controllers = controllers
+        self._view = view
+        self._record_command = record_command
+        self._spawn = spawn
+        self.epoch = 0
+        """Bumped by every emergency: an inflate in flight across one is undone."""
+
+    async def set(self, cuff: CuffState, ctrl: ControllerState, mmhg: float, *, purpose: str = "manual") -> None:
+        if ctrl.id in self.emergency.retrying:
+            raise CommandRefused(
+                f"{cuff.id}: controller {ctrl.id} has not confirmed the emergency deflate yet; not inflating."
+            )
+        self.supervisor.check_target(cuff, ctrl, mmhg, purpose=purpose)
+        link = ctrl.link
+        if link is None:
+            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} is not connected.")
+        gen, epoch = cuff.gen, self.epoch
+        # Until the OK, a status line may still carry the old target: both are ours.
+        cuff.sanctioned_mmhg = max(cuff.sanctioned_mmhg, mmhg)
+        try:
+            await link.set_target(cuff.channel, mmhg)
+        except CommandError as exc:
+            if exc.code == "LATCHED":
+                cuff.latched = True
+                cuff.latch_cause = cuff.latch_cause or "fault"
+                raise CommandRefused(
+                    f"{cuff.id} is latched by a fault on controller {ctrl.id}: acknowledge its alarm first."
+                ) from None
+            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} refused {figure(mmhg)} mmHg ({exc.code}).") from None
+        except LinkTimeout:
+            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} did not answer; not inflated.") from None
+        except LinkDown:
+            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} is offline; cannot inflate.") from None
+        except Rebooted:
+            raise CommandRefused(f"{cuff.id}: controller {ctrl.id} restarted; not inflated.") from None
+        except Superseded:
+            raise CommandRefused(f"{cuff.id} was deflated before the inflate went out; it stays deflated.") from None
+        if cuff.gen != gen or self.epoch != epoch:
+            # A deflate or an emergency came in while the SET was on its way: the deflate wins.
+            self.deflate_soon(cuff, "a deflate overtook an inflate", record=False)
+            raise CommandRefused(f"{cuff.id} was deflated while the inflate was on its way; it stays deflated.")
+        cuff.new_target(mmhg, self.clock.monotonic())
+        cuff.sanctioned_mmhg = mmhg
+        cuff.pending_deflate = False
+        self._view.dirty = True
+
+    def mark_deflated(self, cuff: CuffState) -> None:
+        cuff.gen += 1
+        cuff.target = 0.0
+        cuff.pending_deflate = True
+        cuff.sanctioned_mmhg = 0.0
+        self.supervisor.on_deflated(cuff)
+        self._view.dirty = True
+
+    def deflate_soon(self, cuff: CuffState, reason: str, *, record: bool = True) -> None:
+        """Deflate without awaiting (supervisor rules, races): target 0 now, DEFLATE on the wire next."""
+        self.mark_deflated(cuff)
+        if record:
+            self._record_command("supervisor", f"deflate {cuff.id} ({reason})")
+        ctrl = self.controllers[cuff.spec.controller]
+
+        async def go() -> None:
+            link = ctrl.link
+            if link is None:
+                return
+            try:
+                await link.deflate(cuff.channel)
+                cuff.pending_deflate = False
+            except LinkError as exc:
+                log.warning("station: deflate of %s (%s) failed: %s", cuff.id, reason, exc)
+
+        self._spawn(go(), f"station:deflate:{cuff.id}")
+
+    def all_zero(self) -> None:
+        self.epoch += 1
+        for cuff in self.cuffs.values():
+            cuff.gen += 1
+            cuff.target = 0.0
+            cuff.sanctioned_mmhg = 0.0
+            # Status lines sent before the DEFLATE ALL still carry old targets: ignore them until target 0.
+            cuff.pending_deflate = True
+            self.supervisor.on_deflated(cuff)
+        self._view.dirty = True
