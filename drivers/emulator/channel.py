@@ -39,7 +39,7 @@ class ChannelView:
 
     __slots__ = ("_c",)
 
-    def __init__(self, chan: _Channel) -> None:
+    def __init__(self, chan: Channel) -> None:
         self._c = chan
 
     @property
@@ -97,7 +97,9 @@ _SLOW_N = round(SLOW_WINDOW_S / DT)
 
 
 @dataclass
-class _Channel:
+class Channel:
+    """One channel as the firmware keeps it: target, state, latch, zero offset, filters and timers."""
+
     number: int
     phys: ChannelPhysics
     target: float = 0.0
@@ -161,4 +163,4 @@ class _Channel:
         self.duty_pos = (self.duty_pos + 1) % _DUTY_N
 
 
-__all__ = ["ChannelView", "Faults"]
+__all__ = ["Channel", "ChannelView", "Faults"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from drivers import codec
 from drivers.codec import Command
-from drivers.emulator.channel import _Channel
+from drivers.emulator.channel import Channel
 from drivers.emulator.limits import RATES, VENTED_BELOW, WATCHDOG_RANGE, ZERO_BELOW
 from drivers.emulator.physics import DT
 
@@ -36,7 +36,7 @@ class CommandSet:
     model: str
     fw: str
     serial: str
-    _chans: list[_Channel]
+    _chans: list[Channel]
     _t: float
     _watchdog_ms: int
     _stream_hz: int
@@ -45,9 +45,9 @@ class CommandSet:
     _wdt_sent: bool
     _answer: Callable[[str], None]
     _status: Callable[..., None]
-    _set_state: Callable[[_Channel, str], None]
-    _set_target: Callable[[_Channel, float], None]
-    _deflate: Callable[[_Channel], None]
+    _set_state: Callable[[Channel, str], None]
+    _set_target: Callable[[Channel, float], None]
+    _deflate: Callable[[Channel], None]
 
     def _run_commands(self, commands: list[Command]) -> None:
         deflates: list[tuple[int, set[int]]] = []
@@ -89,7 +89,7 @@ class CommandSet:
         if len(args) != n:
             raise _ArgError("ARGS", f"usage: {usage}")
 
-    def _channel_arg(self, text: str) -> _Channel:
+    def _channel_arg(self, text: str) -> Channel:
         if not _INT.match(text):
             raise _ArgError("ARGS", f"not a channel: {text[:20]}")
         n = int(text)

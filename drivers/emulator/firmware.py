@@ -7,21 +7,21 @@ clock of its own: the caller hands it bytes and the time, and takes the bytes
 it wants to send, so tests drive it with a manual ``now`` and the pty server
 drives it with the event loop's clock.
 
-The verbs live in :mod:`.commands`, the per-channel state in :mod:`.channel`
-and the tuning numbers in :mod:`.limits`; this module keeps regulation,
-safety, watchdog, stream and output.
+The verbs live in :mod:`.commands`, the per-channel state in :mod:`.channel`,
+the way lines reach the wire (line faults, late answers) in :mod:`.outbox` and
+the tuning numbers in :mod:`.limits`; this module keeps regulation, safety,
+watchdog and stream.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections import deque
 from collections.abc import Callable
 
 from drivers import codec
 from drivers.codec import Command, DropCounts, LineReader, MalformedLine
-from drivers.emulator.channel import ChannelView, Faults, _Channel
+from drivers.emulator.channel import Channel, ChannelView, Faults
 from drivers.emulator.commands import CommandSet
 from drivers.emulator.limits import (
     BIG_DROP,
@@ -44,6 +44,7 @@ from drivers.emulator.limits import (
     VENTFAIL_MMHG,
     VENTFAIL_S,
 )
+from drivers.emulator.outbox import Outbox
 from drivers.emulator.physics import (
     DT,
     SENSOR_NOISE,
@@ -88,7 +89,6 @@ class ControllerFirmware(CommandSet):
             if not _NAME.match(value):
                 raise ValueError(f"{name} must be 1..16 printable characters without space or '*', got {value!r}")
         self._rng = random.Random(seed)
-        self._line_rng = random.Random(seed ^ 0x5EED)
         if lops is None:
             lops = [round(self._rng.uniform(150.0, 250.0), 1) for _ in range(channels)]
         if len(lops) != channels:
@@ -100,8 +100,9 @@ class ControllerFirmware(CommandSet):
         self.max_pressure = float(max_pressure)
         self.model, self.fw, self.serial = model, fw, serial
         self.faults = Faults()
+        self._outbox = Outbox(self.faults, random.Random(seed ^ 0x5EED))
         self._chans = [
-            _Channel(
+            Channel(
                 i + 1,
                 ChannelPhysics(
                     random.Random(self._rng.getrandbits(64)),
@@ -114,14 +115,7 @@ class ControllerFirmware(CommandSet):
             for i in range(channels)
         ]
         self._t = float(start)
-        self._deferred: list[str] | None = None
-        """While commands run, their reports wait here so that answers go out first."""
         self._reader = LineReader()
-        self._out = bytearray()
-        self._delayed: deque[tuple[float, bytes]] = deque()
-        self.garbage_sent = 0
-        """Garbage bursts sent (each one a line the host should drop and count)."""
-        self.corrupted_sent = 0
         self.uptime_offset_ms = 0
         """Added to the uptime in ``S`` lines (a test can start near the u32 wrap)."""
         self.on_state: Callable[[int, str, float, float], None] | None = None
@@ -149,6 +143,16 @@ class ControllerFirmware(CommandSet):
     def drops(self) -> DropCounts:
         """Host lines this controller dropped (bad framing, or good CRC but no command)."""
         return self._reader.drops
+
+    @property
+    def garbage_sent(self) -> int:
+        """Garbage bursts sent (each one a line the host should drop and count)."""
+        return self._outbox.garbage_sent
+
+    @property
+    def corrupted_sent(self) -> int:
+        """Lines sent with one character changed (each one lost to the host)."""
+        return self._outbox.corrupted_sent
 
     @property
     def uptime_ms(self) -> int:
@@ -189,25 +193,18 @@ class ControllerFirmware(CommandSet):
         if not commands:
             return
         self._last_feed = self._t
-        self._deferred = []
-        try:
+        with self._outbox.answers_first():
             self._run_commands(commands)
-        finally:
-            deferred, self._deferred = self._deferred, None
-            for body in deferred:
-                self._send(body)
 
     def advance(self, now: float) -> None:
         """Run physics and firmware in fixed steps up to ``now``."""
         while self._t + DT <= now + 1e-12:
             self._t += DT
             self._step()
-        self._release_delayed()
+        self._outbox.release(self._t)
 
     def take_output(self) -> bytes:
-        out = bytes(self._out)
-        self._out.clear()
-        return out
+        return self._outbox.take()
 
     def reboot(self, now: float) -> None:
         """A power cycle at ``now``: all vented, watchdog 2000 ms, stream off, latches cleared, E BOOT."""
@@ -215,7 +212,7 @@ class ControllerFirmware(CommandSet):
         drops = self._reader.drops
         self._reader = LineReader()
         self._reader.drops = drops
-        self._delayed.clear()
+        self._outbox.drop_delayed()
         self._boot(self._t)
 
     # ------------------------------------------------------------------ boot and output
@@ -246,67 +243,24 @@ class ControllerFirmware(CommandSet):
             c.vent_since = t if c.state == "VENTING" else None
         self._event("BOOT", None, f"fw={self.fw}")
 
-    def _send(self, body: str) -> None:
-        if self._deferred is not None:
-            self._deferred.append(body)
-        else:
-            self._out += self._wire(body)
-
-    def _wire(self, body: str) -> bytes:
-        if self.faults.silent:
-            return b""
-        line = codec.frame(body)
-        rng = self._line_rng
-        out = b""
-        if self.faults.garbage_rate > 0.0 and rng.random() < self.faults.garbage_rate:
-            out += self._garbage(line)
-            self.garbage_sent += 1
-        if self.faults.corrupt_rate > 0.0 and rng.random() < self.faults.corrupt_rate:
-            i = rng.randrange(len(body))  # one changed character: CRC-16 always catches it
-            bad = b"!" if line[i] != ord("!") else b"?"
-            line = line[:i] + bad + line[i + 1 :]
-            self.corrupted_sent += 1
-        return out + line
-
-    def _garbage(self, line: bytes) -> bytes:
-        rng = self._line_rng
-        kind = rng.randrange(3)
-        if kind == 0:  # the line with a bad CRC
-            crc = int(line[-5:-1], 16) ^ (1 + rng.randrange(0xFFFF))
-            return line[:-5] + b"%04X\n" % crc
-        if kind == 1:  # bytes outside printable ASCII
-            n = rng.randrange(1, 12)
-            junk = bytes(rng.choice((0x00, 0x07, 0x1B, 0x7F, 0x80, 0xFF, 0xC3)) for _ in range(n))
-            return junk + line[: rng.randrange(len(line) - 1)] + b"\n"
-        n = rng.randrange(codec.MAX_LINE + 1, 400)  # over-long
-        return bytes(rng.randrange(0x20, 0x7F) for _ in range(n)) + b"\n"
-
     def _answer(self, body: str) -> None:
-        """Queue an answer line, late if the slow-answer fault is on, always in order."""
-        delay = self.faults.slow_answer_s
-        if delay > 0.0 or self._delayed:
-            self._delayed.append((self._t + max(0.0, delay), self._wire(body)))
-        else:
-            self._out += self._wire(body)
-
-    def _release_delayed(self) -> None:
-        while self._delayed and self._delayed[0][0] <= self._t + 1e-12:
-            self._out += self._delayed.popleft()[1]
+        """Queue an answer line (late if the slow-answer fault is on)."""
+        self._outbox.answer(body, self._t)
 
     def _event(self, code: str, ch: int | None, text: str = "") -> None:
         body = codec.event_body(code, ch, text)
-        self._send(body)
+        self._outbox.report(body)
         if not self.faults.silent and self.on_event is not None:
             self.on_event(body)
 
-    def _status(self, c: _Channel, answer: bool = False) -> None:
+    def _status(self, c: Channel, answer: bool = False) -> None:
         body = codec.status_body(c.number, c.state, c.target, c.duty())
         if answer:
             self._answer(body)
         else:
-            self._send(body)
+            self._outbox.report(body)
 
-    def _set_state(self, c: _Channel, state: str) -> None:
+    def _set_state(self, c: Channel, state: str) -> None:
         if c.state == state:
             return
         c.state = state
@@ -318,14 +272,14 @@ class ControllerFirmware(CommandSet):
 
     # ------------------------------------------------------------------ commands
 
-    def _chan(self, ch: int) -> _Channel:
+    def _chan(self, ch: int) -> Channel:
         if not 1 <= ch <= self.channels:
             raise ValueError(f"no channel {ch}: this controller has 1..{self.channels}")
         return self._chans[ch - 1]
 
     # ------------------------------------------------------------------ channel actions
 
-    def _set_target(self, c: _Channel, p: float) -> None:
+    def _set_target(self, c: Channel, p: float) -> None:
         old = c.target
         c.target = p
         c.phys.valve_cmd = False
@@ -343,7 +297,7 @@ class ControllerFirmware(CommandSet):
             c.phys.valve_cmd = True
         self._set_state(c, "HOLDING")
 
-    def _deflate(self, c: _Channel) -> None:
+    def _deflate(self, c: Channel) -> None:
         c.target = 0.0
         c.mode = "idle"
         c.phys.pump_on = False
@@ -353,7 +307,7 @@ class ControllerFirmware(CommandSet):
         if not c.latched and c.state != "VENTED":
             self._set_state(c, "VENTING")
 
-    def _latch(self, c: _Channel, code: str | None, text: str = "") -> None:
+    def _latch(self, c: Channel, code: str | None, text: str = "") -> None:
         """Vent and latch a channel; send its event (WDT sends one for all, so passes None)."""
         self._deflate(c)
         c.latched = True
@@ -386,7 +340,7 @@ class ControllerFirmware(CommandSet):
         self._watchdog(t)
         self._stream(t)
 
-    def _safety(self, c: _Channel, t: float) -> None:
+    def _safety(self, c: Channel, t: float) -> None:
         lo, hi = SENSOR_RANGE
         if not lo <= c.reading <= hi:
             if c.out_since is None:
@@ -417,7 +371,7 @@ class ControllerFirmware(CommandSet):
                 self._latch(c, None)
                 self._event("VENTFAIL", c.number, f"p={codec.format_pressure(c.fast)}")
 
-    def _regulate(self, c: _Channel, t: float) -> None:
+    def _regulate(self, c: Channel, t: float) -> None:
         phys = c.phys
         state = c.state
         if state == "VENTING":
@@ -500,7 +454,9 @@ class ControllerFirmware(CommandSet):
         if hz == 0:
             return
         if t + 1e-9 >= self._next_sample:
-            self._send(codec.sample_body(self.uptime_ms, [c.reading if c.reading > 0.0 else 0.0 for c in self._chans]))
+            self._outbox.report(
+                codec.sample_body(self.uptime_ms, [c.reading if c.reading > 0.0 else 0.0 for c in self._chans])
+            )
             self._next_sample += 1.0 / hz
             if self._next_sample <= t:
                 self._next_sample = t + 1.0 / hz
