@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.stats import pct  # noqa: E402
 from console.common.api import StationSnapshot  # noqa: E402
 from console.config.loader import parse_config  # noqa: E402
+from console.config.schema import StationConfig  # noqa: E402
 from console.station.station import Station  # noqa: E402
 from console.ui.app import BfrApp  # noqa: E402
 
@@ -74,7 +74,7 @@ async def start_emulator(cid: str, channels: int) -> tuple[asyncio.subprocess.Pr
     return proc, line.split(" ", 1)[1]
 
 
-def station_config(base: Path, ports: dict[str, str], channels: int) -> Any:
+def station_config(base: Path, ports: dict[str, str], channels: int) -> StationConfig:
     ctrls = [
         {"id": cid, "port": port, "channels": channels, "stream_hz": 100, "watchdog_ms": 1000}
         for cid, port in ports.items()
@@ -130,7 +130,7 @@ async def main() -> None:
         delays_all: list[float] = []
         app = BfrApp(station, fps=args.fps, bell=False, theme="textual-dark")
 
-        def on_frame(snap: StationSnapshot) -> None:
+        def measure_delays(snap: StationSnapshot) -> None:
             ages = [c.sample_age_s for c in snap.cuffs if c.sample_age_s is not None]
             if not ages:
                 return
@@ -145,10 +145,10 @@ async def main() -> None:
         first_frame: list[float] = []
         t_start = time.monotonic()
 
-        def on_frame(snap: StationSnapshot, _inner: Any = on_frame) -> None:
+        def on_frame(snap: StationSnapshot) -> None:
             if not first_frame:
                 app.call_after_refresh(lambda: first_frame.append(time.monotonic() - t_start))
-            _inner(snap)
+            measure_delays(snap)
 
         app.on_frame = on_frame
         async with app.run_test(size=(160, 50)):

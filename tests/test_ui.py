@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from console.common.api import Priority, Role
 from console.common.clock import ManualClock
@@ -21,7 +23,7 @@ def make_app(station: FakeStation, **kw: object) -> tuple[BfrApp, ManualClock]:
     return app, clock
 
 
-def calls(station: FakeStation, name: str) -> list[object]:
+def calls(station: FakeStation, name: str) -> list[Call]:
     return [c for c in station.calls if c.name == name]
 
 
@@ -150,9 +152,9 @@ async def test_observer_sees_operator_keys_unavailable_but_keeps_emergency() -> 
 # -- emergency key everywhere --------------------------------------------------------------
 
 
-async def _emergency_works(app: BfrApp, st: FakeStation, pilot: object, key: str) -> None:
+async def _emergency_works(app: BfrApp, st: FakeStation, pilot: Pilot[Any], key: str) -> None:
     before = len(calls(st, "emergency_deflate"))
-    await press(pilot, key)  # type: ignore[attr-defined]
+    await press(pilot, key)
     await wait_for(pilot, lambda: len(calls(st, "emergency_deflate")) == before + 1, what=f"{key} deflate")
 
 

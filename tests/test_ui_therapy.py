@@ -36,7 +36,7 @@ def make_app(st: FakeStation, theme: str = "auto") -> BfrApp:
     return BfrApp(st, bell=False, term="xterm", theme=theme)
 
 
-def calls(st: FakeStation, name: str) -> list[object]:
+def calls(st: FakeStation, name: str) -> list[Call]:
     return [c for c in st.calls if c.name == name]
 
 
@@ -132,7 +132,7 @@ async def test_session_dialog_prefills_patient_lists_leg_plans_and_starts_both_c
         assert "A2 right thigh too" in screen_text(app)
         await press(pilot, "enter")
         await wait_for(pilot, lambda: calls(st, "start_session"), what="start_session")
-        assert calls(st, "start_session")[0].args == (["A1", "A2"], "4x10-60", "P-0042")  # type: ignore[attr-defined]
+        assert calls(st, "start_session")[0].args == (["A1", "A2"], "4x10-60", "P-0042")
         await wait_for(pilot, lambda: not isinstance(app.screen, SessionDialog), what="dialog closed")
         await wait_for(pilot, lambda: screen_text(app).count("INFLATING") >= 4, what="both panels inflating")
         await wait_for(
@@ -157,7 +157,7 @@ async def test_session_dialog_on_an_arm_types_the_patient_and_refusal_stays_in_t
         await wait_for(pilot, lambda: "B1 has no LOP: measure it first (m)." in screen_text(app), what="refusal")
         assert isinstance(app.screen, SessionDialog), "a refusal keeps the dialog and what was typed"
         assert app.screen.query_one("#patient").value == "P-7"  # type: ignore[attr-defined]
-        assert calls(st, "start_session")[0].args == (["B1"], "arms-30-15", "P-7")  # type: ignore[attr-defined]
+        assert calls(st, "start_session")[0].args == (["B1"], "arms-30-15", "P-7")
         await press(pilot, "f10")
         assert not isinstance(app.screen, SessionDialog)
         assert st.cuffs[st.index("B1")].session is None
@@ -204,7 +204,7 @@ async def test_measure_lop_asks_the_position_and_the_panel_follows_progress() ->
         await press(pilot, "right", "enter")
         await wait_for(pilot, lambda: calls(st, "measure_lop"))
         call = calls(st, "measure_lop")[0]
-        assert call.args == ("A1",) and call.kwargs == {"position": "standing"}  # type: ignore[attr-defined]
+        assert call.args == ("A1",) and call.kwargs == {"position": "standing"}
         await wait_for(pilot, lambda: "measuring LOP:  40 mmHg 00:00" in screen_text(app), what="progress")
         st.set_cuff("A1", lop_measure=LopProgress("running", 160.0, 75.4, message="step 6"))
         await wait_for(pilot, lambda: "measuring LOP: 160 mmHg 01:15" in screen_text(app), what="next step")
@@ -223,7 +223,7 @@ async def test_measure_lop_refusal_is_shown_in_the_dialog() -> None:
         await press(pilot, "2", "m", "enter")
         await wait_for(pilot, lambda: "A2 is inflated: deflate it before measuring." in screen_text(app))
         assert isinstance(app.screen, MeasureLopDialog)
-        assert calls(st, "measure_lop")[0].kwargs == {"position": "seated"}  # type: ignore[attr-defined]
+        assert calls(st, "measure_lop")[0].kwargs == {"position": "seated"}
 
 
 async def test_a_doppler_lop_is_what_was_typed_before_enter() -> None:
@@ -240,7 +240,7 @@ async def test_a_doppler_lop_is_what_was_typed_before_enter() -> None:
             event.set_sender(app)
             app._driver.send_message(event)  # no waiting between keys
         await wait_for(pilot, lambda: calls(st, "set_lop"), what="set_lop call")
-        assert calls(st, "set_lop")[0].args[1] == 190.0  # type: ignore[attr-defined]
+        assert calls(st, "set_lop")[0].args[1] == 190.0
 
 
 async def test_doppler_lop_validates_then_sends_and_shows_refusals() -> None:
@@ -260,7 +260,7 @@ async def test_doppler_lop_validates_then_sends_and_shows_refusals() -> None:
         del st.refuse["set_lop"]
         await press(pilot, "enter")
         await wait_for(pilot, lambda: not isinstance(app.screen, DopplerLopDialog), what="closed")
-        assert [(c.args, c.kwargs) for c in calls(st, "set_lop")][-1] == (  # type: ignore[attr-defined]
+        assert [(c.args, c.kwargs) for c in calls(st, "set_lop")][-1] == (
             ("A1", 205.0),
             {"position": "supine", "cuff_width_cm": 11.5, "source": "doppler"},
         )
@@ -286,7 +286,7 @@ async def test_session_keys_pause_resume_skip_reps_and_stop_with_confirmation() 
         await wait_for(pilot, lambda: "PAUSED" in screen_text(app), what="paused shown")
         await press(pilot, "space", "n", "right_square_bracket", "right_square_bracket", "left_square_bracket")
         await wait_for(pilot, lambda: len(calls(st, "session_command")) == 6)
-        assert [c.args for c in calls(st, "session_command")] == [  # type: ignore[attr-defined]
+        assert [c.args for c in calls(st, "session_command")] == [
             ("A1", "pause"),
             ("A1", "resume"),
             ("A1", "skip"),
@@ -301,7 +301,7 @@ async def test_session_keys_pause_resume_skip_reps_and_stop_with_confirmation() 
         assert not isinstance(app.screen, ConfirmDialog) and len(calls(st, "session_command")) == 6
         await press(pilot, "2", "x", "y")
         await wait_for(pilot, lambda: len(calls(st, "session_command")) == 7)
-        assert calls(st, "session_command")[-1].args == ("A2", "stop")  # type: ignore[attr-defined]
+        assert calls(st, "session_command")[-1].args == ("A2", "stop")
         await wait_for(pilot, lambda: "STOPPED" in screen_text(app), what="stopped shown")
         # The footer redraws on its own schedule: wait for it rather than read it at once.
         await wait_for(pilot, lambda: "p session" in footer(app), what="a stopped session gives the setup keys back")

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from console.station.station import Station
 from console.therapy.plans import validate_plan
@@ -61,7 +63,7 @@ def cuff(station: Station, cuff_id: str):  # type: ignore[no-untyped-def]
     return next(c for c in station.snapshot().cuffs if c.id == cuff_id)
 
 
-async def _start_tiny(app: BfrApp, station: Station, pilot: object) -> None:
+async def _start_tiny(app: BfrApp, station: Station, pilot: Pilot[Any]) -> None:
     """Enter a Doppler LOP of 200 on A1 with ``o``, then start the tiny plan with ``p``."""
     await wait_for(pilot, lambda: "VENTED" in screen_text(app), 10, "cuffs shown VENTED")
     await press(pilot, "o")

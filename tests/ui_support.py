@@ -8,7 +8,12 @@ what the screen asked for and prove the emergency key is never held back.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from textual.app import App
+from textual.pilot import Pilot
 
 from console.common.api import CommandRefused, EmergencySnapshot, Role
 from console.ui.demo_station import DemoStation
@@ -48,7 +53,7 @@ class FakeStation(DemoStation):
 # -- helpers for run_test ------------------------------------------------------------
 
 
-async def press(pilot: object, *keys: str) -> None:
+async def press(pilot: Pilot[Any], *keys: str) -> None:
     """Like ``pilot.press`` but without its CPU-idle wait (up to 2 s per key while emulators stream).
 
     The key goes through the driver exactly as ``pilot.press`` sends it; we then wait
@@ -63,7 +68,9 @@ async def press(pilot: object, *keys: str) -> None:
         _get_unicode_name_from_key,
     )
 
-    app = pilot.app  # type: ignore[attr-defined]
+    app = pilot.app
+    driver = app._driver
+    assert driver is not None, "press() needs a running app"
     for key in keys:
         if len(key) == 1 and not key.isalnum():
             key = _character_to_key(key)
@@ -74,33 +81,34 @@ async def press(pilot: object, *keys: str) -> None:
             char = key if len(key) == 1 else None
         event = events.Key(key, char)
         event.set_sender(app)
-        app._driver.send_message(event)
+        driver.send_message(event)
         for _ in range(3):
-            await pilot._wait_for_screen()  # type: ignore[attr-defined]
+            await pilot._wait_for_screen()
             await asyncio.sleep(0)
-    await pilot.pause(0.05)  # type: ignore[attr-defined]  # let screens switch and a frame render
+    await pilot.pause(0.05)  # let screens switch and a frame render
 
 
-def screen_lines(app: object) -> list[str]:
+def screen_lines(app: App[Any]) -> list[str]:
     """The plain text of every row the terminal would show right now."""
-    screen = app.screen  # type: ignore[attr-defined]
-    return ["".join(seg.text for seg in strip) for strip in screen._compositor.render_strips()]
+    return ["".join(seg.text for seg in strip) for strip in app.screen._compositor.render_strips()]
 
 
-def screen_text(app: object) -> str:
+def screen_text(app: App[Any]) -> str:
     return "\n".join(screen_lines(app))
 
 
-def notices(app: object) -> list[str]:
+def notices(app: App[Any]) -> list[str]:
     """Messages of the notifications the app raised (run_test(notifications=True))."""
-    return [n.message for n in app._notifications]  # type: ignore[attr-defined]
+    return [n.message for n in app._notifications]
 
 
-async def wait_for(pilot: object, condition: object, timeout: float = 5.0, what: str = "condition") -> None:
+async def wait_for(
+    pilot: Pilot[Any], condition: Callable[[], object], timeout: float = 5.0, what: str = "condition"
+) -> None:
     """Pause the pilot until ``condition()`` is true; generous deadline, no fixed sleeps."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.02)  # type: ignore[attr-defined]
+        await pilot.pause(0.02)
