@@ -1,25 +1,32 @@
-"""The records of the therapy jobs in flight: one LOP measurement or one session.
+"""The therapy jobs in flight (one LOP measurement, one session) and the board of which cuff has which.
 
 Plain state shared by :mod:`~console.therapy.manager` (the driver),
 :mod:`~console.therapy.lop_job` and :mod:`~console.therapy.session_job`,
-so that neither engine module has to import the other.
+so that neither kind of job has to import the other.
+
+Why the actions run in a chain per job (:meth:`Job.then`): a ``SET`` waits for
+the controller's answer, and a later deflate of the same job must not overtake
+it, while one slow controller must not hold up the other cuffs' jobs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from console.common.api import LopProgress
 from console.records.rows import SecondAggregator
 from console.therapy.lop import LopMeasurement
+from console.therapy.plans import Plan
 from console.therapy.session import SessionRunner
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
-class _Job:
+class Job:
     """What both kinds of job share: the cuffs and the chain of actions in flight."""
 
     cuffs: tuple[str, ...]
@@ -28,9 +35,25 @@ class _Job:
     def idle(self) -> bool:
         return self.chain is None or self.chain.done()
 
+    def then(self, make: Callable[[], Awaitable[None]]) -> None:
+        """Run ``make()`` after the job's earlier actions (whatever became of them)."""
+        prev = self.chain
+
+        async def run() -> None:
+            if prev is not None and not prev.done():
+                await asyncio.wait([prev])
+            try:
+                await make()
+            except Exception:
+                log.exception("therapy: an action on %s failed", self.cuffs)
+
+        self.chain = asyncio.get_running_loop().create_task(run(), name=f"therapy:{'+'.join(self.cuffs)}")
+
 
 @dataclass(eq=False)
-class _LopJob(_Job):
+class LopJob(Job):
+    """One LOP measurement on one cuff."""
+
     position: str = "seated"
     started_at: float = 0.0
     stage: str = "zeroing"
@@ -49,10 +72,12 @@ class _LopJob(_Job):
         return self.cuffs[0]
 
 
-@dataclass(eq=False)
-class _SessionJob(_Job):
-    runner: SessionRunner | None = None
-    plan: Any = None
+@dataclass(eq=False, kw_only=True)
+class SessionJob(Job):
+    """One plan running on one cuff or a pair."""
+
+    runner: SessionRunner
+    plan: Plan
     patient_id: str = ""
     purpose: str = "manual"
     record_id: int | None = None
@@ -65,19 +90,35 @@ class _SessionJob(_Job):
     """False once the runner is done or stopped and its last actions went out."""
 
 
-class JobHost:
-    """What the job mixins (:mod:`~console.therapy.lop_job`, :mod:`~console.therapy.session_job`)
-    use of :class:`~console.therapy.manager.TherapyManager`, declared once."""
+class JobBoard:
+    """Which job each cuff has: its latest measurement, its latest session, and the one fed its samples."""
 
-    station: Any
-    clock: Any
-    _lops: dict[str, _LopJob]
-    _sessions: dict[str, _SessionJob]
-    _feeds: dict[str, _Job]
-    _chain: Callable[[_Job, Callable[[], Awaitable[None]]], None]
-    _deflate: Callable[[str, str], Awaitable[None]]
-    _rec: Callable[..., Any]
-    _kick: Callable[[], None]
-    _ensure_driver: Callable[[], None]
-    _check_free: Callable[[str], None]
-    _first_reading: Callable[[str], Awaitable[None]]
+    def __init__(self) -> None:
+        self.lops: dict[str, LopJob] = {}
+        """Cuff id -> its latest measurement (running, or ended and still shown)."""
+        self.sessions: dict[str, SessionJob] = {}
+        """Cuff id -> its latest session (running, or finished and still shown)."""
+        self.feeds: dict[str, Job] = {}
+        """Cuff id -> the job that takes its samples now (hot path: one dict lookup per sample)."""
+
+    def session_jobs(self) -> list[SessionJob]:
+        """Every session once (a pair's session is under both its cuffs)."""
+        seen: dict[int, SessionJob] = {}
+        for job in self.sessions.values():
+            seen.setdefault(id(job), job)
+        return list(seen.values())
+
+    def pending_tasks(self) -> list[asyncio.Task[None]]:
+        out: list[asyncio.Task[None]] = []
+        for lj in self.lops.values():
+            out += [t for t in (lj.chain, lj.setup) if t is not None]
+        for sj in self.session_jobs():
+            if sj.chain is not None:
+                out.append(sj.chain)
+        return out
+
+    def unfeed(self, job: Job) -> None:
+        """Stop feeding the job's cuffs to it (a cuff already handed to a newer job stays with that one)."""
+        for c in job.cuffs:
+            if self.feeds.get(c) is job:
+                del self.feeds[c]

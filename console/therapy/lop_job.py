@@ -1,27 +1,33 @@
-"""Automatic LOP measurement on a live cuff: the staircase job of :class:`~console.therapy.manager.TherapyManager`.
+"""Automatic LOP measurement on a live cuff: the staircase jobs of :class:`~console.therapy.manager.TherapyManager`.
 
-ZERO the channel, then let :class:`~console.therapy.lop.LopMeasurement` step
-the cuff through ``Station.apply_target(purpose="lop")``, watching the live cuff
-for trouble (link, latch, a hand deflate, overshoot). Every ending deflates the
-cuff, then stores the result (station LOP, records) or says why it failed.
-:class:`LopJobs` is a mixin of the manager.
+ZERO the channel (``Station.zero_sensor``), then let
+:class:`~console.therapy.lop.LopMeasurement` step the cuff through
+``Station.apply_target(purpose="lop")``: the ceiling, the controller maximum and
+300 mmHg apply, the % LOP limits do not (the staircase must climb past the
+LOP), and the off-target rule leaves the cuff alone while it steps. The live
+cuff is watched for trouble (link, latch, a hand deflate, overshoot). Every
+ending deflates the cuff, then stores the result (station LOP, records) or says
+why it failed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
-from console.common.api import CommandRefused, LopProgress
+from console.common.api import AlarmSnapshot, CommandRefused, LopProgress, Priority
+from console.common.clock import Clock
 from console.common.facts import PATIENT_ID
 from console.common.figures import figure
-from console.therapy.jobs import JobHost, _LopJob
+from console.therapy.cuff_ops import check_free, concerns, deflate, wait_first_reading
+from console.therapy.driver import Driver
+from console.therapy.jobs import JobBoard, LopJob
 from console.therapy.lop import LopMeasurement
-from drivers.link_errors import CommandError, LinkError
-
-log = logging.getLogger("console.therapy.manager")
+from console.therapy.record_keeping import SafeRecords
+from console.therapy.station_port import ControllerView, CuffView, TherapyStation
 
 LOP_TIMEOUT_S = 60.0
 """A measurement gives up after this (station clock)."""
@@ -36,68 +42,85 @@ NO_PATIENT = "unassigned"
 """Records need a patient for a LOP: a measurement on a cuff with no patient is filed under this id."""
 
 
-class LopJobs(JobHost):
-    """The LOP measurement job: start, step, judge, end, store (a mixin of TherapyManager)."""
+class LopJobs:
+    """The LOP measurement jobs: start, step, judge, end, store.
 
-    lop_timeout_s: float
-    lop_options: dict[str, Any]
+    Args:
+        station: the engine, reached only through its public methods.
+        clock: the station's clock.
+        board: which job each cuff has (shared with the sessions).
+        driver: started when a measurement starts, kicked when one must step at once.
+        records: where a measured LOP is filed.
+        timeout_s: a measurement gives up after this long.
+        options: extra keyword arguments for :class:`LopMeasurement` (e.g. ``budget_s``).
+    """
 
-    async def measure_lop(self, cuff_id: str, *, position: str) -> None:
+    def __init__(
+        self,
+        station: TherapyStation,
+        clock: Clock,
+        board: JobBoard,
+        driver: Driver,
+        records: SafeRecords,
+        *,
+        timeout_s: float,
+        options: Mapping[str, Any],
+    ) -> None:
+        self.station = station
+        self.clock = clock
+        self.board = board
+        self.driver = driver
+        self.records = records
+        self.timeout_s = timeout_s
+        self.options = dict(options)
+
+    async def start(self, cuff_id: str, *, position: str) -> None:
         """Start a measurement (returns at once); progress and result show in the cuff's snapshot."""
         pos = str(position).strip()
         if not pos or len(pos) > 32 or not pos.isprintable():
             raise CommandRefused("A body position is 1 to 32 printable characters (e.g. seated).")
-        await self._first_reading(cuff_id)
-        self._check_free(cuff_id)
-        job = _LopJob((cuff_id,), position=pos, started_at=self.clock.monotonic())
-        self._lops[cuff_id] = job
-        self._sessions.pop(cuff_id, None)  # the last session's result gives way to the new action
+        await wait_first_reading(self.station, cuff_id)
+        check_free(self.station, self.board, cuff_id)
+        job = LopJob((cuff_id,), position=pos, started_at=self.clock.monotonic())
+        self.board.lops[cuff_id] = job
+        self.board.sessions.pop(cuff_id, None)  # the last session's result gives way to the new action
         self.station.supervisor.measuring.add(cuff_id)
-        self._feeds[cuff_id] = job
-        job.setup = asyncio.get_running_loop().create_task(self._lop_setup(job), name=f"therapy:zero:{cuff_id}")
+        self.board.feeds[cuff_id] = job
+        job.setup = asyncio.get_running_loop().create_task(self._setup(job), name=f"therapy:zero:{cuff_id}")
         self.station.mark_changed()
-        self._ensure_driver()
+        self.driver.ensure_running()
 
-    async def _lop_setup(self, job: _LopJob) -> None:
+    # ------------------------------------------------------------------ the staircase
+
+    async def _setup(self, job: LopJob) -> None:
         """ZERO the channel (retry once after it vents), then hand the cuff to the staircase."""
-        cuff, ctrl = self.station._lookup(job.cuff_id)
-        link = ctrl.link
         note = ""
         for attempt in (1, 2):
-            if link is None:
-                note = "sensor not zeroed (controller not connected)"
-                break
-            try:
-                await link.zero(cuff.channel)
-                note = ""
-                break
-            except CommandError as exc:
-                if exc.code == "BUSY" and attempt == 1 and job.cancel_reason is None:
-                    if await self._wait_vented(job, ZERO_VENT_WAIT_S):
-                        continue
-                    note = "sensor not zeroed (the cuff did not vent under 5 mmHg)"
-                else:
-                    note = f"sensor not zeroed ({exc.code})"
-                break
-            except LinkError as exc:
-                note = f"sensor not zeroed ({exc})"
-                break
+            why = await self.station.zero_sensor(job.cuff_id)
+            if why == "BUSY" and attempt == 1 and job.cancel_reason is None:
+                if await self._wait_vented(job, ZERO_VENT_WAIT_S):
+                    continue
+                note = "sensor not zeroed (the cuff did not vent under 5 mmHg)"
+            elif why:
+                note = f"sensor not zeroed ({why})"
+            break
         job.note = note
         if note:
             self.station.record_command("station", f"LOP {job.cuff_id}: {note}; measuring anyway")
         if job.stage == "zeroing":
             if job.cancel_reason is None:
+                _, ctrl = self.station.lookup(job.cuff_id)
                 ceiling = min(self.station.limits.ceiling_mmhg, ctrl.max_pressure() or 300.0, 300.0)
                 job.meas = LopMeasurement(
-                    ceiling_mmhg=ceiling, timeout_s=self.lop_timeout_s, clock=self.clock, **self.lop_options
+                    ceiling_mmhg=ceiling, timeout_s=self.timeout_s, clock=self.clock, **self.options
                 )
                 job.stage = "running"
             else:
-                self._lop_end(job, self.clock.monotonic(), deflate=True)
+                self._end(job, self.clock.monotonic(), vent=True)
         self.station.mark_changed()
-        self._kick()
+        self.driver.kick()
 
-    async def _wait_vented(self, job: _LopJob, timeout: float) -> bool:
+    async def _wait_vented(self, job: LopJob, timeout: float) -> bool:
         cuff = self.station.cuffs[job.cuff_id]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -107,26 +130,27 @@ class LopJobs(JobHost):
             await asyncio.sleep(0.05)
         return False
 
-    def _tick_lop(self, job: _LopJob, now: float) -> None:
+    def tick(self, job: LopJob, now: float) -> None:
+        """Step one measurement to ``now``: judge the live cuff, then do what the staircase asks."""
         if job.stage != "running":
             return
         meas = job.meas
         assert meas is not None
-        cuff, ctrl = self.station._lookup(job.cuff_id)
+        cuff, ctrl = self.station.lookup(job.cuff_id)
         if job.cancel_reason is None:
-            job.cancel_reason = self._lop_trouble(job, cuff, ctrl, now)
+            job.cancel_reason = self._trouble(job, cuff, ctrl, now)
         if job.cancel_reason is not None and meas.started_at is None:
-            self._lop_end(job, now, deflate=True)
+            self._end(job, now, vent=True)
             return
         if job.cancel_reason is not None:
             meas.cancel(job.cancel_reason)
         action = meas.next_action(now)
         if action.kind == "set" and action.target is not None:
-            self._chain(job, lambda: self._lop_set(job, float(action.target)))  # type: ignore[arg-type]
+            job.then(partial(self._set, job, float(action.target)))
         elif action.kind in ("deflate", "done"):
-            self._lop_end(job, now, deflate=True)
+            self._end(job, now, vent=True)
 
-    def _lop_trouble(self, job: _LopJob, cuff: Any, ctrl: Any, now: float) -> str | None:
+    def _trouble(self, job: LopJob, cuff: CuffView, ctrl: ControllerView, now: float) -> str | None:
         """A reason to stop the measurement seen on the live cuff, or None."""
         if not ctrl.online:
             return f"controller {ctrl.id} went offline"
@@ -148,7 +172,7 @@ class LopJobs(JobHost):
             job.over_since = None
         return None
 
-    async def _lop_set(self, job: _LopJob, mmhg: float) -> None:
+    async def _set(self, job: LopJob, mmhg: float) -> None:
         if job.stage != "running" or job.cancel_reason is not None:
             return  # stale: the measurement is ending, never inflate again
         try:
@@ -159,21 +183,66 @@ class LopJobs(JobHost):
         except CommandRefused as exc:
             if job.cancel_reason is None:
                 job.cancel_reason = f"the step to {figure(mmhg)} mmHg was refused: {exc}"
-            self._kick()
+            self.driver.kick()
 
-    def _lop_end(self, job: _LopJob, now: float, *, deflate: bool) -> None:
+    # ------------------------------------------------------------------ endings
+
+    def _end(self, job: LopJob, now: float, *, vent: bool) -> None:
         """The measurement is over, well or not: vent (unless the station already did), then store."""
         if job.stage in ("finishing", "ended"):
             return
         job.stage = "finishing"
         if job.setup is not None and not job.setup.done() and job.cancel_reason is None:
             job.cancel_reason = "cancelled"
-        if deflate:
-            self._chain(job, lambda: self._deflate(job.cuff_id, "LOP measurement ended"))
-        self._chain(job, lambda: self._lop_store(job, now))
+        if vent:
+            job.then(partial(deflate, self.station, job.cuff_id, "LOP measurement ended"))
+        job.then(partial(self._store, job, now))
         self.station.mark_changed()
 
-    async def _lop_store(self, job: _LopJob, ended: float) -> None:
+    def on_alarm(self, alarm: AlarmSnapshot, prio: Priority) -> bool:
+        """A HIGH or MEDIUM alarm on a measured cuff cancels the measurement; True when one was."""
+        if prio not in (Priority.HIGH, Priority.MEDIUM):
+            return False
+        cancelled = False
+        for lj in self.board.lops.values():
+            if (
+                lj.stage in ("zeroing", "running")
+                and lj.cancel_reason is None
+                and concerns(self.station, alarm, lj.cuffs)
+            ):
+                lj.cancel_reason = f"{prio.value} alarm: {alarm.message}"
+                cancelled = True
+        return cancelled
+
+    def on_emergency(self, now: float) -> None:
+        """The station sent DEFLATE ALL: every measurement fails (the deflate was the station's)."""
+        for job in list(self.board.lops.values()):
+            if job.stage in ("finishing", "ended"):
+                continue
+            job.cancel_reason = "emergency deflate"
+            meas = job.meas
+            if meas is not None and meas.started_at is not None:
+                meas.cancel("emergency deflate")
+                meas.next_action(now)  # the result (a failure) is set; the deflate was the station's
+            self._end(job, now, vent=False)
+
+    def on_station_stopped(self, now: float) -> None:
+        """The station stopped (it deflated everything): what still runs fails, as stopped."""
+        for lj in self.board.lops.values():
+            if lj.stage not in ("finishing", "ended"):
+                lj.cancel_reason = "station stopped"
+                lj.final = LopProgress("failed", 0.0, max(0.0, now - lj.started_at), message="station stopped")
+                lj.stage = "ended"
+                self.station.supervisor.measuring.discard(lj.cuff_id)
+
+    def abandon(self, job: LopJob, why: str) -> None:
+        """The job crashed (its cuff is already being vented): end it as failed at once."""
+        job.cancel_reason = job.cancel_reason or why
+        job.final = LopProgress("failed", 0.0, max(0.0, self.clock.monotonic() - job.started_at), message=why)
+        job.stage = "ended"
+        self.station.supervisor.measuring.discard(job.cuff_id)
+
+    async def _store(self, job: LopJob, ended: float) -> None:
         meas = job.meas
         res = meas.result if meas is not None else None
         cid = job.cuff_id
@@ -192,7 +261,7 @@ class LopJobs(JobHost):
                         "failed", 0.0, elapsed, None, None, f"result {figure(res.lop)} mmHg not kept: {exc}"
                     )
                     return
-                self._record_lop(job, res.lop, res.confidence)
+                self._record(job, res.lop, res.confidence)
                 job.final = LopProgress(
                     "done",
                     meas.current_target if meas else 0.0,
@@ -211,34 +280,31 @@ class LopJobs(JobHost):
         finally:
             job.stage = "ended"
             self.station.supervisor.measuring.discard(cid)
-            if self._feeds.get(cid) is job:
-                del self._feeds[cid]
+            self.board.unfeed(job)
             self.station.mark_changed()
 
-    def _record_lop(self, job: _LopJob, lop: float, confidence: float | None) -> None:
-        rec = self.station.records
-        if rec is None:
+    def _record(self, job: LopJob, lop: float, confidence: float | None) -> None:
+        if not self.records.enabled:
             return
         cuff = self.station.cuffs[job.cuff_id]
         pid = cuff.patient_id if cuff.patient_id and PATIENT_ID.fullmatch(cuff.patient_id) else NO_PATIENT
         at = self.clock.wall()
-        self._rec("add_patient", pid, at=at, note="" if pid != NO_PATIENT else "LOPs measured with no patient set")
+        self.records.add_patient(pid, at=at, note="" if pid != NO_PATIENT else "LOPs measured with no patient set")
         conf = None if confidence is None or not math.isfinite(confidence) else min(1.0, max(0.0, confidence))
-        self._rec(
-            "record_lop",
+        self.records.record_lop(
             pid,
             cuff_id=cuff.id,
             limb=cuff.spec.limb,
             label=cuff.spec.label or cuff.spec.limb,
             position=job.position,
             lop_mmhg=lop,
-            source="auto",
             at=at,
             cuff_width_cm=cuff.spec.width_cm,
             confidence=conf,
         )
 
-    def _lop_progress(self, job: _LopJob, now: float) -> LopProgress:
+    def progress(self, job: LopJob, now: float) -> LopProgress:
+        """What the cuff's snapshot shows of this measurement."""
         if job.final is not None:
             return job.final
         elapsed = max(0.0, now - job.started_at)

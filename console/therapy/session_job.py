@@ -1,23 +1,31 @@
-"""A plan's sets and reps on live cuffs: the session job of :class:`~console.therapy.manager.TherapyManager`.
+"""A plan's sets and reps on live cuffs: the session jobs of :class:`~console.therapy.manager.TherapyManager`.
 
 Checks that the plan may run on the cuffs, then carries out what its
 :class:`~console.therapy.session.SessionRunner` asks through the station
-(``purpose="manual"``, or ``"full_occlusion"`` for a plan that says so) and
-keeps the session's record: opened at the start, a row a second, closed with
-the runner's summary. :class:`SessionJobs` is a mixin of the manager.
+(``purpose="manual"``, every rule, or ``"full_occlusion"`` for a plan that says
+so: up to 100 % LOP, never above the ceiling) and keeps the session's record:
+opened at the start, a row a second, closed with the runner's summary. High
+alarms on a session's cuffs pause it and vent them (the runner's rule); an
+emergency ends every session (recorded ``emergency``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Mapping
+from functools import partial
 
-from console.common.api import CommandRefused, Priority
+from console.common.api import AlarmSnapshot, CommandRefused, Priority
+from console.common.clock import Clock
 from console.common.facts import PATIENT_ID
 from console.common.figures import figure
 from console.records.rows import SecondAggregator
-from console.therapy.jobs import JobHost, _SessionJob
+from console.therapy.cuff_ops import check_free, concerns, deflate, wait_first_reading
+from console.therapy.driver import Driver
+from console.therapy.jobs import JobBoard, SessionJob
+from console.therapy.record_keeping import SafeRecords
 from console.therapy.session import TERMINAL, SessionRunner
 from console.therapy.session_types import (
     Beat,
@@ -28,20 +36,45 @@ from console.therapy.session_types import (
     SessionAction,
     SessionSummary,
 )
+from console.therapy.station_port import TherapyStation
 
-log = logging.getLogger("console.therapy.manager")
+log = logging.getLogger(__name__)
 
 COMMANDS = ("pause", "resume", "skip", "stop", "rep+", "rep-")
 END_REASON = {"completed": "completed", "stopped": "stopped", "emergency": "emergency", "occlusion_limit": "alarm"}
 """Runner outcome -> records end reason (the plan's occlusion limit is a safety stop: ``alarm``)."""
 
 
-class SessionJobs(JobHost):
-    """The session job: start, commands, step, inflate, record (a mixin of TherapyManager)."""
+class SessionJobs:
+    """The session jobs: start, commands, step, inflate, record.
 
-    inflate_timeout_s: float
+    Args:
+        station: the engine, reached only through its public methods.
+        clock: the station's clock.
+        board: which job each cuff has (shared with the measurements).
+        driver: started when a session starts, kicked when one must step at once.
+        records: where sessions are recorded.
+        inflate_timeout_s: a session that does not reach its target within this pauses and vents.
+    """
 
-    async def start_session(self, cuff_ids: list[str], plan_id: str, patient_id: str) -> None:
+    def __init__(
+        self,
+        station: TherapyStation,
+        clock: Clock,
+        board: JobBoard,
+        driver: Driver,
+        records: SafeRecords,
+        *,
+        inflate_timeout_s: float,
+    ) -> None:
+        self.station = station
+        self.clock = clock
+        self.board = board
+        self.driver = driver
+        self.records = records
+        self.inflate_timeout_s = inflate_timeout_s
+
+    async def start(self, cuff_ids: list[str], plan_id: str, patient_id: str) -> None:
         """Start a plan on one cuff or a pair; refused with a sentence when it may not run."""
         if isinstance(cuff_ids, str):
             cuff_ids = [cuff_ids]
@@ -50,8 +83,7 @@ class SessionJobs(JobHost):
             raise CommandRefused("A session runs on one cuff or a pair of cuffs.")
         if len(set(cuffs)) != len(cuffs):
             raise CommandRefused(f"{cuffs[0]} is named twice; a pair is two different cuffs.")
-        plans = getattr(self.station.config, "plans", {})
-        plan = plans.get(plan_id) if isinstance(plan_id, str) else None
+        plan = self.station.config.plans.get(plan_id) if isinstance(plan_id, str) else None
         if plan is None:
             raise CommandRefused(f"No plan {plan_id!r}.")
         pid = str(patient_id).strip() if isinstance(patient_id, str) else ""
@@ -60,9 +92,9 @@ class SessionJobs(JobHost):
                 f"A patient id is a pseudonym of 1 to 64 letters, digits, '.', '_' or '-' (got {patient_id!r})."
             )
         for c in cuffs:
-            await self._first_reading(c)
+            await wait_first_reading(self.station, c)
         for c in cuffs:
-            self._check_free(c)
+            check_free(self.station, self.board, c)
         if len(cuffs) == 2:
             a, b = (self.station.cuffs[c] for c in cuffs)
             if a.spec.limb != b.spec.limb:
@@ -74,7 +106,7 @@ class SessionJobs(JobHost):
             why = self.station.config.plan_refusal(plan, c)
             if why:
                 raise CommandRefused(why)
-            cuff, ctrl = self.station._lookup(c)
+            cuff, ctrl = self.station.lookup(c)
             if not cuff.lop:
                 raise CommandRefused(f"{c}: LOP unknown; measure or enter it before a % LOP session.")
             target = round(plan.pct_lop / 100.0 * cuff.lop, 1)
@@ -91,40 +123,38 @@ class SessionJobs(JobHost):
         for c in cuffs:
             await self.station.set_patient(c, pid)
         for c in cuffs:  # a set_patient awaits nothing, but stay safe against a future that does
-            self._check_free(c)
-        job = _SessionJob(
+            check_free(self.station, self.board, c)
+        job = SessionJob(
             cuffs,
             runner=runner,
             plan=plan,
             patient_id=pid,
-            purpose="full_occlusion" if getattr(plan, "full_occlusion", False) else "manual",
+            purpose="full_occlusion" if plan.full_occlusion else "manual",
             wall_offset=self.clock.wall() - self.clock.monotonic(),
             aggs={c: SecondAggregator() for c in cuffs},
         )
         job.record_id = self._open_record(job, lops)
         for c in cuffs:
-            self._sessions[c] = job
-            self._lops.pop(c, None)
-            self._feeds[c] = job
+            self.board.sessions[c] = job
+            self.board.lops.pop(c, None)
+            self.board.feeds[c] = job
         self.station.record_command(
             "station",
             f"session {plan.id} on {'+'.join(cuffs)}: inflating to "
             + ", ".join(f"{c} {figure(runner.target(c))} mmHg" for c in cuffs)
             + f" ({plan.pct_lop:g} % LOP)",
         )
-        self._tick_session(job, self.clock.monotonic())
+        self.tick(job, self.clock.monotonic())
         self.station.mark_changed()
-        self._ensure_driver()
+        self.driver.ensure_running()
 
-    def _open_record(self, job: _SessionJob, lops: Mapping[str, float | None]) -> int | None:
-        if self.station.records is None:
+    def _open_record(self, job: SessionJob, lops: Mapping[str, float | None]) -> int | None:
+        if not self.records.enabled:
             return None
         at = self.clock.wall()
         first = job.cuffs[0]
-        self._rec("add_patient", job.patient_id, at=at)
-        assert job.runner is not None
-        return self._rec(
-            "start_session",
+        self.records.add_patient(job.patient_id, at=at)
+        return self.records.start_session(
             job.patient_id,
             cuffs=list(job.cuffs),
             plan_id=job.plan.id,
@@ -136,13 +166,13 @@ class SessionJobs(JobHost):
             position=self.station.cuffs[first].lop_position or None,
         )
 
-    async def session_command(self, cuff_id: str, command: str) -> None:
+    async def command(self, cuff_id: str, command: str) -> None:
         """``pause`` | ``resume`` | ``skip`` | ``stop`` | ``rep+`` | ``rep-`` on the session of this cuff."""
         if command not in COMMANDS:
             raise CommandRefused(f"Unknown session command {command!r} (one of {', '.join(COMMANDS)}).")
-        self.station._lookup(cuff_id)
-        job = self._sessions.get(cuff_id)
-        if job is None or job.runner is None or job.runner.phase in TERMINAL:
+        self.station.lookup(cuff_id)
+        job = self.board.sessions.get(cuff_id)
+        if job is None or job.runner.phase in TERMINAL:
             raise CommandRefused(f"{cuff_id}: no session is running.")
         runner = job.runner
         try:
@@ -150,7 +180,7 @@ class SessionJobs(JobHost):
                 runner.pause()
             elif command == "resume":
                 for c in job.cuffs:
-                    cuff, ctrl = self.station._lookup(c)
+                    cuff, ctrl = self.station.lookup(c)
                     if not ctrl.online:
                         raise CommandRefused(f"controller {ctrl.id} of {c} is offline")
                     if cuff.latched:
@@ -169,13 +199,15 @@ class SessionJobs(JobHost):
             raise CommandRefused(
                 f"{cuff_id}: {text[:1].lower() + text[1:]}" + ("" if text.endswith(".") else ".")
             ) from None
-        self._tick_session(job, self.clock.monotonic())
+        self.tick(job, self.clock.monotonic())
         self.station.mark_changed()
-        self._ensure_driver()
+        self.driver.ensure_running()
 
-    def _tick_session(self, job: _SessionJob, now: float) -> None:
+    # ------------------------------------------------------------------ the driver's step and the samples
+
+    def tick(self, job: SessionJob, now: float) -> None:
+        """Step one session to ``now`` and carry out what its runner asks."""
         runner = job.runner
-        assert runner is not None
         if runner.phase not in TERMINAL and runner.inflated and job.idle():
             for c in job.cuffs:
                 if c in job.inflated and self.station.cuffs[c].target <= 0:
@@ -186,27 +218,32 @@ class SessionJobs(JobHost):
         self._apply(job, runner.step(now))  # also drains what stop() queued once it is terminal
         if runner.phase in TERMINAL and job.idle() and job.active:
             job.active = False
-            for c in job.cuffs:
-                if self._feeds.get(c) is job:
-                    del self._feeds[c]
+            self.board.unfeed(job)
 
-    def _apply(self, job: _SessionJob, actions: list[SessionAction], *, vented: bool = False) -> None:
+    def feed(self, job: SessionJob, cuff_id: str, t: float, p: float) -> None:
+        """One sample of one of the session's cuffs (hot path): to the runner, and a row a second to the records."""
+        job.runner.feed_sample(cuff_id, t, p)
+        if job.record_id is not None and not job.recorded_end:
+            sec = job.aggs[cuff_id].add(t + job.wall_offset, p, self.station.cuffs[cuff_id].target)
+            if sec is not None:
+                self.records.session_sample(job.record_id, cuff_id, sec)
+
+    def _apply(self, job: SessionJob, actions: list[SessionAction], *, vented: bool = False) -> None:
         """Carry out the runner's actions; ``vented``: the station already deflated everything."""
         for act in actions:
             if isinstance(act, Inflate):
-                self._chain(job, lambda a=act: self._session_inflate(job, a.cuff_id, a.mmhg))
+                job.then(partial(self._inflate, job, act.cuff_id, act.mmhg))
             elif isinstance(act, Deflate):
                 job.inflated.discard(act.cuff_id)
                 if not vented:
-                    self._chain(job, lambda a=act: self._deflate(a.cuff_id, a.reason or "session"))
+                    job.then(partial(deflate, self.station, act.cuff_id, act.reason or "session"))
             elif isinstance(act, Finished):
                 self._close_record(job, act.summary)
             elif isinstance(act, (PhaseChanged, Beat)):
                 self.station.mark_changed()
 
-    async def _session_inflate(self, job: _SessionJob, cuff_id: str, mmhg: float) -> None:
+    async def _inflate(self, job: SessionJob, cuff_id: str, mmhg: float) -> None:
         runner = job.runner
-        assert runner is not None
         if runner.phase in TERMINAL or not runner.inflated:
             return  # stale: vented (alarm, stop, emergency) since it was asked
         try:
@@ -219,9 +256,72 @@ class SessionJobs(JobHost):
                 runner.on_alarm(Priority.HIGH, cuff_id, "INFLATE_REFUSED")
                 runner.message = f"{cuff_id} could not be inflated ({exc}) - cuffs vented; resume tries again"
                 self.station.record_command("station", f"session on {'+'.join(job.cuffs)} paused: {runner.message}")
-            self._kick()
+            self.driver.kick()
 
-    def _close_record(self, job: _SessionJob, summary: SessionSummary) -> None:
+    # ------------------------------------------------------------------ what the station tells
+
+    def on_alarm(self, alarm: AlarmSnapshot, prio: Priority) -> bool:
+        """Tell the runners of the sessions it concerns; True when one must step at once (HIGH)."""
+        kick = False
+        for job in self.board.session_jobs():
+            runner = job.runner
+            if runner.phase in TERMINAL or not concerns(self.station, alarm, job.cuffs):
+                continue
+            cuff = alarm.cuff if alarm.cuff in job.cuffs else None
+            runner.on_alarm(prio, cuff, alarm.cause)
+            kick = kick or prio is Priority.HIGH
+        return kick
+
+    def on_emergency(self, now: float) -> None:
+        """The station sent DEFLATE ALL: every session ends (``emergency``)."""
+        for job in self.board.session_jobs():
+            runner = job.runner
+            if runner.phase in TERMINAL:
+                continue
+            try:
+                runner.on_emergency()
+                self._apply(job, runner.step(now), vented=True)
+            except Exception:
+                log.exception("therapy: ending session on %s after the emergency failed", job.cuffs)
+
+    def on_station_stopped(self, now: float) -> None:
+        """The station stopped (it deflated everything): close what still runs, as stopped."""
+        for job in self.board.session_jobs():
+            runner = job.runner
+            if runner.phase in TERMINAL:
+                continue
+            with contextlib.suppress(Exception):
+                runner.stop()
+                runner.message = "station stopped"
+                self._apply(job, runner.step(now), vented=True)
+            job.active = False
+
+    def abandon(self, job: SessionJob) -> None:
+        """The job crashed (its cuffs are already being vented): stop it and close its record as ``crash``."""
+        job.active = False
+        runner = job.runner
+        if job.recorded_end:
+            return
+        with contextlib.suppress(Exception):
+            runner.stop()
+        with contextlib.suppress(Exception):
+            summary = runner.summary()
+            job.recorded_end = False
+            if job.record_id is not None:
+                job.recorded_end = True
+                self.records.end_session(
+                    job.record_id,
+                    "crash",
+                    ended_at=self.clock.wall(),
+                    sets_done=summary.sets_done,
+                    reps_per_set=list(summary.reps_by_set),
+                    occlusion_s=max(0.0, summary.occlusion_s),
+                    fidelity=None,
+                )
+
+    # ------------------------------------------------------------------ the record
+
+    def _close_record(self, job: SessionJob, summary: SessionSummary) -> None:
         if job.recorded_end:
             return
         job.recorded_end = True
@@ -238,10 +338,9 @@ class SessionJobs(JobHost):
         for c, agg in job.aggs.items():
             sec = agg.flush()
             if sec is not None:
-                self._rec("session_sample", job.record_id, c, *sec.row())
+                self.records.session_sample(job.record_id, c, sec)
         fid = summary.fidelity
-        self._rec(
-            "end_session",
+        self.records.end_session(
             job.record_id,
             reason,
             ended_at=summary.ended_at + job.wall_offset,

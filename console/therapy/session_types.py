@@ -12,21 +12,46 @@ from typing import Protocol
 
 
 class PlanLike(Protocol):
-    """What the runner reads from a plan (``console.therapy.plans.Plan``)."""
+    """What the runner reads from a plan (``console.therapy.plans.Plan``); read-only, as a frozen plan is."""
 
-    id: str
-    name: str
-    pct_lop: float
-    mode: str
-    sets: tuple[int, ...]
-    cadence_s: float
-    rest_s: float
-    rest_mode: str
-    on_s: float | None
-    off_s: float | None
-    cycles: int | None
-    max_occlusion_s: float
-    between_exercises_s: float
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def pct_lop(self) -> float: ...
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def sets(self) -> tuple[int, ...]: ...
+
+    @property
+    def cadence_s(self) -> float: ...
+
+    @property
+    def rest_s(self) -> float: ...
+
+    @property
+    def rest_mode(self) -> str: ...
+
+    @property
+    def on_s(self) -> float | None: ...
+
+    @property
+    def off_s(self) -> float | None: ...
+
+    @property
+    def cycles(self) -> int | None: ...
+
+    @property
+    def max_occlusion_s(self) -> float: ...
+
+    @property
+    def between_exercises_s(self) -> float: ...
 
 
 # --------------------------------------------------------------------------- actions
@@ -102,6 +127,3 @@ class Finished:
 
 
 SessionAction = Inflate | Deflate | Beat | PhaseChanged | Finished
-
-
-# --------------------------------------------------------------------------- the runner
