@@ -10,7 +10,8 @@ import pytest
 from console.common.api import CommandRefused, Priority
 from console.common.clock import ManualClock
 from console.therapy.plans import BUILTIN_PLANS, Plan
-from console.therapy.session import LAG_ALLOWED, LAG_SEEN_MIN, SessionRunner
+from console.therapy.reps import LAG_ALLOWED, LAG_SEEN_MIN
+from console.therapy.session import SessionRunner
 from console.therapy.session_types import Beat, Deflate, Finished, Inflate, PhaseChanged
 
 DT = 0.1

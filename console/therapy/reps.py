@@ -1,11 +1,13 @@
-"""Reps: the metronome of a set and a contraction detector on the cuff pressure.
+"""Reps: the metronome of a set, a contraction detector on the cuff pressure, and the count of a set.
 
 Pure logic. The metronome is a function of the set's start time and cadence, so
 it never drifts and pausing is just moving the start. The detector reads the
 cuff pressure the station already streams: a muscle contraction under the cuff
 raises its pressure by 5-15 % for about a second until the regulator pulls it
 back; the arterial pulse (a few mmHg at the heart rate) and sensor noise must
-not count as reps.
+not count as reps. :class:`SetCount` puts the two together: the metronome's
+count, held back to the contractions seen once they are seen (a patient trailing
+the metronome finishes the reps), corrected by hand.
 """
 
 from __future__ import annotations
@@ -50,6 +52,69 @@ class Metronome:
     def period_start(self, n: int) -> float:
         """Time at which period ``n`` (0-based) begins."""
         return self.start + n * self.cadence_s
+
+
+LAG_SEEN_MIN = 3
+"""Contractions seen in a set before the rep count trusts them to hold the metronome back.
+With fewer (a passive patient, or squeezes too small to see), the metronome alone counts."""
+
+LAG_ALLOWED = 1
+"""How many reps the patient may trail the metronome before the count waits for them."""
+
+
+class SetCount:
+    """The reps of the set under way, and the metronome beats to click.
+
+    Args:
+        cadence_s: one rep every this many seconds.
+    """
+
+    def __init__(self, cadence_s: float) -> None:
+        self.cadence_s = cadence_s
+        self.metronome: Metronome | None = None
+        """None between sets."""
+        self.adjust = 0
+        """The therapist's corrections (+1 / -1) in this set."""
+        self._beats_sent = 0
+
+    def start(self, now: float, carry_s: float) -> None:
+        """Begin a set, or go on with one after ``carry_s`` already done (at the start of the interrupted rep)."""
+        if carry_s == 0.0:
+            self.adjust = 0
+        done = int(carry_s / self.cadence_s + 1e-9)
+        self.metronome = Metronome(now - done * self.cadence_s, self.cadence_s)
+        self._beats_sent = done
+
+    def stop(self) -> None:
+        self.metronome = None
+
+    def reps(self, now: float, seen: int, *, paused_carry_s: float | None = None) -> int:
+        """Reps done: the metronome's count (or the time done before a pause), held back to the ``seen``
+        contractions once there are enough of them, plus the corrections."""
+        if self.metronome is None:
+            return 0
+        if paused_carry_s is not None:
+            paced = int(paused_carry_s / self.cadence_s + 1e-9)
+        else:
+            paced = self.metronome.reps_done(now)
+        if seen >= LAG_SEEN_MIN and paced > seen + LAG_ALLOWED:
+            # The patient is behind the metronome (fatigue, a slow start): the set waits for the reps.
+            paced = seen + LAG_ALLOWED
+        return max(0, paced + self.adjust)
+
+    def new_beats(self, now: float) -> list[int]:
+        """The numbers of the reps whose metronome periods began since last asked (the one under way has)."""
+        assert self.metronome is not None
+        periods = self.metronome.reps_done(now) + 1
+        out: list[int] = []
+        while self._beats_sent < periods:
+            self._beats_sent += 1
+            out.append(self._beats_sent + self.adjust)
+        return out
+
+    def beat(self, now: float) -> bool:
+        """True in the contract half of a period of a set under way."""
+        return self.metronome is not None and self.metronome.beat(now)
 
 
 @dataclass(frozen=True, slots=True)

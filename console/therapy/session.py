@@ -17,8 +17,9 @@ Phases (``SessionSnapshot.phase``)::
 Mode ``reps``: a set runs the metronome (one rep every ``cadence_s``) and ends
 when the reps are done. The count is the metronome's, corrected by hand, and
 held back to the contractions seen in the cuff pressure once they are seen (a
-patient trailing the metronome finishes the reps; see ``LAG_SEEN_MIN``); the rest holds the cuff (``rest_mode = "hold"``) or
-vents it (``"release"``; it is refilled before the next set). Mode ``cycles``
+patient trailing the metronome finishes the reps; see
+:class:`~console.therapy.reps.SetCount`); the rest holds the cuff (``rest_mode =
+"hold"``) or vents it (``"release"``; it is refilled before the next set). Mode ``cycles``
 (passive BFR, walking, IPC): ``set`` is an on-phase of ``on_s`` (timed from
 reaching the target), ``rest`` an off-phase of ``off_s`` (vented). After the
 last set the cuffs vent and the runner sits in ``between`` for
@@ -45,18 +46,21 @@ on top, whatever the runner asks):
   vents and pauses (a leak or a loose cuff); resume tries again.
 - The runner never asks for more than the plan's % LOP of each cuff's LOP, and
   refuses to start when that exceeds ``ceiling_mmhg``.
+
+What the runner knows of its cuffs (readings, fidelity, occlusion time) is in
+:mod:`~console.therapy.session_cuffs`; the tally of sets and the summary in
+:mod:`~console.therapy.session_log`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 from console.common.api import CommandRefused, Priority, SessionSnapshot
 from console.common.clock import Clock
-from console.common.facts import FIDELITY_BAND
-from console.therapy.reps import ContractionDetector, Metronome
+from console.therapy.reps import SetCount
+from console.therapy.session_cuffs import SessionCuffs
+from console.therapy.session_log import SessionLog
 from console.therapy.session_types import (
     Beat,
     Deflate,
@@ -67,32 +71,6 @@ from console.therapy.session_types import (
     SessionAction,
     SessionSummary,
 )
-
-REACHED_BAND = 0.05
-"""Inflating ends when every cuff is within this share of its target (at least 3 mmHg)."""
-REACHED_MIN_MMHG = 3.0
-
-LAG_SEEN_MIN = 3
-"""Contractions seen in a set before the rep count trusts them to hold the metronome back.
-With fewer (a passive patient, or squeezes too small to see), the metronome alone counts."""
-
-LAG_ALLOWED = 1
-"""How many reps the patient may trail the metronome before the count waits for them."""
-
-MAX_SAMPLE_GAP_S = 0.5
-"""A gap between samples longer than this is not counted towards fidelity."""
-
-
-@dataclass
-class _CuffTrack:
-    target: float
-    pressure: float | None = None
-    last_t: float | None = None
-    held_s: float = 0.0
-    within_s: float = 0.0
-    occlusion_s: float = 0.0
-    detector: ContractionDetector = field(default_factory=ContractionDetector)
-
 
 TERMINAL = ("done", "stopped")
 
@@ -129,20 +107,9 @@ class SessionRunner:
         self.clock = clock
         self.patient_id = patient_id
         self.inflate_timeout_s = inflate_timeout_s
-        self._track: dict[str, _CuffTrack] = {}
-        for c in cuffs:
-            lop = lop_by_cuff.get(c)
-            if lop is None or not math.isfinite(lop) or lop <= 0:
-                raise ValueError(f"cuff {c} has no LOP: measure or enter it before a % LOP session")
-            target = round(plan.pct_lop / 100.0 * lop, 1)
-            if ceiling_mmhg is not None and target > ceiling_mmhg:
-                raise ValueError(
-                    f"cuff {c}: {plan.pct_lop:g} % of LOP {lop:g} is {target:g} mmHg, above the ceiling "
-                    f"of {ceiling_mmhg:g} mmHg"
-                )
-            self._track[c] = _CuffTrack(target)
-        self.set_count = len(plan.sets) if plan.mode == "reps" else int(plan.cycles or 0)
         now = clock.monotonic()
+        self._cuffs = SessionCuffs(cuffs, lop_by_cuff, plan.pct_lop, ceiling_mmhg, now)
+        self.set_count = len(plan.sets) if plan.mode == "reps" else int(plan.cycles or 0)
         self.started_at = now
         self.ended_at: float | None = None
         self.phase = "inflating"
@@ -150,23 +117,15 @@ class SessionRunner:
         self.outcome: str | None = None
         self._out: list[SessionAction] = []
         self._set_i = 0
-        self._inflated = False
-        self._episode_start: float | None = None
-        self._occ_mark = now
-        self._longest_episode = 0.0
         self._phase_start = now
         self._deadline: float | None = None
         """End of a timed phase (rest, on-phase, between); None while counting reps or inflating."""
-        self._metronome: Metronome | None = None
-        self._adjust = 0
-        self._beats_sent = 0
+        self._count = SetCount(plan.cadence_s)
         self._carry_s = 0.0
         """Time already done in the interrupted set or on-phase (pause, alarm)."""
         self._paused_from: str | None = None
         self._remaining_at_pause: float | None = None
-        self._reps_by_set: list[int] = []
-        self._detected_by_set: list[int] = []
-        self._alarms: list[tuple[float, str, str]] = []
+        self._log = SessionLog(plan, patient_id, self._cuffs, now, self.set_count)
         self._summary: SessionSummary | None = None
         self._inflate(now)
         self._enter("inflating", now)
@@ -175,38 +134,22 @@ class SessionRunner:
 
     def feed_sample(self, cuff_id: str, t: float, pressure: float) -> None:
         """One sample of one of the session's cuffs (others are ignored)."""
-        tr = self._track.get(cuff_id)
-        if tr is None or not (math.isfinite(t) and math.isfinite(pressure)):
-            return
-        if tr.last_t is not None and t < tr.last_t:
-            return
-        if self._holding() and tr.last_t is not None:
-            dt = t - tr.last_t
-            if 0 < dt <= MAX_SAMPLE_GAP_S:
-                tr.held_s += dt
-                if abs(pressure - tr.target) <= FIDELITY_BAND * tr.target:
-                    tr.within_s += dt
-        tr.pressure = pressure
-        tr.last_t = t
-        if self.phase == "set" and self.plan.mode == "reps":
-            tr.detector.feed(t, pressure)
+        counting = self.phase == "set" and self.plan.mode == "reps"
+        self._cuffs.feed(cuff_id, t, pressure, holding=self._holding(), counting=counting)
 
     # ------------------------------------------------------------------ the clock
 
     def step(self, now: float) -> list[SessionAction]:
         """Advance the timer to ``now``; return the actions to carry out, in order."""
-        self._account_occlusion(now)
+        self._cuffs.account(now)
         if self.phase not in TERMINAL:
             self._check_occlusion(now)
         ph = self.phase
         if ph == "inflating":
-            if self._all_reached():
+            if self._cuffs.all_reached():
                 self._start_work(now)
             elif now - self._phase_start > self.inflate_timeout_s:
-                far = ", ".join(
-                    f"{c} {tr.pressure:.0f}/{tr.target:.0f}" if tr.pressure is not None else f"{c} no reading"
-                    for c, tr in self._track.items()
-                )
+                far = self._cuffs.readings()
                 self._pause(now, deflate=True, why=f"target not reached in {self.inflate_timeout_s:.0f} s ({far})")
         elif ph == "set":
             if self.plan.mode == "reps":
@@ -244,7 +187,7 @@ class SessionRunner:
             self._deadline = now + (remaining or 0.0)
             self._enter("rest", now, keep_deadline=True)
             return
-        if not self._inflated:
+        if not self._cuffs.inflated:
             self._inflate(now)
             self._enter("inflating", now)
             return
@@ -287,14 +230,12 @@ class SessionRunner:
             raise CommandRefused("reps are corrected one at a time")
         if self.phase == "set" or (self.phase == "paused" and self._paused_from == "set"):
             if self._current_rep(self.clock.monotonic()) + delta >= 0:
-                self._adjust += delta
+                self._count.adjust += delta
             return
-        if self.phase in ("rest", "between", "done", "stopped") and self._reps_by_set:
-            self._reps_by_set[-1] = max(0, self._reps_by_set[-1] + delta)
+        if self.phase in ("rest", "between", "done", "stopped") and self._log.reps_by_set:
+            self._log.reps_by_set[-1] = max(0, self._log.reps_by_set[-1] + delta)
             if self._summary is not None:
-                self._summary = self._build_summary(
-                    self._summary.ended_at, self._summary.outcome, self._summary.message
-                )
+                self._summary = self._log.summary(self._summary.ended_at, self._summary.outcome, self._summary.message)
             return
         raise CommandRefused(f"no set to correct while {self.phase}")
 
@@ -302,11 +243,11 @@ class SessionRunner:
         """An alarm was raised on one of the session's cuffs (or the station)."""
         now = self.clock.monotonic()
         prio = Priority(priority)
-        self._alarms.append((now, prio.value, cause))
+        self._log.alarms.append((now, prio.value, cause))
         if self.phase in TERMINAL or self.phase == "between":
             return
         where = f" on {cuff_id}" if cuff_id else ""
-        if prio is Priority.HIGH and self._inflated:
+        if prio is Priority.HIGH and self._cuffs.inflated:
             if self.phase == "paused":
                 self._deflate(now, "high alarm")
                 self.message = f"high alarm{where} ({cause or 'alarm'}): cuffs vented; resume refills"
@@ -339,10 +280,10 @@ class SessionRunner:
     @property
     def inflated(self) -> bool:
         """Whether the runner wants the cuffs inflated now."""
-        return self._inflated
+        return self._cuffs.inflated
 
     def target(self, cuff_id: str) -> float:
-        return self._track[cuff_id].target
+        return self._cuffs.target(cuff_id)
 
     def snapshot(self) -> SessionSnapshot:
         now = self.clock.monotonic()
@@ -359,14 +300,14 @@ class SessionRunner:
         if reps_mode:
             if self.phase == "set" or (self.phase == "paused" and shown == "set"):
                 rep = self._current_rep(now)
-            elif self.phase in ("rest", "between", "done", "stopped") and self._reps_by_set:
-                rep = self._reps_by_set[-1]
+            elif self.phase in ("rest", "between", "done", "stopped") and self._log.reps_by_set:
+                rep = self._log.reps_by_set[-1]
         detected = 0
         if reps_mode:
             if self.phase in ("set", "paused", "inflating"):
                 detected = self._detected_now()
-            elif self._detected_by_set:
-                detected = self._detected_by_set[-1]
+            elif self._log.detected_by_set:
+                detected = self._log.detected_by_set[-1]
         return SessionSnapshot(
             plan_id=plan.id,
             plan_name=plan.name,
@@ -376,7 +317,7 @@ class SessionRunner:
             set_count=self.set_count,
             rep=rep,
             reps_target=plan.sets[set_i] if reps_mode else 0,
-            beat=bool(reps_mode and self.phase == "set" and self._metronome and self._metronome.beat(now)),
+            beat=bool(reps_mode and self.phase == "set" and self._count.beat(now)),
             cadence_s=plan.cadence_s if reps_mode else 0.0,
             phase_remaining_s=remaining,
             cuffs=self.cuffs,
@@ -389,14 +330,14 @@ class SessionRunner:
         if self._summary is not None:
             return self._summary
         now = self.clock.monotonic()
-        self._account_occlusion(now)
-        return self._build_summary(now, "running", self.message)
+        self._cuffs.account(now)
+        return self._log.summary(now, "running", self.message)
 
     # ------------------------------------------------------------------ internals
 
     def _holding(self) -> bool:
         """Cuffs should be at target now (fidelity counts): a set, or a held rest."""
-        return self._inflated and self.phase in ("set", "rest")
+        return self._cuffs.inflated and self.phase in ("set", "rest")
 
     def _enter(self, phase: str, now: float, *, keep_deadline: bool = False) -> None:
         self.phase = phase
@@ -406,37 +347,14 @@ class SessionRunner:
         self._out.append(PhaseChanged(phase, min(self._set_i, self.set_count - 1) + 1, self.message))
 
     def _inflate(self, now: float) -> None:
-        for c, tr in self._track.items():
+        for c, tr in self._cuffs.tracks.items():
             self._out.append(Inflate(c, tr.target))
-        if not self._inflated:
-            self._inflated = True
-            self._episode_start = now
-            self._occ_mark = now
+        self._cuffs.inflate(now)
 
     def _deflate(self, now: float, reason: str) -> None:
-        self._account_occlusion(now)
-        for c in self._track:
+        for c in self._cuffs.tracks:
             self._out.append(Deflate(c, reason))
-        if self._inflated and self._episode_start is not None:
-            self._longest_episode = max(self._longest_episode, now - self._episode_start)
-        self._inflated = False
-        self._episode_start = None
-
-    def _account_occlusion(self, now: float) -> None:
-        if self._inflated:
-            mark = self._occ_mark
-            if now > mark:
-                for tr in self._track.values():
-                    tr.occlusion_s += now - mark
-                self._occ_mark = now
-
-    def _all_reached(self) -> bool:
-        for tr in self._track.values():
-            if tr.pressure is None:
-                return False
-            if abs(tr.pressure - tr.target) > max(REACHED_MIN_MMHG, REACHED_BAND * tr.target):
-                return False
-        return True
+        self._cuffs.vent(now)
 
     def _start_work(self, now: float) -> None:
         """Begin (or continue after a pause) the current set / on-phase; cuffs are at target."""
@@ -444,14 +362,8 @@ class SessionRunner:
         carry = self._carry_s
         if plan.mode == "reps":
             if carry == 0.0:
-                for tr in self._track.values():
-                    tr.detector.reset()
-                self._adjust = 0
-                self._beats_sent = 0
-            # Resume at the start of the interrupted rep.
-            done = int(carry / plan.cadence_s + 1e-9)
-            self._metronome = Metronome(now - done * plan.cadence_s, plan.cadence_s)
-            self._beats_sent = done
+                self._cuffs.reset_detectors()
+            self._count.start(now, carry)  # resumes at the start of the interrupted rep
             self._enter("set", now)
         else:
             assert plan.on_s is not None
@@ -462,57 +374,38 @@ class SessionRunner:
             self._tick_reps(now)
 
     def _current_rep(self, now: float) -> int:
-        """Reps done in this set: the metronome's count, held back to what the patient really did
-        once contractions are seen in the cuff pressure, plus the therapist's corrections."""
-        if self._metronome is None:
-            return 0
-        if self.phase == "paused":
-            paced = int(self._carry_s / self.plan.cadence_s + 1e-9)
-        else:
-            paced = self._metronome.reps_done(now)
-        seen = self._detected_now()
-        if seen >= LAG_SEEN_MIN and paced > seen + LAG_ALLOWED:
-            # The patient is behind the metronome (fatigue, a slow start): the set waits for the reps.
-            paced = seen + LAG_ALLOWED
-        return max(0, paced + self._adjust)
+        """Reps done in this set (:meth:`SetCount.reps`: the metronome held back to the contractions seen)."""
+        carry = self._carry_s if self.phase == "paused" else None
+        return self._count.reps(now, self._detected_now(), paused_carry_s=carry)
 
     def _detected_now(self) -> int:
-        return max((tr.detector.count for tr in self._track.values()), default=0)
+        return self._cuffs.detected()
 
     def _tick_reps(self, now: float) -> None:
-        m = self._metronome
-        assert m is not None
-        target = self.plan.sets[self._set_i]
-        rep = self._current_rep(now)
-        if rep >= target:
+        assert self._count.metronome is not None
+        if self._current_rep(now) >= self.plan.sets[self._set_i]:
             self._end_work(now)
             return
-        periods = m.reps_done(now) + 1  # the period under way has begun
-        while self._beats_sent < periods:
-            self._beats_sent += 1
-            self._out.append(Beat(self._set_i + 1, self._beats_sent + self._adjust))
+        for rep in self._count.new_beats(now):
+            self._out.append(Beat(self._set_i + 1, rep))
 
     def _record_partial(self, now: float) -> None:
         """A set or on-phase cut short (stop, emergency, occlusion limit): record what was done."""
         src = self._paused_from if self.phase == "paused" else self.phase
-        if src == "set" and len(self._reps_by_set) == self._set_i:
+        if src == "set" and len(self._log.reps_by_set) == self._set_i:
             if self.plan.mode == "reps":
-                self._reps_by_set.append(min(self._current_rep(now), self.plan.sets[self._set_i]))
-                self._detected_by_set.append(self._detected_now())
+                self._log.record_set(min(self._current_rep(now), self.plan.sets[self._set_i]), self._detected_now())
             else:
-                self._reps_by_set.append(0)
-                self._detected_by_set.append(0)
+                self._log.record_set(0, 0)
 
     def _end_work(self, now: float) -> None:
         """The set (or on-phase) is over: record it, then rest, or finish after the last one."""
         plan = self.plan
         if plan.mode == "reps":
-            self._reps_by_set.append(min(self._current_rep(now), plan.sets[self._set_i]))
-            self._detected_by_set.append(self._detected_now())
+            self._log.record_set(min(self._current_rep(now), plan.sets[self._set_i]), self._detected_now())
         else:
-            self._reps_by_set.append(0)
-            self._detected_by_set.append(0)
-        self._metronome = None
+            self._log.record_set(0, 0)
+        self._count.stop()
         self._carry_s = 0.0
         if self._set_i + 1 >= self.set_count:
             self._deflate(now, "plan complete")
@@ -527,7 +420,7 @@ class SessionRunner:
     def _next_set(self, now: float) -> None:
         self._set_i += 1
         self._carry_s = 0.0
-        if self._inflated:
+        if self._cuffs.inflated:
             self._start_work(now)
         else:
             self._inflate(now)
@@ -536,8 +429,8 @@ class SessionRunner:
     def _pause(self, now: float, *, deflate: bool, why: str) -> None:
         src = self.phase
         if src == "set":
-            if self.plan.mode == "reps" and self._metronome is not None:
-                self._carry_s = self._metronome.elapsed(now)
+            if self.plan.mode == "reps" and self._count.metronome is not None:
+                self._carry_s = self._count.metronome.elapsed(now)
                 self._remaining_at_pause = None
             elif self._deadline is not None:
                 assert self.plan.on_s is not None
@@ -556,9 +449,8 @@ class SessionRunner:
         self._enter("paused", now)
 
     def _check_occlusion(self, now: float) -> None:
-        if not self._inflated or self._episode_start is None:
-            return
-        if now - self._episode_start < self.plan.max_occlusion_s:
+        episode = self._cuffs.episode_s(now)
+        if episode is None or episode < self.plan.max_occlusion_s:
             return
         limit = self.plan.max_occlusion_s
         why = f"occlusion limit of {limit / 60:.0f} min reached: cuffs vented"
@@ -585,41 +477,11 @@ class SessionRunner:
         self.ended_at = now
         self.message = message
         self._paused_from = None
-        self._metronome = None
-        self._summary = self._build_summary(now, outcome, message)
+        self._count.stop()
+        self._summary = self._log.summary(now, outcome, message)
         if final == "between":
             self._deadline = now + self.plan.between_exercises_s
             self._enter("between", now, keep_deadline=True)
         else:
             self._enter(final, now)
         self._out.append(Finished(self._summary))
-
-    def _build_summary(self, now: float, outcome: str, message: str) -> SessionSummary:
-        held = sum(tr.held_s for tr in self._track.values())
-        within = sum(tr.within_s for tr in self._track.values())
-        longest = self._longest_episode
-        if self._inflated and self._episode_start is not None:
-            longest = max(longest, now - self._episode_start)
-        reps = tuple(self._reps_by_set)
-        return SessionSummary(
-            plan_id=self.plan.id,
-            plan_name=self.plan.name,
-            patient_id=self.patient_id,
-            cuffs=self.cuffs,
-            mode=self.plan.mode,
-            outcome=outcome,
-            started_at=self.started_at,
-            ended_at=now,
-            sets_planned=self.set_count,
-            sets_done=len(reps),
-            reps_by_set=reps,
-            detected_by_set=tuple(self._detected_by_set),
-            reps_done=sum(reps),
-            occlusion_s=max(tr.occlusion_s for tr in self._track.values()),
-            occlusion_by_cuff={c: tr.occlusion_s for c, tr in self._track.items()},
-            longest_episode_s=longest,
-            fidelity=(within / held) if held > 0 else None,
-            fidelity_by_cuff={c: (tr.within_s / tr.held_s if tr.held_s > 0 else None) for c, tr in self._track.items()},
-            alarms=tuple(self._alarms),
-            message=message,
-        )
