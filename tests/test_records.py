@@ -422,7 +422,7 @@ def test_a_dead_writer_is_reported_and_further_writes_are_refused(tmp_path: Path
     r = Records.open(tmp_path / "data")
     sid = start(r)
     r.session_sample(sid, "A1", T0 + 1, 1, 2, 3, 2)
-    r._jobs.put(Write(None, ()))  # type: ignore[arg-type]  # not an SQL error: kills the writer thread
+    r._put(Write(None, ()))  # type: ignore[arg-type]  # not an SQL error: kills the writer thread
     wait_for(lambda: not r.health().writer_alive)
     h = r.health()
     assert "writer stopped: TypeError" in h.last_error

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from enum import Enum
 from typing import Any
 
 from console.records.rows import RecordsError
-
-"""Pseudonymous ids only: no spaces, so a full name does not fit by accident."""
 
 
 def finite(
@@ -50,7 +49,7 @@ def text(name: str, value: object, *, empty: bool = False) -> str:
 
 def one_of(name: str, value: object, allowed: Sequence[str]) -> str:
     # Accept str-valued enums (api.Priority, api.Role) as their value.
-    given = getattr(value, "value", value)
+    given = value.value if isinstance(value, Enum) else value
     if given not in allowed:
         raise RecordsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
     return str(given)

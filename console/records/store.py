@@ -4,7 +4,7 @@ One SQLite file, ``<data_dir>/records.sqlite3``, in WAL mode with
 ``synchronous=FULL`` so that a commit survives kill -9 and a power cut (up to
 what the SD card really syncs). Exactly one writer connection exists: a lock
 file keeps a second station off the same directory, and inside the process a
-single writer thread owns the connection.
+single writer thread owns the connection (:mod:`~console.records.database`).
 
 Write methods only validate their arguments and put a row on the writer
 thread's queue (microseconds); the thread commits at least every
@@ -21,11 +21,13 @@ for screens and reports, not for the sample path.
 Times are epoch seconds passed in by the caller; this module never reads the
 wall clock for a record (only the writer reads ``time.monotonic`` to pace commits).
 
-This module is the facade; the parts live beside it, one job each:
-``records_schema`` (the file, PRAGMAs, migrations, crash recovery),
-``records_writer`` (the writer thread), ``records_rows`` (row types and the
-per-second aggregator), ``records_checks`` (argument checks). Every public
-name stays importable from here.
+:class:`Records` is the API: it checks each write and shapes its row here, and
+asks the other parts, one job each: :mod:`~console.records.database` (the file,
+its lock and the writer thread), :mod:`~console.records.queries` (the reads),
+:mod:`~console.records.schema` (PRAGMAs, migrations, crash recovery),
+:mod:`~console.records.writer` (the thread itself), :mod:`~console.records.rows`
+(row types and the per-second aggregator), :mod:`~console.records.checks`
+(argument checks).
 """
 
 from __future__ import annotations
@@ -33,24 +35,22 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
-import queue
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
 from console.common.facts import LIMBS, PATIENT_ID
+from console.records import queries
 from console.records.checks import finite, need, one_of, text
+from console.records.database import Database
 from console.records.rows import (
     END_REASONS,
-    LOP_COLUMNS,
     LOP_SOURCES,
     MAX_LOP_MMHG,
     PRIORITIES,
-    SESSION_COLUMNS,
     AlarmRecord,
     CommandRecord,
     EmergencyRecord,
@@ -59,29 +59,21 @@ from console.records.rows import (
     RecordsError,
     SampleRecord,
     SessionRecord,
-    lop_from_row,
-    session_from_row,
 )
-from console.records.schema import DB_NAME, connect, end_crashed_sessions, lock
-from console.records.writer import STOP, Call, RecordsHealth, Write, Writer
+from console.records.schema import end_crashed_sessions
+from console.records.writer import RecordsHealth, Write
 
 T = TypeVar("T")
-
-"""The old private name, kept for the tests that queue a raw row through ``Records._put``."""
 
 
 class Records:
     """The station's records; open with :meth:`open`, always :meth:`close`."""
 
-    def __init__(
-        self, path: Path, conn: sqlite3.Connection, lock_fd: int | None, *, readonly: bool, commit_interval_s: float
-    ) -> None:
-        self.path = path
-        self.readonly = readonly
-        self._conn = conn
-        self._lock_fd = lock_fd
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._closed = False
+    def __init__(self, db: Database) -> None:
+        self.path = db.path
+        self.readonly = db.readonly
+        self._db = db
+        conn = db.conn
         self._dropped_samples = 0
         self._patients: set[str] = {r[0] for r in conn.execute("SELECT id FROM patients")}
         self._open_sessions: dict[int, frozenset[str]] = {}
@@ -92,10 +84,9 @@ class Records:
         (self._first_session_id,) = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM sessions").fetchone()
         self.recovered: tuple[int, ...] = ()
         """Sessions a crash had left open, ended by :meth:`recover` when these records were opened."""
-        if not readonly:
+        if not self.readonly:
             self.recovered = tuple(end_crashed_sessions(conn, self._first_session_id))
-        self._writer = Writer(conn, self._jobs, commit_interval_s)
-        self._writer.start()
+        db.start()
 
     # ---------------------------------------------------------------- open / close
 
@@ -107,50 +98,16 @@ class Records:
         Raises :class:`RecordsError` naming the path when the directory cannot be made, the file is
         not a database, it is newer than this program, or another process holds it for writing.
         """
-        if not 0 < commit_interval_s <= 1.0:
-            raise RecordsError(f"commit_interval_s must be in (0, 1] s, got {commit_interval_s!r}")
-        data_dir = Path(data_dir)
-        path = data_dir / DB_NAME
-        lock_fd: int | None = None
-        if not readonly:
-            try:
-                data_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RecordsError(f"cannot create the records directory {data_dir}: {exc.strerror or exc}") from exc
-            lock_fd = lock(path)
-        elif not path.is_file():
-            raise RecordsError(f"no records at {path}")
+        db = Database.open(data_dir, readonly=readonly, commit_interval_s=commit_interval_s)
         try:
-            conn = connect(path, readonly=readonly)
-        except BaseException:
-            if lock_fd is not None:
-                os.close(lock_fd)
-            raise
-        try:
-            return cls(path, conn, lock_fd, readonly=readonly, commit_interval_s=commit_interval_s)
+            return cls(db)
         except sqlite3.Error as exc:
-            conn.close()
-            if lock_fd is not None:
-                os.close(lock_fd)
-            raise RecordsError(f"cannot read the records {path}: {exc}") from exc
+            db.abandon()
+            raise RecordsError(f"cannot read the records {db.path}: {exc}") from exc
 
     def close(self) -> None:
         """Commit everything queued, checkpoint the WAL and release the file. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._jobs.put(STOP)
-        self._writer.join()
-        try:
-            if not self.readonly:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error:
-            pass  # a reader holds the WAL; the next open checkpoints it
-        finally:
-            self._conn.close()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+        self._db.close()
 
     def __enter__(self) -> Records:
         return self
@@ -163,15 +120,7 @@ class Records:
         self._call(lambda conn: None, timeout)
 
     def health(self) -> RecordsHealth:
-        w = self._writer
-        return RecordsHealth(
-            queued=self._jobs.qsize(),
-            commits=w.commits,
-            failed_writes=w.failed,
-            dropped_samples=self._dropped_samples,
-            last_error=w.last_error,
-            writer_alive=w.is_alive(),
-        )
+        return self._db.health(self._dropped_samples)
 
     # ---------------------------------------------------------------- writes
 
@@ -414,7 +363,8 @@ class Records:
 
     def record_command(self, who: str, role: str, what: str, at: float) -> None:
         """Audit one command from any console (local or remote), e.g. ``inflate A1 80%``."""
-        row = (need("at", at), text("who", who), text("role", getattr(role, "value", role)), text("what", what))
+        role_text = role.value if isinstance(role, Enum) else role
+        row = (need("at", at), text("who", who), text("role", role_text), text("what", what))
         self._writable()
         self._put(Write("INSERT INTO commands (at, who, role, what) VALUES (?, ?, ?, ?)", row))
 
@@ -429,117 +379,45 @@ class Records:
         self._writable()
         return tuple(self._call(lambda conn: end_crashed_sessions(conn, self._first_session_id)))
 
-    # ---------------------------------------------------------------- reads
+    # ---------------------------------------------------------------- reads (after every write queued before them)
 
     def patients(self) -> list[Patient]:
-        return self._call(
-            lambda c: [Patient(*r) for r in c.execute("SELECT id, created_at, note FROM patients ORDER BY id")]
-        )
+        return self._call(queries.patients)
 
     def lops(self, patient_id: str) -> list[LopRecord]:
         """Every LOP of a patient, newest first."""
-        return self._call(
-            lambda c: [
-                lop_from_row(r)
-                for r in c.execute(
-                    f"SELECT {LOP_COLUMNS} FROM lop_measurements WHERE patient_id = ? ORDER BY at DESC, id DESC",
-                    (patient_id,),
-                )
-            ]
-        )
+        return self._call(lambda c: queries.lops(c, patient_id))
 
     def latest_lop(self, patient_id: str, label: str, position: str) -> LopRecord | None:
         """The newest LOP for this patient, cuff site (``label`` or limb) and body position."""
-
-        def q(c: sqlite3.Connection) -> LopRecord | None:
-            row = c.execute(
-                f"SELECT {LOP_COLUMNS} FROM lop_measurements WHERE patient_id = ? AND (label = ? OR limb = ?)"
-                " AND position = ? ORDER BY at DESC, id DESC LIMIT 1",
-                (patient_id, label, label, position),
-            ).fetchone()
-            return None if row is None else lop_from_row(row)
-
-        return self._call(q)
+        return self._call(lambda c: queries.latest_lop(c, patient_id, label, position))
 
     def session(self, session_id: int) -> SessionRecord | None:
-        def q(c: sqlite3.Connection) -> SessionRecord | None:
-            row = c.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
-            return None if row is None else session_from_row(row)
-
-        return self._call(q)
+        return self._call(lambda c: queries.session(c, session_id))
 
     def sessions(self, patient_id: str | None = None) -> list[SessionRecord]:
         """Sessions, oldest first; of one patient when given."""
-
-        def q(c: sqlite3.Connection) -> list[SessionRecord]:
-            if patient_id is None:
-                rows = c.execute(f"SELECT {SESSION_COLUMNS} FROM sessions ORDER BY started_at, id")
-            else:
-                rows = c.execute(
-                    f"SELECT {SESSION_COLUMNS} FROM sessions WHERE patient_id = ? ORDER BY started_at, id",
-                    (patient_id,),
-                )
-            return [session_from_row(r) for r in rows]
-
-        return self._call(q)
+        return self._call(lambda c: queries.sessions(c, patient_id))
 
     def samples(self, session_id: int, cuff: str | None = None) -> list[SampleRecord]:
         """A session's per-second samples in time order (then by cuff)."""
-
-        def q(c: sqlite3.Connection) -> list[SampleRecord]:
-            sql = (
-                "SELECT session_id, cuff_id, t, pmin, pmean, pmax, target, in_band FROM session_samples"
-                " WHERE session_id = ?"
-            )
-            args: tuple[Any, ...] = (session_id,)
-            if cuff is not None:
-                sql += " AND cuff_id = ?"
-                args += (cuff,)
-            return [SampleRecord(*r) for r in c.execute(sql + " ORDER BY t, cuff_id", args)]
-
-        return self._call(q)
+        return self._call(lambda c: queries.samples(c, session_id, cuff))
 
     def alarms(self, since: float | None = None, until: float | None = None) -> list[AlarmRecord]:
         """Alarms raised in [since, until], oldest first."""
-        lo, hi = _span(since, until)
-        return self._call(
-            lambda c: [
-                AlarmRecord(*r)
-                for r in c.execute(
-                    "SELECT id, priority, cause, message, cuff_id, controller_id, raised_at, cleared_at, acknowledged_at,"
-                    " acknowledged_by FROM alarms WHERE raised_at >= ? AND raised_at <= ? ORDER BY raised_at, id",
-                    (lo, hi),
-                )
-            ]
-        )
+        return self._call(lambda c: queries.alarms(c, since, until))
 
     def emergencies(self, since: float | None = None, until: float | None = None) -> list[EmergencyRecord]:
-        lo, hi = _span(since, until)
-        return self._call(
-            lambda c: [
-                EmergencyRecord(r[0], r[1], r[2], tuple(json.loads(r[3])), tuple(json.loads(r[4])), r[5])
-                for r in c.execute(
-                    "SELECT id, at, by, confirmed, pending, latency_s FROM emergencies"
-                    " WHERE at >= ? AND at <= ? ORDER BY at, id",
-                    (lo, hi),
-                )
-            ]
-        )
+        return self._call(lambda c: queries.emergencies(c, since, until))
 
     def commands(self, since: float | None = None) -> list[CommandRecord]:
-        lo, _ = _span(since, None)
-        return self._call(
-            lambda c: [
-                CommandRecord(*r)
-                for r in c.execute("SELECT id, at, who, role, what FROM commands WHERE at >= ? ORDER BY at, id", (lo,))
-            ]
-        )
+        return self._call(lambda c: queries.commands(c, since))
 
     def pragma(self, name: str) -> Any:
         """One PRAGMA's value, for tests and diagnostics (``journal_mode``, ``synchronous``, ...)."""
         if not re.fullmatch(r"[a-z_]+", name):
             raise RecordsError(f"not a pragma name: {name!r}")
-        return self._call(lambda c: c.execute(f"PRAGMA {name}").fetchone()[0])
+        return self._call(lambda c: queries.pragma(c, name))
 
     # ---------------------------------------------------------------- internals
 
@@ -555,35 +433,14 @@ class Records:
         self._put(Write(f"INSERT INTO {table} (id, {columns}) VALUES ({marks})", (row_id, *row), urgent=True))
         return row_id
 
-    def _live(self, *, why: bool) -> None:
-        """Refuse once closed or once the writer thread has died (with its last error when ``why``)."""
-        if self._closed:
-            raise RecordsError(f"records {self.path} are closed")
-        if not self._writer.is_alive():
-            reason = f" ({self._writer.last_error})" if why else ""
-            raise RecordsError(f"the records writer for {self.path} has stopped{reason}")
-
     def _put(self, job: Write) -> None:
-        self._live(why=True)
-        self._jobs.put(job)
+        self._db.put(job)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T], timeout: float = 30.0) -> T:
-        self._live(why=False)
-        fut: Future[T] = Future()
-        self._jobs.put(Call(fn, fut))
-        try:
-            return fut.result(timeout)
-        except sqlite3.Error as exc:
-            raise RecordsError(f"reading {self.path} failed: {exc}") from exc
-        except TimeoutError as exc:
-            raise RecordsError(
-                f"the records writer for {self.path} did not answer within {timeout:g} s"
-                f" ({self._writer.last_error or 'busy'})"
-            ) from exc
+        return self._db.call(fn, timeout)
 
     def _writable(self) -> None:
-        if self.readonly:
-            raise RecordsError(f"records {self.path} are open read-only")
+        self._db.writable()
 
     def _patient_id(self, patient_id: object) -> str:
         if not isinstance(patient_id, str) or not PATIENT_ID.fullmatch(patient_id):
@@ -606,8 +463,3 @@ _INSERT_COLUMNS = {
     "emergencies": "at, by, confirmed, pending, latency_s",
 }
 """The tables whose ids :class:`Records` allocates, and the columns an insert fills after ``id``, in row order."""
-
-
-def _span(since: float | None, until: float | None) -> tuple[float, float]:
-    """A read's time window; an open end is unbounded."""
-    return (-math.inf if since is None else since, math.inf if until is None else until)

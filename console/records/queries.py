@@ -1,0 +1,123 @@
+"""The reads of the records: one function per question, each over an open connection.
+
+Plain SQL turned into row types (:mod:`~console.records.rows`). They run on the
+records' writer thread, after every write queued before them (see
+:meth:`~console.records.store.Records.sessions` and the other reads), so they
+never see a half-written session.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from typing import Any
+
+from console.records.rows import (
+    LOP_COLUMNS,
+    SESSION_COLUMNS,
+    AlarmRecord,
+    CommandRecord,
+    EmergencyRecord,
+    LopRecord,
+    Patient,
+    SampleRecord,
+    SessionRecord,
+    lop_from_row,
+    session_from_row,
+)
+
+
+def patients(c: sqlite3.Connection) -> list[Patient]:
+    return [Patient(*r) for r in c.execute("SELECT id, created_at, note FROM patients ORDER BY id")]
+
+
+def lops(c: sqlite3.Connection, patient_id: str) -> list[LopRecord]:
+    """Every LOP of a patient, newest first."""
+    return [
+        lop_from_row(r)
+        for r in c.execute(
+            f"SELECT {LOP_COLUMNS} FROM lop_measurements WHERE patient_id = ? ORDER BY at DESC, id DESC",
+            (patient_id,),
+        )
+    ]
+
+
+def latest_lop(c: sqlite3.Connection, patient_id: str, label: str, position: str) -> LopRecord | None:
+    """The newest LOP for this patient, cuff site (``label`` or limb) and body position."""
+    row = c.execute(
+        f"SELECT {LOP_COLUMNS} FROM lop_measurements WHERE patient_id = ? AND (label = ? OR limb = ?)"
+        " AND position = ? ORDER BY at DESC, id DESC LIMIT 1",
+        (patient_id, label, label, position),
+    ).fetchone()
+    return None if row is None else lop_from_row(row)
+
+
+def session(c: sqlite3.Connection, session_id: int) -> SessionRecord | None:
+    row = c.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    return None if row is None else session_from_row(row)
+
+
+def sessions(c: sqlite3.Connection, patient_id: str | None) -> list[SessionRecord]:
+    """Sessions, oldest first; of one patient when given."""
+    if patient_id is None:
+        rows = c.execute(f"SELECT {SESSION_COLUMNS} FROM sessions ORDER BY started_at, id")
+    else:
+        rows = c.execute(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE patient_id = ? ORDER BY started_at, id",
+            (patient_id,),
+        )
+    return [session_from_row(r) for r in rows]
+
+
+def samples(c: sqlite3.Connection, session_id: int, cuff: str | None) -> list[SampleRecord]:
+    """A session's per-second samples in time order (then by cuff)."""
+    sql = "SELECT session_id, cuff_id, t, pmin, pmean, pmax, target, in_band FROM session_samples WHERE session_id = ?"
+    args: tuple[Any, ...] = (session_id,)
+    if cuff is not None:
+        sql += " AND cuff_id = ?"
+        args += (cuff,)
+    return [SampleRecord(*r) for r in c.execute(sql + " ORDER BY t, cuff_id", args)]
+
+
+def alarms(c: sqlite3.Connection, since: float | None, until: float | None) -> list[AlarmRecord]:
+    """Alarms raised in [since, until], oldest first."""
+    lo, hi = _span(since, until)
+    return [
+        AlarmRecord(*r)
+        for r in c.execute(
+            "SELECT id, priority, cause, message, cuff_id, controller_id, raised_at, cleared_at, acknowledged_at,"
+            " acknowledged_by FROM alarms WHERE raised_at >= ? AND raised_at <= ? ORDER BY raised_at, id",
+            (lo, hi),
+        )
+    ]
+
+
+def emergencies(c: sqlite3.Connection, since: float | None, until: float | None) -> list[EmergencyRecord]:
+    lo, hi = _span(since, until)
+    return [
+        EmergencyRecord(r[0], r[1], r[2], tuple(json.loads(r[3])), tuple(json.loads(r[4])), r[5])
+        for r in c.execute(
+            "SELECT id, at, by, confirmed, pending, latency_s FROM emergencies"
+            " WHERE at >= ? AND at <= ? ORDER BY at, id",
+            (lo, hi),
+        )
+    ]
+
+
+def commands(c: sqlite3.Connection, since: float | None) -> list[CommandRecord]:
+    lo, _ = _span(since, None)
+    return [
+        CommandRecord(*r)
+        for r in c.execute("SELECT id, at, who, role, what FROM commands WHERE at >= ? ORDER BY at, id", (lo,))
+    ]
+
+
+def pragma(c: sqlite3.Connection, name: str) -> Any:
+    """One PRAGMA's value; ``name`` must already be checked to be a bare identifier."""
+    return c.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def _span(since: float | None, until: float | None) -> tuple[float, float]:
+    """A read's time window; an open end is unbounded."""
+    return (-math.inf if since is None else since, math.inf if until is None else until)
