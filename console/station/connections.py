@@ -4,6 +4,10 @@ Opening serves each built-in emulator on a fresh pseudo-terminal behind a symlin
 starts every link, waits briefly for READY and vents whatever the controllers were
 doing; closing stops every link (deflating) and emulator. The station owns one
 :class:`Connections` and decides when: it deflates every cuff before anything closes.
+
+Each link is told which controller it expects: the config's ``serial`` for a real
+port (else the link learns it at first connect), ``EMU-<id>`` for a built-in
+emulator. A port that later answers as another controller is refused by the link.
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from drivers.emulator.pty_port import PtyEmulator
 from drivers.link import CuffLink
 
 log = logging.getLogger(__name__)
+
+
+def emulator_serial(controller_id: str) -> str:
+    """The serial a built-in emulator answers HELLO with (and its link expects): ``EMU-<id>``."""
+    return f"EMU-{controller_id}"[:16].replace(" ", "_").replace("*", "_")
 
 
 class Connections:
@@ -56,6 +65,7 @@ class Connections:
         for cc in self.configs:
             ctrl = self.controllers[cc.id]
             url = cc.port
+            serial = emulator_serial(cc.id) if cc.is_emulator else cc.serial
             try:
                 if cc.is_emulator:
                     url = await self._start_emulator(cc)
@@ -63,7 +73,7 @@ class Connections:
                 log.exception("station: emulator %s failed to start", cc.id)
                 ctrl.error = f"emulator failed: {exc}"
                 continue
-            link = CuffLink(url, name=cc.id, watchdog_ms=cc.watchdog_ms, stream_hz=cc.stream_hz)
+            link = CuffLink(url, name=cc.id, watchdog_ms=cc.watchdog_ms, stream_hz=cc.stream_hz, serial=serial)
             link.add_listener(self._listener_for(ctrl))
             ctrl.link = link
             self.links[cc.id] = link
@@ -92,7 +102,7 @@ class Connections:
             heart_rate=e.heart_rate,
             pulse_amplitude=e.pulse_mmhg,
             seed=e.seed,
-            serial=f"EMU-{cc.id}"[:16].replace(" ", "_").replace("*", "_"),
+            serial=emulator_serial(cc.id),
         )
         if e.exercise:
             for ch in range(1, e.channels + 1):

@@ -71,6 +71,12 @@ class CuffState:
         "off_since",
         "off_raised",
         "armed",
+        "reached",
+        "short_raised",
+        "deflated_at",
+        "residual_raised",
+        "deflate_alarmed",
+        "residual_deflate_at",
         "target_set_at",
         "leak_since",
         "occ_warned",
@@ -110,13 +116,23 @@ class CuffState:
         self.gen = 0
         """Bumped by every deflate, so an inflate that raced one knows it lost."""
         self.pending_deflate = False
+        """A deflate was asked for and not confirmed yet: retried until the controller confirms it."""
         self.sanctioned_mmhg = 0.0
         """The highest target this station has sent and not seen superseded: a controller reporting more is obeying someone else."""
-        """A deflate was asked for and not confirmed yet (link down): resent when the link returns."""
         self.off_since: float | None = None
         self.off_raised = False
         self.armed = False
         """The off-target rule judges this cuff only once pressure has reached its (new) target."""
+        self.reached = False
+        """The pressure has come within the tolerance of the present target since it was set."""
+        self.short_raised = False
+        """A NOT_REACHED alarm is up for this cuff."""
+        self.deflated_at: float | None = None
+        """Station time the cuff was first seen at target 0 (stamped by the supervisor's tick)."""
+        self.residual_raised = False
+        self.deflate_alarmed = False
+        """A DEFLATE_UNCONFIRMED alarm is up for this cuff's own deflate."""
+        self.residual_deflate_at: float | None = None
         self.target_set_at = 0.0
         self.leak_since: float | None = None
         self.occ_warned = False
@@ -195,8 +211,10 @@ class CuffState:
         if mmhg != self.target:
             self.target = mmhg
             self.armed = False
+            self.reached = False
             self.target_set_at = now
             self.off_since = None
+            self.deflated_at = None if mmhg > 0 else self.deflated_at
 
     def reset_live(self) -> None:
         """Forget what the controller said (link lost): nothing stale is shown as live."""

@@ -6,13 +6,11 @@ cuff's state from the samples, status lines and events, runs the supervisor on
 each of them and on a periodic tick, and answers the console's commands
 (:class:`~console.common.api.StationHandle`). No Textual in here.
 
-This module holds the state and the commands; the station owns collaborators with
-one job each, each handed what it needs: :class:`~console.station.connections.Connections`
-(links up and down), :class:`~console.station.link_reports.LinkReports` (what controllers
-report: the per-sample hot path), :class:`~console.station.events.AuditTrail` (observers,
-audit trail, records), :class:`~console.station.session_commands.SessionCommands` (the
-sessions/LOP plug) and :class:`~console.station.snapshots.SnapshotBuilder` (the cached view
-the consoles read).
+This module holds the state and the commands; collaborators with one job each are handed
+what they need: ``connections`` (links up and down), ``link_reports`` (the per-sample hot
+path), ``events`` (observers, audit trail, records), ``targets`` (inflates, deflates and
+their retries), ``alarm_desk`` (acknowledge, silence, latches), ``session_commands`` (the
+sessions/LOP plug) and ``snapshots`` (the cached view the consoles read).
 """
 
 from __future__ import annotations
@@ -41,11 +39,12 @@ from console.station.events import (
     actor_role_var,
     actor_var,
 )
+from console.station.limits import Limits
 from console.station.link_reports import LinkReports
 from console.station.session_commands import SessionCommands
 from console.station.session_hook import SessionHook
 from console.station.snapshots import SnapshotBuilder
-from console.station.supervisor import ControllerState, Limits, Supervisor
+from console.station.supervisor import ControllerState, Supervisor
 from console.station.targets import Targets
 from drivers.emulator.pty_port import PtyEmulator
 from drivers.link import CuffLink
@@ -112,8 +111,14 @@ class Station:
         self.controllers: dict[str, ControllerState] = {}
         for cc in config.controllers:
             mine = tuple(cuff for cuff in self.cuffs.values() if cuff.spec.controller == cc.id)
-            self.controllers[cc.id] = ControllerState(cc.id, cc.port, mine)
-        self.supervisor = Supervisor(self.limits, self.alarms, self.controllers, self._deflate_soon)
+            self.controllers[cc.id] = ControllerState(cc.id, cc.port, mine, watchdog_s=cc.watchdog_ms / 1000)
+        self.supervisor = Supervisor(
+            self.limits,
+            self.alarms,
+            self.controllers,
+            self._deflate_soon,
+            vent_controller=lambda ctrl, why: self.targets.vent_controller(ctrl, why),
+        )
         self.emergency = EmergencyDeflater(
             self.clock,
             confirm_s=sf.deflate_confirm_s,
@@ -163,6 +168,9 @@ class Station:
             view=self.view,
             record_command=self.record_command,
             spawn=self._spawn,
+            alarms=self.alarms,
+            confirm_s=sf.deflate_confirm_s,
+            link_timeout_s=sf.link_timeout_s,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._check_task: asyncio.Task[None] | None = None
@@ -361,7 +369,7 @@ class Station:
 
     async def apply_target(self, cuff_id: str, mmhg: float, *, purpose: str, what: str) -> None:
         """The therapy engine's inflate: ``purpose`` ``lop`` or ``full_occlusion`` lifts only the % LOP
-        limits (see :meth:`Supervisor.check_target`); the ceiling, the controller maximum, latches,
+        limits (see :func:`~console.station.limits.check_target`); the ceiling, the controller maximum, latches,
         links and an unconfirmed emergency still refuse. Not put in the audit trail (the engine
         records what it does); a refusal is told to observers."""
         try:
@@ -406,11 +414,13 @@ class Station:
             await link.deflate(cuff.channel)
             cuff.pending_deflate = False
         except LinkError as exc:
-            wd = self.config.controller(ctrl.id).watchdog_ms / 1000
+            if not isinstance(exc, LinkDown):
+                self._spawn(self.targets.confirm_deflate(cuff, what, first=exc), f"station:deflate:{cuff.id}")
             raise self._refuse(
                 what,
-                f"{cuff_id}: controller {ctrl.id} did not confirm the deflate ({exc}); its watchdog vents the cuff "
-                f"within {wd:g} s of losing the station, and the station deflates it again when the link is back.",
+                f"{cuff_id}: controller {ctrl.id} did not confirm the deflate ({exc}); the station keeps sending it, "
+                f"its watchdog vents the cuff within {ctrl.watchdog_s:g} s of losing the station, and the station "
+                f"deflates it again when the link is back.",
             ) from None
 
     def _deflate_soon(self, cuff: CuffState, reason: str, *, record: bool = True) -> None:

@@ -14,81 +14,17 @@ clock, lets a sample arrive and calls :meth:`Supervisor.check`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import attrgetter
-from typing import Protocol
 
-from console.common.api import CommandRefused, Priority
-from console.common.facts import ABSOLUTE_MAX_MMHG
+from console.common.api import Priority
 from console.common.figures import figure
 from console.station.alarms import AlarmManager
 from console.station.cuff import CuffState
+from console.station.limits import Limits
 from drivers.codec import Event, Status
 from drivers.link import CuffLink
 
 LATCHING_EVENTS = ("WDT", "OVERPRESSURE", "SENSOR", "VENTFAIL")
 """Controller events that latch channels (protocol section 3): high alarms until CLEAR."""
-
-TARGET_PURPOSES = ("manual", "lop", "full_occlusion")
-"""Why a target is asked for (see :meth:`Supervisor.check_target`)."""
-FULL_OCCLUSION_MAX_PCT = 100.0
-"""A full-occlusion plan (ischaemic preconditioning) goes to at most this % LOP."""
-
-
-class SafetySettings(Protocol):
-    """What the rules read from the config's ``[safety]`` section (:class:`console.config.schema.SafetyConfig`)."""
-
-    @property
-    def tolerance_mmhg(self) -> float: ...
-
-    @property
-    def grace_s(self) -> float: ...
-
-    @property
-    def link_timeout_s(self) -> float: ...
-
-    @property
-    def leak_pump_s(self) -> float: ...
-
-    @property
-    def max_mmhg_without_lop(self) -> float: ...
-
-
-class StationSettings(Protocol):
-    """What the rules read from the config's ``[station]`` section (:class:`console.config.schema.StationSettings`)."""
-
-    @property
-    def ceiling_mmhg(self) -> float: ...
-
-    @property
-    def occlusion_threshold_mmhg(self) -> float: ...
-
-
-class Limits:
-    """The numbers the rules use: the config's own settings, read in place rather than copied
-    field by field (one source, nothing to drift), plus the rules' fixed constants."""
-
-    __slots__ = ("safety", "station")
-
-    leak_duty_pct = 95
-    """Pump duty that counts as 'running without pause' for the leak rule."""
-    settle_s = 10.0
-    """After a target change, the longest the pressure may take to get there before the
-    off-target rule judges it anyway (a thigh cuff fills 0 to 200 mmHg in 3-5 s)."""
-    limit_deflate_retry_s = 2.0
-    """How often the occlusion limit re-sends its deflate while pressure stays up."""
-
-    def __init__(self, safety: SafetySettings, station: StationSettings) -> None:
-        self.safety = safety
-        self.station = station
-
-    # Read through to the config, never copied (attrgetter: C speed, not on the per-sample path anyway).
-    ceiling_mmhg = property(attrgetter("station.ceiling_mmhg"))
-    occlusion_threshold_mmhg = property(attrgetter("station.occlusion_threshold_mmhg"))
-    tolerance_mmhg = property(attrgetter("safety.tolerance_mmhg"))
-    grace_s = property(attrgetter("safety.grace_s"))
-    link_timeout_s = property(attrgetter("safety.link_timeout_s"))
-    leak_pump_s = property(attrgetter("safety.leak_pump_s"))
-    max_mmhg_without_lop = property(attrgetter("safety.max_mmhg_without_lop"))
 
 
 class ControllerState:
@@ -98,7 +34,7 @@ class ControllerState:
         "id",
         "port",
         "link",
-        "emulator",
+        "watchdog_s",
         "cuffs",
         "by_channel",
         "link_state",
@@ -110,9 +46,12 @@ class ControllerState:
         "startup_deflated",
     )
 
-    def __init__(self, id: str, port: str, cuffs: tuple[CuffState, ...]) -> None:
+    def __init__(self, id: str, port: str, cuffs: tuple[CuffState, ...], watchdog_s: float = 3.0) -> None:
         self.id = id
         self.port = port
+        self.watchdog_s = watchdog_s
+        """The controller's watchdog time as the station sets it: it vents every channel this long after
+        the last frame from the station."""
         self.link: CuffLink | None = None
         self.cuffs = cuffs
         self.by_channel: dict[int, CuffState] = {c.channel: c for c in cuffs}
@@ -141,6 +80,10 @@ class ControllerState:
 DeflateCuff = Callable[[CuffState, str], None]
 """Station callback: deflate this cuff now (never awaits), with a reason for the record."""
 
+VentController = Callable[[ControllerState, str], bool]
+"""Station callback: DEFLATE ALL to this controller now, written the way the emergency writes it
+(never awaits); True if the line went out on an open port."""
+
 
 class Supervisor:
     """Applies the safety rules to the station's live state."""
@@ -151,76 +94,18 @@ class Supervisor:
         alarms: AlarmManager,
         controllers: dict[str, ControllerState],
         deflate_cuff: DeflateCuff,
+        vent_controller: VentController | None = None,
     ) -> None:
         self.limits = limits
         self.alarms = alarms
         self.controllers = controllers
         self._deflate_cuff = deflate_cuff
+        self._vent_controller = vent_controller
         self.measuring: set[str] = set()
         """Cuffs under an automatic LOP measurement: their stepping targets are not judged by the
         off-target rule (leaks, links, events and the occlusion timer still are)."""
 
     # ------------------------------------------------------------------ commands
-
-    def check_target(self, cuff: CuffState, ctrl: ControllerState, mmhg: float, *, purpose: str = "manual") -> None:
-        """Refuse a target that breaks a rule; returns quietly when it is allowed.
-
-        ``purpose`` says who asks. ``manual`` (the operator, an ordinary plan): every rule.
-        ``lop`` (the LOP staircase, which must climb past the LOP): the % LOP limit and the
-        no-LOP limit do not apply. ``full_occlusion`` (an IPC plan that says so): above the
-        cuff's everyday % LOP maximum, up to 100 % of a known LOP. The station ceiling, the
-        controller's maximum and 300 mmHg apply to every purpose.
-
-        Raises:
-            CommandRefused: with a sentence naming the cuff, the figure and the limit.
-        """
-        lim = self.limits
-        name = cuff.id
-        if not mmhg > 0:
-            raise CommandRefused(f"{name}: a target must be above 0 mmHg; deflate to vent the cuff.")
-        if not ctrl.online:
-            raise CommandRefused(f"{name}: controller {ctrl.id} is offline ({ctrl.link_state}); cannot inflate.")
-        if cuff.latched:
-            cause = cuff.latch_cause or "fault"
-            raise CommandRefused(f"{name} is latched by a {cause} fault: acknowledge its alarm first.")
-        if mmhg > lim.ceiling_mmhg:
-            raise CommandRefused(
-                f"{name}: {figure(mmhg)} mmHg is above the station ceiling of {figure(lim.ceiling_mmhg)} mmHg."
-            )
-        cmax = ctrl.max_pressure()
-        if cmax is not None and mmhg > cmax:
-            raise CommandRefused(
-                f"{name}: {figure(mmhg)} mmHg is above controller {ctrl.id}'s maximum of {figure(cmax)} mmHg."
-            )
-        if mmhg > ABSOLUTE_MAX_MMHG:
-            raise CommandRefused(f"{name}: {figure(mmhg)} mmHg is above {figure(ABSOLUTE_MAX_MMHG)} mmHg.")
-        if purpose not in TARGET_PURPOSES:
-            raise CommandRefused(f"{name}: unknown reason {purpose!r} for a target.")
-        if purpose == "lop":
-            return
-        if purpose == "full_occlusion":
-            if not cuff.lop:
-                raise CommandRefused(f"{name}: LOP unknown; full occlusion needs a measured or entered LOP.")
-            allowed = cuff.lop * FULL_OCCLUSION_MAX_PCT / 100.0
-            if mmhg > allowed + 1e-9:
-                raise CommandRefused(
-                    f"{name}: {figure(mmhg)} mmHg is {100.0 * mmhg / cuff.lop:.0f} % LOP; full occlusion goes to at most "
-                    f"{figure(FULL_OCCLUSION_MAX_PCT)} % LOP ({figure(allowed)} mmHg, LOP {figure(cuff.lop)})."
-                )
-            return
-        if cuff.lop:
-            allowed = cuff.allowed_max(lim.max_mmhg_without_lop)
-            if mmhg > allowed + 1e-9:
-                pct = 100.0 * mmhg / cuff.lop
-                raise CommandRefused(
-                    f"{name}: {figure(mmhg)} mmHg is {pct:.0f} % LOP; this {cuff.spec.limb} cuff may go to at most "
-                    f"{figure(cuff.spec.max_pct_lop)} % LOP ({figure(allowed)} mmHg, LOP {figure(cuff.lop)})."
-                )
-        elif mmhg > lim.max_mmhg_without_lop:
-            raise CommandRefused(
-                f"{name}: LOP unknown; without it the target may be at most {figure(lim.max_mmhg_without_lop)} mmHg "
-                f"({figure(mmhg)} asked). Measure or enter the LOP first."
-            )
 
     def on_deflated(self, cuff: CuffState) -> None:
         """The station set the cuff's target to 0: target-bound conditions are gone."""
@@ -229,6 +114,9 @@ class Supervisor:
         if cuff.off_raised:
             cuff.off_raised = False
             self.alarms.clear_condition("OFF_TARGET", cuff=cuff.id)
+        if cuff.short_raised:
+            cuff.short_raised = False
+            self.alarms.clear_condition("NOT_REACHED", cuff=cuff.id)
         self.alarms.clear_condition("LEAK", cuff=cuff.id)
 
     # ------------------------------------------------------------------ reports
@@ -242,7 +130,11 @@ class Supervisor:
             self._check_cuff(cuff, now)
 
     def on_status(self, ctrl: ControllerState, cuff: CuffState, status: Status, now: float) -> None:
-        if status.state == "HOLDING" and status.duty >= self.limits.leak_duty_pct:
+        # A pump running without pause is a leak whatever state the controller reports: HOLDING, or
+        # INFLATING again after the cuff had reached its target (refilling against a leak). The first
+        # fill runs flat out by design (up to 8 s to 300 mmHg): NOT_REACHED judges that one.
+        refilling = status.state == "INFLATING" and cuff.reached
+        if status.target > 0 and (status.state == "HOLDING" or refilling) and status.duty >= self.limits.leak_duty_pct:
             if cuff.leak_since is None:
                 cuff.leak_since = now
         else:
@@ -352,8 +244,10 @@ class Supervisor:
         """Every time-based rule, for every controller and cuff."""
         lim = self.limits
         for ctrl in self.controllers.values():
+            ref = ctrl.last_sample_at if ctrl.last_sample_at is not None else ctrl.down_since
+            if ref is not None and now - ref > lim.link_timeout_s and any(c.target > 0 for c in ctrl.cuffs):
+                self._vent_blind(ctrl, now - ref)
             if ctrl.online:
-                ref = ctrl.last_sample_at if ctrl.last_sample_at is not None else ctrl.down_since
                 if ref is not None and now - ref > lim.link_timeout_s:
                     self._raise_lost(ctrl, f"no samples for {now - ref:.1f} s")
             else:
@@ -374,11 +268,40 @@ class Supervisor:
                 return
         ctrl.lost_alarm = True
         inflated = [c.id for c in ctrl.cuffs if c.target > 0]
-        tail = f"; {', '.join(inflated)} inflated: the controller's watchdog vents them" if inflated else ""
+        tail = (
+            f"; {', '.join(inflated)} inflated: the station vents them once their samples have been missing for "
+            f"{figure(self.limits.link_timeout_s)} s"
+            if inflated
+            else ""
+        )
         self.alarms.raise_alarm(
             "LINK_LOST",
             Priority.HIGH,
             f"Controller {ctrl.id}: {why}; cuffs {ctrl.cuff_names()} offline{tail}.",
+            controller=ctrl.id,
+        )
+
+    def _vent_blind(self, ctrl: ControllerState, silent_s: float) -> None:
+        """No samples from a controller with a cuff up: DEFLATE ALL now, and say what was done.
+
+        Assumes of the controller only what protocol section 4 promises: DEFLATE is always accepted,
+        and its watchdog vents every channel once nothing valid has come from the host for its
+        timeout. The link stops feeding that watchdog while no samples arrive (drivers.link), so
+        either the DEFLATE ALL or the watchdog vents the cuffs within ``watchdog_s``."""
+        up = [c.id for c in ctrl.cuffs if c.target > 0]
+        sent = self._vent_controller(ctrl, f"no samples for {silent_s:.1f} s") if self._vent_controller else False
+        for cuff in ctrl.cuffs:
+            if cuff.target > 0:
+                self._deflate_cuff(cuff, f"no samples from controller {ctrl.id}")
+        how = "DEFLATE ALL was sent to it" if sent else "its port is closed, so DEFLATE ALL could not be sent"
+        ctrl.lost_alarm = True
+        self.alarms.raise_alarm(
+            "LINK_LOST",
+            Priority.HIGH,
+            f"Controller {ctrl.id}: no samples for {silent_s:.1f} s while {', '.join(up)} "
+            f"{'was' if len(up) == 1 else 'were'} inflated; {how}, and the station stops talking to it, so its "
+            f"watchdog vents every channel within {figure(ctrl.watchdog_s)} s if the deflate did not arrive. "
+            f"Check the cuffs {ctrl.cuff_names()}.",
             controller=ctrl.id,
         )
 
@@ -397,6 +320,7 @@ class Supervisor:
         if target > 0:
             dev = p - target
             tol = cuff.spec.tolerance
+            self._check_reached(cuff, dev, tol, now)
             if not cuff.armed:
                 # still on its way to a new target (filling, or venting down to a lower one)
                 if -tol <= dev <= tol or now - cuff.target_set_at > lim.settle_s:
@@ -423,9 +347,60 @@ class Supervisor:
                 if cuff.off_raised:
                     cuff.off_raised = False
                     self.alarms.clear_condition("OFF_TARGET", cuff=cuff.id)
-        elif cuff.off_raised or cuff.off_since is not None:
-            self.on_deflated(cuff)
+        else:
+            if cuff.off_raised or cuff.off_since is not None:
+                self.on_deflated(cuff)
+            self._check_residual(cuff, p, now)
         self._check_occlusion(cuff, now)
+
+    def _check_reached(self, cuff: CuffState, dev: float, tol: float, now: float) -> None:
+        """NOT_REACHED: pressure still under the target's band ``settle_s`` after it was set, whatever
+        the controller reports (a leak larger than the pump keeps it INFLATING, never HOLDING)."""
+        if cuff.reached:
+            return
+        if dev >= -tol:
+            cuff.reached = True
+            if cuff.short_raised:
+                cuff.short_raised = False
+                self.alarms.clear_condition("NOT_REACHED", cuff=cuff.id)
+        elif not cuff.short_raised and now - cuff.target_set_at > self.limits.settle_s:
+            cuff.short_raised = True
+            self.alarms.raise_alarm(
+                "NOT_REACHED",
+                Priority.MEDIUM,
+                f"{cuff.id}: still {figure(-dev)} mmHg under its target {figure(cuff.target)} mmHg "
+                f"{now - cuff.target_set_at:.0f} s after it was set (the pump should need under "
+                f"{figure(self.limits.settle_s)} s): a leak, a loose cuff or tubing? Check the cuff.",
+                cuff=cuff.id,
+            )
+
+    def _check_residual(self, cuff: CuffState, p: float, now: float) -> None:
+        """RESIDUAL_PRESSURE: a cuff the station set to 0 still over the occlusion threshold after the
+        vent time, whatever the controller says its target is; its deflate is sent again."""
+        lim = self.limits
+        if cuff.deflated_at is None:
+            cuff.deflated_at = now
+        if p < lim.occlusion_threshold_mmhg:
+            if cuff.residual_raised:
+                cuff.residual_raised = False
+                cuff.residual_deflate_at = None
+                self.alarms.clear_condition("RESIDUAL_PRESSURE", cuff=cuff.id)
+            return
+        if now - cuff.deflated_at < lim.vent_s:
+            return
+        if not cuff.residual_raised:
+            cuff.residual_raised = True
+            self.alarms.raise_alarm(
+                "RESIDUAL_PRESSURE",
+                Priority.HIGH,
+                f"{cuff.id}: still {figure(p)} mmHg {now - cuff.deflated_at:.0f} s after it was deflated "
+                f"(controller target {figure(cuff.ctrl_target)}); deflating it again. Open the cuff by hand "
+                f"if it stays up.",
+                cuff=cuff.id,
+            )
+        if cuff.residual_deflate_at is None or now - cuff.residual_deflate_at >= lim.limit_deflate_retry_s:
+            cuff.residual_deflate_at = now
+            self._deflate_cuff(cuff, f"residual pressure {figure(p)} mmHg")
 
     def _check_occlusion(self, cuff: CuffState, now: float) -> None:
         lim = self.limits
@@ -469,7 +444,8 @@ class Supervisor:
             self.alarms.raise_alarm(
                 "LEAK",
                 Priority.MEDIUM,
-                f"{cuff.id}: leak - the pump has run at {cuff.duty} % for {now - since:.0f} s while holding "
-                f"{figure(cuff.target)} mmHg.",
+                f"{cuff.id}: leak - the pump has run at {cuff.duty} % for {now - since:.0f} s to hold "
+                f"{figure(cuff.target)} mmHg (now {figure(cuff.pressure) if cuff.pressure is not None else '--'}). "
+                f"Check the cuff and its tubing.",
                 cuff=cuff.id,
             )

@@ -7,20 +7,26 @@ way loses to it, and an emergency bumps the epoch so every inflate in flight is 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from console.common.api import CommandRefused
+from console.common.api import CommandRefused, Priority
 from console.common.clock import Clock
 from console.common.figures import figure
+from console.station.alarms import AlarmManager
 from console.station.cuff import CuffState
 from console.station.emergency import EmergencyDeflater
+from console.station.limits import check_target
 from console.station.snapshots import SnapshotBuilder
 from console.station.supervisor import ControllerState, Supervisor
 from drivers.link_errors import CommandError, LinkDown, LinkError, LinkTimeout, Rebooted, Superseded
 
 log = logging.getLogger(__name__)
+
+RETRY_PAUSE_S = 0.25
+"""Between attempts at a deflate the controller did not confirm (the protocol's resend time)."""
 
 
 class Targets:
@@ -35,6 +41,9 @@ class Targets:
         view: marked dirty by every change.
         record_command: ``record_command(who, what)`` for the audit trail.
         spawn: ``spawn(coro, name)`` runs a deflate in the background.
+        alarms: for DEFLATE_UNCONFIRMED on a cuff whose deflate is overdue.
+        confirm_s: the safety config's ``deflate_confirm_s``.
+        link_timeout_s: samples older than this mean the blind-link rule is in charge, not the retries.
     """
 
     def __init__(
@@ -48,6 +57,9 @@ class Targets:
         view: SnapshotBuilder,
         record_command: Callable[[str, str], None],
         spawn: Callable[[Coroutine[Any, Any, None], str], None],
+        alarms: AlarmManager,
+        confirm_s: float,
+        link_timeout_s: float,
     ) -> None:
         self.clock = clock
         self.supervisor = supervisor
@@ -57,6 +69,10 @@ class Targets:
         self._view = view
         self._record_command = record_command
         self._spawn = spawn
+        self._alarms = alarms
+        self.confirm_s = confirm_s
+        """A deflate not confirmed this long after it was asked for raises DEFLATE_UNCONFIRMED."""
+        self.link_timeout_s = link_timeout_s
         self.epoch = 0
         """Bumped by every emergency: an inflate in flight across one is undone."""
 
@@ -65,7 +81,7 @@ class Targets:
             raise CommandRefused(
                 f"{cuff.id}: controller {ctrl.id} has not confirmed the emergency deflate yet; not inflating."
             )
-        self.supervisor.check_target(cuff, ctrl, mmhg, purpose=purpose)
+        check_target(self.supervisor.limits, cuff, ctrl, mmhg, purpose=purpose)
         link = ctrl.link
         if link is None:
             raise CommandRefused(f"{cuff.id}: controller {ctrl.id} is not connected.")
@@ -112,19 +128,70 @@ class Targets:
         self.mark_deflated(cuff)
         if record:
             self._record_command("supervisor", f"deflate {cuff.id} ({reason})")
+        self._spawn(self.confirm_deflate(cuff, reason), f"station:deflate:{cuff.id}")
+
+    async def confirm_deflate(self, cuff: CuffState, reason: str, first: LinkError | None = None) -> None:
+        """Send DEFLATE until the controller confirms it, with a high alarm once it is overdue.
+
+        Stops when the link goes down (the deflate is sent again when it is back) or when the cuff's
+        samples stop (the blind-link rule vents the controller and stops feeding its watchdog), or when
+        a newer target supersedes this deflate. ``first``: the failure of an attempt already made.
+        """
         ctrl = self.controllers[cuff.spec.controller]
-
-        async def go() -> None:
+        gen = cuff.gen
+        started = self.clock.monotonic()
+        last = first
+        while cuff.gen == gen and cuff.pending_deflate:
             link = ctrl.link
-            if link is None:
+            if link is None or not ctrl.online or self._samples_stale(ctrl):
                 return
-            try:
-                await link.deflate(cuff.channel)
-                cuff.pending_deflate = False
-            except LinkError as exc:
-                log.warning("station: deflate of %s (%s) failed: %s", cuff.id, reason, exc)
+            if last is None:
+                try:
+                    await link.deflate(cuff.channel)
+                except LinkDown:
+                    return
+                except LinkError as exc:
+                    last = exc
+                else:
+                    if cuff.gen == gen:
+                        cuff.pending_deflate = False
+                        self._clear_unconfirmed(cuff)
+                    return
+            overdue = self.clock.monotonic() - started
+            if overdue >= self.confirm_s and not cuff.deflate_alarmed:
+                cuff.deflate_alarmed = True
+                self._alarms.raise_alarm(
+                    "DEFLATE_UNCONFIRMED",
+                    Priority.HIGH,
+                    f"{cuff.id}: controller {ctrl.id} has not confirmed its deflate for {overdue:.1f} s ({last}); "
+                    f"the station keeps sending it. Check the cuff; open it by hand if it stays up.",
+                    cuff=cuff.id,
+                )
+            log.warning("station: deflate of %s (%s) not confirmed: %s; retrying", cuff.id, reason, last)
+            last = None
+            await asyncio.sleep(RETRY_PAUSE_S)
 
-        self._spawn(go(), f"station:deflate:{cuff.id}")
+    def _samples_stale(self, ctrl: ControllerState) -> bool:
+        last = ctrl.last_sample_at
+        return last is not None and self.clock.monotonic() - last > self.link_timeout_s
+
+    def _clear_unconfirmed(self, cuff: CuffState) -> None:
+        if cuff.deflate_alarmed:
+            cuff.deflate_alarmed = False
+            self._alarms.clear_condition("DEFLATE_UNCONFIRMED", cuff=cuff.id)
+
+    def vent_controller(self, ctrl: ControllerState, why: str) -> bool:
+        """DEFLATE ALL to one controller now, the way the emergency writes it (the blind-link rule)."""
+        link = ctrl.link
+        if link is None:
+            return False
+        try:
+            fut = link.deflate_all_now()
+        except LinkError:
+            return False
+        fut.add_done_callback(_quiet)
+        self._record_command("supervisor", f"DEFLATE ALL {ctrl.id} ({why})")
+        return True
 
     def all_zero(self) -> None:
         self.epoch += 1
@@ -136,3 +203,9 @@ class Targets:
             cuff.pending_deflate = True
             self.supervisor.on_deflated(cuff)
         self._view.dirty = True
+
+
+def _quiet(fut: asyncio.Future[Any]) -> None:
+    """Collect a fire-and-forget DEFLATE ALL's outcome (its failure is what the alarm already says)."""
+    if not fut.cancelled():
+        fut.exception()

@@ -1,0 +1,96 @@
+"""Safety when the controller misbehaves in ways the first emulator never did (issue 11).
+
+Real Station, real links, in-process emulators on real ptys; time-based rules on a ManualClock
+(the test steps the clock, waits for samples stamped after the step, then runs the rules).
+Each test breaks one assumption the station used to make about the controller.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console.common.api import Priority
+from console.common.clock import ManualClock
+from console.station.alarms import AlarmManager
+from console.station.cuff import CuffSpec, CuffState
+from console.station.limits import Limits
+from console.station.supervisor import ControllerState, Supervisor
+from drivers.codec import Status
+from tests.station_support import alarms, cuff, make_config, manual_station, step, wait_for
+
+
+async def test_a_leak_larger_than_the_pump_is_alarmed_although_the_cuff_never_holds(tmp_path: Path) -> None:
+    """Assumption broken: a cuff that cannot reach its target reaches HOLDING some day."""
+    st, clock = await manual_station(tmp_path, controllers=1)
+    try:
+        fw = st.emulators["A"].firmware
+        fw.faults.leak[1] = 60.0  # the pump gives 60 mmHg/s only under about 55 mmHg (20-80 with its spread)
+        await st.inflate("A1", mmhg=110)
+        await wait_for(lambda: (cuff(st, "A1").pressure or 0) > 15, "the cuff filling as far as it can", 10)
+        await step(st, clock, 5)
+        assert alarms(st, "NOT_REACHED") == [], "the pump may still be on its way"
+        await step(st, clock, 6)  # past the settle time (10 s)
+        assert cuff(st, "A1").state == "INFLATING", "the controller never reports HOLDING"
+        [short] = alarms(st, "NOT_REACHED")
+        assert short.priority is Priority.MEDIUM and short.cuff == "A1" and "under its target 110" in short.message
+        await st.deflate("A1")
+        assert not alarms(st, "NOT_REACHED")[0].active
+    finally:
+        await st.stop()
+
+
+def test_a_pump_flat_out_while_refilling_is_a_leak_whatever_state_the_controller_reports() -> None:
+    """Assumption broken: a leaking cuff is HOLDING while its pump runs. Another maker's controller
+    reports INFLATING while it refills against a leak; ours says HOLDING, so this one runs the rules
+    on the status lines such a controller sends."""
+    clock = ManualClock()
+    alarm_mgr = AlarmManager(clock)
+    cfg = make_config(Path("/nonexistent"), controllers=1)
+    a1 = CuffState(CuffSpec("A1", "A", 1, "leg", "A1", 90.0, 15.0, 600.0, 900.0))
+    ctrl = ControllerState("A", "emulator", (a1,))
+    ctrl.link_state = "ready"
+    sup = Supervisor(Limits(cfg.safety, cfg.station), alarm_mgr, {"A": ctrl}, lambda c, why: None)
+    a1.new_target(110.0, 0.0)
+    a1.add_sample(108.0, 0.0, 20.0)
+    ctrl.last_sample_at = 0.0
+    sup.on_sample(ctrl, 0.0)
+    assert a1.reached
+    for t in range(1, 10):  # refilling flat out, a C line a second, the pressure sagging
+        a1.add_sample(108.0 - 2 * t, float(t), 20.0)
+        ctrl.last_sample_at = float(t)
+        a1.ctrl_state, a1.duty = "INFLATING", 100  # as the link reports set them before the rules run
+        sup.on_status(ctrl, a1, Status(1, "INFLATING", 110.0, 100), float(t))
+        sup.check(float(t))
+    [leak] = [a for a in alarm_mgr.current() if a.cause == "LEAK"]
+    assert leak.cuff == "A1" and "100 %" in leak.message
+
+
+def test_the_first_fill_at_full_duty_is_not_a_leak() -> None:
+    """The pump runs flat out on purpose while it fills (up to 8 s to 300 mmHg)."""
+    clock = ManualClock()
+    alarm_mgr = AlarmManager(clock)
+    cfg = make_config(Path("/nonexistent"), controllers=1)
+    a1 = CuffState(CuffSpec("A1", "A", 1, "leg", "A1", 90.0, 15.0, 600.0, 900.0))
+    ctrl = ControllerState("A", "emulator", (a1,))
+    ctrl.link_state = "ready"
+    sup = Supervisor(Limits(cfg.safety, cfg.station), alarm_mgr, {"A": ctrl}, lambda c, why: None)
+    a1.new_target(280.0, 0.0)
+    for t in range(0, 9):
+        a1.add_sample(30.0 * t, float(t), 20.0)
+        ctrl.last_sample_at = float(t)
+        a1.ctrl_state, a1.duty = "INFLATING", 100
+        sup.on_status(ctrl, a1, Status(1, "INFLATING", 280.0, 100), float(t))
+        sup.check(float(t))
+    assert [a.cause for a in alarm_mgr.current()] == []
+
+
+async def test_a_cuff_that_reaches_its_target_raises_no_not_reached(tmp_path: Path) -> None:
+    st, clock = await manual_station(tmp_path, controllers=1)
+    try:
+        await st.inflate("A1", mmhg=100)
+        await wait_for(lambda: cuff(st, "A1").state == "HOLDING", "A1 holding", 15)
+        await wait_for(lambda: st.cuffs["A1"].leak_since is None, "a status line after the fill", 5)
+        await step(st, clock, 12)
+        assert alarms(st) == []
+    finally:
+        await st.stop()
