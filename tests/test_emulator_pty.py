@@ -131,6 +131,32 @@ async def test_unplug_raises_on_the_host_then_replug_at_the_same_path(tmp_path: 
     assert first_target.startswith("/dev/pts/")
 
 
+async def test_replug_can_bring_another_controller_behind_the_same_symlink(tmp_path: Path) -> None:
+    """USB renumbering: after a replug the path a host knows answers as another controller."""
+    link = str(tmp_path / "usb-cuff")
+    first = ControllerFirmware(channels=2, seed=3, serial="CTL-1")
+    other = ControllerFirmware(channels=4, seed=4, serial="CTL-2")
+    emu = PtyEmulator(first, link_path=link)
+    await emu.start()
+    try:
+        host = await Host.open(link)
+        hello = await host.ask("HELLO")
+        assert isinstance(hello, Ok) and hello.fields["serial"] == "CTL-1"
+        host.close()
+        await emu.unplug()
+        assert await emu.replug(firmware=other) == link
+        assert emu.firmware is other
+        host = await Host.open(link)
+        hello = await host.ask("HELLO")
+        assert isinstance(hello, Ok) and hello.fields["serial"] == "CTL-2" and hello.fields["channels"] == "4"
+        assert isinstance(await host.ask("SET 3 50"), Ok)
+        assert other.channel(3).target == 50
+        assert isinstance(await host.ask("DEFLATE ALL"), Ok)
+        host.close()
+    finally:
+        await emu.stop()
+
+
 async def test_port_nobody_reads_keeps_only_fresh_output(tmp_path: Path) -> None:
     emu = await serve_emulator(4, seed=1)
     try:

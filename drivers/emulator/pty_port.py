@@ -4,7 +4,8 @@ The host opens the pty's slave path (or a symlink to it) exactly as it would
 open a USB serial device, so the real driver is what gets tested. Unplug and
 replug behave like a USB cable: the pty goes away (the host's reader raises
 ``SerialException``) and comes back under the same symlink, as udev's
-``/dev/serial/by-id/`` links do.
+``/dev/serial/by-id/`` links do; a replug can bring another controller back
+behind the same symlink (USB renumbering swapping two controllers).
 """
 
 from __future__ import annotations
@@ -71,13 +72,22 @@ class PtyEmulator:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.link_path)
 
-    async def replug(self, *, reboot: bool = False) -> str:
-        """Plug back in: a fresh pty behind the same symlink; ``reboot`` also power-cycles the firmware."""
+    async def replug(self, *, reboot: bool = False, firmware: ControllerFirmware | None = None) -> str:
+        """Plug back in: a fresh pty behind the same symlink; ``reboot`` also power-cycles the firmware.
+
+        ``firmware`` puts another controller behind this symlink, as USB renumbering does when two
+        controllers are replugged: the host opening the same path now talks to it. A firmware is
+        driven by one emulator at a time (swap two controllers by replugging each with the other's).
+        """
         if self.link_path is None:
             raise RuntimeError("replug needs a link_path: a new pty has a new path")
         if self._loop is None:
             raise RuntimeError("not started")
         self._close()
+        if firmware is not None and firmware is not self.firmware:
+            self.firmware = firmware
+            self._offset = firmware.now - self._loop.time()  # its own time base goes on where it was
+            firmware.take_output()  # said while it was elsewhere or nowhere: not on this port
         if reboot:
             self.firmware.reboot(self.now())
             self.firmware.take_output()  # said before the port was back: nobody heard it
