@@ -7,6 +7,7 @@ be swapped (or faked in a test) in one place.
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import Callable, Iterable
 from typing import SupportsIndex
 
@@ -15,6 +16,9 @@ import serial_asyncio_fast
 
 BAUDRATE = 115200
 """CUFF-LINK/1 runs 8-N-1 at 115200 baud (a USB CDC-ACM port ignores it)."""
+
+IN_USE_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY})
+"""What opening or locking a port held by another program fails with (flock, or a TIOCEXCL holder)."""
 
 DataSink = Callable[[bytes], None]
 CloseSink = Callable[[BaseException | None], None]
@@ -69,15 +73,19 @@ class PortReader(asyncio.StreamReader):
 async def open_port(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open ``url`` (a device path or any pyserial URL, e.g. ``socket://host:port``) at 115200 8N1.
 
-    The reader is a :class:`PortReader`. pyserial's ``loop://`` has no file
-    descriptor and cannot work with an asyncio transport; it is refused here
-    with a clear error instead of failing obscurely later.
+    A device path is opened exclusively (pyserial's ``exclusive``: an advisory
+    ``flock``), so two links, or two consoles, never drive one controller; a
+    ``socket://`` URL has no device to lock. The reader is a :class:`PortReader`.
+    pyserial's ``loop://`` has no file descriptor and cannot work with an asyncio
+    transport; it is refused here with a clear error instead of failing obscurely later.
 
     Raises:
-        PortError: the port does not exist, is busy, or the URL is not usable.
+        PortError: the port does not exist, is in use by another program (holding it
+            exclusively), or the URL is not usable.
     """
     if url.startswith("loop://"):
         raise PortError(f"{url}: pyserial's loop:// cannot be used asynchronously; use a pty or socket://")
+    exclusive = {} if "://" in url else {"exclusive": True}
     loop = asyncio.get_running_loop()
     reader = PortReader(loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
@@ -90,8 +98,11 @@ async def open_port(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWrite
             bytesize=serial.EIGHTBITS,
             parity=serial.PARITY_NONE,
             stopbits=serial.STOPBITS_ONE,
+            **exclusive,
         )
     except (serial.SerialException, OSError, ValueError) as exc:
+        if getattr(exc, "errno", None) in IN_USE_ERRNOS:
+            raise PortError(f"port {url} is in use by another program ({exc})") from exc
         raise PortError(f"cannot open {url}: {exc}") from exc
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer

@@ -7,6 +7,8 @@ fixtures both use are in link_support.py.
 from __future__ import annotations
 
 import asyncio
+import os
+import tty
 
 import pytest
 
@@ -132,6 +134,32 @@ async def test_commands_refused_with_link_down_when_not_ready():
 async def test_loop_url_is_refused_clearly():
     with pytest.raises(PortError, match="loop://"):
         await open_port("loop://")
+
+
+async def test_a_device_opened_twice_is_refused_as_in_use_until_released():
+    """Ports are opened exclusively: a second opener (another link, another console) is told why it cannot."""
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+    try:
+        _, writer = await open_port(path)
+        with pytest.raises(PortError, match=f"port {path} is in use by another program"):
+            await open_port(path)
+        writer.transport.abort()  # the transport closes the device (and its lock) on the next loop turns
+        for _ in range(200):
+            try:
+                _, again = await open_port(path)
+                break
+            except PortError:
+                await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the port stayed locked after its holder closed it")
+        again.transport.abort()
+        await asyncio.sleep(0.01)
+    finally:
+        os.close(master)
+        os.close(slave)
 
 
 async def test_seq_wraps_from_65535_to_1(make_link):
