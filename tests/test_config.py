@@ -428,6 +428,71 @@ def test_same_port_twice(tmp_path: Path) -> None:
     assert msg == '"/dev/ttyACM0" is already used by controller "rack"'
 
 
+def test_two_ports_naming_one_device_are_refused(tmp_path: Path) -> None:
+    """A /dev/serial/by-id symlink and its /dev/ttyACM0 target are one port: two links would fight over it."""
+    device = tmp_path / "ttyACM0"
+    device.write_text("")
+    by_id = tmp_path / "usb-cuff-if00"
+    by_id.symlink_to(device)
+    text = (
+        f'[[controllers]]\nid = "arm"\nport = "{device}"\n'
+        f'[[controllers]]\nid = "leg"\nport = "{by_id}"\n' + cuff("A1", 1, ctl="arm") + cuff("L1", 1, ctl="leg")
+    )
+    err = refuse(tmp_path, text)
+    assert len(err.problems) == 1
+    assert problem(err, "controllers[1].port") == (
+        f'"{by_id}" is the same device as controllers[0].port "{device}" (controller "arm"): '
+        f"both resolve to {device}, and one port can serve only one controller"
+    )
+    # emulators and socket URLs name no device: several of them are fine
+    text = (
+        '[[controllers]]\nid = "e1"\nport = "emulator"\n[[controllers]]\nid = "e2"\nport = "emulator"\n'
+        f'[[controllers]]\nid = "dev"\nport = "{by_id}"\n' + cuff("A1", 1, ctl="e1") + cuff("A2", 1, ctl="e2")
+    )
+    assert [c.id for c in load_config(write(tmp_path, text)).controllers] == ["e1", "e2", "dev"]
+
+
+def test_controller_serial_is_pinned_and_round_trips(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).controller("rack").serial is None  # learned at first connect
+    text = MINIMAL.replace('port = "/dev/ttyACM0"', 'port = "/dev/ttyACM0"\nserial = "CUFF-0042"')
+    config = load_config(write(tmp_path, text))
+    assert config.controller("rack").serial == "CUFF-0042"
+    again = parse_config(tomllib.loads(dump_config(config)), str(config.path), base_dir=config.path.parent)
+    assert again.controller("rack").serial == "CUFF-0042"
+
+
+@pytest.mark.parametrize(
+    "value,found",
+    [
+        ('""', "an empty one"),
+        ('"CUFF 42"', '"CUFF 42"'),
+        ('"ABCDEFGHIJKLMNOPQ"', '"ABCDEFGHIJKLMNOPQ"'),  # 17 characters
+        ('"CUFF*42"', '"CUFF*42"'),
+        ('"CUFF-\u00e942"', "CUFF-"),
+        ("42", "42"),
+    ],
+)
+def test_controller_serial_must_be_short_printable_and_without_spaces(tmp_path: Path, value: str, found: str) -> None:
+    text = MINIMAL.replace('port = "/dev/ttyACM0"', f'port = "/dev/ttyACM0"\nserial = {value}')
+    msg = problem(refuse(tmp_path, text), "controllers[0].serial")
+    assert found in msg
+    assert "1-16 printable characters" in msg or "string" in msg
+
+
+def test_controller_serial_is_only_for_real_ports_and_only_once(tmp_path: Path) -> None:
+    text = MINIMAL.replace('port = "/dev/ttyACM0"', 'port = "emulator"\nserial = "CUFF-1"')
+    assert problem(refuse(tmp_path, text), "controllers[0].serial") == (
+        'only for a real port: the built-in emulator always answers as "EMU-rack"'
+    )
+    text = (
+        MINIMAL.replace('port = "/dev/ttyACM0"', 'port = "/dev/ttyACM0"\nserial = "CUFF-1"')
+        + '[[controllers]]\nid = "rack2"\nport = "/dev/ttyACM1"\nserial = "CUFF-1"\n'
+    )
+    assert problem(refuse(tmp_path, text), "controllers[1].serial") == (
+        'serial "CUFF-1" is already pinned for controller "rack"'
+    )
+
+
 def test_watchdog_out_of_range(tmp_path: Path) -> None:
     err = refuse(tmp_path, MINIMAL.replace('port = "/dev/ttyACM0"', 'port = "/dev/ttyACM0"\nwatchdog_ms = 100'))
     assert problem(err, "controllers[0].watchdog_ms") == "expected an integer from 200 to 10000, found 100"

@@ -104,6 +104,8 @@ class ControllerConfig:
     """Resolved channel count: as configured, the emulator's, or 4."""
     emulator: EmulatorConfig | None = None
     """Set exactly when ``port == "emulator"``."""
+    serial: str | None = None
+    """The controller serial the port must answer HELLO with (pinned); None: learned at first connect."""
 
     @property
     def is_emulator(self) -> bool:

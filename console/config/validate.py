@@ -8,6 +8,7 @@ whole config is refused then). :func:`console.config.loader.parse_config` ties t
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,6 +42,8 @@ from console.therapy.plans import (
 )
 
 _SOCKET_URL = re.compile(r"^socket://[^:/\s]+:(\d{1,5})$")
+_SERIAL = re.compile(r"[!-)+-~]{1,16}\Z")
+"""A controller serial as HELLO can carry it: printable ASCII, no space, no '*' (the CRC mark)."""
 
 
 TOP_KEYS: Final = ("station", "safety", "alarms", "ui", "controllers", "cuffs", "roles", "plans")
@@ -59,7 +62,7 @@ SAFETY_KEYS: Final = (
 )
 ALARMS_KEYS: Final = ("silence_max_s", "bell")
 UI_KEYS: Final = ("theme", "fps")
-CONTROLLER_KEYS: Final = ("id", "port", "watchdog_ms", "stream_hz", "channels", "emulator")
+CONTROLLER_KEYS: Final = ("id", "port", "watchdog_ms", "stream_hz", "channels", "emulator", "serial")
 EMULATOR_KEYS: Final = ("channels", "lop", "heart_rate", "pulse_mmhg", "seed", "exercise")
 CUFF_KEYS: Final = (
     "id",
@@ -180,11 +183,54 @@ def _check_port(t: TableReader, port: str) -> bool:
     return False
 
 
+def _same_device(t: TableReader, port: str, owner: str, devices: dict[str, tuple[str, str, str]]) -> None:
+    """Refuse a device path that resolves to a device another controller already names.
+
+    A ``/dev/serial/by-id/`` symlink and its ``/dev/ttyACM0`` target are one port: two links on it
+    would each drive whichever controller answers. ``devices`` maps a resolved path to
+    (key path, owner, port as written) of the first controller naming it.
+    """
+    if "://" in port:
+        return
+    device = os.path.realpath(port)
+    if device in devices:
+        other_where, other_owner, other_port = devices[device]
+        if other_port != port:  # the same text is reported as "already used" already
+            t.problem(
+                "port",
+                f'"{port}" is the same device as {other_where}.port "{other_port}" (controller "{other_owner}"): '
+                f"both resolve to {device}, and one port can serve only one controller",
+            )
+        return
+    devices[device] = (t.where, owner, port)
+
+
+def _serial(t: TableReader, port: str | None, owner: str, serials: dict[str, str]) -> str | None:
+    """The pinned controller serial, if any: well formed, for a real port, and not pinned twice."""
+    serial: str | None = t.text(
+        "serial",
+        None,
+        pattern=_SERIAL,
+        pattern_text="a controller serial of 1-16 printable characters, no space or '*'",
+    )
+    if serial is None:
+        return None
+    if port == EMULATOR_PORT:
+        t.problem("serial", f'only for a real port: the built-in emulator always answers as "EMU-{owner}"')
+        return None
+    if serial in serials:
+        t.problem("serial", f'serial "{serial}" is already pinned for controller "{serials[serial]}"')
+    serials[serial] = owner
+    return serial
+
+
 def read_controllers(
     tables: list[tuple[str, Mapping[str, Any]]], problems: list[str], safety: SafetyConfig
 ) -> dict[str, ControllerConfig]:
     out: dict[str, ControllerConfig] = {}
     seen_ports: dict[str, str] = {}
+    devices: dict[str, tuple[str, str, str]] = {}
+    serials: dict[str, str] = {}
     for where, data in tables:
         t = TableReader(data, where, CONTROLLER_KEYS, problems)
         cid = t.ident("id")
@@ -195,6 +241,8 @@ def read_controllers(
             if port in seen_ports:
                 t.problem("port", f'"{port}" is already used by controller "{seen_ports[port]}"')
             seen_ports[port] = cid or where
+            _same_device(t, port, cid or where, devices)
+        serial = _serial(t, port, cid or where, serials)
         watchdog = t.integer("watchdog_ms", 1000, lo=200, hi=10000)
         hz = t.integer("stream_hz", 100, lo=1, hi=1000)
         if hz is not None and 3.0 / hz > safety.link_timeout_s:
@@ -229,6 +277,7 @@ def read_controllers(
             stream_hz=or_fallback(hz, 100),
             channels=or_fallback(channels, DEFAULT_REAL_CHANNELS),
             emulator=emulator,
+            serial=serial,
         )
     return out
 
