@@ -7,14 +7,20 @@ idle, notices a vanished or silent controller and a reboot, and reconnects
 forever with exponential backoff. Everything the controller reports goes to
 listeners, synchronously, from the reader (the hot path).
 
+Every HELLO (first contact, reconnect, after a reboot) must name the expected
+controller serial, pinned by the caller or learned at first contact: a port
+that answers as another controller is closed at once and the link reports
+REFUSED (see :class:`drivers.link_hello.Identity`).
+
 The emergency path (:meth:`CuffLink.deflate_all_now`) writes ``DEFLATE ALL``
 to the transport inside the call itself, ahead of anything queued.
 
 The wire contract is ``shared/protocol.md``. The link owns its helpers: the
 SEQ/window/queue bookkeeping (:mod:`drivers.link_requests`), the listeners
-(:mod:`drivers.link_listeners`) and one :mod:`drivers.link_connection` per open
-port; the HELLO checks are in :mod:`drivers.link_hello`, the states, counters
-and errors in :mod:`drivers.link_errors`.
+(:mod:`drivers.link_listeners`), one :mod:`drivers.link_connection` per open
+port and its keepalive and silence watch (:mod:`drivers.link_monitor`); the
+HELLO checks and the expected controller are in :mod:`drivers.link_hello`, the
+states, counters and errors in :mod:`drivers.link_errors`.
 """
 
 from __future__ import annotations
@@ -47,17 +53,16 @@ from drivers.link_errors import (
     LinkStateChange,
     LinkStats,
     LinkTimeout,
+    WrongController,
 )
-from drivers.link_hello import parse_hello, pick_rate
+from drivers.link_hello import Identity, parse_hello, pick_rate
 from drivers.link_listeners import Listener, Listeners
-from drivers.link_requests import RequestBook, swallow_outcome
+from drivers.link_monitor import watch
+from drivers.link_requests import RequestBook
 
 log = logging.getLogger(__name__)
 
 OpenPort = Callable[[str], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
-
-SAMPLE_SILENCE_S = 1.0
-"""No sample for this long while streaming means the controller is gone."""
 
 STOP_DEFLATE_WAIT_S = 0.5
 """How long :meth:`CuffLink.stop` waits for the OK of its DEFLATE ALL."""
@@ -80,7 +85,9 @@ class CuffLink:
         backoff: tuple[float, float] = (0.1, 2.0),
         open_port: OpenPort = serial_port.open_port,
         first_seq: int = 1,
+        serial: str | None = None,
     ) -> None:
+        """``serial``: the controller expected behind ``url``; None learns it from the first HELLO."""
         if not 200 <= watchdog_ms <= 10000:
             raise ValueError(f"watchdog_ms must be 200..10000, got {watchdog_ms}")
         if not 1 <= first_seq <= MAX_SEQ:
@@ -100,6 +107,7 @@ class CuffLink:
         self.stream_rate = 0
         """The STREAM rate the controller accepted (0: not streaming)."""
         self._open_port = open_port
+        self._identity = Identity(serial)
         self._state = LinkState.CONNECTING
         self._listeners = Listeners(self.name, self.stats)
         self._emit = self._listeners.emit
@@ -111,7 +119,6 @@ class CuffLink:
         self._stopping = False
         self._ready = asyncio.Event()
         self._been_ready = False
-        self._sample_ref = 0.0
         self._clock: Callable[[], float] = time.monotonic
         """The event loop's clock once started (samples are stamped with it)."""
 
@@ -120,6 +127,11 @@ class CuffLink:
     @property
     def state(self) -> LinkState:
         return self._state
+
+    @property
+    def expected_serial(self) -> str | None:
+        """The controller serial this port must answer with: pinned, or learned at first contact."""
+        return self._identity.serial
 
     def add_listener(self, fn: Listener) -> Callable[[], None]:
         """Call ``fn`` with every Sample, Status, Event and LinkStateChange; returns an unsubscribe."""
@@ -189,9 +201,13 @@ class CuffLink:
         Raises:
             CommandError: the controller answered ERR.
             LinkTimeout: no answer after ``retries`` resends.
-            LinkDown: the link is not READY, or went down while waiting.
+            LinkDown: the link is not READY, or went down while waiting; a SET also while the
+                controller's identity is being checked again after a reboot.
             ValueError: an argument cannot go on the wire.
         """
+        conn = self._conn
+        if verb.upper() == "SET" and conn is not None and not conn.verified:
+            raise LinkDown(f"{self.name}: controller not identified yet ({self._state.value}); SET refused")
         fut = self._requests.submit(verb, args, urgent=verb.upper() == "DEFLATE", require_ready=True)
         return await fut
 
@@ -222,8 +238,10 @@ class CuffLink:
         or LinkDown if the link goes down meanwhile.
 
         Raises:
-            LinkDown: no port is open.
+            LinkDown: no port is open, or the port answered as another controller (REFUSED).
         """
+        if self._state is LinkState.REFUSED:
+            raise LinkDown(f"{self.name}: port refused (another controller); nothing is sent to it")
         return self._requests.submit("DEFLATE", ("ALL",), urgent=True, require_ready=False)
 
     # ------------------------------------------------------------------ the open port
@@ -307,6 +325,7 @@ class CuffLink:
         cuff, and a resend (or a queued SET) would inflate one again with nobody asking.
         """
         conn.boot_seen = True
+        conn.verified = False  # a HELLO again before any SET
         self.stream_rate = 0
         self._requests.drop_sets_on_boot(conn)
         if self._state is not LinkState.READY:
@@ -335,6 +354,9 @@ class CuffLink:
             self._requests.fail_all(LinkDown(f"{self.name}: {reason}"))
             if state is LinkState.LOST:
                 log.warning("%s: link lost: %s", self.name, reason)
+            elif state is LinkState.REFUSED:  # loud once per episode, quiet on every retry after
+                level = logging.DEBUG if self._state is LinkState.REFUSED else logging.ERROR
+                log.log(level, "%s: port refused: %s; closed, nothing sent but HELLO", self.name, reason)
             self._set_state(state, reason)
         conn.finish()
 
@@ -379,13 +401,15 @@ class CuffLink:
             set_sink(functools.partial(self._sink_data, conn), functools.partial(self._sink_closed, conn))
         else:  # any other StreamReader (an injected open_port): a reader task
             conn.reader_task = asyncio.create_task(self._read_loop(conn, reader), name=f"cufflink-read:{self.name}")
-        self._set_state(LinkState.CONNECTING, "port open")
+        if self._state is not LinkState.REFUSED:  # refused stays refused until the right controller answers
+            self._set_state(LinkState.CONNECTING, "port open")
         try:
-            self.info = await self._hello()
             await self._setup(conn)
         except asyncio.CancelledError:
             self._lose(conn, "cancelled")
             raise
+        except WrongController as exc:
+            self._lose(conn, str(exc), LinkState.REFUSED)
         except LinkError as exc:
             self._lose(conn, f"setup failed: {exc}")
         except Exception as exc:
@@ -399,7 +423,8 @@ class CuffLink:
             failures = 0
             self._ready.set()
             self._set_state(LinkState.READY, f"{self.info.model if self.info else '?'} ready")
-            conn.monitor_task = asyncio.create_task(self._monitor(conn), name=f"cufflink-monitor:{self.name}")
+            monitor = watch(self, conn, self._requests, self._lose)
+            conn.monitor_task = asyncio.create_task(monitor, name=f"cufflink-monitor:{self.name}")
         try:
             await asyncio.shield(conn.done)
         except asyncio.CancelledError:
@@ -418,14 +443,26 @@ class CuffLink:
         return parse_hello(ok.fields)
 
     async def _setup(self, conn: Connection) -> None:
-        """WATCHDOG then STREAM; repeated if the controller rebooted meanwhile."""
+        """HELLO (is it the expected controller?), WATCHDOG, STREAM; again if it rebooted meanwhile.
+
+        A BOOT read while the HELLO is out is taken as the power-up line the port held before
+        the host came (its answer is used); a BOOT after it makes the controller say HELLO again.
+
+        Raises:
+            WrongController: the port answers as another controller; nothing else was sent.
+        """
         while True:
+            if not conn.verified:
+                info = await self._hello()
+                self._identity.check(info, self.url)
+                conn.verified = True
+                self.info = info
             conn.boot_seen = False
             await self._request("WATCHDOG", self.watchdog_ms)
             rate = pick_rate(self.info.rates if self.info is not None else (), self.stream_hz)
             await self._request("STREAM", rate)
             self.stream_rate = rate
-            self._sample_ref = asyncio.get_running_loop().time()
+            conn.sample_ref = asyncio.get_running_loop().time()
             if not conn.boot_seen:
                 return
 
@@ -434,42 +471,11 @@ class CuffLink:
             await self._setup(conn)
         except asyncio.CancelledError:
             raise
+        except WrongController as exc:
+            self._lose(conn, str(exc), LinkState.REFUSED)
         except LinkError as exc:
             self._lose(conn, f"setup after reboot failed: {exc}")
         except Exception as exc:
             log.exception("%s: setup after reboot crashed", self.name)
             self.stats.errors += 1
             self._lose(conn, f"setup after reboot crashed: {exc!r}")
-
-    async def _monitor(self, conn: Connection) -> None:
-        """Ping when idle for a third of the watchdog; declare the link lost when samples stop."""
-        loop = asyncio.get_running_loop()
-        ping_every = self.watchdog_ms / 3000
-        ping: asyncio.Future[Ok] | None = None
-        self._sample_ref = loop.time()
-        try:
-            while not conn.lost:
-                now = loop.time()
-                wake = now + ping_every
-                if self.keepalive_enabled:
-                    due = self._requests.last_sent + ping_every
-                    if now >= due and (ping is None or ping.done()):
-                        ping = self._requests.submit("PING", (), urgent=False, require_ready=False)
-                        ping.add_done_callback(swallow_outcome)
-                        due = now + ping_every
-                    wake = min(wake, due)
-                if self.stream_rate > 0:
-                    ref = max(self._sample_ref, self.last_sample_at or 0.0)
-                    if now - ref > SAMPLE_SILENCE_S:
-                        self._lose(conn, f"controller silent: no sample for {SAMPLE_SILENCE_S:g} s")
-                        return
-                    wake = min(wake, ref + SAMPLE_SILENCE_S + 0.001)
-                await asyncio.sleep(max(0.001, wake - loop.time()))
-        except asyncio.CancelledError:
-            raise
-        except LinkDown:
-            return
-        except Exception as exc:
-            log.exception("%s: monitor crashed", self.name)
-            self.stats.errors += 1
-            self._lose(conn, f"monitor crashed: {exc!r}")

@@ -31,6 +31,10 @@ class Connection:
     lost: bool = False
     boot_seen: bool = False
     """The controller sent BOOT since the last setup began (the setup then runs again)."""
+    verified: bool = False
+    """A HELLO on this port named the expected serial, and no BOOT came since (SET waits for it)."""
+    sample_ref: float = 0.0
+    """Loop time the sample stream was (re)started: silence is counted from here or the last sample."""
 
     def tasks(self) -> list[asyncio.Task[None]]:
         return [t for t in (self.reader_task, self.monitor_task, self.setup_task) if t is not None]

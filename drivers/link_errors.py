@@ -21,6 +21,12 @@ class LinkState(str, Enum):
     """Session set up; commands accepted."""
     LOST = "lost"
     """Port gone, unopenable or the controller silent; reconnecting in the background."""
+    REFUSED = "refused"
+    """The port answers as another controller (its HELLO serial is not the expected one).
+
+    The port is closed again at once, nothing but HELLO was sent; the link keeps retrying with its
+    backoff and stays REFUSED until the expected controller answers (READY) or the port is lost.
+    """
     STOPPED = "stopped"
     """:meth:`CuffLink.stop` was called; final."""
 
@@ -67,6 +73,16 @@ class LinkTimeout(LinkError):
 
 class LinkDown(LinkError):
     """The link is not READY (or no port is open), or it went down while waiting."""
+
+
+class WrongController(LinkError):
+    """A HELLO answered with another serial than the one this link expects: a swapped controller."""
+
+    def __init__(self, url: str, serial: str, expected: str) -> None:
+        self.url = url
+        self.serial = serial
+        self.expected = expected
+        super().__init__(f"port {url} answers as serial {serial}, expected {expected}")
 
 
 class Superseded(LinkError):

@@ -1,4 +1,4 @@
-"""The controller's HELLO answer, checked, and the stream rate chosen from it.
+"""The controller's HELLO answer, checked (also: is it the expected controller?), and the stream rate.
 
 Apart from the session in :mod:`drivers.link` because the checks are the
 host's trust boundary: every limit the console applies later (channel numbers,
@@ -7,10 +7,13 @@ the controller's maximum pressure) leans on what is accepted here.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 
-from drivers.link_errors import HelloInfo, LinkError
+from drivers.link_errors import HelloInfo, LinkError, WrongController
+
+log = logging.getLogger(__name__)
 
 PROTO = 1
 """The only protocol version this link speaks."""
@@ -48,6 +51,34 @@ def parse_hello(fields: Mapping[str, str]) -> HelloInfo:
     if not (math.isfinite(info.max_pressure) and info.max_pressure > 0):
         raise LinkError(f"bad HELLO answer: max={fields['max']} is not a positive pressure")
     return info
+
+
+class Identity:
+    """Which controller a link expects behind its port: pinned (the config's serial) or learned.
+
+    USB renumbering after a replug or a reboot can swap two controllers between ports; without
+    this check a leg cuff's patient, plan and % LOP would drive an arm. Unpinned, the serial of
+    the first HELLO accepted is learned and every later HELLO must name it too.
+    """
+
+    def __init__(self, serial: str | None) -> None:
+        if serial is not None and not serial.strip():
+            raise ValueError(f"an expected controller serial must not be blank, got {serial!r}")
+        self.serial = serial
+        """The expected serial: pinned, or learned at first contact (None until then)."""
+        self.pinned = serial is not None
+
+    def check(self, info: HelloInfo, url: str) -> None:
+        """Accept ``info`` if it names the expected serial (learning it at first contact).
+
+        Raises:
+            WrongController: the HELLO named another serial.
+        """
+        if self.serial is None:
+            self.serial = info.serial
+            log.info("%s: controller serial %s learned at first contact", url, info.serial)
+        elif info.serial != self.serial:
+            raise WrongController(url, info.serial, self.serial)
 
 
 def pick_rate(rates: tuple[int, ...], wanted_hz: int) -> int:
