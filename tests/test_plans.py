@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console.common.api import PlanSummary
+from console.therapy.plan_library import BUILTIN_PLANS
 from console.therapy.plans import (
-    BUILTIN_PLANS,
     HARD_OCCLUSION_LIMIT_S,
     Plan,
     PlanError,

@@ -9,7 +9,8 @@ import pytest
 
 from console.common.api import CommandRefused, Priority
 from console.common.clock import ManualClock
-from console.therapy.plans import BUILTIN_PLANS, Plan
+from console.therapy.plan_library import BUILTIN_PLANS
+from console.therapy.plans import Plan
 from console.therapy.reps import LAG_ALLOWED, LAG_SEEN_MIN
 from console.therapy.session import SessionRunner
 from console.therapy.session_types import Beat, Deflate, Finished, Inflate, PhaseChanged
