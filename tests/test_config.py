@@ -16,7 +16,7 @@ from console.config.loader import (
     parse_config,
 )
 from console.config.schema import EmulatorConfig, RoleRule, SafetyConfig, StationConfig
-from console.therapy.plans import BUILTIN_PLANS
+from console.therapy.plan_library import BUILTIN_PLANS
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -42,7 +42,8 @@ from console.config.validate import (
     read_station,
     read_table,
 )
-from console.therapy.plans import BUILTIN_PLANS, TableReader
+from console.therapy.plan_library import BUILTIN_PLANS
+from console.therapy.table_reader import TableReader
 
 ENV_VAR: Final = "BFR_CONFIG"
 

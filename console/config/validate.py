@@ -29,17 +29,15 @@ from console.config.schema import (
     default_emulator_lop,
     with_article,
 )
+from console.therapy.plan_library import BUILTIN_PLANS
 from console.therapy.plans import (
-    BUILTIN_PLANS,
     HARD_OCCLUSION_LIMIT_S,
     MAX_PCT_LOP,
     MIN_PCT_LOP,
-    REQUIRED,
     Plan,
-    TableReader,
-    describe,
     read_plan,
 )
+from console.therapy.table_reader import REQUIRED, TableReader, describe
 
 _SOCKET_URL = re.compile(r"^socket://[^:/\s]+:(\d{1,5})$")
 _SERIAL = re.compile(r"[!-)+-~]{1,16}\Z")
