@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console.common.api import Priority
+import pytest
+
+from console.common.api import CommandRefused, Priority
 from console.common.clock import ManualClock
 from console.station.alarms import AlarmManager
 from console.station.cuff import CuffSpec, CuffState
 from console.station.limits import Limits
+from console.station.station import Station
 from console.station.supervisor import ControllerState, Supervisor
 from drivers.codec import Status
+from drivers.emulator.firmware import ControllerFirmware
 from tests.station_support import alarms, cuff, make_config, manual_station, step, wait_for
 
 
@@ -92,5 +96,29 @@ async def test_a_cuff_that_reaches_its_target_raises_no_not_reached(tmp_path: Pa
         await wait_for(lambda: st.cuffs["A1"].leak_since is None, "a status line after the fill", 5)
         await step(st, clock, 12)
         assert alarms(st) == []
+    finally:
+        await st.stop()
+
+
+async def test_a_controller_swapped_behind_a_port_raises_a_high_alarm_and_drives_nothing(tmp_path: Path) -> None:
+    """Assumption broken: the controller behind a port is the one that was there before (issue 11, item 2)."""
+    st = Station(make_config(tmp_path, controllers=2))
+    await st.start()
+    try:
+        emu_a, fw_a, fw_b = st.emulators["A"], st.emulators["A"].firmware, st.emulators["B"].firmware
+        impostor = ControllerFirmware(channels=2, lops=[190.0, 180.0], seed=9, serial=fw_b.serial)
+        await emu_a.replug(firmware=impostor)  # USB renumbering: B's twin answers behind A's port
+        await wait_for(lambda: alarms(st, "WRONG_CONTROLLER"), "WRONG_CONTROLLER alarm", 10)
+        [wrong] = alarms(st, "WRONG_CONTROLLER")
+        assert wrong.priority is Priority.HIGH and wrong.controller == "A"
+        assert "EMU-B" in wrong.message and "EMU-A" in wrong.message, wrong.message
+        assert not cuff(st, "A1").online
+        with pytest.raises(CommandRefused):
+            await st.inflate("A1", mmhg=80)
+        assert [impostor.channel(ch).target for ch in (1, 2)] == [0.0, 0.0], "nothing reached the wrong controller"
+        await emu_a.replug(firmware=fw_a)  # the right one is back
+        await wait_for(lambda: cuff(st, "A1").online, "A back online", 10)
+        assert not alarms(st, "WRONG_CONTROLLER")[0].active
+        await st.inflate("A1", mmhg=80)
     finally:
         await st.stop()

@@ -43,6 +43,8 @@ class ControllerState:
         "last_sample_at",
         "error",
         "lost_alarm",
+        "wrong_raised",
+        "ready_at",
         "startup_deflated",
     )
 
@@ -62,6 +64,10 @@ class ControllerState:
         self.last_sample_at: float | None = None
         self.error = ""
         self.lost_alarm = False
+        self.wrong_raised = False
+        """A WRONG_CONTROLLER alarm is up: the port answered as another controller."""
+        self.ready_at: float | None = None
+        """Clock time the link last became READY."""
         self.startup_deflated = False
         """DEFLATE ALL was confirmed on first contact."""
 
@@ -230,13 +236,26 @@ class Supervisor:
         if state == "ready":
             ctrl.down_since = None
             ctrl.error = ""
-            ctrl.last_sample_at = now  # the sample-silence rule counts from here
+            ctrl.ready_at = now  # the link-silence alarm counts from here, the blind vent from the last sample
+            if ctrl.wrong_raised:
+                ctrl.wrong_raised = False
+                self.alarms.clear_condition("WRONG_CONTROLLER", controller=ctrl.id)
             return
         if ctrl.down_since is None:
             ctrl.down_since = now
         if state == "lost":
             ctrl.error = reason
             self._raise_lost(ctrl, f"link lost ({reason})")
+        elif state == "refused":
+            ctrl.error = reason
+            ctrl.wrong_raised = True
+            self.alarms.raise_alarm(
+                "WRONG_CONTROLLER",
+                Priority.HIGH,
+                f"Controller {ctrl.id}: {reason}. Nothing is sent through that port; cuffs {ctrl.cuff_names()} "
+                f"are offline. A replug can swap two controllers' ports: check which controller is plugged in where.",
+                controller=ctrl.id,
+            )
 
     # ------------------------------------------------------------------ periodic
 
@@ -244,10 +263,14 @@ class Supervisor:
         """Every time-based rule, for every controller and cuff."""
         lim = self.limits
         for ctrl in self.controllers.values():
-            ref = ctrl.last_sample_at if ctrl.last_sample_at is not None else ctrl.down_since
-            if ref is not None and now - ref > lim.link_timeout_s and any(c.target > 0 for c in ctrl.cuffs):
-                self._vent_blind(ctrl, now - ref)
+            last = ctrl.last_sample_at
+            # Blind vent: judged from the last SAMPLE, never from a (re)connect: a link that flaps
+            # (ready, no samples, lost, ready...) must not keep postponing it.
+            seen = last if last is not None else (ctrl.ready_at if ctrl.ready_at is not None else ctrl.down_since)
+            if seen is not None and now - seen > lim.link_timeout_s and any(c.target > 0 for c in ctrl.cuffs):
+                self._vent_blind(ctrl, now - seen)
             if ctrl.online:
+                ref = max((t for t in (last, ctrl.ready_at) if t is not None), default=ctrl.down_since)
                 if ref is not None and now - ref > lim.link_timeout_s:
                     self._raise_lost(ctrl, f"no samples for {now - ref:.1f} s")
             else:
