@@ -340,13 +340,25 @@ def test_ceiling_above_hard_cap(tmp_path: Path) -> None:
 
 
 def test_pressure_above_station_ceiling(tmp_path: Path) -> None:
-    text = "[station]\nceiling_mmhg = 200\n[safety]\nmax_mmhg_without_lop = 250\n" + MINIMAL
+    text = "[station]\nceiling_mmhg = 200\n[safety]\nmax_mmhg_without_lop_leg = 250\n" + MINIMAL
     text += cuff("A2", 2, extra="lop = 240.0")
     err = refuse(tmp_path, text)
     assert "250 mmHg is above the station ceiling (station.ceiling_mmhg = 200 mmHg)" == problem(
-        err, "safety.max_mmhg_without_lop"
+        err, "safety.max_mmhg_without_lop_leg"
     )
     assert "240 mmHg is above the station ceiling" in problem(err, "cuffs[1].lop")
+
+
+def test_the_no_lop_limit_is_per_limb_and_the_old_single_key_is_refused_with_its_replacement(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(tmp_path, "[safety]\nmax_mmhg_without_lop_arm = 70\nmax_mmhg_without_lop_leg = 110\n" + MINIMAL)
+    )
+    assert (cfg.safety.max_mmhg_without_lop("arm"), cfg.safety.max_mmhg_without_lop("leg")) == (70.0, 110.0)
+    assert SafetyConfig().max_mmhg_without_lop("arm") < SafetyConfig().max_mmhg_without_lop("leg")
+    err = refuse(tmp_path, "[safety]\nmax_mmhg_without_lop = 120\n" + MINIMAL)
+    assert "replaced by max_mmhg_without_lop_arm and max_mmhg_without_lop_leg" in problem(
+        err, "safety.max_mmhg_without_lop"
+    )
 
 
 def test_zero_time_refused(tmp_path: Path) -> None:

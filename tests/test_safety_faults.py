@@ -122,3 +122,22 @@ async def test_a_controller_swapped_behind_a_port_raises_a_high_alarm_and_drives
         await st.inflate("A1", mmhg=80)
     finally:
         await st.stop()
+
+
+async def test_without_a_lop_an_arm_goes_less_high_than_a_leg_and_a_lop_is_checked_for_its_limb(tmp_path: Path) -> None:
+    """Assumption broken: one no-LOP limit suits every limb (120 mmHg is ~87 % of a typical arm LOP)."""
+    st = Station(make_config(tmp_path, controllers=2))  # A1, A2 on legs; B1, B2 on arms
+    await st.start()
+    try:
+        with pytest.raises(CommandRefused, match="arm cuff may go to at most 80 mmHg"):
+            await st.inflate("B1", mmhg=100)
+        await st.inflate("A1", mmhg=100)  # a leg: 120 without a LOP
+        with pytest.raises(CommandRefused, match="not plausible for an arm"):
+            await st.set_lop("B1", 280.0, position="seated", cuff_width_cm=None)
+        await st.set_lop("A2", 280.0, position="seated", cuff_width_cm=None)  # plausible for a thigh
+        with pytest.raises(CommandRefused, match="not plausible for a leg"):
+            await st.set_lop("A2", 70.0, position="seated", cuff_width_cm=None)
+        await st.set_lop("B1", 140.0, position="seated", cuff_width_cm=None)
+        await st.inflate("B1", pct_lop=55.0)  # with its LOP known, the % LOP cap applies instead
+    finally:
+        await st.stop()

@@ -66,10 +66,10 @@ def test_occlusion_time_counts_while_above_the_threshold_and_resets_below() -> N
 def test_percent_lop_and_allowed_target() -> None:
     c = make()
     assert c.pct_lop(100.0) is None
-    assert c.allowed_max(120.0) == 120.0, "no LOP: the no-LOP limit"
+    assert c.allowed_max() == c.spec.max_mmhg_without_lop == 80.0, "no LOP: the no-LOP limit of its limb"
     c.lop = 200.0
     assert c.pct_lop(100.0) == pytest.approx(50.0)
-    assert c.allowed_max(120.0) == pytest.approx(160.0)
+    assert c.allowed_max() == pytest.approx(160.0)
 
 
 def test_a_new_target_disarms_the_off_target_rule_until_reached() -> None:

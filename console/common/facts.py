@@ -18,5 +18,9 @@ PATIENT_ID: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 ABSOLUTE_MAX_MMHG: Final = 300.0
 """No cuff is ever commanded above this, whatever the config says (the station's hard ceiling)."""
 
+LOP_PLAUSIBLE_MMHG: Final = {"arm": (60.0, 250.0), "leg": (80.0, 350.0)}
+"""A LOP outside this range for the limb is a typo or a failed measurement, not a patient: an upper
+limb occludes at about 100-180 mmHg, a lower limb at about 150-300 (Masri 2016; Hughes 2018)."""
+
 FIDELITY_BAND: Final = 0.10
 """Pressure fidelity: the share of held time within +-10 % of target (Swain 2025)."""

@@ -56,8 +56,14 @@ class SafetyConfig:
     deflate_confirm_s: float = 0.25
     max_pct_lop_arm: float = 60.0
     max_pct_lop_leg: float = 90.0
-    max_mmhg_without_lop: float = 120.0
-    """A cuff with unknown LOP may be inflated to at most this many mmHg."""
+    max_mmhg_without_lop_arm: float = 80.0
+    """An arm cuff with unknown LOP may be inflated to at most this many mmHg (about 60 % of a typical
+    arm LOP of 140)."""
+    max_mmhg_without_lop_leg: float = 120.0
+    """A leg cuff with unknown LOP: at most this (about 55 % of a typical thigh LOP of 220)."""
+
+    def max_mmhg_without_lop(self, limb: str) -> float:
+        return self.max_mmhg_without_lop_arm if limb == "arm" else self.max_mmhg_without_lop_leg
 
     def max_pct_lop(self, limb: str) -> float:
         return self.max_pct_lop_arm if limb == "arm" else self.max_pct_lop_leg
@@ -207,7 +213,7 @@ class StationConfig:
             max_pct_lop=c.max_pct_lop if c.max_pct_lop is not None else s.max_pct_lop(c.limb),
             occlusion_warn_s=c.occlusion_warn_s if c.occlusion_warn_s is not None else s.occlusion_warn_s,
             occlusion_limit_s=c.occlusion_limit_s if c.occlusion_limit_s is not None else s.occlusion_limit_s,
-            max_mmhg_without_lop=s.max_mmhg_without_lop,
+            max_mmhg_without_lop=s.max_mmhg_without_lop(c.limb),
             ceiling_mmhg=self.station.ceiling_mmhg,
             tolerance_mmhg=s.tolerance_mmhg,
         )

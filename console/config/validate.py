@@ -56,7 +56,9 @@ SAFETY_KEYS: Final = (
     "deflate_confirm_s",
     "max_pct_lop_arm",
     "max_pct_lop_leg",
-    "max_mmhg_without_lop",
+    "max_mmhg_without_lop_arm",
+    "max_mmhg_without_lop_leg",
+    "max_mmhg_without_lop",  # refused with a sentence: replaced by the two above
 )
 ALARMS_KEYS: Final = ("silence_max_s", "bell")
 UI_KEYS: Final = ("theme", "fps")
@@ -142,13 +144,19 @@ def read_safety(data: Mapping[str, Any], problems: list[str], ceiling: float) ->
     limit = t.seconds("occlusion_limit_s", d.occlusion_limit_s, hi=HARD_OCCLUSION_LIMIT_S)
     if warn is not None and limit is not None and warn >= limit:
         t.problem("occlusion_warn_s", f"expected below safety.occlusion_limit_s ({limit:g} s), found {warn:g}")
-    max_no_lop = t.number("max_mmhg_without_lop", d.max_mmhg_without_lop, lo=0, lo_open=True, unit="mmHg")
-    if max_no_lop is not None and max_no_lop > ceiling:
+    if t.has("max_mmhg_without_lop"):
         t.problem(
             "max_mmhg_without_lop",
-            f"{max_no_lop:g} mmHg is above the station ceiling (station.ceiling_mmhg = {ceiling:g} mmHg)",
+            "replaced by max_mmhg_without_lop_arm and max_mmhg_without_lop_leg (one limit per limb: arms lower)",
         )
-        max_no_lop = None
+    no_lop: dict[str, float | None] = {}
+    for limb, default in (("arm", d.max_mmhg_without_lop_arm), ("leg", d.max_mmhg_without_lop_leg)):
+        key = f"max_mmhg_without_lop_{limb}"
+        value = t.number(key, default, lo=0, lo_open=True, unit="mmHg")
+        if value is not None and value > ceiling:
+            t.problem(key, f"{value:g} mmHg is above the station ceiling (station.ceiling_mmhg = {ceiling:g} mmHg)")
+            value = None
+        no_lop[limb] = value
     pct: dict[str, Any] = {"lo": MIN_PCT_LOP, "hi": MAX_PCT_LOP, "unit": "% LOP"}
     return SafetyConfig(
         tolerance_mmhg=or_fallback(
@@ -164,7 +172,8 @@ def read_safety(data: Mapping[str, Any], problems: list[str], ceiling: float) ->
         ),
         max_pct_lop_arm=or_fallback(t.number("max_pct_lop_arm", d.max_pct_lop_arm, **pct), d.max_pct_lop_arm),
         max_pct_lop_leg=or_fallback(t.number("max_pct_lop_leg", d.max_pct_lop_leg, **pct), d.max_pct_lop_leg),
-        max_mmhg_without_lop=or_fallback(max_no_lop, d.max_mmhg_without_lop),
+        max_mmhg_without_lop_arm=or_fallback(no_lop["arm"], d.max_mmhg_without_lop_arm),
+        max_mmhg_without_lop_leg=or_fallback(no_lop["leg"], d.max_mmhg_without_lop_leg),
     )
 
 

@@ -36,6 +36,8 @@ class CuffSpec:
     tolerance: float
     occlusion_warn_s: float
     occlusion_limit_s: float
+    max_mmhg_without_lop: float = 80.0
+    """The target limit while the LOP is unknown (per limb in the config: arms lower)."""
     width_cm: float | None = None
     lop: float | None = None
     pair: str | None = None
@@ -200,11 +202,11 @@ class CuffState:
             return None
         return 100.0 * mmhg / self.lop
 
-    def allowed_max(self, max_mmhg_without_lop: float) -> float:
-        """Highest target this cuff may get from its LOP, or the no-LOP limit."""
+    def allowed_max(self) -> float:
+        """Highest target this cuff may get from its LOP, or the no-LOP limit of its limb."""
         if self.lop:
             return self.lop * self.spec.max_pct_lop / 100.0
-        return max_mmhg_without_lop
+        return self.spec.max_mmhg_without_lop
 
     def new_target(self, mmhg: float, now: float) -> None:
         """The target changed: the off-target rule waits until the pressure gets there."""

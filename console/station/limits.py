@@ -51,9 +51,6 @@ class SafetySettings(Protocol):
     @property
     def leak_pump_s(self) -> float: ...
 
-    @property
-    def max_mmhg_without_lop(self) -> float: ...
-
 
 class StationSettings(Protocol):
     """What the rules read from the config's ``[station]`` section (:class:`console.config.schema.StationSettings`)."""
@@ -93,7 +90,6 @@ class Limits:
     grace_s = property(attrgetter("safety.grace_s"))
     link_timeout_s = property(attrgetter("safety.link_timeout_s"))
     leak_pump_s = property(attrgetter("safety.leak_pump_s"))
-    max_mmhg_without_lop = property(attrgetter("safety.max_mmhg_without_lop"))
 
 
 def check_target(
@@ -145,15 +141,15 @@ def check_target(
             )
         return
     if cuff.lop:
-        allowed = cuff.allowed_max(lim.max_mmhg_without_lop)
+        allowed = cuff.allowed_max()
         if mmhg > allowed + 1e-9:
             pct = 100.0 * mmhg / cuff.lop
             raise CommandRefused(
                 f"{name}: {figure(mmhg)} mmHg is {pct:.0f} % LOP; this {cuff.spec.limb} cuff may go to at most "
                 f"{figure(cuff.spec.max_pct_lop)} % LOP ({figure(allowed)} mmHg, LOP {figure(cuff.lop)})."
             )
-    elif mmhg > lim.max_mmhg_without_lop:
+    elif mmhg > cuff.spec.max_mmhg_without_lop:
         raise CommandRefused(
-            f"{name}: LOP unknown; without it the target may be at most {figure(lim.max_mmhg_without_lop)} mmHg "
+            f"{name}: LOP unknown; without it this {cuff.spec.limb} cuff may go to at most {figure(cuff.spec.max_mmhg_without_lop)} mmHg "
             f"({figure(mmhg)} asked). Measure or enter the LOP first."
         )

@@ -23,8 +23,9 @@ from typing import Any
 
 from console.common.api import AlarmSnapshot, CommandRefused, EmergencySnapshot, Priority, Role, StationSnapshot
 from console.common.clock import Clock, SystemClock
+from console.common.facts import LOP_PLAUSIBLE_MMHG
 from console.common.figures import figure, number_arg
-from console.config.schema import StationConfig
+from console.config.schema import StationConfig, with_article
 from console.station.alarm_desk import AlarmDesk
 from console.station.alarms import AlarmManager
 from console.station.connections import Connections
@@ -103,6 +104,7 @@ class Station:
                 tolerance=lim.tolerance_mmhg,
                 occlusion_warn_s=lim.occlusion_warn_s,
                 occlusion_limit_s=lim.occlusion_limit_s,
+                max_mmhg_without_lop=lim.max_mmhg_without_lop,
                 width_cm=c.width_cm,
                 lop=c.lop,
                 pair=c.pair,
@@ -452,8 +454,12 @@ class Station:
         try:
             cuff, _ = self.lookup(cuff_id)
             value = number_arg(lop, f"{cuff_id}: the LOP")
-            if not 50.0 <= value <= 350.0:
-                raise CommandRefused(f"{cuff_id}: a LOP of {figure(value)} mmHg is not plausible (50..350).")
+            lo, hi = LOP_PLAUSIBLE_MMHG[cuff.spec.limb]
+            if not lo <= value <= hi:
+                raise CommandRefused(
+                    f"{cuff_id}: a LOP of {figure(value)} mmHg is not plausible for {with_article(cuff.spec.limb)} "
+                    f"({figure(lo)}..{figure(hi)})."
+                )
             if cuff_width_cm is not None and not 2.0 <= number_arg(cuff_width_cm, f"{cuff_id}: the cuff width") <= 30.0:
                 raise CommandRefused(f"{cuff_id}: a cuff width of {cuff_width_cm} cm is not plausible (2..30).")
             allowed = value * cuff.spec.max_pct_lop / 100.0
