@@ -462,9 +462,7 @@ async def test_emergency_key_works_inside_every_therapy_dialog_with_a_field_focu
                 lambda before=before: len(calls(st, "emergency_deflate")) == before + 1,
                 what=f"{key} in {dialog}",
             )
-            assert isinstance(app.screen, dialog), "the emergency key does not close or answer the dialog"
-            if field != "position":
-                assert app.screen.query_one(f"#{field}").value.endswith("12")  # type: ignore[attr-defined]
-            await press(pilot, "f10")
+            # The emergency closes the dialog unanswered (issue 11, item 9): what was typed is never sent.
+            assert len(app.screen_stack) == 1, f"the emergency key closes {dialog.__name__}"
         session = [c for c in st.calls if c.name in ("start_session", "set_lop", "measure_lop")]
-        assert session == [], "cancelled dialogs sent nothing"
+        assert session == [], "dialogs closed by the emergency sent nothing"

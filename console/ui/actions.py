@@ -25,13 +25,15 @@ from console.common.api import (
     StationHandle,
     StationSnapshot,
 )
-from console.ui.screens.dialogs import ConfirmDialog, InflateRequest
+from console.ui.plain import notify_plain
+from console.ui.screens.dialogs import ClosesOnEmergency, ConfirmDialog, InflateRequest
 from console.ui.theme import Glyphs
 from console.ui.widgets.cuff_panel import is_inflated
 
 log = logging.getLogger(__name__)
 
 SILENCE_S = 120.0
+NOT_SENT = "not sent, the emergency deflate came after it was asked for."
 
 
 class ConsoleView(Protocol):
@@ -76,6 +78,8 @@ class ConsoleActions:
         self.handle = handle
         self.kiosk = kiosk
         self._tasks: set[asyncio.Future[Any]] = set()
+        self.emergencies = 0
+        """Emergency deflates asked for here; a command asked for before one is never sent after it."""
 
     # -- running commands -----------------------------------------------------------
     def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
@@ -91,50 +95,84 @@ class ConsoleActions:
             task.cancel()
 
     def run(self, what: str, make: Callable[[], Awaitable[Any]]) -> None:
-        """Run a station command in the background; a refusal becomes a notification."""
+        """Run a station command in the background; a refusal becomes a notification.
+
+        A command still unsent when the emergency key is pressed is dropped, not sent after the emergency.
+        """
+        asked_at = self.emergencies
 
         async def run() -> None:
+            if self.overtaken(asked_at):
+                notify_plain(self.app, f"{what}: {NOT_SENT}", severity="warning", timeout=8)
+                return
             try:
                 await make()
             except CommandRefused as exc:
-                self.app.notify(str(exc), title=f"{what}: refused", severity="error", timeout=8)
+                notify_plain(self.app, str(exc), title=f"{what}: refused", severity="error", timeout=8)
             except Exception as exc:  # a broken link must not take the screen down
                 log.exception("%s failed", what)
-                self.app.notify(f"{what} failed: {exc}", severity="error", timeout=8)
+                notify_plain(self.app, f"{what} failed: {exc}", severity="error", timeout=8)
             self.view.refresh_now()
 
         self.spawn(run())
 
+    def overtaken(self, asked_at: int) -> bool:
+        """Whether an emergency was asked for since ``asked_at`` (``emergencies`` when a command was asked for)."""
+        return self.emergencies != asked_at
+
     def emergency(self) -> None:
-        """DEFLATE ALL, now: called straight from the key, no confirmation, no queue."""
+        """DEFLATE ALL, now: called straight from the key, no confirmation, no queue.
+
+        Then every dialog that could command a cuff closes, with what was typed in it, and commands
+        asked for before this one and not yet sent are dropped.
+        """
+        self.emergencies += 1
         try:
             started = self.handle.emergency_deflate()
         except Exception as exc:  # a handle that fails at the call itself
             log.exception("emergency deflate failed")
-            self.app.notify(f"EMERGENCY DEFLATE FAILED: {exc}", severity="error", timeout=30)
+            notify_plain(self.app, f"EMERGENCY DEFLATE FAILED: {exc}", severity="error", timeout=30)
+            self.close_command_dialogs()
             return
+        self.close_command_dialogs()
 
         async def report() -> None:
             try:
                 result: EmergencySnapshot = await started
             except Exception as exc:  # never refused by contract; a broken handle still gets said loudly
                 log.exception("emergency deflate failed")
-                self.app.notify(f"EMERGENCY DEFLATE FAILED: {exc}", severity="error", timeout=30)
+                notify_plain(self.app, f"EMERGENCY DEFLATE FAILED: {exc}", severity="error", timeout=30)
                 return
             if result.pending:
-                self.app.notify(f"Deflate sent; pending: {', '.join(result.pending)}", severity="warning", timeout=10)
+                notify_plain(
+                    self.app, f"Deflate sent; pending: {', '.join(result.pending)}", severity="warning", timeout=10
+                )
             else:
-                self.app.notify(f"All deflated: {', '.join(result.confirmed)}", timeout=10)
+                notify_plain(self.app, f"All deflated: {', '.join(result.confirmed)}", timeout=10)
             self.view.refresh_now()
 
         self.spawn(report())
+
+    def close_command_dialogs(self) -> None:
+        """Close every open dialog that could command the station, and any screen above it, unanswered.
+
+        Popped, not dismissed: their result callbacks never run, so nothing typed in them is sent.
+        """
+        stack = self.app.screen_stack
+        first = next(
+            (i for i, s in enumerate(stack) if isinstance(s, ClosesOnEmergency) and s.closes_on_emergency), None
+        )
+        if first is None or first == 0:
+            return
+        for _ in range(len(stack) - first):
+            self.app.pop_screen()
 
     # -- the selected cuff ------------------------------------------------------------
     def selected_cuff(self) -> CuffSnapshot | None:
         """The selected cuff; None, said on screen, when there is none."""
         cuff = self.view.selected_cuff()
         if cuff is None:
-            self.app.notify("No cuff selected.", severity="warning")
+            notify_plain(self.app, "No cuff selected.", severity="warning")
         return cuff
 
     def _selected_id(self) -> str | None:
@@ -178,14 +216,14 @@ class ConsoleActions:
             if yes:
                 self.session_command("stop")
 
-        self.app.push_screen(ConfirmDialog(question, yes="Stop", no="Continue"), done)
+        self.app.push_screen(ConfirmDialog(question, yes="Stop", no="Continue", commands_station=True), done)
 
     # -- alarms -----------------------------------------------------------------------------
     def acknowledge_selected(self) -> None:
         cid = self.view.selected
         ids = [a.id for a in self.view.last_snapshot.alarms if a.cuff == cid and not a.acknowledged]
         if not ids:
-            self.app.notify(f"No alarm on {cid} to acknowledge (A acknowledges all).")
+            notify_plain(self.app, f"No alarm on {cid} to acknowledge (A acknowledges all).")
             return
         self.acknowledge_ids(ids)
 
@@ -202,7 +240,7 @@ class ConsoleActions:
     def silence(self) -> None:
         async def run() -> None:
             await self.handle.silence(SILENCE_S)
-            self.app.notify(f"Alarm sound silenced for {SILENCE_S:.0f} s.")
+            notify_plain(self.app, f"Alarm sound silenced for {SILENCE_S:.0f} s.")
 
         self.run("Silence", run)
 

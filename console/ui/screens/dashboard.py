@@ -171,7 +171,9 @@ class DashboardScreen(Screen[None]):
         right after ``i`` land in its field instead of selecting cuffs."""
         cuff = self.actions.selected_cuff()
         if cuff is not None:
+            asked_at = self.actions.emergencies
             await self.app.push_screen(InflateDialog(cuff), self._inflate)
+            self._close_if_overtaken(asked_at)
 
     def _inflate(self, request: InflateRequest | None) -> None:
         if request is not None:
@@ -213,7 +215,14 @@ class DashboardScreen(Screen[None]):
             dialog = MeasureLopDialog(cuff, self.actions)
         else:
             dialog = DopplerLopDialog(cuff, self.actions)
+        asked_at = self.actions.emergencies
         await self.app.push_screen(dialog)
+        self._close_if_overtaken(asked_at)
+
+    def _close_if_overtaken(self, asked_at: int) -> None:
+        """An emergency while the dialog was opening: it must not stay open with keys typed before it."""
+        if self.actions.overtaken(asked_at):
+            self.actions.close_command_dialogs()
 
     def action_pause(self) -> None:
         self.actions.toggle_pause()

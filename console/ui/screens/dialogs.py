@@ -1,7 +1,10 @@
 """Modal dialogs: inflate target and yes/no confirmation.
 
 Every dialog closes without Escape (Enter on a button, or a plain key),
-because Escape is unreliable over SSH and the kiosk has no mouse.
+because Escape is unreliable over SSH and the kiosk has no mouse. A dialog
+whose answer commands the station is :class:`ClosesOnEmergency`: the
+emergency key closes it with whatever was typed in it, so nothing typed
+before the emergency can be sent after it.
 """
 
 from __future__ import annotations
@@ -17,9 +20,16 @@ from textual.widgets import Button, Input, Label, Static
 
 from console.common.api import CuffSnapshot
 from console.common.facts import ABSOLUTE_MAX_MMHG
+from console.ui.plain import plain
 from console.ui.widgets.inputs import OrderedInput
 
 """Nothing typed above this is even sent; the station has its own, lower ceiling."""
+
+
+class ClosesOnEmergency:
+    """Marks a dialog whose answer sends a station command: the emergency deflate closes it, unanswered."""
+
+    closes_on_emergency: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +65,7 @@ def parse_target(text: str, cuff: CuffSnapshot) -> InflateRequest:
     return InflateRequest(cuff.id, pct_lop=value)
 
 
-class InflateDialog(ModalScreen[InflateRequest | None]):
+class InflateDialog(ClosesOnEmergency, ModalScreen[InflateRequest | None]):
     """Asks for a target; validates before anything is sent."""
 
     AUTO_FOCUS = "#target"
@@ -70,7 +80,7 @@ class InflateDialog(ModalScreen[InflateRequest | None]):
         c = self.cuff
         lop = f"LOP {c.lop:.0f} mmHg, max {c.max_pct_lop:.0f} % LOP" if c.lop is not None else "LOP not set: mmHg only"
         with Vertical(id="dialog-box"):
-            yield Label(f"Inflate {c.id} ({c.label})", id="dialog-title")
+            yield Label(plain(f"Inflate {c.id} ({c.label})"), id="dialog-title")
             yield Label(lop)
             yield OrderedInput(placeholder="180  or  80%", id="target")
             yield Static("", id="error")
@@ -97,7 +107,7 @@ class InflateDialog(ModalScreen[InflateRequest | None]):
         try:
             request = parse_target(text, self.cuff)
         except ValueError as exc:
-            self.query_one("#error", Static).update(str(exc))
+            self.query_one("#error", Static).update(plain(exc))
             return
         self.dismiss(request)
 
@@ -105,22 +115,27 @@ class InflateDialog(ModalScreen[InflateRequest | None]):
         self.dismiss(None)
 
 
-class ConfirmDialog(ModalScreen[bool]):
-    """Yes/no; ``y`` confirms, ``n`` or Enter on the focused "no" button cancels."""
+class ConfirmDialog(ClosesOnEmergency, ModalScreen[bool]):
+    """Yes/no; ``y`` confirms, ``n`` or Enter on the focused "no" button cancels.
+
+    ``commands_station``: a yes sends a station command (stop a session), so the emergency closes
+    the question; a question that commands no cuff (quit) stays open through it.
+    """
 
     BINDINGS = [
         Binding("y", "answer(True)", "yes"),
         Binding("n,escape", "answer(False)", "no"),
     ]
 
-    def __init__(self, question: str, yes: str = "Yes", no: str = "No") -> None:
+    def __init__(self, question: str, yes: str = "Yes", no: str = "No", *, commands_station: bool = False) -> None:
         super().__init__(classes="dialog")
+        self.closes_on_emergency = commands_station
         self.question = question
         self.yes_label, self.no_label = yes, no
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog-box"):
-            yield Label(self.question, id="dialog-title")
+            yield Label(plain(self.question), id="dialog-title")  # may name cuffs and plans
             with Horizontal(classes="buttons"):
                 yield Button(f"{self.yes_label} (y)", id="yes", variant="error")
                 yield Button(f"{self.no_label} (n)", id="no", variant="primary")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -15,6 +16,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from console.common.api import AlarmSnapshot, Role
 from console.ui.actions import ConsoleActions, ConsoleView
+from console.ui.plain import plain
 from console.ui.widgets.status import EmergencyBar
 
 
@@ -30,7 +32,7 @@ class HelpScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(" Keys (F1, Enter or q closes)", classes="screen-title")
-        table: DataTable[str] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
         # The last column gets what the screen has left and wraps, so nothing is cut at 80 columns.
         key_w = max((len(k) for k, _, _ in self.rows), default=3)
         where_w = max((len(w) for _, _, w in self.rows), default=5)
@@ -39,7 +41,7 @@ class HelpScreen(Screen[None]):
         table.add_column("where", width=where_w)
         table.add_column("does", width=does_w)
         for key, desc, where in self.rows:
-            table.add_row(key, where, desc, height=None)
+            table.add_row(plain(key), plain(where), plain(desc), height=None)  # "[" and "]" are keys here
         yield table
         yield EmergencyBar(id="emergency")
         yield Footer()
@@ -68,7 +70,7 @@ class AlarmListScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(" Alarm log, newest first (a: ack highlighted, A: ack all, l/q: back)", classes="screen-title")
-        table: DataTable[str] = DataTable(id="alarm-table", cursor_type="row", zebra_stripes=True)
+        table: DataTable[Text] = DataTable(id="alarm-table", cursor_type="row", zebra_stripes=True)
         table.add_columns("time", "prio", "cuff", "cause", "state", "message")
         yield table
         yield EmergencyBar(id="emergency")
@@ -91,13 +93,14 @@ class AlarmListScreen(Screen[None]):
         table.clear()
         for a in self.alarms:
             state = ("active" if a.active else "cleared") + (", ack" if a.acknowledged else "")
+            # The cause and the message come from the station or a controller: plain text.
             table.add_row(
-                time.strftime("%H:%M:%S", time.localtime(a.raised_at)),
-                a.priority.value.upper(),
-                a.cuff or a.controller or "-",
-                a.cause,
-                state,
-                a.message,
+                plain(time.strftime("%H:%M:%S", time.localtime(a.raised_at))),
+                plain(a.priority.value.upper()),
+                plain(a.cuff or a.controller or "-"),
+                plain(a.cause),
+                plain(state),
+                plain(a.message),
                 key=str(a.id),
             )
         if self.alarms:

@@ -30,7 +30,9 @@ from console.common.api import (
     StationSnapshot,
 )
 from console.common.facts import PATIENT_ID
-from console.ui.actions import ConsoleActions
+from console.ui.actions import NOT_SENT, ConsoleActions
+from console.ui.plain import clean, notify_plain, plain
+from console.ui.screens.dialogs import ClosesOnEmergency
 from console.ui.widgets.choice import Choice
 from console.ui.widgets.inputs import OrderedInput
 
@@ -96,8 +98,8 @@ def parse_doppler(lop_text: str, width_text: str, position: str) -> DopplerLop:
     return DopplerLop(lop, position, width)
 
 
-class CommandDialog(ModalScreen[bool]):
-    """A dialog that sends one station command and shows a refusal in place."""
+class CommandDialog(ClosesOnEmergency, ModalScreen[bool]):
+    """A dialog that sends one station command and shows a refusal in place; the emergency closes it."""
 
     BINDINGS = [
         Binding("enter", "submit", "confirm", show=False),
@@ -113,7 +115,7 @@ class CommandDialog(ModalScreen[bool]):
         self._at_enter: dict[str, str] = {}
 
     def say(self, text: str) -> None:
-        self.query_one("#error", Static).update(text)
+        self.query_one("#error", Static).update(plain(text))  # refusals name plans, cuffs, patients
 
     def buttons(self, ok: str) -> ComposeResult:
         with Horizontal(classes="buttons"):
@@ -155,9 +157,13 @@ class CommandDialog(ModalScreen[bool]):
             return
         self.pending = True
         self.say(f"{what}...")
+        asked_at = self.actions.emergencies
 
         async def run() -> None:
             try:
+                if self.actions.overtaken(asked_at):  # the emergency came between Enter and the send
+                    self._failed(what, f"{what}: {NOT_SENT}")
+                    return
                 await make()
             except CommandRefused as exc:
                 self._failed(what, str(exc))
@@ -178,7 +184,7 @@ class CommandDialog(ModalScreen[bool]):
         if self.is_attached and self.is_current:
             self.say(sentence)
         else:  # the dialog was closed meanwhile: say it on the dashboard
-            self.app.notify(sentence, title=f"{what}: refused", severity="error", timeout=8)
+            notify_plain(self.app, sentence, title=f"{what}: refused", severity="error", timeout=8)
 
 
 def _cuff_title(c: CuffSnapshot) -> str:
@@ -204,15 +210,15 @@ class SessionDialog(CommandDialog):
     def compose(self) -> ComposeResult:
         c = self.cuff
         with Vertical(id="dialog-box", classes="wide"):
-            yield Label(f"Session on {_cuff_title(c)}", id="dialog-title")
+            yield Label(plain(f"Session on {_cuff_title(c)}"), id="dialog-title")
             yield Label(_lop_info(c))
             patient = OrderedInput(
-                c.patient_id or "", placeholder="pseudonymous id, e.g. P-0042", id="patient", max_length=64
+                clean(c.patient_id or ""), placeholder="pseudonymous id, e.g. P-0042", id="patient", max_length=64
             )
             patient.border_title = "patient"
             yield patient
             plans = OptionList(
-                *(Option(f"{p.name}  [{p.pct_lop:.0f}% LOP]", id=p.id) for p in self.plans),
+                *(Option(clean(f"{p.name}  [{p.pct_lop:.0f}% LOP]"), id=p.id) for p in self.plans),
                 id="plans",
                 markup=False,
             )
@@ -222,7 +228,7 @@ class SessionDialog(CommandDialog):
             if self.partners:
                 options = [("", "this cuff only")] + [(p.id, f"{p.id} {p.label} too") for p in self.partners]
                 yield Choice("Cuffs", options, c.pair or "", id="second")
-            yield Static("" if self.plans else f"No plan suits a {c.limb} cuff.", id="error")
+            yield Static(plain("" if self.plans else f"No plan suits a {c.limb} cuff."), id="error")
             yield from self.buttons("Start")
 
     def on_mount(self) -> None:
@@ -264,7 +270,7 @@ class SessionDialog(CommandDialog):
     def _describe(self) -> None:
         p = self.plan
         text = "" if p is None else f"{p.description}"
-        self.query_one("#plan-description", Static).update(text)
+        self.query_one("#plan-description", Static).update(plain(text))
 
     def action_submit(self) -> None:
         plan = self.plan
@@ -296,7 +302,7 @@ class MeasureLopDialog(CommandDialog):
     def compose(self) -> ComposeResult:
         c = self.cuff
         with Vertical(id="dialog-box"):
-            yield Label(f"Measure the LOP on {_cuff_title(c)}", id="dialog-title")
+            yield Label(plain(f"Measure the LOP on {_cuff_title(c)}"), id="dialog-title")
             yield Label("The cuff inflates step by step until the pulse fades, then vents.")
             yield Label("The patient keeps the limb still and relaxed.")
             yield _position_choice()
@@ -319,7 +325,7 @@ class DopplerLopDialog(CommandDialog):
     def compose(self) -> ComposeResult:
         c = self.cuff
         with Vertical(id="dialog-box"):
-            yield Label(f"Doppler LOP for {_cuff_title(c)}", id="dialog-title")
+            yield Label(plain(f"Doppler LOP for {_cuff_title(c)}"), id="dialog-title")
             now = f"now {c.lop:.0f} mmHg" if c.lop is not None else "not set yet"
             yield Label(f"LOP {now}. Enter saves, Tab moves.")
             lop = OrderedInput(placeholder=f"{LOP_RANGE[0]:.0f} to {LOP_RANGE[1]:.0f}", id="lop")

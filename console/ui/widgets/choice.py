@@ -15,6 +15,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widget import Widget
 
+from console.ui.plain import plain
+
 
 class Choice(Widget, can_focus=True):
     """Cycles through ``options`` (value, shown text); ``value`` is the chosen one."""
@@ -59,7 +61,7 @@ class Choice(Widget, can_focus=True):
 
     def render(self) -> Text:
         hint = "  (Left/Right)" if self.has_focus and len(self.options) > 1 else ""
-        return Text(f"{self.label}: < {self.shown} >{hint}")
+        return plain(f"{self.label}: < {self.shown} >{hint}")  # the options may be cuff labels
 
     def action_step(self, step: int) -> None:
         self.index = (self.index + step) % len(self.options)

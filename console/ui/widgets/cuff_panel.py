@@ -18,6 +18,7 @@ from textual.widget import Widget
 
 from console.common.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority
 from console.ui import render, therapy_text
+from console.ui.plain import clean, plain
 from console.ui.theme import UNICODE, Glyphs
 
 INFLATED_STATES = frozenset({"INFLATING", "HOLDING", "VENTING"})
@@ -73,6 +74,8 @@ class CuffPanel(Widget):
         self._digits_at = -1e9
         self._digits_pressure: float | None = None
         self._digits_stale = False
+        self._titles: tuple[str, str] | None = None
+        """The border title and subtitle shown (plain), so an unchanged one is not assigned again."""
         self._apply_classes()
 
     # -- data in -----------------------------------------------------------
@@ -163,11 +166,14 @@ class CuffPanel(Widget):
         subtitle = f"{c.controller} ch{c.channel}"
         if c.session is not None:
             subtitle = f"{c.session.plan_name} | {subtitle}"
-        # Assigning a title repaints the whole panel, even when unchanged.
-        if self.border_title != title:
-            self.border_title = title
-        if self.border_subtitle != subtitle:
-            self.border_subtitle = subtitle
+        # Assigning a title repaints the whole panel, even when unchanged. The label, the plan name and
+        # the ids come from the config: plain text, never markup ("Knee [/]" would raise).
+        shown = self._titles or ("", "")
+        if title != shown[0]:
+            self.border_title = plain(title)
+        if subtitle != shown[1]:
+            self.border_subtitle = plain(subtitle)
+        self._titles = (title, subtitle)
 
     def _invalidate(self) -> None:
         self._strips = None
@@ -246,6 +252,9 @@ class CuffPanel(Widget):
         else:
             rows.append(Text(self._note(), style="italic"))
         for row in rows:
+            # Labels, ids, patient ids and the controller's messages are in these rows: no control
+            # character reaches the terminal (one '?' each, so the styled spans keep their places).
+            row.plain = clean(row.plain)
             row.truncate(width)
         return rows
 

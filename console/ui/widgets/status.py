@@ -17,16 +17,26 @@ from console.common.api import (
     Priority,
     StationSnapshot,
 )
+from console.ui.plain import clean
 
 
 class _Line(Static):
-    """A Static that skips identical updates and never re-lays out."""
+    """A Static that skips identical updates and never re-lays out.
+
+    Its lines carry outside text (the station's name, alarm messages, controller ids): never parsed
+    as markup, and every control character is replaced before it is drawn.
+    """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__("", id=id, classes=classes, markup=False)
         self.shown: str | Text = ""
 
     def show(self, content: str | Text) -> None:
+        if isinstance(content, Text):
+            content = content.copy()
+            content.plain = clean(content.plain)
+        else:
+            content = clean(content)
         if content != self.shown:
             self.shown = content
             self.update(content, layout=False)
