@@ -13,11 +13,14 @@ import pytest
 
 from console.common.api import CommandRefused, Priority
 from console.common.clock import ManualClock
+from console.records.store import Records
+from console.records.writer import Write
 from console.station.alarms import AlarmManager
 from console.station.cuff import CuffSpec, CuffState
 from console.station.limits import Limits
 from console.station.station import Station
 from console.station.supervisor import ControllerState, Supervisor
+from console.therapy.manager import TherapyManager
 from drivers.codec import Status
 from drivers.emulator.firmware import ControllerFirmware
 from tests.station_support import alarms, cuff, make_config, manual_station, step, wait_for
@@ -141,3 +144,40 @@ async def test_without_a_lop_an_arm_goes_less_high_than_a_leg_and_a_lop_is_check
         await st.inflate("B1", pct_lop=55.0)  # with its LOP known, the % LOP cap applies instead
     finally:
         await st.stop()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_records_that_stop_writing_raise_an_alarm_and_refuse_new_sessions(tmp_path: Path) -> None:
+    """Assumption broken: the records always write (a full disk, an SD card I/O error, a dead writer)."""
+    records = Records.open(tmp_path / "var")
+    clock = ManualClock()
+    st = Station(make_config(tmp_path, controllers=1), clock=clock, records=records, check_interval_s=None)
+    st.attach_sessions(TherapyManager(st, interval_s=None))
+    await st.start()
+    try:
+        await step(st, clock, 1.1)
+        assert alarms(st, "RECORDS") == []
+        # A row the database refuses (as it would on SQLITE_FULL): counted, alarmed, then cleared by a good commit.
+        records._put(Write("INSERT INTO no_such_table VALUES (?)", (1,)))
+        await wait_for(lambda: records.health().failed_writes == 1, "the refused row counted")
+        await step(st, clock, 1.1)
+        [rec_alarm] = alarms(st, "RECORDS")
+        assert rec_alarm.priority is Priority.MEDIUM and "1 row lost" in rec_alarm.message
+        assert "no such table" in rec_alarm.message and "new sessions are refused" in rec_alarm.message
+        with pytest.raises(CommandRefused, match="Records are not being written"):
+            await st.start_session(["A1"], "tiny", "P-001")
+        st.record_command("test", "a good row")  # the next commit works: records are back
+        await wait_for(lambda: records.health().commits > 0 and records.health().queued == 0, "a commit")
+        await step(st, clock, 1.1)
+        assert not alarms(st, "RECORDS")[0].active
+        # The writer dies: alarmed at once, and what was queued is said to be lost.
+        records._put(Write(None, ()))  # type: ignore[arg-type]  # not an SQL error: kills the writer thread
+        await wait_for(lambda: not records.health().writer_alive, "the writer dead")
+        st.record_command("test", "a row the dead writer refuses")
+        await step(st, clock, 1.1)
+        [rec_alarm] = alarms(st, "RECORDS")
+        assert rec_alarm.active and "writer has stopped" in rec_alarm.message and "2 rows lost" in rec_alarm.message
+        await st.inflate("A1", mmhg=100)  # cuffs and alarms go on
+    finally:
+        await st.stop()
+        records.close()

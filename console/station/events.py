@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from console.common.api import AlarmSnapshot, EmergencySnapshot, Role
 from console.common.clock import Clock
+from console.station.records_watch import HasHealth
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ actor_role_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("sta
 """Their role (``operator``/``observer``), when a remote server says so."""
 
 
-class RecordsSink(Protocol):
+class RecordsSink(HasHealth, Protocol):
     """What the station writes to its records (:class:`console.records.store.Records` has these)."""
 
     def record_command(self, who: str, role: str, what: str, at: float) -> object: ...
@@ -116,6 +117,8 @@ class AuditTrail:
         self._record_ids: dict[int, int] = {}
         self._record_emergency_at: float | None = None
         self._record_emergency_id: int | None = None
+        self.refused_rows = 0
+        """Writes the records refused (raised): lost rows, which the records watch reports."""
 
     def add_observer(self, fn: Observer) -> Callable[[], None]:
         """Hear every alarm change, command, refusal, emergency and controller event; returns an unsubscribe."""
@@ -162,6 +165,7 @@ class AuditTrail:
         try:
             return method(*args, **kw)
         except Exception:
+            self.refused_rows += 1
             log.exception("station: records.%s failed", getattr(method, "__name__", method))
             return None
 

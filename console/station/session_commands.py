@@ -23,6 +23,7 @@ class SessionCommands:
 
     Args:
         refuse: ``refuse(what, why)`` tells observers of a refusal and returns the exception to raise.
+        records_broken: why the records are not being written now, or "" (then sessions may start).
         record_command: ``record_command(who, what)`` puts an accepted command in the audit trail.
     """
 
@@ -30,9 +31,11 @@ class SessionCommands:
         self,
         refuse: Callable[[str, str], CommandRefused],
         record_command: Callable[[str, str], None],
+        records_broken: Callable[[], str] = lambda: "",
     ) -> None:
         self._refuse = refuse
         self._record_command = record_command
+        self._records_broken = records_broken
         self.hook: SessionHook | None = None
         """The attached engine; None until :meth:`Station.attach_sessions`."""
 
@@ -62,6 +65,9 @@ class SessionCommands:
         what = f"start session {plan_id} on {names} for patient {patient_id}"
         if self.hook is None:
             raise self._refuse(what, "Sessions are not available yet.")
+        broken = self._records_broken()
+        if broken:
+            raise self._refuse(what, f"Records are not being written ({broken}): no new session until they work again.")
         try:
             await self.hook.start_session(cuff_ids, plan_id, patient_id)
         except CommandRefused as exc:

@@ -23,13 +23,13 @@ from typing import Any
 
 from console.common.api import AlarmSnapshot, CommandRefused, EmergencySnapshot, Priority, Role, StationSnapshot
 from console.common.clock import Clock, SystemClock
-from console.common.facts import LOP_PLAUSIBLE_MMHG
 from console.common.figures import figure, number_arg
-from console.config.schema import StationConfig, with_article
+from console.config.schema import StationConfig
 from console.station.alarm_desk import AlarmDesk
 from console.station.alarms import AlarmManager
 from console.station.connections import Connections
 from console.station.cuff import CuffSpec, CuffState
+from console.station.cuff_details import CuffDetails
 from console.station.emergency import EmergencyDeflater
 from console.station.events import (
     AuditTrail,
@@ -42,6 +42,7 @@ from console.station.events import (
 )
 from console.station.limits import Limits
 from console.station.link_reports import LinkReports
+from console.station.records_watch import RecordsWatch
 from console.station.session_commands import SessionCommands
 from console.station.session_hook import SessionHook
 from console.station.snapshots import SnapshotBuilder
@@ -151,7 +152,9 @@ class Station:
             lambda ctrl: self.reports.listener_for(ctrl, threshold),
             ready_timeout_s,
         )
-        self.sessions = SessionCommands(self._refuse, self.record_command)
+        self.details = CuffDetails(self.lookup, self._refuse, self.audit, self.view)
+        self.records_watch = RecordsWatch(self.alarms, records, lambda: self.audit.refused_rows)
+        self.sessions = SessionCommands(self._refuse, self.record_command, lambda: self.records_watch.broken)
         self.alarm_desk = AlarmDesk(
             alarms=self.alarms,
             supervisor=self.supervisor,
@@ -299,7 +302,9 @@ class Station:
 
     def check_now(self) -> None:
         """Run every time-based rule now (tests with a ManualClock step the clock, then call this)."""
-        self.supervisor.check(self.clock.monotonic())
+        now = self.clock.monotonic()
+        self.supervisor.check(now)
+        self.records_watch.check(now)
         self.view.dirty = True
 
     # ================================================================== commands
@@ -450,48 +455,10 @@ class Station:
     async def set_lop(
         self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None, source: str = "doppler"
     ) -> None:
-        what = f"set LOP of {cuff_id} to {lop} mmHg ({position}, {source})"
-        try:
-            cuff, _ = self.lookup(cuff_id)
-            value = number_arg(lop, f"{cuff_id}: the LOP")
-            lo, hi = LOP_PLAUSIBLE_MMHG[cuff.spec.limb]
-            if not lo <= value <= hi:
-                raise CommandRefused(
-                    f"{cuff_id}: a LOP of {figure(value)} mmHg is not plausible for {with_article(cuff.spec.limb)} "
-                    f"({figure(lo)}..{figure(hi)})."
-                )
-            if cuff_width_cm is not None and not 2.0 <= number_arg(cuff_width_cm, f"{cuff_id}: the cuff width") <= 30.0:
-                raise CommandRefused(f"{cuff_id}: a cuff width of {cuff_width_cm} cm is not plausible (2..30).")
-            allowed = value * cuff.spec.max_pct_lop / 100.0
-            if cuff.target > allowed:
-                raise CommandRefused(
-                    f"{cuff_id}: its target {figure(cuff.target)} mmHg would be above {figure(cuff.spec.max_pct_lop)} % of "
-                    f"a LOP of {figure(value)} ({figure(allowed)} mmHg); deflate or lower it first."
-                )
-        except CommandRefused as exc:
-            raise self._refuse(what, str(exc)) from None
-        cuff.lop = round(value, 1)
-        cuff.lop_position = position
-        cuff.lop_source = source
-        if cuff_width_cm is not None:
-            cuff.lop_width_cm = float(cuff_width_cm)
-        self.view.dirty = True
-        self.record_command(actor_var.get(), what)
-        self.audit.emit(StationEvent("lop", self.clock.wall(), actor_var.get(), what, cuff=cuff_id))
+        await self.details.set_lop(cuff_id, lop, position=position, cuff_width_cm=cuff_width_cm, source=source)
 
     async def set_patient(self, cuff_id: str, patient_id: str) -> None:
-        what = f"set patient of {cuff_id} to {patient_id!r}"
-        try:
-            cuff, _ = self.lookup(cuff_id)
-            pid = str(patient_id).strip()
-            if len(pid) > 64 or not pid.isprintable():
-                raise CommandRefused("A patient id is 1 to 64 printable characters.")
-        except CommandRefused as exc:
-            raise self._refuse(what, str(exc)) from None
-        cuff.patient_id = pid or None
-        self.view.dirty = True
-        self.record_command(actor_var.get(), what)
-        self.audit.emit(StationEvent("patient", self.clock.wall(), actor_var.get(), what, cuff=cuff_id))
+        await self.details.set_patient(cuff_id, patient_id)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=name)

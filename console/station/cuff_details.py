@@ -1,0 +1,85 @@
+"""What the station knows about a cuff beyond its pressure: its LOP (with position, width, source)
+and the patient on it. Both are checked here (a LOP plausible for the limb, a printable patient id),
+told to observers and put in the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from console.common.api import CommandRefused
+from console.common.facts import LOP_PLAUSIBLE_MMHG
+from console.common.figures import figure, number_arg
+from console.config.schema import with_article
+from console.station.cuff import CuffState
+from console.station.events import AuditTrail, StationEvent, actor_var
+from console.station.snapshots import SnapshotBuilder
+from console.station.supervisor import ControllerState
+
+
+class CuffDetails:
+    """``set_lop`` and ``set_patient`` for the station.
+
+    Args:
+        lookup: the station's cuff lookup (a refusal for an unknown cuff).
+        refuse: ``refuse(what, why)`` tells observers and returns the exception to raise.
+        audit: the audit trail (commands, events, the clock).
+        view: marked dirty by every change.
+    """
+
+    def __init__(
+        self,
+        lookup: Callable[[str], tuple[CuffState, ControllerState]],
+        refuse: Callable[[str, str], CommandRefused],
+        audit: AuditTrail,
+        view: SnapshotBuilder,
+    ) -> None:
+        self._lookup = lookup
+        self._refuse = refuse
+        self._audit = audit
+        self._view = view
+
+    async def set_lop(
+        self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None, source: str = "doppler"
+    ) -> None:
+        what = f"set LOP of {cuff_id} to {lop} mmHg ({position}, {source})"
+        try:
+            cuff, _ = self._lookup(cuff_id)
+            value = number_arg(lop, f"{cuff_id}: the LOP")
+            lo, hi = LOP_PLAUSIBLE_MMHG[cuff.spec.limb]
+            if not lo <= value <= hi:
+                raise CommandRefused(
+                    f"{cuff_id}: a LOP of {figure(value)} mmHg is not plausible for {with_article(cuff.spec.limb)} "
+                    f"({figure(lo)}..{figure(hi)})."
+                )
+            if cuff_width_cm is not None and not 2.0 <= number_arg(cuff_width_cm, f"{cuff_id}: the cuff width") <= 30.0:
+                raise CommandRefused(f"{cuff_id}: a cuff width of {cuff_width_cm} cm is not plausible (2..30).")
+            allowed = value * cuff.spec.max_pct_lop / 100.0
+            if cuff.target > allowed:
+                raise CommandRefused(
+                    f"{cuff_id}: its target {figure(cuff.target)} mmHg would be above {figure(cuff.spec.max_pct_lop)} % of "
+                    f"a LOP of {figure(value)} ({figure(allowed)} mmHg); deflate or lower it first."
+                )
+        except CommandRefused as exc:
+            raise self._refuse(what, str(exc)) from None
+        cuff.lop = round(value, 1)
+        cuff.lop_position = position
+        cuff.lop_source = source
+        if cuff_width_cm is not None:
+            cuff.lop_width_cm = float(cuff_width_cm)
+        self._view.dirty = True
+        self._audit.record_command(actor_var.get(), what)
+        self._audit.emit(StationEvent("lop", self._audit.clock.wall(), actor_var.get(), what, cuff=cuff_id))
+
+    async def set_patient(self, cuff_id: str, patient_id: str) -> None:
+        what = f"set patient of {cuff_id} to {patient_id!r}"
+        try:
+            cuff, _ = self._lookup(cuff_id)
+            pid = str(patient_id).strip()
+            if len(pid) > 64 or not pid.isprintable():
+                raise CommandRefused("A patient id is 1 to 64 printable characters.")
+        except CommandRefused as exc:
+            raise self._refuse(what, str(exc)) from None
+        cuff.patient_id = pid or None
+        self._view.dirty = True
+        self._audit.record_command(actor_var.get(), what)
+        self._audit.emit(StationEvent("patient", self._audit.clock.wall(), actor_var.get(), what, cuff=cuff_id))
