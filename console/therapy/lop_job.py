@@ -22,12 +22,13 @@ from console.common.api import AlarmSnapshot, CommandRefused, LopProgress, Prior
 from console.common.clock import Clock
 from console.common.facts import PATIENT_ID
 from console.common.figures import figure
+from console.station.limits import ControllerView
 from console.therapy.cuff_ops import check_free, concerns, deflate, wait_first_reading
 from console.therapy.driver import Driver
 from console.therapy.jobs import JobBoard, LopJob
 from console.therapy.lop import LopMeasurement
 from console.therapy.record_keeping import SafeRecords
-from console.therapy.station_port import ControllerView, CuffView, TherapyStation
+from console.therapy.station_port import CuffView, TherapyStation
 
 LOP_TIMEOUT_S = 60.0
 """A measurement gives up after this (station clock)."""

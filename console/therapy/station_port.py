@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from console.common.api import AlarmSnapshot
 from console.common.clock import Clock
+from console.station.limits import ControllerView
 from console.therapy.plans import Plan
 
 
@@ -66,21 +67,6 @@ class CuffView(Protocol):
 
     @property
     def latch_cause(self) -> str: ...
-
-
-class ControllerView(Protocol):
-    """The station's view of one controller (:class:`console.station.supervisor.ControllerState`)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def online(self) -> bool: ...
-
-    @property
-    def link_state(self) -> str: ...
-
-    def max_pressure(self) -> float | None: ...
 
 
 class LimitsView(Protocol):
