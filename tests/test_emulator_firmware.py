@@ -620,6 +620,80 @@ def test_slow_answers_arrive_late_in_order_but_deflate_acts_at_once(rig: Rig) ->
     assert late == [Ok(rig.seq - 1, {}), Ok(rig.seq, {"ch": "1"})]
 
 
+# --------------------------------------------------------------------------- blind-link faults (issue 11)
+
+
+def test_no_samples_fault_answers_every_command_but_sends_no_sample(rig: Rig) -> None:
+    rig.inflate(1, 120.0)
+    rig.fw.faults.no_samples = True
+    assert rig.ask("STREAM 50") == Ok(rig.seq, {"hz": "50"})
+    mark = rig.t
+    rig.run(2.0)  # the host keeps pinging and every PING is answered
+    assert rig.samples(mark) == []
+    assert [r for t, r in rig.log if t > mark and isinstance(r, Ok)]
+    assert [r for t, r in rig.log if t > mark and isinstance(r, Status)]  # C lines go on
+    assert rig.ask("SET 2 80") == Ok(rig.seq, {"ch": "2", "target": "80"})
+    rig.run(2.5, ping=None)  # its own watchdog (2000 ms) still runs
+    assert [e for _, e in rig.events("WDT")] == [Event("WDT", None)]
+    assert rig.fw.channel(1).latched and rig.fw.channel(1).target == 0 and rig.fw.channel(2).target == 0
+    rig.fw.faults.no_samples = False
+    mark = rig.t
+    rig.run(0.5)
+    assert len(rig.samples(mark)) >= 20  # the stream was never stopped: samples come back at once
+
+
+def test_sample_channels_fault_sends_that_many_pressures(rig: Rig) -> None:
+    rig.inflate(1, 120.0)
+    rig.ask("STREAM 50")
+    for count in (3, 6, 1):
+        rig.fw.faults.sample_channels = count
+        mark = rig.t
+        rig.run(0.3)
+        got = rig.samples(mark)
+        assert got and all(len(s.pressures) == count for _, s in got)
+    rig.fw.faults.sample_channels = 6
+    mark = rig.t
+    rig.run(0.1)
+    first = rig.samples(mark)[0][1].pressures
+    assert first[0] > 100 and first[4:] == (0.0, 0.0)  # the real channels first, zeros past the last
+    rig.fw.faults.sample_channels = None
+    mark = rig.t
+    rig.run(0.3)
+    assert all(len(s.pressures) == 4 for _, s in rig.samples(mark))
+
+
+def test_deflate_refused_fault_answers_busy_and_the_channel_stays_up(rig: Rig) -> None:
+    rig.inflate(1, 120.0)
+    rig.inflate(2, 100.0)
+    rig.ask("STREAM 50")
+    rig.fw.faults.deflate_refused = {2}
+    assert rig.ask("DEFLATE 2") == Err(rig.seq, "BUSY", "cannot vent 2")
+    assert rig.fw.channel(2).target == 100 and rig.fw.channel(2).state == "HOLDING"
+    assert rig.ask("DEFLATE ALL") == Err(rig.seq, "BUSY", "cannot vent 2")
+    assert rig.fw.channel(1).target == 0 and rig.fw.channel(1).valve_open  # the others are vented
+    mark = rig.t
+    rig.run(3.0)
+    two = rig.fw.channel(2)
+    assert two.target == 100 and two.state == "HOLDING" and abs(two.pressure - 100) < 5  # still regulating
+    assert rig.fw.channel(1).pressure < 10
+    assert all(abs(s.pressures[1] - 100) < 6 for _, s in rig.samples(mark))  # and streaming its pressure
+    rig.run(2.5, ping=None)  # its own watchdog (2000 ms) still vents it
+    assert rig.events("WDT") and two.latched and two.target == 0 and two.valve_open
+
+
+def test_deflate_silent_fault_swallows_a_deflate_of_that_channel_only(rig: Rig) -> None:
+    rig.inflate(1, 120.0)
+    rig.inflate(3, 80.0)
+    rig.fw.faults.deflate_silent = {1}
+    answers = [r for r in rig.send("DEFLATE 1") if isinstance(r, (Ok, Err))]
+    rig.run(0.5, ping=None)
+    assert answers == [] and not [r for _, r in rig.log if isinstance(r, (Ok, Err)) and r.seq == rig.seq]
+    assert rig.fw.channel(1).target == 120 and not rig.fw.channel(1).valve_open
+    assert rig.ask("DEFLATE 3") == Ok(rig.seq, {"ch": "3"})  # another channel: as usual
+    assert rig.ask("DEFLATE ALL") == Ok(rig.seq, {"ch": "ALL"})  # names every channel: answered and done
+    assert rig.fw.channel(1).target == 0 and rig.fw.channel(1).valve_open
+
+
 # --------------------------------------------------------------------------- exercise
 
 

@@ -14,6 +14,8 @@ import serial_asyncio_fast
 
 from drivers import codec
 from drivers.codec import Event, LineReader, Ok, Report, Sample
+from drivers.emulator.__main__ import apply_fault
+from drivers.emulator.channel import Faults
 from drivers.emulator.firmware import ControllerFirmware
 from drivers.emulator.pty_port import PtyEmulator, serve_emulator
 
@@ -263,6 +265,8 @@ async def test_program_state_and_event_lines(tmp_path: Path) -> None:
         (["--lop", "abc"], "comma-separated numbers"),
         (["--fault", "leak:7"], "leak needs a channel 1..4"),
         (["--fault", "teleport"], "unknown fault"),
+        (["--fault", "samplechannels:0"], "samplechannels needs a count 1..12"),
+        (["--fault", "deflaterefused:5"], "deflaterefused needs a channel 1..4"),
         (["--exercise", "x:y"], "CH:CADENCE"),
         (["--bogus"], "unrecognized arguments"),
     ],
@@ -281,3 +285,11 @@ async def test_program_refuses_bad_options_with_exit_2(args: list[str], message:
     assert proc.returncode == 2
     assert out == b""
     assert message in err.decode()
+
+
+def test_blind_link_faults_have_program_spellings() -> None:
+    faults = Faults()
+    for spec in ("nosamples", "samplechannels:3", "deflaterefused:2", "deflatesilent:4"):
+        apply_fault(faults, spec, 4)
+    assert faults.no_samples and faults.sample_channels == 3
+    assert faults.deflate_refused == {2} and faults.deflate_silent == {4}

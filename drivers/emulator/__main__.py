@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from drivers.codec import format_pressure
 from drivers.emulator.channel import Faults
-from drivers.emulator.firmware import ControllerFirmware
+from drivers.emulator.firmware import MAX_SAMPLE_FIELDS, ControllerFirmware
 from drivers.emulator.pty_port import PtyEmulator
 
 DEFAULT_LEAK = 50.0
@@ -23,7 +23,8 @@ DEFAULT_LEAK = 50.0
 
 FAULT_HELP = (
     "leak:CH[:MMHG_PER_S], frozen:CH, ventstuck:CH, movement:CH, broken:CH, "
-    "garbage:RATE, corrupt:RATE, slow:SECONDS, silent"
+    "garbage:RATE, corrupt:RATE, slow:SECONDS, silent, nosamples, samplechannels:N, "
+    "deflaterefused:CH, deflatesilent:CH"
 )
 
 
@@ -94,6 +95,16 @@ def apply_fault(faults: Faults, spec: str, channels: int) -> None:
         faults.slow_answer_s = number(0.0, 60.0)
     elif kind == "silent" and not parts:
         faults.silent = True
+    elif kind == "nosamples" and not parts:
+        faults.no_samples = True
+    elif kind == "samplechannels":
+        if len(parts) != 1 or not parts[0].isdigit() or not 1 <= int(parts[0]) <= MAX_SAMPLE_FIELDS:
+            raise ValueError(f"samplechannels needs a count 1..{MAX_SAMPLE_FIELDS}: {spec!r}")
+        faults.sample_channels = int(parts[0])
+    elif kind == "deflaterefused":
+        faults.deflate_refused.add(channel())
+    elif kind == "deflatesilent":
+        faults.deflate_silent.add(channel())
     else:
         raise ValueError(f"unknown fault {spec!r}; known: {FAULT_HELP}")
 

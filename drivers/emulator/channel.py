@@ -32,6 +32,18 @@ class Faults:
     """Channels whose sensor reads out of range (open wire)."""
     corrupt_rate: float = 0.0
     """Chance, per line sent, that the line itself is corrupted (so the host loses it)."""
+    no_samples: bool = False
+    """Answers every command as usual (STREAM included) and sends C and E lines, but no S line."""
+    sample_channels: int | None = None
+    """S lines carry this many pressures (1..12) instead of one per channel: the first channels' readings,
+    0 past the last channel. None: the real count."""
+    deflate_refused: set[int] = field(default_factory=set)
+    """A DEFLATE naming these channels is answered ``ERR BUSY`` and they are not vented (DEFLATE ALL vents
+    the others first); they keep regulating at their target and streaming. The controller's own vents
+    (watchdog, ceiling, sensor) still vent them."""
+    deflate_silent: set[int] = field(default_factory=set)
+    """``DEFLATE CH`` of one of these channels gets no answer at all and is not done. DEFLATE ALL names
+    every channel, not only these: it is answered and done as usual."""
 
 
 class ChannelView:

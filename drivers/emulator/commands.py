@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from drivers import codec
 from drivers.codec import Command
-from drivers.emulator.channel import Channel
+from drivers.emulator.channel import Channel, Faults
 from drivers.emulator.limits import RATES, VENTED_BELOW, WATCHDOG_RANGE, ZERO_BELOW
 from drivers.emulator.physics import DT
 
@@ -27,6 +27,10 @@ class _ArgError(Exception):
         self.text = text
 
 
+class _NoAnswer(Exception):
+    """The command is swallowed: no answer at all (the ``deflate_silent`` fault)."""
+
+
 class CommandSet:
     """Runs the verbs of one batch of commands against the firmware that mixes this in."""
 
@@ -36,6 +40,7 @@ class CommandSet:
     model: str
     fw: str
     serial: str
+    faults: Faults
     _chans: list[Channel]
     _t: float
     _watchdog_ms: int
@@ -63,13 +68,16 @@ class CommandSet:
             self._execute(cmd, superseded)
 
     def _deflate_channels(self, cmd: Command) -> set[int] | None:
+        """The channels a DEFLATE vents before anything else in its read (none a fault keeps up)."""
         if len(cmd.args) != 1:
             return None
         arg = cmd.args[0]
+        refused = self.faults.deflate_refused
         if arg == "ALL":
-            return set(range(1, self.channels + 1))
+            return set(range(1, self.channels + 1)) - refused
         if _INT.match(arg) and 1 <= int(arg) <= self.channels:
-            return {int(arg)}
+            ch = int(arg)
+            return set() if ch in refused or ch in self.faults.deflate_silent else {ch}
         return None
 
     def _execute(self, cmd: Command, superseded: set[int]) -> None:
@@ -79,6 +87,8 @@ class CommandSet:
             return
         try:
             fields = handler(self, cmd.args, superseded)
+        except _NoAnswer:
+            return
         except _ArgError as e:
             self._answer(codec.err_body(cmd.seq, e.code, e.text))
             return
@@ -153,11 +163,20 @@ class CommandSet:
 
     def _cmd_deflate(self, args: tuple[str, ...], _s: set[int]) -> dict[str, object]:
         self._nargs(args, 1, "DEFLATE CH|ALL")
+        refused = self.faults.deflate_refused
         if args[0] == "ALL":
             for c in self._chans:
-                self._deflate(c)
+                if c.number not in refused:
+                    self._deflate(c)
+            kept = sorted(ch for ch in refused if 1 <= ch <= self.channels)
+            if kept:
+                raise _ArgError("BUSY", "cannot vent " + ",".join(str(ch) for ch in kept))
             return {"ch": "ALL"}
         c = self._channel_arg(args[0])
+        if c.number in self.faults.deflate_silent:
+            raise _NoAnswer
+        if c.number in refused:
+            raise _ArgError("BUSY", f"cannot vent {c.number}")
         self._deflate(c)
         return {"ch": c.number}
 

@@ -56,6 +56,9 @@ from drivers.emulator.physics import (
 
 _NAME = re.compile(r"[!-)+-~]{1,16}\Z")  # printable, no space, no '*'
 
+MAX_SAMPLE_FIELDS = 12
+"""Most pressures the ``sample_channels`` fault puts in an S line (the body stays under 100 characters)."""
+
 
 class ControllerFirmware(CommandSet):
     """An emulated CUFF-LINK/1 controller: feed it bytes and time, take the bytes it sends."""
@@ -449,14 +452,21 @@ class ControllerFirmware(CommandSet):
             self._wdt_sent = True
             self._event("WDT", None)
 
+    def _sample_pressures(self) -> list[float]:
+        readings = [c.reading if c.reading > 0.0 else 0.0 for c in self._chans]
+        wrong = self.faults.sample_channels
+        if wrong is None:
+            return readings
+        n = max(1, min(wrong, MAX_SAMPLE_FIELDS))
+        return (readings + [0.0] * n)[:n]
+
     def _stream(self, t: float) -> None:
         hz = self._stream_hz
         if hz == 0:
             return
         if t + 1e-9 >= self._next_sample:
-            self._outbox.report(
-                codec.sample_body(self.uptime_ms, [c.reading if c.reading > 0.0 else 0.0 for c in self._chans])
-            )
+            if not self.faults.no_samples:
+                self._outbox.report(codec.sample_body(self.uptime_ms, self._sample_pressures()))
             self._next_sample += 1.0 / hz
             if self._next_sample <= t:
                 self._next_sample = t + 1.0 / hz
