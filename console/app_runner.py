@@ -3,7 +3,10 @@
 The CLI parses arguments; this module puts a station, its records, its
 socket server and a console together, and makes sure that every way out
 (quit, SIGTERM, SIGHUP, an exception, a crashed supervisor) deflates every
-cuff before the process ends.
+cuff before the process ends. A console process (the local console,
+``attach``) also ends within a bounded time once a stop signal came or its
+terminal went away, even if its event loop is blocked
+(:mod:`console.ui.exit_guard`).
 """
 
 from __future__ import annotations
@@ -11,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
+
+from console.ui.exit_guard import BACKSTOP, ConsoleGuard
 
 log = logging.getLogger("bfr.runner")
 
@@ -31,7 +33,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def open_records(config: Any):
+def open_records(config: Any) -> Any:
     """The station's records, or None with a warning when they cannot be written."""
     from console.records.rows import RecordsError
     from console.records.store import Records
@@ -42,7 +44,7 @@ def open_records(config: Any):
         raise SystemExit(_fail(f"the records cannot be opened, nothing was started:\n{exc}")) from None
 
 
-def build_station(config: Any, records: Any = None):
+def build_station(config: Any, records: Any = None) -> Any:
     """A station with the therapy engine (LOP measurement, sessions) attached."""
     from console.station.station import Station
 
@@ -57,23 +59,20 @@ def build_station(config: Any, records: Any = None):
 
 EXIT_GRACE_S = 10.0
 """After a stop signal and a confirmed deflate, how long the process may take to close before it is ended."""
+STOP_BOUND_S = 30.0
+"""The local console, from a stop signal (or its terminal gone) to its end, whatever its event loop does:
+room for the deflate with its confirmations (``deflate_confirm_s`` is at most 10 s) and EXIT_GRACE_S."""
+ATTACH_BOUND_S = 5.0
+"""An attached console, from a stop signal (or its terminal gone) to its end: it holds no cuff, only a socket."""
 
 
-def _exit_if_stuck(why: str) -> None:
-    """Arm a last resort: if the process is still here EXIT_GRACE_S after the deflate, end it.
+def exit_if_stuck(why: str) -> None:
+    """Arm a last resort: if the process is still here EXIT_GRACE_S from now (after the deflate), end it.
 
     A console whose terminal vanished can hang in its screen teardown; a hung process is
     neither restarted by systemd nor any use to anyone. The cuffs are already deflated.
     """
-
-    def end() -> None:
-        log.error("runner: still running %.0f s %s with every cuff deflated; ending the process", EXIT_GRACE_S, why)
-        logging.shutdown()
-        os._exit(0)
-
-    timer = threading.Timer(EXIT_GRACE_S, end)
-    timer.daemon = True
-    timer.start()
+    BACKSTOP.arm(EXIT_GRACE_S, f"{EXIT_GRACE_S:g} s {why} with every cuff deflated")
 
 
 # ------------------------------------------------------------------ the console on a local station
@@ -87,7 +86,7 @@ def run_console(config: Any, *, kiosk: bool = False, theme: str | None = None) -
 async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
     from console.remote.server import serve_station
     from console.remote.socket_file import ServeError
-    from console.station.lifecycle import deflate_and_stop, install_signal_handlers
+    from console.station.lifecycle import deflate_and_stop
     from console.ui.app import BfrApp
 
     records = open_records(config)
@@ -104,15 +103,18 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
             stopping.append(asyncio.ensure_future(deflate_and_stop(station, by=f"console exit ({why[0]})")))
         return stopping[0]
 
-    def on_signal(sig: signal.Signals) -> None:
-        why[0] = sig.name
-        log.warning("runner: %s received, deflating every cuff and closing", sig.name)
+    def on_stop(reason: str) -> None:
+        why[0] = reason
+        log.warning("runner: %s, deflating every cuff and closing", reason)
         # The deflate starts now, not after the app's teardown: with the terminal gone (SIGHUP) that
         # teardown may block on a dead tty, and the cuffs must not wait for it.
-        begin_stop().add_done_callback(lambda _: _exit_if_stuck(f"after {sig.name}"))
-        app.exit(return_code=0, message=f"bfr-console: stopped by {sig.name}; every cuff was deflated.")
+        begin_stop().add_done_callback(lambda _: exit_if_stuck(f"after {reason}"))
+        app.exit(return_code=0, message=f"bfr-console: stopped ({reason}); every cuff was deflated.")
 
-    remove_signals = install_signal_handlers(loop, on_signal)
+    # The signals and the terminal watch need no event loop: if this one is blocked, the process
+    # still ends STOP_BOUND_S after the signal (the controllers' watchdogs vent what it could not).
+    guard = ConsoleGuard(loop, on_stop, bound_s=STOP_BOUND_S)
+    guard.install()
     try:
         try:
             server = await serve_station(station, config, fps=float(config.ui.fps))
@@ -148,7 +150,7 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
         if records is not None:
             with contextlib.suppress(Exception):
                 records.close()
-        remove_signals()
+        guard.remove()
     return int(app.return_code or 0)
 
 
@@ -201,7 +203,6 @@ def run_attached(*, socket_path: str, kiosk: bool = False, theme: str = "auto") 
 
 async def _run_attached(socket_path: str, *, kiosk: bool, theme: str) -> int:
     from console.remote.client import AccessRefused, StationUnavailable, attach
-    from console.station.lifecycle import install_signal_handlers
     from console.ui.app import BfrApp
 
     try:
@@ -209,12 +210,21 @@ async def _run_attached(socket_path: str, *, kiosk: bool, theme: str) -> int:
     except (StationUnavailable, AccessRefused) as exc:
         return _fail(str(exc))
     app = BfrApp(remote, kiosk=kiosk, theme=theme)
-    remove_signals = install_signal_handlers(asyncio.get_running_loop(), lambda sig: app.exit(return_code=0))
+
+    def on_stop(reason: str) -> None:
+        log.warning("attach: %s, closing", reason)
+        app.exit(return_code=0)
+
+    # The same guard as the local console: a dropped SSH session never leaves this process behind.
+    guard = ConsoleGuard(asyncio.get_running_loop(), on_stop, bound_s=ATTACH_BOUND_S)
+    guard.install()
     try:
         await app.run_async()
     finally:
-        remove_signals()
-        await remote.close()
+        try:
+            await remote.close()
+        finally:
+            guard.remove()
     return int(app.return_code or 0)
 
 

@@ -16,6 +16,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from console.config.schema import StationConfig
 
 log = logging.getLogger("bfr")
 
@@ -62,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> StationConfig:
     from console.config.loader import ConfigError, default_config_path, load_config
 
     path = Path(args.config) if getattr(args, "config", None) else default_config_path()
@@ -73,7 +77,7 @@ def _load(args: argparse.Namespace):
         raise SystemExit(2) from None
 
 
-def _setup_logging(config, to_stderr: bool) -> None:
+def _setup_logging(config: StationConfig, to_stderr: bool) -> None:
     handlers: list[logging.Handler] = []
     data_dir = Path(config.station.data_dir)
     try:

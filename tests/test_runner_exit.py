@@ -8,6 +8,9 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from console import app_runner
 from tests.station_support import make_config
@@ -19,7 +22,7 @@ def test_a_process_stuck_after_the_deflate_is_ended() -> None:
     code = (
         "import time, console.app_runner as r\n"
         "r.EXIT_GRACE_S = 0.3\n"
-        "r._exit_if_stuck('in a test')\n"
+        "r.exit_if_stuck('in a test')\n"
         "time.sleep(60)\n"  # stands for a teardown blocked on a dead terminal
         "print('NOT ENDED')\n"
     )
@@ -32,7 +35,7 @@ def test_a_process_that_closes_in_time_is_not_cut_short() -> None:
     code = (
         "import time, console.app_runner as r\n"
         "r.EXIT_GRACE_S = 5.0\n"
-        "r._exit_if_stuck('in a test')\n"
+        "r.exit_if_stuck('in a test')\n"
         "time.sleep(0.2)\n"
         "print('CLOSED NORMALLY')\n"
         "raise SystemExit(7)\n"
@@ -41,12 +44,14 @@ def test_a_process_that_closes_in_time_is_not_cut_short() -> None:
     assert proc.returncode == 7 and "CLOSED NORMALLY" in proc.stdout
 
 
-async def test_measure_lop_does_not_inflate_after_a_sigterm_during_start(tmp_path: Path, monkeypatch, capsys) -> None:
+async def test_measure_lop_does_not_inflate_after_a_sigterm_during_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = make_config(tmp_path, controllers=1)
-    made: list = []
+    made: list[tuple[Any, list[str]]] = []
     real_build = app_runner.build_station
 
-    def build(cfg, records=None):
+    def build(cfg: Any, records: Any = None) -> Any:
         station = real_build(cfg, records)
         real_start, real_measure = station.start, station.measure_lop
         measured: list[str] = []
@@ -59,7 +64,7 @@ async def test_measure_lop_does_not_inflate_after_a_sigterm_during_start(tmp_pat
             measured.append(cuff_id)
             await real_measure(cuff_id, position=position)
 
-        station.start, station.measure_lop = start, measure  # type: ignore[method-assign]
+        station.start, station.measure_lop = start, measure
         made.append((station, measured))
         return station
 
