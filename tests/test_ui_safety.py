@@ -10,18 +10,23 @@ and a command asked for before the emergency is never sent after it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.widgets import Input
 
-from console.common.api import EmergencySnapshot, PlanSummary, Priority
+from console.common.api import EmergencySnapshot, PlanSummary, Priority, Role
 from console.common.clock import ManualClock
+from console.remote.client import RemoteStation
+from console.remote.roles import Decision
+from console.remote.server import StationServer
 from console.ui.app import BfrApp
 from console.ui.demo_station import PLANS, make_session
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog, InflateRequest
 from console.ui.screens.lists import AlarmListScreen
 from console.ui.screens.therapy import DopplerLopDialog, MeasureLopDialog, SessionDialog
+from tests import test_remote_fakes
 from tests.ui_support import Call, FakeStation, notices, press, screen_lines, screen_text, wait_for
 
 ESC_LABEL = "Knee \x1b[2J\x1b[31m"
@@ -323,3 +328,26 @@ async def test_a_dialog_command_asked_for_before_the_emergency_is_not_sent_after
         await pilot.pause(0.1)
         assert calls(st, "set_lop") == []
         assert on_dashboard(app)
+
+
+async def test_an_attached_console_closes_the_inflate_dialog_on_the_emergency_too(tmp_path: Path) -> None:
+    station = test_remote_fakes.FakeStation(cuffs=2)
+    sock = tmp_path / "run" / "bfr.sock"
+    server = StationServer(station, sock, lambda uid, gid: Decision(uid, "olga", Role.OPERATOR, "t"), fps=50)
+    await server.start()
+    remote = await RemoteStation.connect(sock, reconnect_delays_s=(60.0,))
+    app = BfrApp(remote, bell=False, term="xterm")
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.last_snapshot.cuffs != (), what="the station's cuffs")
+            await press(pilot, "i", "8")
+            assert isinstance(app.screen, InflateDialog)
+            await press(pilot, "f12")
+            await wait_for(pilot, lambda: station.emergencies == 1, what="the emergency over the socket")
+            assert on_dashboard(app)
+            await press(pilot, "0", "enter")
+            await pilot.pause(0.2)
+            assert [name for name, _ in station.calls] == ["emergency_deflate"], "no inflate reached the station"
+    finally:
+        await remote.close()
+        await server.stop()
