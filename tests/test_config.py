@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -619,3 +620,25 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "safety.grace_s",
         "station.ceiling_mmhg",
     ]
+
+
+@pytest.mark.parametrize("text", ["Knee\x1b[2J", "left\tthigh", "a\nb", "x\x85y", "p\u2028q"])
+def test_control_characters_in_config_text_are_refused(tmp_path: Path, text: str) -> None:
+    """A label reaches every screen: an escape code would clear or garble the kiosk's display."""
+    toml_text = MINIMAL.replace('limb = "leg"', f'limb = "leg"\nlabel = {json.dumps(text)}', 1)
+    err = refuse(tmp_path, toml_text)
+    assert "contains a control character" in problem(err, "cuffs[0].label")
+
+
+def test_brackets_in_config_text_are_plain_text_and_accepted(tmp_path: Path) -> None:
+    toml_text = MINIMAL.replace('limb = "leg"', 'limb = "leg"\nlabel = "Knee [/] [post-op]"', 1)
+    cfg = load_config(write(tmp_path, toml_text))
+    assert cfg.cuffs[0].label == "Knee [/] [post-op]"
+
+
+def test_a_plan_description_may_span_lines_but_not_hold_escape_codes(tmp_path: Path) -> None:
+    plan = '\n[[plans]]\nid = "mine"\nname = "Mine"\npct_lop = 50\nsets = [10]\ncadence_s = 2\nrest_s = 30\n'
+    cfg = load_config(write(tmp_path, MINIMAL + plan + 'description = """two\nlines"""\n'))
+    assert cfg.plans["mine"].description == "two\nlines"
+    err = refuse(tmp_path, MINIMAL + plan + 'description = "bad\\u001b[0m"\n')
+    assert any("contains a control character (U+001B)" in p for p in err.problems)

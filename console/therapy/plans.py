@@ -139,7 +139,7 @@ def read_plan(raw: Mapping[str, Any], where: str, problems: list[str]) -> Plan |
     t = TableReader(raw, where, PLAN_KEYS, problems)
     plan_id = t.ident("id")
     name = t.text("name", plan_id or "")
-    description = t.text("description", "", allow_empty=True)
+    description = t.text("description", "", allow_empty=True, multiline=True)
     limb = t.text("limb", None, choices=LIMBS)
     pct = t.number("pct_lop", lo=MIN_PCT_LOP, hi=MAX_PCT_LOP, unit="% LOP")
     mode = t.text("mode", "reps", choices=MODES)

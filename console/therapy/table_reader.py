@@ -107,7 +107,10 @@ class TableReader:
         pattern: re.Pattern[str] | None = None,
         pattern_text: str = "",
         allow_empty: bool = False,
+        multiline: bool = False,
     ) -> Any:
+        """A string; refused with a sentence when it is not one, not a choice, empty or holds a control
+        character (only ``multiline`` text may hold newlines): config text reaches screens as written."""
         expectation = _choices(choices) if choices else "a string"
         present, value = self._raw(key, default, expectation)
         if not present:
@@ -120,6 +123,12 @@ class TableReader:
             return None
         if not value.strip() and not allow_empty:
             self.problem(key, "expected a non-empty string, found an empty one")
+            return None
+        bad = control_character(value, allow_newline=multiline)
+        if bad is not None:
+            self.problem(
+                key, f"contains a control character (U+{ord(bad):04X}); text here is plain, without escape codes"
+            )
             return None
         if pattern is not None and not pattern.match(value):
             self.problem(key, f"expected {pattern_text}, found {describe(value)}")
@@ -216,3 +225,14 @@ class TableReader:
             else:
                 out.append(item if integers else float(item))
         return tuple(out) if ok else None
+
+
+def control_character(text: str, *, allow_newline: bool = False) -> str | None:
+    """The first control character in ``text`` (C0, DEL, C1, line/paragraph separators), or None."""
+    for ch in text:
+        o = ord(ch)
+        if o < 0x20 or 0x7F <= o <= 0x9F or o in (0x2028, 0x2029):
+            if allow_newline and ch == "\n":
+                continue
+            return ch
+    return None
