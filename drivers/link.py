@@ -12,21 +12,28 @@ controller serial, pinned by the caller or learned at first contact: a port
 that answers as another controller is closed at once and the link reports
 REFUSED (see :class:`drivers.link_hello.Identity`).
 
+A controller whose usable samples stop is left to its own watchdog: the link
+reports LOST and :attr:`CuffLink.starving`, writes nothing but a DEFLATE, and
+probes again (reconnect, or a refused port's HELLO) only after a quiet that its
+watchdog cannot outlast; READY needs a usable sample. The rule, and what it
+assumes of the controller, is :mod:`drivers.link_quiet`.
+
 The emergency path (:meth:`CuffLink.deflate_all_now`) writes ``DEFLATE ALL``
 to the transport inside the call itself, ahead of anything queued.
 
 The wire contract is ``shared/protocol.md``. The link owns its helpers: the
 SEQ/window/queue bookkeeping (:mod:`drivers.link_requests`), the listeners
 (:mod:`drivers.link_listeners`), one :mod:`drivers.link_connection` per open
-port and its keepalive and silence watch (:mod:`drivers.link_monitor`); the
-HELLO checks and the expected controller are in :mod:`drivers.link_hello`, the
-states, counters and errors in :mod:`drivers.link_errors`.
+port (its reading in the same module) and its keepalive and blind watch
+(:mod:`drivers.link_monitor`), the setup of a port (:mod:`drivers.link_setup`)
+and the quiet rule (:mod:`drivers.link_quiet`); the HELLO checks and the
+expected controller are in :mod:`drivers.link_hello`, the states, counters and
+errors in :mod:`drivers.link_errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import time
@@ -44,7 +51,7 @@ from drivers.codec import (
     format_pressure,
     parse_report,
 )
-from drivers.link_connection import Connection
+from drivers.link_connection import Connection, Listening
 from drivers.link_errors import (
     HelloInfo,
     LinkDown,
@@ -55,10 +62,12 @@ from drivers.link_errors import (
     LinkTimeout,
     WrongController,
 )
-from drivers.link_hello import Identity, parse_hello, pick_rate
+from drivers.link_hello import Identity
 from drivers.link_listeners import Listener, Listeners
 from drivers.link_monitor import watch
+from drivers.link_quiet import QuietRule
 from drivers.link_requests import RequestBook
+from drivers.link_setup import first_sample, set_up
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +75,6 @@ OpenPort = Callable[[str], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamW
 
 STOP_DEFLATE_WAIT_S = 0.5
 """How long :meth:`CuffLink.stop` waits for the OK of its DEFLATE ALL."""
-
-_READ_SIZE = 4096
 
 
 class CuffLink:
@@ -102,6 +109,7 @@ class CuffLink:
         self.stats = LinkStats()
         self.info: HelloInfo | None = None
         self.last_sample_at: float | None = None
+        """Loop time of the last usable sample (the controller's channel count, from the expected controller)."""
         self.keepalive_enabled = True
         """Tests and diagnostics switch this off to let the controller's watchdog trip."""
         self.stream_rate = 0
@@ -111,8 +119,9 @@ class CuffLink:
         self._state = LinkState.CONNECTING
         self._listeners = Listeners(self.name, self.stats)
         self._emit = self._listeners.emit
+        self._quiet = QuietRule(watchdog_ms)
         self._requests: RequestBook[Connection] = RequestBook(
-            self, first_seq=first_seq, port=self._current_port, lose=self._lose
+            self, first_seq=first_seq, port=self._current_port, lose=self._lose, permit=self._permit
         )
         self._conn: Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -132,6 +141,18 @@ class CuffLink:
     def expected_serial(self) -> str | None:
         """The controller serial this port must answer with: pinned, or learned at first contact."""
         return self._identity.serial
+
+    @property
+    def starving(self) -> bool:
+        """True while the link holds back because the controller's usable samples stopped.
+
+        The port is open and only a DEFLATE goes out, or it waits closed for the quiet before its
+        next probe (:mod:`drivers.link_quiet`); the state is LOST meanwhile. False once a usable
+        sample arrives, and while READY, REFUSED (its own state) or STOPPED.
+        """
+        if self._state in (LinkState.READY, LinkState.REFUSED, LinkState.STOPPED):
+            return False
+        return self._quiet.blind or (self._conn is None and self._clock() < self._probe_at())
 
     def add_listener(self, fn: Listener) -> Callable[[], None]:
         """Call ``fn`` with every Sample, Status, Event and LinkStateChange; returns an unsubscribe."""
@@ -202,13 +223,16 @@ class CuffLink:
             CommandError: the controller answered ERR.
             LinkTimeout: no answer after ``retries`` resends.
             LinkDown: the link is not READY, or went down while waiting; a SET also while the
-                controller's identity is being checked again after a reboot.
+                controller's identity is being checked again after a reboot. A DEFLATE goes out
+                while the link is blind (:attr:`starving`, port open) too, within the quiet rule.
             ValueError: an argument cannot go on the wire.
         """
         conn = self._conn
-        if verb.upper() == "SET" and conn is not None and not conn.verified:
+        verb = verb.upper()
+        if verb == "SET" and conn is not None and not conn.verified:
             raise LinkDown(f"{self.name}: controller not identified yet ({self._state.value}); SET refused")
-        fut = self._requests.submit(verb, args, urgent=verb.upper() == "DEFLATE", require_ready=True)
+        deflate = verb == "DEFLATE"
+        fut = self._requests.submit(verb, args, urgent=deflate, require_ready=not (deflate and self._quiet.blind))
         return await fut
 
     async def set_target(self, ch: int, mmhg: float) -> Ok:
@@ -238,7 +262,8 @@ class CuffLink:
         or LinkDown if the link goes down meanwhile.
 
         Raises:
-            LinkDown: no port is open, or the port answered as another controller (REFUSED).
+            LinkDown: no port is open, the port answered as another controller (REFUSED), or
+                the controller is blind and a DEFLATE went out less than the quiet ago.
         """
         if self._state is LinkState.REFUSED:
             raise LinkDown(f"{self.name}: port refused (another controller); nothing is sent to it")
@@ -253,43 +278,50 @@ class CuffLink:
         conn = self._conn
         return conn is not None and not conn.lost and not conn.writer.is_closing()
 
-    # ------------------------------------------------------------------ receiving (hot path)
+    # ------------------------------------------------------------------ the blind-controller rule
 
-    async def _read_loop(self, conn: Connection, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                data = await reader.read(_READ_SIZE)
-                if not data:
-                    self._lose(conn, "port closed (end of file)")
-                    return
-                self._on_data(conn, data)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("%s: port read failed: %r", self.name, exc)
-            self._lose(conn, f"port vanished: {exc}")
+    def _permit(self, tail: str) -> str | None:
+        return self._quiet.permit(tail, self._clock(), self._requests.last_sent)
 
-    def _sink_data(self, conn: Connection, data: bytes) -> None:
-        if conn.lost:
+    def _probe_at(self) -> float:
+        return self._quiet.probe_at(self._requests.last_sent or None, self.last_sample_at)
+
+    def _go_blind(self, conn: Connection, reason: str) -> None:
+        """No usable sample: hold back, the port open for a DEFLATE, so the controller's watchdog vents it."""
+        if conn is not self._conn or conn.lost:
             return
-        try:
-            self._on_data(conn, data)
-        except Exception as exc:  # never into the transport's callback
-            self.stats.errors += 1
-            log.exception("%s: handling received bytes failed", self.name)
-            self._lose(conn, f"internal error while reading: {exc!r}")
+        if self._quiet.go_blind():
+            log.warning("%s: %s; nothing but DEFLATE goes out until its watchdog had time to vent", self.name, reason)
+        self._ready.clear()
+        self._requests.fail_all_but_deflates(LinkDown(f"{self.name}: {reason}"))
+        self._set_state(LinkState.LOST, reason)
 
-    def _sink_closed(self, conn: Connection, exc: BaseException | None) -> None:
-        if exc is None:
-            self._lose(conn, "port closed (end of file)")
-        else:
-            log.warning("%s: port read failed: %r", self.name, exc)
-            self._lose(conn, f"port vanished: {exc}")
+    def _sampled(self, conn: Connection) -> None:
+        """A usable sample: wake the setup waiting for it, or end a blind episode on the open port."""
+        waiter, conn.first_sample = conn.first_sample, None
+        was_blind = self._quiet.sampled()
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+        elif was_blind and conn is self._conn and conn.monitor_task is not None:
+            self._become_ready("samples flow again")
 
-    def _on_data(self, conn: Connection, data: bytes) -> None:
-        """Everything the port delivered: split, check, parse, dispatch."""
-        for body in conn.lines.feed(data):
-            self._on_line(conn, body)
+    def _become_ready(self, reason: str) -> None:
+        if self._been_ready:
+            self.stats.reconnects += 1
+        self._been_ready = True
+        self._quiet.refused = 0
+        self._ready.set()
+        self._set_state(LinkState.READY, reason)
+
+    async def _keep_quiet(self) -> None:
+        """Sleep until the quiet rule allows the next HELLO (at once for a healthy link)."""
+        loop = asyncio.get_running_loop()
+        while (wait := self._probe_at() - loop.time()) > 0:
+            log.debug("%s: quiet for %.2f s before the next HELLO", self.name, wait)
+            await asyncio.sleep(wait)
+
+    # ------------------------------------------------------------------ receiving (hot path)
 
     def _on_line(self, conn: Connection, body: str) -> None:
         try:
@@ -298,12 +330,16 @@ class CuffLink:
             self.stats.dropped.malformed += 1
             return
         if isinstance(msg, Sample):
+            if not conn.verified:
+                return  # not (yet) known to be the expected controller: neither shown nor counted
             info = self.info
             if info is not None and len(msg.pressures) != info.channels:
                 self.stats.dropped.malformed += 1
                 return
             self.stats.samples += 1
             self.last_sample_at = self._clock()
+            if conn.first_sample is not None or self._quiet.blind:
+                self._sampled(conn)
             self._emit(msg)
         elif isinstance(msg, (Ok, Err)):
             self._requests.on_answer(msg)
@@ -353,17 +389,20 @@ class CuffLink:
             self.stream_rate = 0
             self._requests.fail_all(LinkDown(f"{self.name}: {reason}"))
             if state is LinkState.LOST:
-                log.warning("%s: link lost: %s", self.name, reason)
+                log.log(logging.DEBUG if self._quiet.blind else logging.WARNING, "%s: link lost: %s", self.name, reason)
             elif state is LinkState.REFUSED:  # loud once per episode, quiet on every retry after
+                self._quiet.refused += 1
                 level = logging.DEBUG if self._state is LinkState.REFUSED else logging.ERROR
                 log.log(level, "%s: port refused: %s; closed, nothing sent but HELLO", self.name, reason)
             self._set_state(state, reason)
         conn.finish()
 
     async def _run(self) -> None:
-        """Open, set up, watch, and reopen with exponential backoff, until stopped."""
+        """Open, set up, watch, and reopen with exponential backoff, until stopped; quiet first if blind."""
+        loop = asyncio.get_running_loop()
         failures = 0
         while not self._stopping:
+            await self._keep_quiet()
             try:
                 reader, writer = await self._open_port(self.url)
             except asyncio.CancelledError:
@@ -382,6 +421,8 @@ class CuffLink:
                 self.stats.errors += 1
             if self._stopping:
                 break
+            if self._quiet.blind and loop.time() >= self._probe_at():
+                continue  # the quiet just kept was the pause
             await self._sleep_backoff(failures)
             failures += 1
 
@@ -396,15 +437,15 @@ class CuffLink:
         lines.drops = self.stats.dropped
         conn = Connection(writer, lines, loop.create_future())
         self._conn = conn
-        set_sink = getattr(reader, "set_sink", None)
-        if callable(set_sink):  # drivers.serial_port.PortReader: bytes handled in the transport's callback
-            set_sink(functools.partial(self._sink_data, conn), functools.partial(self._sink_closed, conn))
-        else:  # any other StreamReader (an injected open_port): a reader task
-            conn.reader_task = asyncio.create_task(self._read_loop(conn, reader), name=f"cufflink-read:{self.name}")
-        if self._state is not LinkState.REFUSED:  # refused stays refused until the right controller answers
+        Listening(conn, name=self.name, stats=self.stats, on_line=self._on_line, lose=self._lose).start(reader)
+        if self._quiet.blind:  # a probe: LOST until a usable sample
+            self._quiet.start_probe()
+        elif self._state is not LinkState.REFUSED:  # refused stays refused until the right controller answers
             self._set_state(LinkState.CONNECTING, "port open")
+        sampled = False
         try:
-            await self._setup(conn)
+            await set_up(self, conn, self._requests, self._identity)
+            sampled = await first_sample(self, conn, self._quiet.silence_s)
         except asyncio.CancelledError:
             self._lose(conn, "cancelled")
             raise
@@ -417,13 +458,13 @@ class CuffLink:
             self.stats.errors += 1
             self._lose(conn, f"setup crashed: {exc!r}")
         if not conn.lost:
-            if self._been_ready:
-                self.stats.reconnects += 1
-            self._been_ready = True
-            failures = 0
-            self._ready.set()
-            self._set_state(LinkState.READY, f"{self.info.model if self.info else '?'} ready")
-            monitor = watch(self, conn, self._requests, self._lose)
+            if sampled:
+                failures = 0
+                self._become_ready(f"{self.info.model if self.info else '?'} ready")
+            else:
+                silence = self._quiet.silence_s
+                self._go_blind(conn, f"controller blind: no sample within {silence:g} s of STREAM (or none usable)")
+            monitor = watch(self, conn, self._requests, self._quiet, self._lose, self._go_blind)
             conn.monitor_task = asyncio.create_task(monitor, name=f"cufflink-monitor:{self.name}")
         try:
             await asyncio.shield(conn.done)
@@ -434,41 +475,9 @@ class CuffLink:
             await conn.reap(self.name)
         return failures
 
-    async def _request(self, verb: str, *args: object) -> Ok:
-        """A setup command: allowed before READY."""
-        return await self._requests.submit(verb, args, urgent=False, require_ready=False)
-
-    async def _hello(self) -> HelloInfo:
-        ok = await self._request("HELLO")
-        return parse_hello(ok.fields)
-
-    async def _setup(self, conn: Connection) -> None:
-        """HELLO (is it the expected controller?), WATCHDOG, STREAM; again if it rebooted meanwhile.
-
-        A BOOT read while the HELLO is out is taken as the power-up line the port held before
-        the host came (its answer is used); a BOOT after it makes the controller say HELLO again.
-
-        Raises:
-            WrongController: the port answers as another controller; nothing else was sent.
-        """
-        while True:
-            if not conn.verified:
-                info = await self._hello()
-                self._identity.check(info, self.url)
-                conn.verified = True
-                self.info = info
-            conn.boot_seen = False
-            await self._request("WATCHDOG", self.watchdog_ms)
-            rate = pick_rate(self.info.rates if self.info is not None else (), self.stream_hz)
-            await self._request("STREAM", rate)
-            self.stream_rate = rate
-            conn.sample_ref = asyncio.get_running_loop().time()
-            if not conn.boot_seen:
-                return
-
     async def _resetup(self, conn: Connection) -> None:
         try:
-            await self._setup(conn)
+            await set_up(self, conn, self._requests, self._identity)
         except asyncio.CancelledError:
             raise
         except WrongController as exc:

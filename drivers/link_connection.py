@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from drivers.codec import LineReader
-from drivers.link_errors import LinkError
+from drivers.link_errors import LinkDown, LinkError, LinkStats
 
 log = logging.getLogger(__name__)
+
+READ_SIZE = 4096
 
 
 @dataclass(eq=False)
@@ -35,6 +38,8 @@ class Connection:
     """A HELLO on this port named the expected serial, and no BOOT came since (SET waits for it)."""
     sample_ref: float = 0.0
     """Loop time the sample stream was (re)started: silence is counted from here or the last sample."""
+    first_sample: asyncio.Future[None] | None = None
+    """Set while the setup waits for the first usable sample after STREAM (READY only then)."""
 
     def tasks(self) -> list[asyncio.Task[None]]:
         return [t for t in (self.reader_task, self.monitor_task, self.setup_task) if t is not None]
@@ -58,6 +63,8 @@ class Connection:
         for task in self.tasks():
             if task is not current:
                 task.cancel()
+        if self.first_sample is not None and not self.first_sample.done():
+            self.first_sample.set_exception(LinkDown("port lost while waiting for the first sample"))
         if not self.done.done():
             self.done.set_result(None)
 
@@ -70,3 +77,69 @@ class Connection:
         for result in results:
             if isinstance(result, Exception) and not isinstance(result, LinkError):
                 log.error("%s: background task failed: %r", name, result)
+
+
+class Listening:
+    """The bytes of one port to the link: split into line bodies and handed over, and its end reported.
+
+    With a :class:`drivers.serial_port.PortReader` the bytes are handled in the transport's
+    callback (the hot path); with any other StreamReader (an injected ``open_port``), a reader task.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        name: str,
+        stats: LinkStats,
+        on_line: Callable[[Connection, str], None],
+        lose: Callable[[Connection, str], None],
+    ) -> None:
+        self.conn, self.name, self.stats = conn, name, stats
+        self.on_line, self.lose = on_line, lose
+
+    def start(self, reader: asyncio.StreamReader) -> None:
+        set_sink = getattr(reader, "set_sink", None)
+        if callable(set_sink):
+            set_sink(self.sink_data, self.sink_closed)
+        else:
+            self.conn.reader_task = asyncio.create_task(self.read_loop(reader), name=f"cufflink-read:{self.name}")
+
+    async def read_loop(self, reader: asyncio.StreamReader) -> None:
+        conn = self.conn
+        try:
+            while True:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    self.lose(conn, "port closed (end of file)")
+                    return
+                self.on_data(data)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s: port read failed: %r", self.name, exc)
+            self.lose(conn, f"port vanished: {exc}")
+
+    def sink_data(self, data: bytes) -> None:
+        conn = self.conn
+        if conn.lost:
+            return
+        try:
+            self.on_data(data)
+        except Exception as exc:  # never into the transport's callback
+            self.stats.errors += 1
+            log.exception("%s: handling received bytes failed", self.name)
+            self.lose(conn, f"internal error while reading: {exc!r}")
+
+    def sink_closed(self, exc: BaseException | None) -> None:
+        if exc is None:
+            self.lose(self.conn, "port closed (end of file)")
+        else:
+            log.warning("%s: port read failed: %r", self.name, exc)
+            self.lose(self.conn, f"port vanished: {exc}")
+
+    def on_data(self, data: bytes) -> None:
+        """Everything the port delivered: split, check, hand each line body over."""
+        conn = self.conn
+        for body in conn.lines.feed(data):
+            self.on_line(conn, body)

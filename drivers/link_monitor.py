@@ -1,7 +1,10 @@
-"""Watching one READY port: keepalive pings when the host is idle, and a silent controller.
+"""Watching one open, set-up port: keepalive pings, samples that stop, and the quiet that follows.
 
 Apart from the session in :mod:`drivers.link` because it is one job with its own
-clock: a task per open port, started when the link becomes READY, ended with the port.
+clock: a task per open port, started when its setup is done, ended with the port.
+While the controller's samples flow it pings when the host is idle; when they stop
+it declares the controller blind and then only waits, writing nothing, until the
+blind-controller rule (:mod:`drivers.link_quiet`) allows the next probe.
 """
 
 from __future__ import annotations
@@ -14,12 +17,10 @@ from typing import Protocol
 from drivers.codec import Ok
 from drivers.link_connection import Connection
 from drivers.link_errors import LinkDown, LinkStats
+from drivers.link_quiet import QuietRule
 from drivers.link_requests import RequestBook, swallow_outcome
 
 log = logging.getLogger(__name__)
-
-SAMPLE_SILENCE_S = 1.0
-"""No sample for this long while streaming means the controller is gone."""
 
 
 class Watched(Protocol):
@@ -44,31 +45,46 @@ class Watched(Protocol):
     def last_sample_at(self) -> float | None: ...
 
 
+Lose = Callable[[Connection, str], None]
+
+
 async def watch(
-    link: Watched, conn: Connection, requests: RequestBook[Connection], lose: Callable[[Connection, str], None]
+    link: Watched,
+    conn: Connection,
+    requests: RequestBook[Connection],
+    quiet: QuietRule,
+    lose: Lose,
+    blind: Lose,
 ) -> None:
-    """Ping when idle for a third of the watchdog; ``lose`` the port when samples stop."""
+    """Ping when idle for a third of the watchdog; call ``blind`` when samples stop; ``lose`` the
+    port when the quiet is kept (the link then probes again)."""
     loop = asyncio.get_running_loop()
     ping_every = link.watchdog_ms / 3000
     ping: asyncio.Future[Ok] | None = None
-    conn.sample_ref = loop.time()
     try:
         while not conn.lost:
             now = loop.time()
             wake = now + ping_every
-            if link.keepalive_enabled:
-                due = requests.last_sent + ping_every
-                if now >= due and (ping is None or ping.done()):
-                    ping = requests.submit("PING", (), urgent=False, require_ready=False)
-                    ping.add_done_callback(swallow_outcome)
-                    due = now + ping_every
-                wake = min(wake, due)
-            if link.stream_rate > 0:
-                ref = max(conn.sample_ref, link.last_sample_at or 0.0)
-                if now - ref > SAMPLE_SILENCE_S:
-                    lose(conn, f"controller silent: no sample for {SAMPLE_SILENCE_S:g} s")
+            if quiet.blind:
+                probe_at = quiet.probe_at(requests.last_sent or None, link.last_sample_at)
+                if now >= probe_at:
+                    lose(conn, f"probing again after {quiet.quiet_s:g} s of quiet")
                     return
-                wake = min(wake, ref + SAMPLE_SILENCE_S + 0.001)
+                wake = min(wake, probe_at)
+            else:
+                if link.keepalive_enabled:
+                    due = requests.last_sent + ping_every
+                    if now >= due and (ping is None or ping.done()):
+                        ping = requests.submit("PING", (), urgent=False, require_ready=False)
+                        ping.add_done_callback(swallow_outcome)
+                        due = now + ping_every
+                    wake = min(wake, due)
+                if link.stream_rate > 0:
+                    ref = max(conn.sample_ref, link.last_sample_at or 0.0)
+                    if now - ref > quiet.silence_s:
+                        blind(conn, f"controller blind: no sample for {quiet.silence_s:g} s (or none usable)")
+                        continue
+                    wake = min(wake, ref + quiet.silence_s + 0.001)
             await asyncio.sleep(max(0.001, wake - loop.time()))
     except asyncio.CancelledError:
         raise

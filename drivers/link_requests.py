@@ -3,8 +3,9 @@
 A :class:`RequestBook` is owned by one :class:`drivers.link.CuffLink`. It keeps
 the commands sent and waiting, and matches answers to them by SEQ. It knows
 nothing of connecting or of the session: it reads the link's public settings
-(:class:`Owner`), is handed two callbacks, "the open port, if any" and "lose
-this port", and is told about every answer and every reboot.
+(:class:`Owner`), is handed three callbacks, "the open port, if any", "lose
+this port" and "may this line go out now" (the blind-controller rule of
+:mod:`drivers.link_quiet`), and is told about every answer and every reboot.
 """
 
 from __future__ import annotations
@@ -116,9 +117,12 @@ class RequestBook(Generic[PortT]):
         first_seq: int,
         port: Callable[[], PortT | None],
         lose: Callable[[PortT, str], None],
+        permit: Callable[[str], str | None] = lambda tail: None,
     ) -> None:
-        """``port`` gives the open port (None when there is none), ``lose`` gives a port up for good."""
+        """``port`` gives the open port (None when there is none), ``lose`` gives a port up for good,
+        ``permit`` says why ``VERB ARG...`` may not be written now (None: it may)."""
         self._owner = owner
+        self._permit = permit
         self.last_sent = 0.0
         """Loop time of the last line written (the link pings when it is old)."""
         self._port = port
@@ -133,7 +137,8 @@ class RequestBook(Generic[PortT]):
         """Send now (``urgent``) or queue a command; the future resolves on its answer.
 
         Raises:
-            LinkDown: no port is open, or ``require_ready`` and the link is not READY.
+            LinkDown: no port is open, ``require_ready`` and the link is not READY, or the line
+                may not go out now (``permit``); nothing is queued for later.
             LinkError: the queue is full.
             ValueError: an argument cannot go on the wire.
         """
@@ -145,6 +150,9 @@ class RequestBook(Generic[PortT]):
             raise LinkDown(f"{owner.name}: link {owner.state.value}")
         tail = " ".join([verb, *(_arg(a) for a in args)])
         frame(command_body(MAX_SEQ, tail))  # raises ValueError now rather than at send time
+        refusal = self._permit(tail)
+        if refusal is not None:
+            raise LinkDown(f"{owner.name}: {refusal}")
         req = _Request(tail, asyncio.get_running_loop().create_future(), urgent)
         if urgent:
             if verb == "DEFLATE":
@@ -190,6 +198,20 @@ class RequestBook(Generic[PortT]):
                 req.timer.cancel()
             if not req.future.done():
                 req.future.set_exception(exc)
+
+    def fail_all_but_deflates(self, exc: LinkError) -> None:
+        """Fail every command sent or waiting with ``exc``, except the DEFLATEs (they go on to their answer)."""
+        for seq, req in list(self._pending.items()):
+            if req.tail.startswith("DEFLATE "):
+                continue
+            del self._pending[seq]
+            self._abandon(seq)
+            self._fail(req, exc)
+        keep = deque(req for req in self._queue if req.tail.startswith("DEFLATE "))
+        for req in self._queue:
+            if not req.tail.startswith("DEFLATE "):
+                self._fail(req, exc)
+        self._queue = keep
 
     def drop_sets_on_boot(self, conn: PortT) -> None:
         """Fail every queued or unanswered SET; DEFLATE the channels of the unanswered ones.
@@ -246,14 +268,25 @@ class RequestBook(Generic[PortT]):
                 keep.append(req)
         self._queue = keep
 
+    def _fail(self, req: _Request, exc: LinkError) -> None:
+        if req.timer is not None:
+            req.timer.cancel()
+        if not req.future.done():
+            req.future.set_exception(exc)
+
     def _pump(self) -> None:
-        """Send queued commands while the window has room."""
+        """Send queued commands while the window has room (those that may not go out now fail)."""
         conn = self._port()
         if conn is None or conn.lost:
             return
         while self._queue and len(self._pending) < WINDOW:
             req = self._queue.popleft()
-            if not req.future.done():
+            if req.future.done():
+                continue
+            refusal = self._permit(req.tail)
+            if refusal is not None:
+                self._fail(req, LinkDown(f"{self._owner.name}: {refusal}"))
+            else:
                 self._send(conn, req)
 
     def _next_seq(self) -> int:
@@ -287,8 +320,11 @@ class RequestBook(Generic[PortT]):
         self._abandon(seq)
         self._owner.stats.timeouts += 1
         conn = self._port()
+        refusal = None if req.tail.startswith("DEFLATE ") else self._permit(req.tail)
         if req.future.done():
             pass  # the caller gave up; nothing to resend
+        elif refusal is not None:
+            req.future.set_exception(LinkDown(f"{self._owner.name}: {refusal}; {req.tail} not resent"))
         elif req.attempts <= self._owner.retries and conn is not None and not conn.lost:
             self._owner.stats.resends += 1
             log.debug("%s: #%d %s unanswered, resending", self._owner.name, seq, req.tail)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from drivers.codec import Event
+from drivers.codec import Event, LineReader
 from drivers.emulator.firmware import ControllerFirmware
 from drivers.emulator.pty_port import PtyEmulator
 from drivers.link import CuffLink
@@ -69,6 +69,24 @@ class WireSpy:
 
     def seqs(self) -> list[int]:
         return [int(body.split(" ", 1)[0][1:]) for body in self.sent]
+
+
+def heard(fw: ControllerFirmware, at: list[float] | None = None) -> list[str]:
+    """From now on, record ``VERB ARG...`` of every line the firmware receives (what reached it),
+    and in ``at`` the event loop's time of each."""
+    lines = LineReader()
+    got: list[str] = []
+    real = fw.receive
+
+    def receive(data: bytes, now: float) -> None:
+        bodies = [body.split(" ", 1)[1] for body in lines.feed(data)]
+        got.extend(bodies)
+        if at is not None:
+            at.extend([asyncio.get_running_loop().time()] * len(bodies))
+        real(data, now)
+
+    fw.receive = receive  # type: ignore[method-assign]
+    return got
 
 
 async def until(cond: Callable[[], object], what: str, timeout: float = 5.0) -> None:

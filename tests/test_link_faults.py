@@ -16,6 +16,7 @@ import pytest
 
 from drivers.codec import LineReader, Ok, Sample, format_pressure, frame, ok_body, parse_command
 from drivers.link import CuffLink
+from drivers.link_connection import Connection
 from drivers.link_errors import (
     CommandError,
     LinkDown,
@@ -25,6 +26,8 @@ from drivers.link_errors import (
     LinkTimeout,
     Superseded,
 )
+from drivers.link_hello import Identity
+from drivers.link_setup import set_up
 from tests.link_support import Recorder, until
 
 
@@ -294,10 +297,16 @@ async def test_a_hello_with_an_impossible_maximum_or_channel_count_is_refused(fi
     fields = {"proto": "1", "model": "X", "fw": "1", "serial": "S", "channels": "4", "max": "300", "rates": "10,100"}
     fields[field] = value
     link = CuffLink("/dev/null", name="t")
+    asked: list[str] = []
 
-    async def answer(verb, *args):
-        return Ok(1, fields)
+    class Book:  # the HELLO answer, as parsed from the wire
+        def submit(self, verb, args, *, urgent, require_ready):
+            asked.append(verb)
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_result(Ok(1, fields))
+            return fut
 
-    link._request = answer  # type: ignore[method-assign]  # the HELLO answer, as parsed from the wire
+    conn = Connection(None, LineReader(), asyncio.get_running_loop().create_future())  # type: ignore[arg-type]
     with pytest.raises(LinkError):
-        await link._hello()
+        await set_up(link, conn, Book(), Identity(None))  # type: ignore[arg-type]
+    assert asked == ["HELLO"] and not conn.verified and link.info is None
