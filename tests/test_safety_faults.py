@@ -7,6 +7,7 @@ Each test breaks one assumption the station used to make about the controller.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,16 @@ from console.station.supervisor import ControllerState, Supervisor
 from console.therapy.manager import TherapyManager
 from drivers.codec import Status
 from drivers.emulator.firmware import ControllerFirmware
-from tests.station_support import alarms, cuff, make_config, manual_station, step, wait_for
+from tests.station_support import (
+    SHORT_TIMEOUTS,
+    alarms,
+    cuff,
+    inflate_and_hold,
+    make_config,
+    manual_station,
+    step,
+    wait_for,
+)
 
 
 async def test_a_leak_larger_than_the_pump_is_alarmed_although_the_cuff_never_holds(tmp_path: Path) -> None:
@@ -181,3 +191,58 @@ async def test_records_that_stop_writing_raise_an_alarm_and_refuse_new_sessions(
     finally:
         await st.stop()
         records.close()
+
+
+async def test_a_controller_that_answers_but_sends_no_samples_is_vented_and_the_alarm_says_how(tmp_path: Path) -> None:
+    """Assumption broken: a controller that answers commands is one the station can see (issue 11, item 1)."""
+    st, clock = await manual_station(tmp_path, controllers=1, safety=SHORT_TIMEOUTS)
+    try:
+        fw = st.emulators["A"].firmware
+        await inflate_and_hold(st, "A1", 100)
+        fw.faults.no_samples = True
+        seen = st.controllers["A"].last_sample_at
+        await asyncio.sleep(0.3)  # samples on their way before the fault have arrived; none after
+        assert st.controllers["A"].last_sample_at == seen or fw.faults.no_samples
+        clock.advance(0.6)  # past link_timeout_s (0.5) since the last sample
+        st.check_now()
+        assert cuff(st, "A1").target == 0, "the station deflated it at once"
+        [lost] = alarms(st, "LINK_LOST")
+        assert lost.priority is Priority.HIGH and "no samples" in lost.message
+        assert "DEFLATE ALL was sent" in lost.message and "watchdog vents every channel within 3 s" in lost.message
+        await wait_for(lambda: fw.channel(1).target == 0 and fw.channel(1).valve_open, "A1 vented on the controller")
+        assert any("DEFLATE ALL A" in what for _, _, what in st.command_log()), "on record"
+    finally:
+        await st.stop()
+
+
+async def test_a_deflate_the_controller_refuses_is_retried_alarmed_and_the_residual_pressure_seen(
+    tmp_path: Path,
+) -> None:
+    """Assumption broken: a controller that answers always obeys DEFLATE (issue 11, item 3)."""
+    st, clock = await manual_station(tmp_path, controllers=1, safety={"deflate_confirm_s": 0.5})
+    try:
+        fw = st.emulators["A"].firmware
+        await inflate_and_hold(st, "A1", 100)
+        fw.faults.deflate_refused.add(1)
+        with pytest.raises(CommandRefused, match="did not confirm the deflate"):
+            await st.deflate("A1")
+        await step(st, clock, 1.0)  # past deflate_confirm_s on the station clock; the retries go on
+        await wait_for(lambda: alarms(st, "DEFLATE_UNCONFIRMED"), "DEFLATE_UNCONFIRMED for A1")
+        [unconfirmed] = alarms(st, "DEFLATE_UNCONFIRMED")
+        assert unconfirmed.priority is Priority.HIGH and unconfirmed.cuff == "A1" and "BUSY" in unconfirmed.message
+        assert fw.channel(1).target == 100, "the controller still holds it"
+        await step(st, clock, 3.0)
+        assert alarms(st, "RESIDUAL_PRESSURE") == [], "within the vent time"
+        await step(st, clock, 3.0)  # past the vent time (5 s) with the cuff still up
+        [residual] = alarms(st, "RESIDUAL_PRESSURE")
+        assert (
+            residual.priority is Priority.HIGH and residual.cuff == "A1" and "after it was deflated" in residual.message
+        )
+        fw.faults.deflate_refused.clear()  # the valve frees itself: the next retry lands
+        await wait_for(lambda: fw.channel(1).target == 0, "a retried DEFLATE obeyed", 10)
+        await wait_for(lambda: not alarms(st, "DEFLATE_UNCONFIRMED")[0].active, "confirmed at last", 10)
+        await wait_for(lambda: (cuff(st, "A1").pressure or 99) < 15, "A1 vented", 10)
+        await step(st, clock, 0.5)
+        assert not alarms(st, "RESIDUAL_PRESSURE")[0].active
+    finally:
+        await st.stop()

@@ -414,6 +414,7 @@ class Station:
             raise self._refuse(what, str(exc)) from None
         self.targets.mark_deflated(cuff)
         self.record_command(actor_var.get(), what)
+        asked_at = self.clock.monotonic()
         link = ctrl.link
         try:
             if link is None:
@@ -422,7 +423,8 @@ class Station:
             cuff.pending_deflate = False
         except LinkError as exc:
             if not isinstance(exc, LinkDown):
-                self._spawn(self.targets.confirm_deflate(cuff, what, first=exc), f"station:deflate:{cuff.id}")
+                retry = self.targets.confirm_deflate(cuff, what, first=exc, asked_at=asked_at)
+                self._spawn(retry, f"station:deflate:{cuff.id}")
             raise self._refuse(
                 what,
                 f"{cuff_id}: controller {ctrl.id} did not confirm the deflate ({exc}); the station keeps sending it, "

@@ -128,18 +128,21 @@ class Targets:
         self.mark_deflated(cuff)
         if record:
             self._record_command("supervisor", f"deflate {cuff.id} ({reason})")
-        self._spawn(self.confirm_deflate(cuff, reason), f"station:deflate:{cuff.id}")
+        self._spawn(self.confirm_deflate(cuff, reason, asked_at=self.clock.monotonic()), f"station:deflate:{cuff.id}")
 
-    async def confirm_deflate(self, cuff: CuffState, reason: str, first: LinkError | None = None) -> None:
+    async def confirm_deflate(
+        self, cuff: CuffState, reason: str, first: LinkError | None = None, asked_at: float | None = None
+    ) -> None:
         """Send DEFLATE until the controller confirms it, with a high alarm once it is overdue.
 
         Stops when the link goes down (the deflate is sent again when it is back) or when the cuff's
         samples stop (the blind-link rule vents the controller and stops feeding its watchdog), or when
-        a newer target supersedes this deflate. ``first``: the failure of an attempt already made.
+        a newer target supersedes this deflate. ``first``: the failure of an attempt already made;
+        ``asked_at``: when the deflate was asked for (station clock; the overdue time counts from it).
         """
         ctrl = self.controllers[cuff.spec.controller]
         gen = cuff.gen
-        started = self.clock.monotonic()
+        started = self.clock.monotonic() if asked_at is None else asked_at
         last = first
         while cuff.gen == gen and cuff.pending_deflate:
             link = ctrl.link
