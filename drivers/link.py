@@ -93,8 +93,11 @@ class CuffLink:
         open_port: OpenPort = serial_port.open_port,
         first_seq: int = 1,
         serial: str | None = None,
+        blind_after_s: float | None = None,
     ) -> None:
-        """``serial``: the controller expected behind ``url``; None learns it from the first HELLO."""
+        """``serial``: the controller expected behind ``url``; None learns it from the first HELLO.
+        ``blind_after_s``: no usable sample for this long means blind (:mod:`drivers.link_quiet`;
+        default 1 s, never more than the watchdog time)."""
         if not 200 <= watchdog_ms <= 10000:
             raise ValueError(f"watchdog_ms must be 200..10000, got {watchdog_ms}")
         if not 1 <= first_seq <= MAX_SEQ:
@@ -119,7 +122,7 @@ class CuffLink:
         self._state = LinkState.CONNECTING
         self._listeners = Listeners(self.name, self.stats)
         self._emit = self._listeners.emit
-        self._quiet = QuietRule(watchdog_ms)
+        self._quiet = QuietRule(watchdog_ms, blind_after_s)
         self._requests: RequestBook[Connection] = RequestBook(
             self, first_seq=first_seq, port=self._current_port, lose=self._lose, permit=self._permit
         )

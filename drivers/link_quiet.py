@@ -8,7 +8,8 @@ for ever with nobody seeing it. Now the link falls quiet, so that the controller
 vents it. ``W`` below is the link's ``watchdog_ms``; a usable sample is a valid ``S`` line with
 the controller's channel count, from a controller whose HELLO named the expected serial.
 
-1. **Blind.** No usable sample for ``min(1 s, W)`` while the stream is on: the link reports
+1. **Blind.** No usable sample for ``min(1 s, W)`` while the stream is on (a caller may ask for
+   less, e.g. the station's own link timeout, never for more than ``W``): the link reports
    LOST and ``starving``; the port stays open. It writes nothing that only feeds the watchdog:
    no PING, no queued or resent command; every command fails fast with LinkDown. A DEFLATE
    still goes out (it only ever vents): the first of the episode at once, any later one only
@@ -39,8 +40,9 @@ What this assumes of the controller (``shared/protocol.md`` 4.1, 4.2, 4.4 and se
   link itself never sends SET or CLEAR.
 
 Why ``1.5 W``: a gap over ``W`` trips the watchdog; the half on top is margin for two clocks and
-the scheduling on both sides. With samples gone at time ``t``, the link's last write is at most
-``min(1 s, W)`` later, so the controller vents by ``t + min(1 s, W) + W``, within ``2 W``.
+the scheduling on both sides. With samples gone at time ``t``, the link's last write (but one
+DEFLATE) is at most the blind time later, so the controller vents by ``t + min(1 s, W) + W``,
+within ``2 W`` (or the caller's blind time plus ``W``).
 """
 
 from __future__ import annotations
@@ -63,9 +65,13 @@ MAX_WATCHDOG_MS = 10000
 class QuietRule:
     """When a link may write, given the controller's samples: the state of one link's blind episodes."""
 
-    def __init__(self, watchdog_ms: int) -> None:
+    def __init__(self, watchdog_ms: int, blind_after_s: float | None = None) -> None:
+        """``blind_after_s``: blind after this long without a usable sample (default ``SILENCE_S``);
+        never later than the watchdog time."""
+        if blind_after_s is not None and not blind_after_s > 0:
+            raise ValueError(f"blind_after_s must be above 0, got {blind_after_s}")
         self.watchdog_s = watchdog_ms / 1000.0
-        self.silence_s = min(SILENCE_S, self.watchdog_s)
+        self.silence_s = min(SILENCE_S if blind_after_s is None else blind_after_s, self.watchdog_s)
         """No usable sample for this long while streaming: blind."""
         self.quiet_s = QUIET_FACTOR * self.watchdog_s
         self.blind = False

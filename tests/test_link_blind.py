@@ -92,6 +92,19 @@ async def test_a_controller_without_usable_samples_is_vented_by_its_own_watchdog
     assert len(lost_reasons(rig.rec)) == 1, "one LOST report per blind episode, not one per probe"
 
 
+async def test_a_caller_may_ask_for_blind_sooner_than_the_watchdog(emu, make_link):
+    """The station's own link timeout (0.5 s) under a 1 s watchdog: vented by 1.5 s, not 2 s."""
+    rig = await make_link(watchdog_ms=1000, blind_after_s=0.5, backoff=FAST_BACKOFF)
+    await rig.link.wait_ready(5.0)
+    await inflate(emu, rig.link, 1, 60)
+    trips = wdt_trips(emu.fw)
+    fw_t0 = emu.port.now()
+    emu.fw.faults.no_samples = True
+    await until(lambda: trips, "the controller's own watchdog trips", timeout=4.0)
+    assert trips[0] - fw_t0 <= 0.5 + 1.0 + SLACK
+    assert rig.link.starving
+
+
 async def test_a_controller_that_never_streams_never_gets_ready(emu, make_link):
     """READY needs a usable sample: a probe that sees none leaves the link blind and quiet."""
     emu.fw.faults.no_samples = True
@@ -234,6 +247,9 @@ async def test_a_refused_port_does_not_keep_the_wrong_controllers_watchdog_fed(e
 def test_the_quiet_rule_in_numbers():
     rule = QuietRule(1000)
     assert rule.silence_s == 1.0 and rule.quiet_s == 1.5 and QuietRule(300).silence_s == 0.3
+    assert QuietRule(1000, 0.5).silence_s == 0.5 and QuietRule(500, 2.0).silence_s == 0.5  # never over W
+    with pytest.raises(ValueError):
+        QuietRule(1000, 0.0)
     # a write a usable sample followed needs no quiet; one no sample followed needs 1.5 W
     assert rule.probe_at(10.0, 10.2) == -math.inf
     assert rule.probe_at(10.0, 9.9) == 11.5
