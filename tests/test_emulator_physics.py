@@ -9,6 +9,7 @@ import statistics
 
 import pytest
 
+from drivers.emulator.limb import FADES, LimbModel, fade
 from drivers.emulator.physics import (
     DT,
     ChannelPhysics,
@@ -18,8 +19,8 @@ from drivers.emulator.physics import (
 )
 
 
-def cuff(seed: int = 0, lop: float = 200.0, **kw: float) -> ChannelPhysics:
-    return ChannelPhysics(random.Random(seed), lop, **kw)
+def cuff(seed: int = 0, lop: float = 200.0, **kw: object) -> ChannelPhysics:
+    return ChannelPhysics(random.Random(seed), lop, **kw)  # type: ignore[arg-type]
 
 
 def run(p: ChannelPhysics, seconds: float) -> list[float]:
@@ -171,7 +172,7 @@ def test_contractions_raise_pressure_by_rise_pct_and_are_counted() -> None:
 def test_exercise_rejects_impossible_patterns() -> None:
     for bad in (dict(cadence_s=1.0, contraction_s=1.0), dict(rise_pct=80.0), dict(cadence_s=0.0)):
         with pytest.raises(ValueError):
-            Exercise(**bad)  # type: ignore[arg-type]
+            Exercise(**bad)
 
 
 def test_movement_artefact_makes_large_slow_swings_and_settles() -> None:
@@ -201,3 +202,65 @@ def test_sensor_noise_offset_frozen_and_broken() -> None:
     assert p.read() == pytest.approx(50.0 + p.sensor_offset, abs=2.0)
     p.broken = True
     assert p.read() < -50
+
+
+# --------------------------------------------------------------------------- other limbs (drivers/emulator/limb.py)
+
+
+@pytest.mark.parametrize("shape", FADES)
+@pytest.mark.parametrize("peak_at", [0.4, 0.6, 0.8])
+def test_every_fade_peaks_where_asked_and_ends_at_the_lop(shape: str, peak_at: float) -> None:
+    limb = LimbModel(fade=shape, peak_at=peak_at)
+    lop = 200.0
+    values = {p / 2: limb.envelope(p / 2, lop) for p in range(0, 600)}
+    peak = max(values, key=values.__getitem__)
+    assert abs(peak - peak_at * lop) <= 1.0
+    assert values[peak] == pytest.approx(1.0, abs=1e-9)
+    assert all(v == 0.0 for p, v in values.items() if p >= lop)
+    fading = [values[p] for p in sorted(values) if peak_at * lop <= p <= lop]
+    assert all(b <= a + 1e-12 for a, b in zip(fading, fading[1:])), "falls all the way"
+    assert values[lop - 0.5] < 0.12
+
+
+def test_the_shapes_differ_where_they_end() -> None:
+    near = {s: fade(s, 0.9) for s in FADES}
+    assert near["sqrt"] > near["linear"] > near["cos2"] > 0.0
+    assert near["gauss"] < near["linear"] and near["sigmoid"] < near["linear"]
+    assert fade("cos2", 0.5) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        LimbModel(fade="square")
+    with pytest.raises(ValueError):
+        LimbModel(peak_at=0.95)
+
+
+def test_an_irregular_rhythm_varies_the_beat_period() -> None:
+    p = cuff(2, heart_rate=90.0, limb=LimbModel(rhythm_var=0.2))
+    periods = []
+    for _ in range(400):
+        periods.append(p._beat_period)
+        p._beat_t = 0.999999
+        p.step()
+    assert statistics.fmean(periods) == pytest.approx(60 / 90, rel=0.05)
+    assert 0.15 < statistics.pstdev(periods) / (60 / 90) < 0.25
+
+
+def test_breathing_swells_and_shrinks_the_pulse() -> None:
+    p = cuff(5, heart_rate=60.0, pulse_amplitude=2.0, limb=LimbModel(breathing=0.2, breathing_hz=0.25))
+    p.base, p.valve_cmd = 120.0, False
+    wave = [x - 120.0 for x in run(p, 16.0)]
+    per_beat = [max(wave[i : i + 500]) for i in range(0, len(wave) - 499, 500)]
+    assert max(per_beat) / min(per_beat) > 1.3
+
+
+def test_a_correcting_regulator_moves_a_held_cuff_within_3_mmhg_every_1_to_3_s() -> None:
+    p = cuff(6, pulse_amplitude=0.0, limb=LimbModel(corrections=True))
+    p.base, p.valve_cmd = 150.0, False
+    wave = run(p, 30.0)
+    assert p.corrector is not None and 9 <= p.corrector.count <= 31
+    anchor = p.corrector.anchor
+    assert anchor is not None and all(abs(x - anchor) <= 3.0 + 1e-9 for x in wave[300:])
+    assert max(wave) - min(wave) > 1.0
+    p.pump_on = True  # the firmware acts: no correction of its own meanwhile, a new anchor after
+    before = p.corrector.count
+    run(p, 0.3)
+    assert p.corrector.count == before and p.corrector.anchor is None

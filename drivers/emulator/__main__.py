@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from drivers.codec import format_pressure
 from drivers.emulator.channel import Faults
 from drivers.emulator.firmware import MAX_SAMPLE_FIELDS, ControllerFirmware
+from drivers.emulator.limb import FADES, LimbModel
 from drivers.emulator.pty_port import PtyEmulator
 
 DEFAULT_LEAK = 50.0
@@ -47,6 +48,27 @@ def _exercise(text: str) -> ExerciseOpt:
         return ExerciseOpt(int(ch), float(cadence) if sep else 2.0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected CH:CADENCE_S (e.g. 1:2.0), got {text!r}") from None
+
+
+def _breathing(text: str) -> tuple[float, float]:
+    depth, sep, hz = text.partition(":")
+    try:
+        return float(depth), float(hz) if sep else 0.25
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected DEPTH[:HZ] (e.g. 0.2:0.25), got {text!r}") from None
+
+
+def limb_model(args: argparse.Namespace) -> LimbModel:
+    """The limb the options describe. Raises ValueError with the reason."""
+    depth, hz = args.breathing
+    return LimbModel(
+        fade=args.fade,
+        peak_at=args.peak_at,
+        rhythm_var=args.rhythm,
+        breathing=depth,
+        breathing_hz=hz,
+        corrections=args.corrections,
+    )
 
 
 def apply_fault(faults: Faults, spec: str, channels: int) -> None:
@@ -121,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fw", default="1.0")
     p.add_argument("--serial", default="E0001")
     p.add_argument("--link", help="serve through this symlink (like /dev/serial/by-id/...)")
+    limb = p.add_argument_group("the limb (every channel)")
+    limb.add_argument("--fade", choices=FADES, default="cos2", help="how the pulse fades to the LOP (default cos2)")
+    limb.add_argument("--peak-at", type=float, default=0.6, help="where the pulse peaks, share of the LOP (0.4..0.8)")
+    limb.add_argument(
+        "--rhythm", type=float, default=0.03, help="beat-to-beat variation of the heart period, 0.03..0.2 (AF)"
+    )
+    limb.add_argument(
+        "--breathing", type=_breathing, default=(0.0, 0.25), metavar="DEPTH[:HZ]", help="pulse swell, e.g. 0.2:0.25"
+    )
+    limb.add_argument(
+        "--corrections", action="store_true", help="the regulator keeps correcting while holding (1-3 s, 3 mmHg)"
+    )
     p.add_argument("--exercise", type=_exercise, action="append", default=[], metavar="CH:CADENCE")
     p.add_argument("--fault", action="append", default=[], metavar="KIND[:ARG]", help=FAULT_HELP)
     return p
@@ -138,6 +172,7 @@ def make_firmware(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             model=args.model,
             fw=args.fw,
             serial=args.serial,
+            limb=limb_model(args),
         )
         for ex in args.exercise:
             if not 1 <= ex.channel <= args.channels:

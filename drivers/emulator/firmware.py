@@ -23,6 +23,7 @@ from drivers import codec
 from drivers.codec import Command, DropCounts, LineReader, MalformedLine
 from drivers.emulator.channel import Channel, ChannelView, Faults
 from drivers.emulator.commands import CommandSet
+from drivers.emulator.limb import LimbModel
 from drivers.emulator.limits import (
     BIG_DROP,
     BOOT_WATCHDOG_MS,
@@ -77,7 +78,9 @@ class ControllerFirmware(CommandSet):
         fw: str = "1.0",
         serial: str = "E0001",
         start: float = 0.0,
+        limb: LimbModel | None = None,
     ) -> None:
+        """``limb``: how every channel's limb shows its pulse (:mod:`.limb`); None for the default limb."""
         if not 1 <= channels <= 8:
             raise ValueError(f"channels must be 1..8, got {channels}")
         if not 50.0 <= max_pressure <= 400.0:
@@ -113,6 +116,7 @@ class ControllerFirmware(CommandSet):
                     heart_rate=heart_rate,
                     pulse_amplitude=pulse_amplitude,
                     sensor_noise=sensor_noise,
+                    limb=limb or LimbModel(),
                 ),
             )
             for i in range(channels)

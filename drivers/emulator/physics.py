@@ -12,6 +12,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from drivers.emulator.limb import Corrector, LimbModel
+
 DT = 0.002
 """Physics and firmware step, seconds."""
 
@@ -39,19 +41,17 @@ def pump_rate(pressure: float, gain: float = 1.0) -> float:
     return max(0.0, PUMP_FLOW0 * gain * (1.0 - pressure / PUMP_STALL))
 
 
+_DEFAULT_LIMB = LimbModel()
+
+
 def pulse_envelope(pressure: float, lop: float) -> float:
-    """How much of the arterial pulse shows in the cuff, 0..1.
+    """How much of the arterial pulse shows in the cuff of the default limb, 0..1.
 
     Oscillometric in shape: nothing in a slack cuff, largest at mean arterial
     pressure (0.6 LOP), fading smoothly (raised cosine) to nothing at the LOP
-    and absent above it.
+    and absent above it. Other limbs: :class:`~drivers.emulator.limb.LimbModel`.
     """
-    if pressure <= 0.0 or pressure >= lop:
-        return 0.0
-    mean_arterial = 0.6 * lop
-    if pressure <= mean_arterial:
-        return 0.5 * (1.0 - math.cos(math.pi * pressure / mean_arterial))
-    return 0.5 * (1.0 + math.cos(math.pi * (pressure - mean_arterial) / (lop - mean_arterial)))
+    return _DEFAULT_LIMB.envelope(pressure, lop)
 
 
 _RISE = 0.12
@@ -127,6 +127,11 @@ class ChannelPhysics:
     movement: float = 0.0
     exercise: Exercise | None = None
     reps: int = 0
+    limb: LimbModel = field(default_factory=LimbModel)
+    """How this limb shows its pulse: fade shape, peak, rhythm, breathing, a correcting regulator."""
+    corrector: Corrector | None = None
+    """The correcting regulator, made on the first step with ``limb.corrections`` on."""
+    _breath_phase: float | None = None
     _beat_t: float = 0.0
     _beat_period: float = 1.0
     _beat_amp: float = 1.0
@@ -169,13 +174,18 @@ class ChannelPhysics:
         if self.leak_rate > 0.0:
             flow -= self.leak_rate * min(1.0, squeezed / 10.0)
         self.base = max(0.0, self.base + flow * dt / (1.0 + self.squeeze))
+        if self.limb.corrections:
+            if self.corrector is None:
+                self.corrector = Corrector(random.Random(self.rng.getrandbits(64)))
+            active = self.pump_on or self.valve_open
+            self.base = max(0.0, self.base + self.corrector.step(dt, self.base, active))
         self._step_exercise(dt)
         self._step_pulse(dt)
         self._step_movement(dt)
 
     def _new_beat(self) -> None:
         hr = max(20.0, self.heart_rate)
-        self._beat_period = 60.0 / hr * (1.0 + self.rng.gauss(0.0, 0.03))
+        self._beat_period = 60.0 / hr * max(0.4, 1.0 + self.rng.gauss(0.0, self.limb.rhythm_var))
         self._beat_amp = max(0.0, 1.0 + self.rng.gauss(0.0, 0.06))
 
     def _step_pulse(self, dt: float) -> None:
@@ -184,7 +194,12 @@ class ChannelPhysics:
             self._beat_t -= 1.0
             self._new_beat()
         cuff = self.base * (1.0 + self.squeeze)
-        amp = self.pulse_amplitude * self._beat_amp * pulse_envelope(cuff, self.lop)
+        amp = self.pulse_amplitude * self._beat_amp * self.limb.envelope(cuff, self.lop)
+        if self.limb.breathing > 0.0:
+            if self._breath_phase is None:
+                self._breath_phase = self.rng.random()
+            self._breath_phase = (self._breath_phase + dt * self.limb.breathing_hz) % 1.0
+            amp *= 1.0 + self.limb.breathing * math.sin(2.0 * math.pi * self._breath_phase)
         self.pulse = amp * beat_shape(self._beat_t) if amp > 0.0 else 0.0
 
     def _step_exercise(self, dt: float) -> None:
