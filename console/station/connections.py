@@ -42,6 +42,7 @@ class Connections:
         controllers: the station's live state per controller id (``link`` is set here).
         listener_for: builds the link listener of a controller (the station's report handler).
         ready_timeout_s: how long :meth:`open` waits for READY before going on without a link.
+        blind_after_s: passed to every link (:mod:`drivers.link_quiet`): the station's link timeout.
     """
 
     def __init__(
@@ -50,11 +51,15 @@ class Connections:
         controllers: dict[str, ControllerState],
         listener_for: Callable[[ControllerState], Callable[[object], None]],
         ready_timeout_s: float,
+        blind_after_s: float | None = None,
     ) -> None:
         self.configs = tuple(configs)
         self.controllers = controllers
         self._listener_for = listener_for
         self.ready_timeout_s = ready_timeout_s
+        self.blind_after_s = blind_after_s
+        """No usable sample for this long: the link stops feeding the controller's watchdog (the station's
+        link timeout, so the blind vent and the quiet rule start together)."""
         self.links: dict[str, CuffLink] = {}
         self.emulators: dict[str, PtyEmulator] = {}
         """Controller id -> PtyEmulator for ``port = "emulator"`` (tests reach the firmware here)."""
@@ -73,7 +78,14 @@ class Connections:
                 log.exception("station: emulator %s failed to start", cc.id)
                 ctrl.error = f"emulator failed: {exc}"
                 continue
-            link = CuffLink(url, name=cc.id, watchdog_ms=cc.watchdog_ms, stream_hz=cc.stream_hz, serial=serial)
+            link = CuffLink(
+                url,
+                name=cc.id,
+                watchdog_ms=cc.watchdog_ms,
+                stream_hz=cc.stream_hz,
+                serial=serial,
+                blind_after_s=self.blind_after_s,
+            )
             link.add_listener(self._listener_for(ctrl))
             ctrl.link = link
             self.links[cc.id] = link

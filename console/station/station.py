@@ -151,6 +151,7 @@ class Station:
             self.controllers,
             lambda ctrl: self.reports.listener_for(ctrl, threshold),
             ready_timeout_s,
+            blind_after_s=sf.link_timeout_s,
         )
         self.details = CuffDetails(self.lookup, self._refuse, self.audit, self.view)
         self.records_watch = RecordsWatch(self.alarms, records, lambda: self.audit.refused_rows)
