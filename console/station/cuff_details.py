@@ -1,13 +1,15 @@
 """What the station knows about a cuff beyond its pressure: its LOP (with position, width, source)
-and the patient on it. Both are checked here (a LOP plausible for the limb, a printable patient id),
-told to observers and put in the audit trail."""
+and the patient on it. Both are checked here, at the station's edge, once for every console (a LOP
+plausible for the limb, a position and a source from the fixed lists, a patient id the records
+accept), so nothing a console typed reaches the records, a report or another screen unchecked;
+then they are told to observers and put in the audit trail."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from console.common.api import CommandRefused
-from console.common.facts import LOP_PLAUSIBLE_MMHG
+from console.common.facts import LOP_PLAUSIBLE_MMHG, LOP_SOURCES, PATIENT_ID, PATIENT_ID_RULE, POSITIONS
 from console.common.figures import figure, number_arg
 from console.config.schema import with_article
 from console.station.cuff import CuffState
@@ -41,9 +43,13 @@ class CuffDetails:
     async def set_lop(
         self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None, source: str = "doppler"
     ) -> None:
-        what = f"set LOP of {cuff_id} to {lop} mmHg ({position}, {source})"
+        what = f"set LOP of {cuff_id!r} to {lop!r} mmHg ({position!r}, {source!r})"
         try:
             cuff, _ = self._lookup(cuff_id)
+            if position not in POSITIONS:
+                raise CommandRefused(f"{cuff_id}: a body position is one of {', '.join(POSITIONS)}, not {position!r}.")
+            if source not in LOP_SOURCES:
+                raise CommandRefused(f"{cuff_id}: a LOP source is one of {', '.join(LOP_SOURCES)}, not {source!r}.")
             value = number_arg(lop, f"{cuff_id}: the LOP")
             lo, hi = LOP_PLAUSIBLE_MMHG[cuff.spec.limb]
             if not lo <= value <= hi:
@@ -61,6 +67,7 @@ class CuffDetails:
                 )
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
+        what = f"set LOP of {cuff_id} to {figure(value)} mmHg ({position}, {source})"
         cuff.lop = round(value, 1)
         cuff.lop_position = position
         cuff.lop_source = source
@@ -74,9 +81,9 @@ class CuffDetails:
         what = f"set patient of {cuff_id} to {patient_id!r}"
         try:
             cuff, _ = self._lookup(cuff_id)
-            pid = str(patient_id).strip()
-            if len(pid) > 64 or not pid.isprintable():
-                raise CommandRefused("A patient id is 1 to 64 printable characters.")
+            pid = patient_id.strip() if isinstance(patient_id, str) else None
+            if pid is None or (pid and not PATIENT_ID.fullmatch(pid)):
+                raise CommandRefused(f"A patient id is {PATIENT_ID_RULE} (or empty to clear it), not {patient_id!r}.")
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         cuff.patient_id = pid or None

@@ -4,6 +4,11 @@ Kept apart from the engine so the one place that turns alarms, emergencies and
 commands into observer events and records rows is easy to read. Records never
 take the station down: their failures are logged and swallowed here. The station
 owns one :class:`AuditTrail` and hands it the clock, the records and a change flag.
+
+The audit trail names who acted and in which role (``actor_var``/``actor_role_var``, set by
+``Station.acting_as``): accepted commands and refused ones alike (a ``refused`` event is
+written as a row too, marked ``(refused)``). Control characters in a row are written out
+(``\x1b``) before it is kept, so a name typed at one console never acts on another's screen.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from console.common.api import AlarmSnapshot, EmergencySnapshot, Role
 from console.common.clock import Clock
+from console.common.facts import escape_controls
 from console.station.records_watch import HasHealth
 
 log = logging.getLogger(__name__)
@@ -142,8 +148,13 @@ class AuditTrail:
     def record_command(self, who: str, what: str) -> None:
         """Put a command in the audit trail (and tell observers)."""
         at = self.clock.wall()
+        who, what = escape_controls(who), escape_controls(what)
         self._commands.append((at, who, what))
         self.emit(StationEvent("command", at, who, what))
+        self._row(who, what, at)
+
+    def _row(self, who: str, what: str, at: float) -> None:
+        """The records' row for a command, with the actor's role (``station`` for the station's own)."""
         rec = self.records
         if rec is not None:
             role = "station" if who in ("supervisor", "station") else (actor_role_var.get() or Role.OPERATOR.value)
@@ -153,7 +164,14 @@ class AuditTrail:
         return list(self._commands)[-limit:][::-1]
 
     def emit(self, event: StationEvent) -> None:
-        """Tell every observer; one that raises is logged and the rest still hear it."""
+        """Tell every observer; one that raises is logged and the rest still hear it.
+
+        A ``refused`` event (a command the station would not do) is also a row of the audit trail.
+        """
+        if event.kind == "refused":
+            who, what = escape_controls(event.who), escape_controls(event.text)
+            self._commands.append((event.time, who, f"{what} (refused)"))
+            self._row(who, f"{what} (refused)", event.time)
         for fn in tuple(self._observers):
             try:
                 fn(event)

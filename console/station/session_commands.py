@@ -4,6 +4,10 @@ The station knows only the :class:`~console.station.session_hook.SessionHook` pr
 engine (:class:`~console.therapy.manager.TherapyManager`) is attached later, and until then
 its commands are refused with a sentence. Every refusal is told to observers (``refuse``),
 every accepted command goes in the audit trail (``record_command``).
+
+The arguments that reach the records and every screen (a body position, a patient id, the cuff
+and plan names) are checked here, at the station's edge, for every console alike; a refusal
+quotes what it was given with ``repr`` so a control character is shown, never acted on.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 from collections.abc import Callable
 
 from console.common.api import CommandRefused
+from console.common.facts import PATIENT_ID, PATIENT_ID_RULE, POSITIONS
 from console.station.events import actor_var
 from console.station.session_hook import SessionHook
 
@@ -51,6 +56,9 @@ class SessionCommands:
             return None
 
     async def measure_lop(self, cuff_id: str, *, position: str = "seated") -> None:
+        what = f"measure LOP {cuff_id!r} ({position!r})"
+        if position not in POSITIONS:
+            raise self._refuse(what, f"A body position is one of {', '.join(POSITIONS)}, not {position!r}.")
         what = f"measure LOP {cuff_id} ({position})"
         if self.hook is None:
             raise self._refuse(what, "Automatic LOP measurement is not available yet.")
@@ -61,8 +69,10 @@ class SessionCommands:
         self._record_command(actor_var.get(), what)
 
     async def start_session(self, cuff_ids: list[str], plan_id: str, patient_id: str) -> None:
-        names = "+".join(cuff_ids) if isinstance(cuff_ids, (list, tuple)) else repr(cuff_ids)
-        what = f"start session {plan_id} on {names} for patient {patient_id}"
+        names = "+".join(cuff_ids) if _all_text(cuff_ids) else repr(cuff_ids)
+        what = f"start session {plan_id!r} on {names!r} for patient {patient_id!r}"
+        if not isinstance(patient_id, str) or not PATIENT_ID.fullmatch(patient_id.strip()):
+            raise self._refuse(what, f"A patient id is {PATIENT_ID_RULE} (got {patient_id!r}).")
         if self.hook is None:
             raise self._refuse(what, "Sessions are not available yet.")
         broken = self._records_broken()
@@ -72,14 +82,19 @@ class SessionCommands:
             await self.hook.start_session(cuff_ids, plan_id, patient_id)
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
-        self._record_command(actor_var.get(), what)
+        # Accepted: the plan and the cuffs are the config's own names now.
+        self._record_command(actor_var.get(), f"start session {plan_id} on {names} for patient {patient_id.strip()}")
 
     async def session_command(self, cuff_id: str, command: str) -> None:
-        what = f"session {command} {cuff_id}"
+        what = f"session {command!r} {cuff_id!r}"
         if self.hook is None:
             raise self._refuse(what, "Sessions are not available yet.")
         try:
             await self.hook.session_command(cuff_id, command)
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
-        self._record_command(actor_var.get(), what)
+        self._record_command(actor_var.get(), f"session {command} {cuff_id}")
+
+
+def _all_text(items: object) -> bool:
+    return isinstance(items, (list, tuple)) and all(isinstance(i, str) for i in items)
