@@ -6,10 +6,17 @@ the same directory, and inside the process a single writer thread
 :meth:`Database.put` (queued, microseconds); reads and other calls with
 :meth:`Database.call`, which runs on that thread after everything queued before
 and blocks the caller until answered.
+
+The queue is bounded, so a flood (or a writer stuck on a dying card) cannot take the
+station's memory: past :data:`MAX_QUEUED` jobs a routine row (a per-second sample) is
+dropped and counted, urgent rows (alarms, emergencies, commands, session ends) still get
+:data:`URGENT_RESERVE` more places, and a read is refused. Dropped rows count as lost writes
+in :meth:`Database.health`, which the station's records watch turns into an alarm.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import sqlite3
@@ -18,11 +25,19 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from console.records.files import lock, private_database, private_dir
 from console.records.rows import RecordsError
-from console.records.schema import DB_NAME, connect, lock
+from console.records.schema import DB_NAME, connect
 from console.records.writer import STOP, Call, RecordsHealth, Write, Writer
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED = 20_000
+"""Jobs waiting for the writer before routine rows and reads are refused (minutes of samples at 16 cuffs)."""
+URGENT_RESERVE = 5_000
+"""Places beyond :data:`MAX_QUEUED` kept for urgent rows only."""
 
 
 class Database:
@@ -46,6 +61,8 @@ class Database:
         self.jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
         self._writer = Writer(conn, self.jobs, commit_interval_s)
+        self.overflowed = 0
+        """Rows dropped because the queue was full."""
 
     @classmethod
     def open(cls, data_dir: Path, *, readonly: bool, commit_interval_s: float) -> Database:
@@ -56,11 +73,13 @@ class Database:
         path = data_dir / DB_NAME
         lock_fd: int | None = None
         if not readonly:
-            try:
-                data_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RecordsError(f"cannot create the records directory {data_dir}: {exc.strerror or exc}") from exc
+            private_dir(data_dir)
             lock_fd = lock(path)
+            try:
+                private_database(path)
+            except BaseException:
+                os.close(lock_fd)
+                raise
         elif not path.is_file():
             raise RecordsError(f"no records at {path}")
         try:
@@ -106,7 +125,7 @@ class Database:
         return RecordsHealth(
             queued=self.jobs.qsize(),
             commits=w.commits,
-            failed_writes=w.failed,
+            failed_writes=w.failed + self.overflowed,
             dropped_samples=dropped_samples,
             last_error=w.last_error,
             writer_alive=w.is_alive(),
@@ -118,13 +137,24 @@ class Database:
             raise RecordsError(f"records {self.path} are open read-only")
 
     def put(self, job: Write) -> None:
-        """Queue a row for the writer thread."""
+        """Queue a row for the writer thread; a full queue drops it (counted, never blocking the caller)."""
         self._live(why=True)
+        if self.jobs.qsize() >= MAX_QUEUED + (URGENT_RESERVE if job.urgent else 0):
+            self.overflowed += 1
+            if self.overflowed & (self.overflowed - 1) == 0:  # the 1st, 2nd, 4th, 8th ... drop
+                log.error(
+                    "records: writer queue full (%d jobs); %d rows lost so far", self.jobs.qsize(), self.overflowed
+                )
+            return
         self.jobs.put(job)
 
     def call(self, fn: Callable[[sqlite3.Connection], T], timeout: float = 30.0) -> T:
         """Run ``fn`` on the writer thread after everything queued so far; its answer, or a RecordsError."""
         self._live(why=False)
+        if self.jobs.qsize() >= MAX_QUEUED:
+            raise RecordsError(
+                f"the records writer for {self.path} is {self.jobs.qsize()} jobs behind; try again later"
+            )
         fut: Future[T] = Future()
         self.jobs.put(Call(fn, fut))
         try:

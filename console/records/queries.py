@@ -105,11 +105,14 @@ def emergencies(c: sqlite3.Connection, since: float | None, until: float | None)
     ]
 
 
-def commands(c: sqlite3.Connection, since: float | None) -> list[CommandRecord]:
-    lo, _ = _span(since, None)
+def commands(c: sqlite3.Connection, since: float | None, until: float | None) -> list[CommandRecord]:
+    """The audit trail in [since, until], oldest first."""
+    lo, hi = _span(since, until)
     return [
         CommandRecord(*r)
-        for r in c.execute("SELECT id, at, who, role, what FROM commands WHERE at >= ? ORDER BY at, id", (lo,))
+        for r in c.execute(
+            "SELECT id, at, who, role, what FROM commands WHERE at >= ? AND at <= ? ORDER BY at, id", (lo, hi)
+        )
     ]
 
 

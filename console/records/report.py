@@ -1,20 +1,28 @@
-"""A session out of the records: a CSV for analysis and a plain-text report for the chart.
+"""A session out of the records: a CSV for analysis, a plain-text report for the chart, the audit trail.
 
 Times print as local time with the UTC offset, so a report read elsewhere is
-still unambiguous. Both functions only read the records.
+still unambiguous. Every function only reads the records.
+
+Text that came from a person or a controller (patient ids, positions, plan names,
+alarm messages, who did what) is escaped on its way out: control characters are
+written out (``\x1b``) in the report, so a terminal shows them and never obeys them,
+and a CSV cell that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``,
+tab, carriage return at its start) is prefixed with ``'``.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from console.common.facts import FIDELITY_BAND
+from console.common.facts import FIDELITY_BAND, escape_controls
 from console.records.rows import (
     AlarmRecord,
+    CommandRecord,
     RecordsError,
     SampleRecord,
     SessionRecord,
@@ -51,6 +59,26 @@ def _session(records: Records, session_id: int) -> SessionRecord:
     return session
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting with one of these is a formula (or becomes one) in a spreadsheet (OWASP: CSV injection)."""
+
+
+def csv_cell(value: str) -> str:
+    """A text cell a spreadsheet shows as text: ``'`` before a formula's first character (numbers stay);
+    control characters written out, as in the report (a CSV is often read with ``cat``)."""
+    if value.startswith(FORMULA_STARTS):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + escape_controls(value)
+    return escape_controls(value)
+
+
+def shown(value: object) -> str:
+    """Text for the plain-text report: control characters written out, never sent to the terminal."""
+    return escape_controls(str(value))
+
+
 def _header_rows(s: SessionRecord) -> list[tuple[str, str]]:
     return [
         ("session", str(s.id)),
@@ -78,18 +106,22 @@ def _num(v: float | None, fmt: str = "{:g}") -> str:
 def export_session_csv(records: Records, session_id: int, path: Path) -> Path:
     """Write ``#key,value`` header rows, a blank row, then one row per second per cuff.
 
-    Written to a temporary file and renamed, so a failed export never leaves half a file
-    under the real name.
+    Written to a temporary file beside the target and renamed, so a failed export never leaves
+    half a file under the real name. The temporary file gets an unpredictable name and is created
+    exclusively, mode 0600 (``mkstemp``): a link planted under a guessable name cannot redirect
+    patient data, and nobody else can read it while it is written. The export stays 0600.
     """
     session = _session(records, session_id)
     samples = records.samples(session_id)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp: Path | None = None
     try:
-        with tmp.open("w", newline="", encoding="utf-8") as f:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
             out = csv.writer(f)
             for key, value in _header_rows(session):
-                out.writerow((f"#{key}", value))
+                out.writerow((f"#{key}", csv_cell(value)))
             out.writerow(())
             out.writerow(CSV_COLUMNS)
             for x in samples:
@@ -97,7 +129,7 @@ def export_session_csv(records: Records, session_id: int, path: Path) -> Path:
                     (
                         local_time(x.t),
                         f"{x.t:.3f}",
-                        x.cuff_id,
+                        csv_cell(x.cuff_id),
                         f"{x.pmin:.1f}",
                         f"{x.pmean:.1f}",
                         f"{x.pmax:.1f}",
@@ -107,7 +139,8 @@ def export_session_csv(records: Records, session_id: int, path: Path) -> Path:
                 )
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise RecordsError(f"cannot write the session CSV {path}: {exc.strerror or exc}") from exc
     return path
 
@@ -222,4 +255,29 @@ def session_report(records: Records, session_id: int) -> str:
             confirmed = f", confirmed: {', '.join(e.confirmed)}" if e.confirmed else ""
             pending = f", NOT confirmed: {', '.join(e.pending)}" if e.pending else ""
             lines.append(f"  {clock_time(e.at)}  by {e.by}{confirmed}{pending}{latency}")
-    return "\n".join(lines) + "\n"
+    return "".join(shown(line) + "\n" for line in lines)
+
+
+def audit_lines(commands: list[CommandRecord]) -> list[str]:
+    """One line per row of the audit trail: time, who, role, what (escaped)."""
+    if not commands:
+        return ["  nothing recorded"]
+    return [shown(f"  {local_time(c.at)}  {c.who:<22} {c.role:<9} {c.what}") for c in commands]
+
+
+def session_audit(records: Records, session_id: int) -> str:
+    """The audit trail while a session ran (start to end, or to now): every command at the station."""
+    s = _session(records, session_id)
+    rows = records.commands(since=s.started_at, until=s.ended_at)
+    head = f"Audit trail of session #{s.id} (patient {s.patient_id}, {local_time(s.started_at)} to "
+    head += "now)" if s.ended_at is None else f"{local_time(s.ended_at)})"
+    return "\n".join([shown(head), *audit_lines(rows)]) + "\n"
+
+
+def day_audit(records: Records, day: date) -> str:
+    """The audit trail of one local calendar day."""
+    after = day + timedelta(days=1)
+    start = datetime(day.year, day.month, day.day).timestamp()  # local midnight (a DST day is 23 or 25 h)
+    end = datetime(after.year, after.month, after.day).timestamp()
+    rows = records.commands(since=start, until=end - 1e-6)
+    return "\n".join([f"Audit trail of {day.isoformat()} ({len(rows)} rows)", *audit_lines(rows)]) + "\n"

@@ -14,7 +14,6 @@ from typing import Any
 
 from console.common.facts import FIDELITY_BAND
 
-LOP_SOURCES = ("auto", "doppler", "manual")
 END_REASONS = ("completed", "stopped", "emergency", "alarm", "crash")
 PRIORITIES = ("high", "medium", "low")
 MAX_LOP_MMHG = 400.0

@@ -1,4 +1,4 @@
-"""The records file itself: its lock, connection PRAGMAs, schema version, migrations and crash recovery.
+"""The records file itself: connection PRAGMAs, schema version, migrations and crash recovery.
 
 Why apart from the facade: everything here runs once, on the opening thread, before
 the writer thread owns the connection; it decides whether a file is ours, makes it
@@ -7,8 +7,6 @@ durable (WAL, ``synchronous=FULL``) and brings it to :data:`SCHEMA_VERSION`.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +17,6 @@ from console.records.rows import RecordsError
 
 DB_NAME = "records.sqlite3"
 """The records file inside the station's data directory."""
-LOCK_SUFFIX = ".lock"
 SCHEMA_VERSION = 1
 """Stored in ``PRAGMA user_version``; bump it and append to ``MIGRATIONS``."""
 
@@ -106,21 +103,6 @@ MIGRATIONS: list[str] = [
     CREATE INDEX commands_by_time ON commands (at);
     """,
 ]
-
-
-def lock(path: Path) -> int:
-    """Hold an exclusive lock beside the database: one writing process per file."""
-    lock_path = path.with_name(path.name + LOCK_SUFFIX)
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o660)
-    except OSError as exc:
-        raise RecordsError(f"cannot create the lock {lock_path}: {exc.strerror or exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        raise RecordsError(f"records {path} are already open for writing by another process") from exc
-    return fd
 
 
 def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:

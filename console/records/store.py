@@ -9,7 +9,7 @@ single writer thread owns the connection (:mod:`~console.records.database`).
 Write methods only validate their arguments and put a row on the writer
 thread's queue (microseconds); the thread commits at least every
 ``commit_interval_s`` (0.5 s by default), and at once after an alarm, an
-emergency or a session start/end. So a kill -9 loses at most the last
+emergency, a command or a session start/end. So a kill -9 loses at most the last
 ``commit_interval_s`` of per-second samples. Ids that callers need back
 (sessions, LOP, alarms, emergencies) are allocated here, in-process, so a write
 never waits for the database to learn its id.
@@ -42,13 +42,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from console.common.facts import LIMBS, PATIENT_ID
+from console.common.facts import LIMBS, LOP_SOURCES, PATIENT_ID
 from console.records import queries
 from console.records.checks import finite, need, one_of, text
 from console.records.database import Database
 from console.records.rows import (
     END_REASONS,
-    LOP_SOURCES,
     MAX_LOP_MMHG,
     PRIORITIES,
     AlarmRecord,
@@ -362,11 +361,15 @@ class Records:
         )
 
     def record_command(self, who: str, role: str, what: str, at: float) -> None:
-        """Audit one command from any console (local or remote), e.g. ``inflate A1 80%``."""
+        """Audit one command from any console (local or remote), e.g. ``inflate A1 80%``.
+
+        Committed at once, like an alarm: the audit trail of who did what must survive the crash
+        that may follow it.
+        """
         role_text = role.value if isinstance(role, Enum) else role
         row = (need("at", at), text("who", who), text("role", role_text), text("what", what))
         self._writable()
-        self._put(Write("INSERT INTO commands (at, who, role, what) VALUES (?, ?, ?, ?)", row))
+        self._put(Write("INSERT INTO commands (at, who, role, what) VALUES (?, ?, ?, ?)", row, urgent=True))
 
     # ---------------------------------------------------------------- recovery
 
@@ -410,8 +413,9 @@ class Records:
     def emergencies(self, since: float | None = None, until: float | None = None) -> list[EmergencyRecord]:
         return self._call(lambda c: queries.emergencies(c, since, until))
 
-    def commands(self, since: float | None = None) -> list[CommandRecord]:
-        return self._call(lambda c: queries.commands(c, since))
+    def commands(self, since: float | None = None, until: float | None = None) -> list[CommandRecord]:
+        """The audit trail in [since, until], oldest first: who did what, in which role."""
+        return self._call(lambda c: queries.commands(c, since, until))
 
     def pragma(self, name: str) -> Any:
         """One PRAGMA's value, for tests and diagnostics (``journal_mode``, ``synchronous``, ...)."""

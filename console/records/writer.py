@@ -4,7 +4,7 @@ Why a thread: the station calls the records from its asyncio loop, and a durable
 commit is an fsync (milliseconds on an SD card). Callers only put a :class:`Write`
 on a queue (microseconds); the thread batches rows into one transaction and commits
 at least every ``interval_s``, and at once after an urgent row (alarm, emergency,
-session start/end). A :class:`Call` (a read) runs after everything queued before it.
+command, session start/end). A :class:`Call` (a read) runs after everything queued before it.
 A row the database refuses is counted and lost, never retried for ever; the other
 rows of its batch are replayed one by one so they are not lost with it.
 """
@@ -29,7 +29,7 @@ class RecordsHealth:
     """Rows waiting for the writer thread."""
     commits: int
     failed_writes: int
-    """Rows the database refused (disk full, I/O error); they are lost, and counted here."""
+    """Rows lost: refused by the database (disk full, I/O error) or dropped by a full queue; counted here."""
     dropped_samples: int
     """Per-second samples with non-finite or negative values, dropped before writing."""
     last_error: str
