@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -285,9 +286,11 @@ async def measure_lop(config: Any, *, cuff_id: str, position: str) -> int:
 # ------------------------------------------------------------------ records and config
 
 
-def run_report(config: Any, *, session: int | None, csv: str | None) -> int:
-    """``bfr-console report``: list the sessions, or print / export one."""
-    from console.records.report import export_session_csv, session_report
+def run_report(
+    config: Any, *, session: int | None, csv: str | None, audit: bool = False, day: date | None = None
+) -> int:
+    """``bfr-console report``: list the sessions, or print / export one, or the audit trail of one or of a day."""
+    from console.records.report import day_audit, export_session_csv, session_audit, session_report
     from console.records.rows import RecordsError
     from console.records.store import Records
 
@@ -299,6 +302,14 @@ def run_report(config: Any, *, session: int | None, csv: str | None) -> int:
     except RecordsError as exc:
         return _fail(str(exc))
     try:
+        if audit:
+            try:
+                _say(
+                    session_audit(records, session) if session is not None else day_audit(records, day or date.today())
+                )
+            except RecordsError as exc:
+                return _fail(str(exc))
+            return 0
         if session is None:
             rows = records.sessions()
             if not rows:
@@ -322,9 +333,11 @@ def run_report(config: Any, *, session: int | None, csv: str | None) -> int:
 def _session_line(s: Any) -> str:
     import datetime as dt
 
+    from console.records.report import shown
+
     started = dt.datetime.fromtimestamp(s.started_at).strftime("%Y-%m-%d %H:%M")
     end = s.end_reason or "running"
-    return f"#{s.id:<5} {started}  patient {s.patient_id:<12} {s.plan_name:<32} {end}"
+    return shown(f"#{s.id:<5} {started}  patient {s.patient_id:<12} {s.plan_name:<32} {end}")
 
 
 def describe_config(config: Any) -> str:

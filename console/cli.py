@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,13 +58,24 @@ def _parser() -> argparse.ArgumentParser:
     lop.add_argument("--cuff", required=True, help="cuff id from the config")
     lop.add_argument("--position", default="seated", choices=["supine", "seated", "standing"])
 
-    rep = sub.add_parser("report", help="list sessions, or print / export one")
+    rep = sub.add_parser("report", help="list sessions, or print / export one, or list the audit trail")
     rep.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)
     rep.add_argument("--session", type=int, help="session number")
     rep.add_argument("--csv", metavar="PATH", help="write the session's samples as CSV")
+    rep.add_argument(
+        "--audit", action="store_true", help="list who did what, in which role: of --session N, else of --day"
+    )
+    rep.add_argument("--day", metavar="YYYY-MM-DD", type=_day, help="the day for --audit (default: today)")
 
     sub.add_parser("emulator", help="run a controller emulator on a pseudo-terminal (see --help)", add_help=False)
     return p
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day: {text!r} (write it YYYY-MM-DD)") from None
 
 
 def _load(args: argparse.Namespace) -> StationConfig:
@@ -77,12 +89,23 @@ def _load(args: argparse.Namespace) -> StationConfig:
         raise SystemExit(2) from None
 
 
+def private_log_handler(path: Path) -> logging.FileHandler:
+    """The log file, created 0600 (it names patients and users), never through a planted link."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)  # left readable by an older version
+    finally:
+        os.close(fd)
+    return logging.FileHandler(path)
+
+
 def _setup_logging(config: StationConfig, to_stderr: bool) -> None:
     handlers: list[logging.Handler] = []
     data_dir = Path(config.station.data_dir)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(data_dir / "bfr-console.log"))
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handlers.append(private_log_handler(data_dir / "bfr-console.log"))
     except OSError as exc:
         print(f"bfr-console: cannot write the log in {data_dir}: {exc}", file=sys.stderr)
     if to_stderr:
@@ -118,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "report":
         from console.app_runner import run_report
 
-        return run_report(config, session=args.session, csv=args.csv)
+        return run_report(config, session=args.session, csv=args.csv, audit=args.audit, day=args.day)
     _setup_logging(config, to_stderr=command in ("serve", "measure-lop"))
     from console import app_runner
 
