@@ -1,0 +1,348 @@
+"""The real station against a controller it was not written with (tests/foreign), over real ptys.
+
+The foreign controller was built from ``shared/protocol.md`` alone, with habits of its own (see
+:mod:`tests.foreign.controller`), and runs in a thread on its own real-time clock, as a box on a
+USB cable does. Each test asks what a clinic needs of the console when that box misbehaves:
+the cuff comes down, and the therapist is told what happened and what was done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console.common.api import AlarmSnapshot, CommandRefused, Priority
+from console.config.loader import parse_config
+from console.config.schema import StationConfig
+from console.station.station import Station
+from tests.foreign.controller import ForeignController, crc16, frame
+from tests.foreign.pty_serve import PtyServer
+from tests.station_support import alarms, cuff, wait_for
+
+WATCHDOG_MS = 1500
+LINK_TIMEOUT_S = 1.5
+CONFIRM_S = 1.0
+VENTED_MMHG = 10.0
+SAFETY: dict[str, Any] = {
+    "tolerance_mmhg": 15.0,
+    "grace_s": 1.0,
+    "link_timeout_s": LINK_TIMEOUT_S,
+    "leak_pump_s": 7.0,
+    "occlusion_warn_s": 600.0,
+    "occlusion_limit_s": 900.0,
+    "deflate_confirm_s": CONFIRM_S,
+    "max_pct_lop_arm": 60.0,
+    "max_pct_lop_leg": 90.0,
+    "max_mmhg_without_lop_arm": 80.0,
+    "max_mmhg_without_lop_leg": 120.0,
+}
+
+Make = Callable[..., PtyServer]
+
+
+# ---------------------------------------------------------------------- the rig
+
+
+@pytest.fixture
+def foreign(tmp_path: Path) -> Iterator[Make]:
+    """``foreign(name, **controller_kwargs)``: a foreign controller served behind ``tmp_path/usb-<name>``."""
+    servers: list[PtyServer] = []
+
+    def make(name: str, **kwargs: Any) -> PtyServer:
+        server = PtyServer(ForeignController(**kwargs), tmp_path / f"usb-{name}")
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def station_config(tmp_path: Path, ports: dict[str, tuple[str, int]]) -> StationConfig:
+    """Controllers id -> (pty symlink, channels); cuffs ``<id><channel>``, all legs, no LOP."""
+    controllers = [
+        {"id": cid, "port": port, "watchdog_ms": WATCHDOG_MS, "stream_hz": 50, "channels": n}
+        for cid, (port, n) in ports.items()
+    ]
+    cuffs = [
+        {"id": f"{cid}{ch}", "controller": cid, "channel": ch, "limb": "leg", "label": f"cuff {cid}{ch}"}
+        for cid, (_, n) in ports.items()
+        for ch in range(1, n + 1)
+    ]
+    data = {
+        "station": {
+            "name": "Foreign bay",
+            "data_dir": "var",
+            "socket": "var/bfr.sock",
+            "occlusion_threshold_mmhg": 20.0,
+        },
+        "safety": SAFETY,
+        "controllers": controllers,
+        "cuffs": cuffs,
+    }
+    return parse_config(data, str(tmp_path / "config.toml"))
+
+
+@pytest.fixture
+async def run_station(tmp_path: Path) -> AsyncIterator[Callable[[dict[str, tuple[str, int]]], Any]]:
+    stations: list[Station] = []
+
+    async def start(ports: dict[str, tuple[str, int]]) -> Station:
+        st = Station(station_config(tmp_path, ports))
+        stations.append(st)
+        await st.start()
+        await wait_for(lambda: all(c.state == "ready" for c in st.snapshot().controllers), "controllers ready", 5)
+        return st
+
+    yield start
+    for st in stations:
+        await st.stop()
+
+
+def true_mmhg(server: PtyServer, channel: int = 1) -> float:
+    """What is really in the cuff (the controller's plant), whatever anyone reports."""
+    return server.call(lambda c: c.true_pressure(channel))
+
+
+def heard_verbs(server: PtyServer, since: float) -> list[str]:
+    return server.call(lambda c: [body.split(" ")[1] for t, body in c.heard if t >= since and " " in body])
+
+
+def high(st: Station, controller: str | None = None, cause: str | None = None) -> list[AlarmSnapshot]:
+    return [
+        a
+        for a in alarms(st, cause)
+        if a.priority is Priority.HIGH
+        and (controller is None or a.controller == controller or (a.cuff or "").startswith(controller))
+    ]
+
+
+async def hold(st: Station, cuff_id: str, mmhg: float, timeout: float = 10.0) -> None:
+    await st.inflate(cuff_id, mmhg=mmhg)
+    await wait_for(
+        lambda: cuff(st, cuff_id).state == "HOLDING" and abs((cuff(st, cuff_id).pressure or 0) - mmhg) < 5,
+        f"{cuff_id} holding {mmhg} mmHg",
+        timeout,
+    )
+
+
+async def vented_within(server: PtyServer, seconds: float, channel: int = 1) -> float:
+    """Seconds until the cuff is really under 10 mmHg; fails after ``seconds``."""
+    t0 = time.monotonic()
+    await wait_for(lambda: true_mmhg(server, channel) < VENTED_MMHG, f"channel {channel} vented", seconds)
+    return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------------- the controller alone
+
+
+def test_the_crc_is_the_protocols() -> None:
+    assert crc16(b"123456789") == 0x29B1
+    assert frame("#1 PING") == f"#1 PING*{crc16(b'#1 PING'):04X}\n".encode()
+
+
+def test_a_deflate_overtakes_a_set_queued_before_it() -> None:
+    """Deflate first (4.5) without breaking the order: the SET is answered OK but never applied."""
+    ctl = ForeignController(channels=2, now=0.0)
+    ctl.run(0.5)
+    ctl.feed(frame("#1 SET 1 150") + frame("#2 DEFLATE 1"), 0.5)
+    ctl.run(0.52)
+    assert ctl.channel(1).target == 0 and ctl.channel(1).cuff.valve_open
+    ctl.run(0.6)
+    out = ctl.take_output().decode()
+    assert out.index("#1 OK ch=1 target=150") < out.index("#2 OK ch=1")
+    assert ctl.channel(1).target == 0 and ctl.true_pressure(1) == 0
+
+
+def test_its_watchdog_vents_and_latches() -> None:
+    ctl = ForeignController(channels=2, now=0.0)
+    ctl.run(0.5)
+    ctl.feed(frame("#1 WATCHDOG 500") + frame("#2 SET 1 100"), 0.5)
+    ctl.run(1.0)
+    assert ctl.channel(1).cuff.pump_on
+    ctl.run(1.2)  # 0.7 s of silence
+    assert ctl.wdt_trips == 1 and ctl.channel(1).latched and ctl.channel(2).latched
+    ctl.feed(frame("#3 SET 1 100"), 1.3)
+    ctl.run(1.4)
+    out = ctl.take_output().decode()
+    assert "E WDT -" in out and "#3 ERR LATCHED" in out
+
+
+# ---------------------------------------------------------------------- normal life
+
+
+async def test_normal_life_connect_hold_deflate_emergency(foreign: Make, run_station: Any) -> None:
+    """Connect, stream (its uptime wraps past 2**32 on the way), hold 100 mmHg within tolerance,
+    go down to 80 (its VENTING-to-a-lower-target habit), deflate, and the emergency vents all; no alarm."""
+    box = foreign("F", channels=2, uptime_ms=2**32 - 1500)
+    st = await run_station({"F": (box.link_path, 2)})
+    ctrl = st.snapshot().controllers[0]
+    assert (ctrl.model, ctrl.serial, ctrl.channels) == ("FCX-4", "FC-0042", 2)
+    before = cuff(st, "F1").samples
+    await wait_for(lambda: cuff(st, "F1").samples > before + 40, "samples streaming", 3)
+
+    await hold(st, "F1", 100)
+    worst = 0.0
+    t_end = time.monotonic() + 2.5
+    while time.monotonic() < t_end:
+        worst = max(worst, abs((cuff(st, "F1").pressure or 0) - 100))
+        await asyncio.sleep(0.02)
+    assert worst < 6, f"F1 strayed {worst:.1f} mmHg from its 100 mmHg target while holding"
+    assert abs(true_mmhg(box) - 100) < 4
+
+    await st.nudge_target("F1", -20)
+    await wait_for(lambda: cuff(st, "F1").state == "HOLDING" and abs((cuff(st, "F1").pressure or 0) - 80) < 5, "80", 5)
+
+    await st.deflate("F1")
+    await vented_within(box, 4)
+    await wait_for(lambda: cuff(st, "F1").state == "VENTED", "F1 VENTED", 3)
+
+    await hold(st, "F1", 80)
+    await hold(st, "F2", 80)
+    em = await st.emergency_deflate()
+    assert em.confirmed == ("F",) and not em.pending
+    await vented_within(box, 4, 1)
+    await vented_within(box, 4, 2)
+    assert [a.cause for a in st.alarm_log()] == [], "a healthy foreign controller raised alarms"
+
+
+# ---------------------------------------------------------------------- a blind or mute controller
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param({"no_samples": True}, id="a-no-samples"),
+        pytest.param({"sample_channels": 3}, id="b-wrong-channel-count"),
+        pytest.param({"silent": True}, id="e-silence"),
+    ],
+)
+async def test_a_blind_controller_with_a_cuff_up_is_vented_and_said_so(
+    foreign: Make, run_station: Any, fault: dict[str, Any]
+) -> None:
+    """No usable samples while a cuff is up: the station's DEFLATE ALL or the controller's own
+    watchdog (the station falls quiet) vents it within link timeout + watchdog + vent time, and a
+    HIGH alarm says what was done."""
+    box = foreign("F", channels=2)
+    st = await run_station({"F": (box.link_path, 2)})
+    await hold(st, "F1", 100)
+
+    def switch(c: ForeignController) -> None:
+        for name, value in fault.items():
+            setattr(c.faults, name, value)
+
+    box.call(switch)
+    took = await vented_within(box, LINK_TIMEOUT_S + WATCHDOG_MS / 1000 + 3.0)
+    said = await wait_for(
+        lambda: [a for a in high(st, "F") if a.cause == "WDT" or ("DEFLATE ALL" in a.message and "F1" in a.message)],
+        "a HIGH alarm saying what was done about F1",
+        3,
+    )
+    assert took < LINK_TIMEOUT_S + WATCHDOG_MS / 1000 + 3.0
+    told = " ".join(a.message for a in said)
+    assert "DEFLATE ALL was sent" in told or "watchdog vents every channel" in told or "vented" in told, told
+
+
+# ---------------------------------------------------------------------- a refused deflate
+
+
+async def test_a_deflate_refused_busy_is_alarmed_and_retried(foreign: Make, run_station: Any) -> None:
+    """(c) DEFLATE 1 answered ERR BUSY and not done, the pressure still streaming: the therapist is
+    told (DEFLATE_UNCONFIRMED / RESIDUAL_PRESSURE) and the cuff comes down once the box obeys."""
+    box = foreign("F", channels=2)
+    st = await run_station({"F": (box.link_path, 2)})
+    await hold(st, "F1", 100)
+    box.call(lambda c: c.faults.deflate_refused.add(1))
+    with pytest.raises(CommandRefused):
+        await st.deflate("F1")
+    found = await wait_for(
+        lambda: high(st, "F", "DEFLATE_UNCONFIRMED") + high(st, "F", "RESIDUAL_PRESSURE"),
+        "DEFLATE_UNCONFIRMED or RESIDUAL_PRESSURE",
+        CONFIRM_S + 5,
+    )
+    assert found[0].cuff == "F1"
+    assert abs((cuff(st, "F1").pressure or 0) - 100) < 6  # it is still up, and the station still sees it
+    box.call(lambda c: c.faults.deflate_refused.clear())
+    await vented_within(box, 5)
+
+
+# ---------------------------------------------------------------------- a leak
+
+
+async def test_a_leak_larger_than_the_pump_is_alarmed(foreign: Make, run_station: Any) -> None:
+    """(d) The cuff never gets near 100 mmHg: NOT_REACHED (or LEAK) within 15 s of the inflate."""
+    box = foreign("F", channels=2)
+    box.call(lambda c: c.set_leak(1, 1.5))
+    st = await run_station({"F": (box.link_path, 2)})
+    t0 = time.monotonic()
+    await st.inflate("F1", mmhg=100)
+    found = await wait_for(lambda: alarms(st, "NOT_REACHED") + alarms(st, "LEAK"), "NOT_REACHED or LEAK", 14)
+    assert found[0].cuff == "F1" and time.monotonic() - t0 < 15
+    assert true_mmhg(box) < 60 and cuff(st, "F1").state != "HOLDING"
+
+
+# ---------------------------------------------------------------------- cables and boxes
+
+
+async def test_unplugged_controller_is_lost_while_another_carries_on(foreign: Make, run_station: Any) -> None:
+    """(f) F's cable pulled with a cuff up: LINK_LOST for F, its own watchdog vents it; G holds on
+    undisturbed. F back: online again, and the station knows its channels were latched."""
+    f = foreign("F", channels=2)
+    g = foreign("G", channels=2, serial="FC-0043", seed=11)
+    st = await run_station({"F": (f.link_path, 2), "G": (g.link_path, 2)})
+    await hold(st, "F1", 100)
+    await hold(st, "G1", 100)
+    f.unplug()
+    lost = await wait_for(lambda: high(st, "F", "LINK_LOST"), "LINK_LOST for F", 4)
+    assert lost[0].controller == "F"
+    await vented_within(f, WATCHDOG_MS / 1000 + 3.5)
+    g_samples = cuff(st, "G1").samples
+    await wait_for(lambda: cuff(st, "G1").samples > g_samples + 50, "G still streaming", 3)
+    assert cuff(st, "G1").state == "HOLDING" and abs((cuff(st, "G1").pressure or 0) - 100) < 6
+    assert not [a for a in alarms(st) if a.controller == "G" or a.cuff in ("G1", "G2")]
+
+    f.replug()
+    await wait_for(lambda: cuff(st, "F1").online, "F back online", 8)
+    await wait_for(lambda: not any(a.active for a in alarms(st, "LINK_LOST")), "LINK_LOST condition gone", 3)
+    await wait_for(lambda: cuff(st, "F1").latched, "F1 shown latched after its watchdog tripped", 3)
+    with pytest.raises(CommandRefused):
+        await st.inflate("F1", mmhg=80)
+
+
+async def test_a_reboot_with_a_cuff_up_is_a_high_alarm(foreign: Make, run_station: Any) -> None:
+    """(g) The box restarts while F1 is up: it vents (power-up), the station raises BOOT HIGH, and
+    the cuff can be inflated again afterwards (a boot latches nothing)."""
+    box = foreign("F", channels=2)
+    st = await run_station({"F": (box.link_path, 2)})
+    await hold(st, "F1", 100)
+    box.reboot()
+    boot = await wait_for(lambda: high(st, "F", "BOOT"), "BOOT alarm", 5)
+    assert "vented" in boot[0].message and "F1" in boot[0].message
+    await vented_within(box, 4)
+    await wait_for(lambda: cuff(st, "F1").online, "F online again", 5)
+    await hold(st, "F1", 80)
+
+
+async def test_another_serial_behind_the_port_is_refused(foreign: Make, run_station: Any) -> None:
+    """(h) After a replug another box answers behind F's port: HIGH WRONG_CONTROLLER, and nothing
+    is inflated through that port (no SET, no CLEAR reaches the stranger)."""
+    box = foreign("F", channels=2)
+    st = await run_station({"F": (box.link_path, 2)})
+    box.unplug()
+    await wait_for(lambda: high(st, "F", "LINK_LOST"), "LINK_LOST", 4)
+    replugged = time.monotonic()
+    box.replug(serial="FC-9999")
+    wrong = await wait_for(lambda: high(st, "F", "WRONG_CONTROLLER"), "WRONG_CONTROLLER", 10)
+    assert "FC-9999" in wrong[0].message
+    with pytest.raises(CommandRefused):
+        await st.inflate("F1", mmhg=80)
+    heard = heard_verbs(box, replugged)
+    assert "HELLO" in heard
+    assert not {"SET", "CLEAR", "ZERO"} & set(heard), heard
+    assert box.call(lambda c: [ch.target for ch in c.channels]) == [0.0, 0.0]
