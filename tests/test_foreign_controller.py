@@ -346,3 +346,94 @@ async def test_another_serial_behind_the_port_is_refused(foreign: Make, run_stat
     assert "HELLO" in heard
     assert not {"SET", "CLEAR", "ZERO"} & set(heard), heard
     assert box.call(lambda c: [ch.target for ch in c.channels]) == [0.0, 0.0]
+
+
+async def test_an_emergency_a_channel_refuses_stays_pending_and_alarmed(foreign: Make, run_station: Any) -> None:
+    """(c) under the emergency: DEFLATE ALL answered ERR BUSY (channel 1 cannot vent, 2 vents). The
+    emergency is not shown as done, a HIGH alarm names the controller, and the retries finish it
+    once the box obeys."""
+    box = foreign("F", channels=2)
+    st = await run_station({"F": (box.link_path, 2)})
+    await hold(st, "F1", 100)
+    await hold(st, "F2", 80)
+    box.call(lambda c: c.faults.deflate_refused.add(1))
+    em = await st.emergency_deflate()
+    assert em.pending == ("F",) and em.confirmed == ()
+    await vented_within(box, 4, 2)
+    unconfirmed = high(st, "F", "DEFLATE_UNCONFIRMED")
+    assert unconfirmed and "F1" in unconfirmed[0].message
+    assert true_mmhg(box, 1) > 90
+    box.call(lambda c: c.faults.deflate_refused.clear())
+    await wait_for(lambda: (e := st.snapshot().emergency) is not None and e.confirmed == ("F",), "confirmed", 3)
+    await vented_within(box, 4, 1)
+
+
+async def test_garbage_on_the_line_and_slow_answers_change_nothing(foreign: Make, run_station: Any) -> None:
+    """Section 6's line faults: random bytes between lines and answers after 60-180 ms (late for the
+    contract's 50 ms, inside the host's 250 ms resend): the cuff is still driven, held and vented,
+    the damaged lines are dropped and counted, and no alarm is raised."""
+    box = foreign("F", channels=2)
+
+    def spoil(c: ForeignController) -> None:
+        c.faults.garbage_every_s = 0.1
+        c.faults.answer_delay_ms = (60.0, 180.0)
+
+    box.call(spoil)
+    st = await run_station({"F": (box.link_path, 2)})
+    await hold(st, "F1", 100)
+    await wait_for(lambda: st.snapshot().controllers[0].dropped > 5, "damaged lines dropped and counted", 3)
+    await st.deflate("F1")
+    await vented_within(box, 4)
+    assert st.snapshot().controllers[0].state == "ready"
+    assert [a.cause for a in st.alarm_log()] == []
+
+
+async def test_a_leak_the_pump_only_just_matches_is_a_leak_alarm(foreign: Make, run_station: Any) -> None:
+    """The cuff reaches 100 mmHg but the pump then runs without pause to hold it: LEAK (the
+    controller's ``E LEAK`` or the station's own duty rule) within about 7 s of holding."""
+    box = foreign("F", channels=2)
+    st = await run_station({"F": (box.link_path, 2)})
+    await hold(st, "F1", 100)
+    box.call(lambda c: c.set_leak(1, 0.53))  # the pump's best is about 97 mmHg against it
+    leak = await wait_for(lambda: alarms(st, "LEAK"), "LEAK", 12)
+    assert leak[0].cuff == "F1" and leak[0].priority is Priority.MEDIUM
+
+
+def test_standalone_prints_its_port_and_answers_hello(tmp_path: Path) -> None:
+    """``python -m tests.foreign --channels 3`` prints ``PORT <path>``; a HELLO there is answered."""
+    import os
+    import subprocess
+    import sys
+
+    import serial  # type: ignore[import-untyped]
+
+    link = tmp_path / "standalone"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.foreign", "--channels", "3", "--serial", "FC-STAND", "--link", str(link)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == f"PORT {link}"
+        port = serial.Serial(str(link), 115200, timeout=0.5)
+        answer = ""
+        try:
+            for seq in range(1, 4):  # it is deaf for its first 0.25 s (booting): resend, as a host does
+                port.write(frame(f"#{seq} HELLO"))
+                lines = [port.readline().decode() for _ in range(3)]
+                answer = next((line for line in lines if line.startswith(f"#{seq} ")), "")
+                if answer:
+                    break
+        finally:
+            port.close()
+        assert answer.split(" ")[1:4] == ["OK", "proto=1", "channels=3"] and "serial=FC-STAND" in answer, answer
+        proc.communicate("quit\n", timeout=5)
+        assert proc.returncode == 0 and not link.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

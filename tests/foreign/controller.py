@@ -610,6 +610,9 @@ class ForeignController:
         """Hold with hysteresis: short timed top-ups and bleeds, each followed by a settling pause;
         far under target (a leak, a contraction's end) the pump runs without pause until back."""
         cuff, target = ch.cuff, ch.target
+        if not ch.catching_up and ch.fast < target - CATCH_UP_MMHG:
+            ch.correction_until = None  # no settling pause when it is falling away
+            ch.catching_up = True
         if ch.catching_up:
             cuff.pump_on, cuff.valve_open = True, False
             if ch.fast >= target + HOLD_STOP_UP:
@@ -620,10 +623,7 @@ class ForeignController:
                 self._end_correction(ch, t)
         elif t >= ch.settle_until:
             err = ch.slow - target
-            if err < -CATCH_UP_MMHG:
-                ch.catching_up = True
-                cuff.pump_on = True
-            elif err < -HOLD_LOW:
+            if err < -HOLD_LOW:
                 rate = NOMINAL_FLOW * max(0.05, 1.0 - ch.slow / NOMINAL_STALL)
                 ch.correction_until = t + min(0.5, max(0.01, (target + HOLD_STOP_UP - ch.slow) / rate))
                 cuff.pump_on = True
