@@ -155,7 +155,8 @@ async def test_commands_reach_the_station_and_refusals_carry_its_sentence(
         )
         with pytest.raises(CommandRefused, match="^There is no cuff Z9.$"):
             await remote.deflate("Z9")
-        assert [w for who, w in station.records][:2] == [
+        assert [w for who, w in station.records][:3] == [
+            f"attach (pid {os.getpid()})",  # issue 13: attaching is on record too
             'inflate {"cuff_id":"C2","mmhg":null,"pct_lop":60}',
             'nudge_target {"cuff_id":"C2","delta_mmhg":-5}',
         ]

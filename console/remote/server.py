@@ -9,79 +9,40 @@ oversized lines and unknown ops close only that client. Nothing a client does
 makes the station or the other clients wait.
 
 Commands are checked against the client's role (observers may only
-emergency-deflate and read the alarm log) and recorded with who sent them.
+emergency-deflate and read the alarm log) and recorded with who sent them and in
+which role, refused ones too; so are attaching, detaching and refused peers.
 An emergency deflate starts the moment its line is read, ahead of anything the
-client has in flight.
+client has in flight; a flood of them is merged into the one in progress
+(:mod:`console.remote.emergencies` has the rule).
+
+What a console may cost is bounded (:mod:`console.remote.limits`): connections per
+user and in all, commands a second per console (never the emergency), rows of the
+audit trail its refusals may write, bytes waiting for it, and time it may go without
+taking any of them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
-import socket
-import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from console.common.api import CommandRefused, Role, StationHandle
 from console.common.clock import Clock, SystemClock
 from console.remote import protocol
+from console.remote.audit import ServerAudit
+from console.remote.clients import ClientInfo, Console, close_soon
 from console.remote.commands import COMMANDS, check_args, describe_command, failure_reply, failure_sentence
+from console.remote.emergencies import HOLD_S, EmergencyDesk
+from console.remote.limits import ConnectionCaps, TokenBucket
 from console.remote.roles import Decision, RoleResolver, rules_from_config
-from console.remote.socket_file import clear_stale_socket, group_id, prepare_directory
+from console.remote.socket_file import clear_stale_socket, group_id, peer_credentials, prepare_directory
 from console.remote.wire import to_wire
 
 log = logging.getLogger(__name__)
-
-_PEERCRED = struct.Struct("3i")
-
-
-@dataclass
-class ClientInfo:
-    """What the server knows about one attached console (for tests, benches, the record)."""
-
-    who: str
-    role: Role
-    pid: int
-    frames_sent: int = 0
-    frames_skipped: int = 0
-    commands: int = 0
-
-
-@dataclass(eq=False)
-class _Client:
-    info: ClientInfo
-    decision: Decision
-    writer: asyncio.StreamWriter
-    stalled_since: float | None = None
-    last_seq: int | None = None
-    in_flight: set[asyncio.Task[None]] = field(default_factory=set)
-    reply_cap: int = 0
-    """Most bytes that may wait unsent for this client (0: no cap); past it the client is cut off."""
-    overflowed: bool = False
-
-    @property
-    def transport(self) -> asyncio.WriteTransport:
-        return self.writer.transport
-
-    def send(self, message: dict[str, Any]) -> None:
-        transport = self.transport
-        if transport.is_closing():
-            return
-        transport.write(protocol.encode(message))
-        if self.reply_cap and transport.get_write_buffer_size() > self.reply_cap:
-            # It asks and never reads: replies are not skippable like frames, so it goes.
-            self.overflowed = True
-            log.warning(
-                "%s does not read its replies (%d bytes waiting): cut off",
-                self.info.who,
-                transport.get_write_buffer_size(),
-            )
-            transport.abort()
 
 
 class StationServer:
@@ -89,7 +50,10 @@ class StationServer:
 
     ``roles`` is a list of role rules (see :mod:`console.remote.roles`) or a
     ``(uid, gid) -> Decision`` callable. ``group`` (name or gid) owns the
-    socket's directory and the socket when the server creates them.
+    socket's directory when the server creates it, and the socket (default: the
+    directory's group). ``max_clients`` connections from all users but the station's
+    own and root, ``max_per_user`` from any one uid; ``commands_per_s`` (bursts of
+    ``command_burst``) from one console, the emergency deflate never counted.
     """
 
     def __init__(
@@ -105,6 +69,11 @@ class StationServer:
         stall_timeout_s: float = 10.0,
         max_in_flight: int = 32,
         reply_cap: int = 4 * 1024 * 1024,
+        max_clients: int = 64,
+        max_per_user: int = 8,
+        commands_per_s: float = 30.0,
+        command_burst: int = 60,
+        emergency_hold_s: float = HOLD_S,
     ) -> None:
         if fps <= 0:
             raise ValueError("fps must be above 0")
@@ -124,24 +93,27 @@ class StationServer:
         """Bytes of unsent replies a client may have before it is cut off (it asks and never reads)."""
         self._server: asyncio.AbstractServer | None = None
         self._pump_task: asyncio.Task[None] | None = None
-        self._clients: set[_Client] = set()
+        self._clients: set[Console] = set()
         self._handlers: set[asyncio.Task[Any]] = set()
         self._frame_seq: int | None = None
         self._frame: bytes = b""
-        self._station_records = callable(getattr(station, "acting_as", None))
-        """The station records the commands it runs under ``acting_as(who)``; the server records the rest."""
+        self.audit = ServerAudit(station, self.clock.monotonic)
         self.warnings: list[str] = []
         self.cut_off = 0
         """Clients cut off for not reading for ``stall_timeout_s``."""
         self.closed_for_garbage = 0
         self.refused = 0
+        self.commands_per_s = commands_per_s
+        self.command_burst = command_burst
+        self.caps = ConnectionCaps(max_clients, max_per_user, frozenset({os.geteuid(), 0}))
+        self.emergencies = EmergencyDesk(station, self.audit.launch, self.audit.note, hold_s=emergency_hold_s)
 
     # ------------------------------------------------------------------ life
 
     async def start(self) -> None:
         """Open the socket (0660, in a 0750 directory) and start pushing snapshots."""
         gid = group_id(self.group) if self.group is not None else None
-        warning = prepare_directory(self.socket_path.parent, gid)
+        warning, socket_gid = prepare_directory(self.socket_path.parent, gid)
         if warning:
             self.warnings.append(warning)
             log.warning("%s", warning)
@@ -150,8 +122,14 @@ class StationServer:
             self._on_connect, path=str(self.socket_path), limit=protocol.MAX_REQUEST
         )
         os.chmod(self.socket_path, 0o660)
-        if gid is not None:
-            os.chown(self.socket_path, -1, gid)
+        if self.socket_path.stat().st_gid != socket_gid:
+            try:
+                os.chown(self.socket_path, -1, socket_gid)
+            except PermissionError:
+                self.warnings.append(
+                    f"cannot give the socket {self.socket_path} the group {socket_gid} of its directory"
+                )
+                log.warning("%s", self.warnings[-1])
         self._pump_task = asyncio.create_task(self._pump(), name="station-server-pump")
         log.info("serving station on %s", self.socket_path)
 
@@ -173,6 +151,7 @@ class StationServer:
             for task in hanging:
                 task.cancel()
             await asyncio.gather(*hanging, return_exceptions=True)
+        self.emergencies.close()
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
@@ -216,24 +195,25 @@ class StationServer:
         seq, frame = self._current_frame()
         now = self.clock.monotonic()
         for client in list(self._clients):
-            if client.last_seq != seq:
-                self._offer(client, seq, frame, now)
+            if self._watch(client, now) and client.last_seq != seq:
+                self._offer(client, seq, frame)
+        self.audit.rows.forget_idle(now)
 
-    def _offer(self, client: _Client, seq: int, frame: bytes, now: float) -> None:
+    def _watch(self, client: Console, now: float) -> bool:
+        """Cut off a client that took none of the bytes waiting for it for ``stall_timeout_s``; False if it went."""
+        if client.took_nothing_for(now) > self.stall_timeout_s:
+            self.cut_off += 1
+            log.warning("%s took nothing for %.0f s: cut off", client.info.who, client.took_nothing_for(now))
+            client.transport.abort()
+        return not client.transport.is_closing()
+
+    def _offer(self, client: Console, seq: int, frame: bytes) -> None:
         transport = client.transport
-        if transport.is_closing():
-            return
         if transport.get_write_buffer_size() > self.high_water:
             client.info.frames_skipped += 1
-            if client.stalled_since is None:
-                client.stalled_since = now
-            elif now - client.stalled_since > self.stall_timeout_s:
-                self.cut_off += 1
-                log.warning("%s stopped reading for %.0f s: cut off", client.info.who, now - client.stalled_since)
-                transport.abort()
             return
-        client.stalled_since = None
         transport.write(frame)
+        client.waiting = transport.get_write_buffer_size()
         client.last_seq = seq
         client.info.frames_sent += 1
 
@@ -258,16 +238,33 @@ class StationServer:
                 writer.transport.close()
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
-        pid, uid, gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
-        decision = await asyncio.to_thread(self.resolver, uid, gid)
-        if decision.role is None:
-            self.refused += 1
-            log.warning("refused %s (pid %d): %s", decision.who, pid, decision.reason)
-            writer.write(protocol.encode({"op": protocol.REFUSED, "reason": decision.reason}))
-            await _close_soon(writer)
+        pid, uid, gid = peer_credentials(writer)
+        over = self.caps.admit(uid)
+        if over:  # before the user database is even asked: a connection flood costs one line each
+            await self._refuse_peer(writer, uid, f"uid{uid}@uid{uid}", pid, over)
             return
-        client = _Client(ClientInfo(decision.who, decision.role, pid), decision, writer, reply_cap=self.reply_cap)
+        try:
+            decision = await asyncio.to_thread(self.resolver, uid, gid)
+            if decision.role is None:
+                await self._refuse_peer(writer, uid, decision.who, pid, decision.reason)
+                return
+            await self._attached(reader, writer, decision, pid)
+        finally:
+            self.caps.release(uid)
+
+    async def _refuse_peer(self, writer: asyncio.StreamWriter, uid: int, who: str, pid: int, reason: str) -> None:
+        self.refused += 1
+        log.warning("refused %s (pid %d): %s", who, pid, reason)
+        self.audit.refused_peer(uid, who, pid, reason)
+        writer.write(protocol.encode({"op": protocol.REFUSED, "reason": reason}))
+        await close_soon(writer)
+
+    async def _attached(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, decision: Decision, pid: int
+    ) -> None:
+        assert decision.role is not None
+        client = Console(ClientInfo(decision.who, decision.role, pid), decision, writer, reply_cap=self.reply_cap)
+        client.budget = TokenBucket(self.commands_per_s, float(self.command_burst))
         snap = self.station.snapshot()
         client.send(
             {
@@ -282,14 +279,18 @@ class StationServer:
         writer.write(frame)
         client.info.frames_sent += 1
         self._clients.add(client)
+        since = self.clock.monotonic()
         log.info("%s attached as %s (pid %d)", decision.who, decision.role.value, pid)
+        self.audit.note(client.info.who, client.role, f"attach (pid {pid})")
         try:
             await self._read_commands(client, reader)
         finally:
             self._clients.discard(client)
             log.info("%s detached", decision.who)
+            seconds = self.clock.monotonic() - since
+            self.audit.detached(client.key, client.info.who, client.role, pid, seconds, client.info.commands)
 
-    async def _read_commands(self, client: _Client, reader: asyncio.StreamReader) -> None:
+    async def _read_commands(self, client: Console, reader: asyncio.StreamReader) -> None:
         while True:
             try:
                 line = await reader.readline()
@@ -321,52 +322,61 @@ class StationServer:
                 self.cut_off += 1
                 return
 
-    async def _close_for(self, client: _Client, reason: str) -> None:
+    async def _close_for(self, client: Console, reason: str) -> None:
         self.closed_for_garbage += 1
         log.warning("closing %s: %s", client.info.who, reason)
         self._clients.discard(client)
         client.send({"op": protocol.ERROR, "reason": reason})
-        await _close_soon(client.writer)
+        await close_soon(client.writer)
 
     # ------------------------------------------------------------- commands
 
-    def _dispatch(self, client: _Client, cmd_id: int, name: str, args: dict[str, Any]) -> None:
+    def _dispatch(self, client: Console, cmd_id: int, name: str, args: dict[str, Any]) -> None:
         client.info.commands += 1
         spec = COMMANDS.get(name)
         what = describe_command(name, args)
-        if spec is None:
-            self._record(client, f"{what} (refused: unknown command)")
-            client.send(failure_reply(cmd_id, f"the station has no command {name!r}"))
+        if name == "emergency_deflate":
+            # Carried out before anything else is looked at, whatever the role, the budget or the
+            # form (an unexpected argument is ignored, and kept in the record); a flood is merged.
+            work, started = self.emergencies.request(client.info.who, client.role)
+            if started and (not self.audit.station_records or args):
+                self.audit.note(client.info.who, client.role, what)
+            self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, asyncio.shield(work))))
             return
-        if client.decision.role is not Role.OPERATOR and not spec.observer_ok:
-            role = client.decision.role
-            self._record(client, f"{what} (refused: {role.value if role is not None else 'no role'})")
-            client.send(
-                failure_reply(
-                    cmd_id,
-                    f"{client.decision.user} is an observer here: observers may watch and emergency-deflate, "
-                    f"not {spec.verb}.",
-                )
+        if not client.budget.take(self.clock.monotonic()):
+            self._refused(
+                client,
+                cmd_id,
+                what,
+                "too many commands",
+                f"too many commands from this console (more than {self.commands_per_s:g} a second); slow down",
             )
             return
-        if name == "emergency_deflate":
-            # Started before anything else is looked at: no queue, no record first, and never
-            # refused over its form (an unexpected argument is ignored, and kept in the record).
-            task = self._start(client, name, {})
-            if not self._station_records or args:
-                self._record(client, what)
-            self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, task)))
+        if spec is None:
+            self._refused(client, cmd_id, what, "unknown command", f"the station has no command {name!r}")
+            return
+        if client.decision.role is not Role.OPERATOR and not spec.observer_ok:
+            self._refused(
+                client,
+                cmd_id,
+                what,
+                client.role,
+                f"{client.decision.user} is an observer here: observers may watch and emergency-deflate, "
+                f"not {spec.verb}.",
+            )
             return
         try:
             kwargs = check_args(name, spec, args)
         except ValueError as exc:
-            self._record(client, f"{what} (refused: {exc})")
-            client.send(failure_reply(cmd_id, str(exc)))
+            self._refused(client, cmd_id, what, str(exc), str(exc))
             return
         if len(client.in_flight) >= self.max_in_flight:
-            self._record(client, f"{what} (refused: too many commands in flight)")
-            client.send(
-                failure_reply(cmd_id, f"too many commands in flight (at most {self.max_in_flight}); wait for answers")
+            self._refused(
+                client,
+                cmd_id,
+                what,
+                "too many commands in flight",
+                f"too many commands in flight (at most {self.max_in_flight}); wait for answers",
             )
             return
         if name == "alarm_log":  # a read, not a command: not recorded
@@ -377,29 +387,21 @@ class StationServer:
             else:
                 client.send({"op": protocol.RESULT, "id": cmd_id, "ok": True, "value": to_wire(value)})
             return
-        if not self._station_records:
-            self._record(client, what)
-        self._track(
-            client, asyncio.ensure_future(self._finish(client, cmd_id, name, self._start(client, name, kwargs)))
-        )
+        if not self.audit.station_records:
+            self.audit.note(client.info.who, client.role, what)
+        task = self.audit.launch(client.info.who, client.role, getattr(self.station, name)(**kwargs))
+        self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, task)))
 
-    def _start(self, client: _Client, name: str, kwargs: dict[str, Any]) -> asyncio.Future[Any]:
-        """Run a station method as its own task, attributed to the client (the task copies the context)."""
-        method = getattr(self.station, name)
-        acting_as = getattr(self.station, "acting_as", None)
-        task: asyncio.Future[Any]
-        if callable(acting_as):
-            with acting_as(client.info.who):
-                task = asyncio.ensure_future(method(**kwargs))
-                return task
-        task = asyncio.ensure_future(method(**kwargs))
-        return task
+    def _refused(self, client: Console, cmd_id: int, what: str, why: str, sentence: str) -> None:
+        """Answer a refusal; it goes on record within the console's budget of refusal rows."""
+        client.send(failure_reply(cmd_id, sentence))
+        self.audit.refused_command(client.key, client.info.who, client.role, what, why)
 
-    def _track(self, client: _Client, task: asyncio.Future[None]) -> None:
+    def _track(self, client: Console, task: asyncio.Future[None]) -> None:
         client.in_flight.add(task)  # type: ignore[arg-type]
         task.add_done_callback(client.in_flight.discard)
 
-    async def _finish(self, client: _Client, cmd_id: int, name: str, work: Any) -> None:
+    async def _finish(self, client: Console, cmd_id: int, name: str, work: Any) -> None:
         try:
             value = await work
         except CommandRefused as exc:
@@ -409,27 +411,6 @@ class StationServer:
             client.send(failure_reply(cmd_id, failure_sentence(name, exc)))
         else:
             client.send({"op": protocol.RESULT, "id": cmd_id, "ok": True, "value": to_wire(value)})
-
-    def _record(self, client: _Client, what: str) -> None:
-        record = getattr(self.station, "record_command", None)
-        if not callable(record):
-            return
-        try:
-            result = record(who=client.info.who, what=what)
-            if inspect.isawaitable(result):
-                self._track(client, asyncio.ensure_future(result))
-        except Exception:  # noqa: BLE001 - a failed record never blocks a command
-            log.exception("could not record %r from %s", what, client.info.who)
-
-
-async def _close_soon(writer: asyncio.StreamWriter, grace_s: float = 2.0) -> None:
-    """Flush what is queued (the reason), but never wait on a peer that will not read."""
-    transport = writer.transport
-    if transport.is_closing():
-        return
-    transport.close()
-    loop = asyncio.get_running_loop()
-    loop.call_later(grace_s, transport.abort)
 
 
 async def serve_station(station: StationHandle, config: Any, *, fps: float = 20.0) -> StationServer:

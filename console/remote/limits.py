@@ -1,0 +1,99 @@
+"""Bounds on what consoles may cost the station: connections, commands, and rows in the audit trail.
+
+Why: any member of the socket's group may connect, as often as it likes, and send as fast as the
+kernel carries. The station's own work (every sample checked, every screen fed, every emergency
+carried out) must not depend on a console's good manners. Each bound here is a number with a
+sentence: what is refused, and how the refusal is told and recorded without the refusals
+themselves becoming the flood.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """``burst`` actions at once, then ``rate`` a second."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    last: float = 0.0
+
+    def take(self, now: float) -> bool:
+        """One action now: True if within the budget."""
+        if self.tokens < 0:
+            self.tokens, self.last = self.burst, now
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass
+class RowThrottle:
+    """Rows of the audit trail per key (a console, a uid): a burst, then a few a second.
+
+    A row over the budget is not lost from the count: the next row written for the key says how
+    many were left out before it, and :meth:`leftover` gives what is still untold (written when the
+    console goes).
+    """
+
+    rate: float = 1.0
+    burst: float = 20.0
+    _buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    _untold: Counter[str] = field(default_factory=Counter)
+
+    def admit(self, key: str, now: float) -> int | None:
+        """None: do not write this row (counted). Else write it, noting the returned number left out before it."""
+        bucket = self._buckets.setdefault(key, TokenBucket(self.rate, self.burst))
+        if not bucket.take(now):
+            self._untold[key] += 1
+            return None
+        return self._untold.pop(key, 0)
+
+    def leftover(self, key: str) -> int:
+        """Rows left out for ``key`` and not told yet; forgets the key."""
+        self._buckets.pop(key, None)
+        return self._untold.pop(key, 0)
+
+    def forget_idle(self, now: float) -> None:
+        """Drop buckets that are full again and owe nothing (a bound on the table itself)."""
+        for key, bucket in list(self._buckets.items()):
+            if key not in self._untold and bucket.tokens + (now - bucket.last) * bucket.rate >= bucket.burst:
+                del self._buckets[key]
+
+
+@dataclass
+class ConnectionCaps:
+    """At most ``per_user`` connections per uid and ``total`` from all the others together.
+
+    The station's own user and root are never counted against ``total`` (only against
+    ``per_user``): however many connections others open, the kiosk and an administrator get in.
+    """
+
+    total: int = 64
+    per_user: int = 8
+    trusted: frozenset[int] = frozenset()
+    by_uid: Counter[int] = field(default_factory=Counter)
+
+    def admit(self, uid: int) -> str:
+        """Count a new connection from ``uid``; "" if it may stay, else the sentence to refuse it with."""
+        if self.by_uid[uid] >= self.per_user:
+            return f"too many connections from this user (at most {self.per_user}); close one first"
+        if uid not in self.trusted and self.others() >= self.total:
+            return f"the station has too many consoles attached (at most {self.total}); try again later"
+        self.by_uid[uid] += 1
+        return ""
+
+    def release(self, uid: int) -> None:
+        self.by_uid[uid] -= 1
+        if self.by_uid[uid] <= 0:
+            del self.by_uid[uid]
+
+    def others(self) -> int:
+        return sum(n for uid, n in self.by_uid.items() if uid not in self.trusted)
