@@ -5,6 +5,11 @@ current), with ``role`` set from the server's hello so the UI greys out what
 this console may not do. Commands go out with ids and come back as results;
 a refusal raises :class:`CommandRefused` with the server's sentence.
 
+Before it trusts anything the other end says, the client checks who that is: the
+process serving the socket must run as the station's user (``station_uid``; by
+default the owner of the socket's directory, which only that user may write
+to) or root. Anyone else serving there is a fake station, refused with a sentence.
+
 When the connection drops the snapshot says so plainly: every controller
 ``lost``, every cuff ``OFFLINE`` with its pressure unknown (``None``, never a
 stale number), and a high ``STATION_LOST`` alarm on top. The client then keeps
@@ -34,6 +39,7 @@ from console.common.api import (
 )
 from console.common.clock import Clock, SystemClock
 from console.remote import protocol
+from console.remote.socket_file import peer_credentials, user_name
 from console.remote.wire import (
     WireError,
     alarm_from_wire,
@@ -69,14 +75,19 @@ class RemoteStation:
         reconnect: bool = True,
         reconnect_delays_s: Sequence[float] = (0.2, 0.5, 1.0, 2.0, 5.0),
         clock: Clock | None = None,
+        station_uid: int | None = None,
     ) -> None:
-        """Prefer :meth:`connect`, which also opens the connection."""
+        """Prefer :meth:`connect`, which also opens the connection.
+
+        ``station_uid``: the user the station must run as (default: the owner of the socket's directory).
+        """
         self.socket_path = Path(socket_path)
         self.command_timeout_s = command_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.reconnect = reconnect
         self.reconnect_delays_s = tuple(reconnect_delays_s) or (1.0,)
         self.clock = clock or SystemClock()
+        self.station_uid = station_uid
         self.role = Role.OBSERVER
         self.station_name = ""
         self.user = ""
@@ -141,6 +152,7 @@ class RemoteStation:
         except OSError as exc:
             raise StationUnavailable(f"cannot reach the station at {path}: {exc.strerror or exc}") from None
         try:
+            self._check_station_user(writer)
             hello = await self._read_message(reader)
             if hello["op"] == protocol.REFUSED:
                 raise AccessRefused(str(hello.get("reason") or "the station refused this user"))
@@ -170,6 +182,24 @@ class RemoteStation:
         self._accept(snap)
         self._alarm_key = None
         self._maybe_fetch_alarm_log(snap)
+
+    def _check_station_user(self, writer: asyncio.StreamWriter) -> None:
+        """Refuse to trust a socket served by anyone but the station's user or root (a fake station)."""
+        _, uid, _ = peer_credentials(writer)
+        expected = self.station_uid
+        where = "the station's user"
+        if expected is None:
+            try:
+                expected = os.stat(self.socket_path.parent).st_uid
+            except OSError as exc:
+                raise StationUnavailable(f"cannot check who serves {self.socket_path}: {exc.strerror or exc}") from None
+            where = f"the station's user, who owns {self.socket_path.parent}"
+        if uid not in (expected, 0):
+            raise StationUnavailable(
+                f"the program serving {self.socket_path} runs as {user_name(uid)}, not as {where} "
+                f"({user_name(expected)}): it may be a fake station, so this console will not show it; "
+                "tell the station's administrator"
+            )
 
     async def _read_message(self, reader: asyncio.StreamReader) -> dict[str, Any]:
         try:

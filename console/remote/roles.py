@@ -7,12 +7,15 @@ them into a :class:`Decision` using the config's rules.
 The rule, in order:
 
 1. A rule naming the user (by login name) decides; the first such rule wins.
-2. Else a rule naming a group the user is in (primary group, supplementary
+2. Else the station's own uid and root are operators: they can stop the
+   station or read its records anyway, so refusing them protects nothing and
+   would lock the kiosk out of its own station. A group rule never demotes
+   them (the station's user is usually in the supervisors' group, and a rule
+   meant for supervisors must not turn the kiosk into an observer); only a rule
+   naming them does.
+3. Else a rule naming a group the user is in (primary group, supplementary
    groups, or the gid the peer connected with) decides; the first such rule in
    config order wins.
-3. Else the station's own uid and root are operators: they can stop the
-   station or read its records anyway, so refusing them protects nothing and
-   would lock the kiosk out of its own station.
 4. Else the peer is refused, with no rules configured and with rules alike.
 
 So with no rules configured only the station's user and root may attach.
@@ -108,11 +111,11 @@ class RoleResolver:
         for rule in self.rules:
             if rule.user is not None and rule.user == user:
                 return Decision(uid, user, rule.role, f"user {user} is {rule.role.value}")
+        if uid == self.station_uid or uid == 0:
+            return Decision(uid, user, Role.OPERATOR, f"{user} runs the station: operator")
         for rule in self.rules:
             if rule.group is not None and rule.group in groups:
                 return Decision(uid, user, rule.role, f"{user} is in group {rule.group}: {rule.role.value}")
-        if uid == self.station_uid or uid == 0:
-            return Decision(uid, user, Role.OPERATOR, f"{user} runs the station: operator")
         if self.rules:
             allowed = ", ".join(r.describe() for r in self.rules)
             reason = f"user {user} (uid {uid}) may not attach to this station; allowed: {allowed}"

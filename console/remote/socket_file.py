@@ -1,7 +1,8 @@
 """The socket's file and directory: made safe before the station listens on them.
 
-The directory is the access check a portable system can rely on (0750, never writable by
-others); a socket left by a dead station is removed, one a live station serves is never stolen.
+The directory is the access check a portable system can rely on (0750, owned by the station's
+user or root, never writable by its group or by others, nor movable by them); a socket left by a
+dead station is removed, one a live station serves is never stolen.
 """
 
 from __future__ import annotations
@@ -10,8 +11,32 @@ import asyncio
 import errno
 import grp
 import os
+import pwd
+import socket
 import stat
+import struct
 from pathlib import Path
+from typing import Any
+
+_PEERCRED = struct.Struct("3i")
+
+
+def peer_credentials(writer: Any) -> tuple[int, int, int]:
+    """``(pid, uid, gid)`` of the process at the other end of a Unix socket stream (``SO_PEERCRED``).
+
+    For a server, the client's; for a client, the server's as it was when it began listening.
+    """
+    sock = writer.get_extra_info("socket")
+    pid, uid, gid = _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))
+    return pid, uid, gid
+
+
+def user_name(uid: int) -> str:
+    """``user NAME (uid N)``, or ``uid N`` without an account."""
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 class ServeError(RuntimeError):
@@ -28,34 +53,70 @@ def group_id(group: str | int) -> int:
         raise ServeError(f"group {group!r} does not exist; create it (groupadd {group}) or fix the config") from None
 
 
-def prepare_directory(directory: Path, gid: int | None) -> str:
-    """Create the socket's directory 0750; refuse one others may write to; warn about one they may enter.
+def prepare_directory(directory: Path, gid: int | None) -> tuple[str, int]:
+    """Make the socket's directory safe to serve from; a warning sentence (or "") and the socket's group.
 
-    Group members need only to enter the directory (x) and write the socket
-    file (0660) to connect; none of them needs to write the directory, which
-    would let them unlink the socket and put a fake station in its place.
-    Returns a warning sentence, or "".
+    A missing directory is created 0750 (group ``gid`` when given). An existing one is never
+    re-moded, but refused when anyone but the station's user (or root) could put a fake station
+    in it: owned by another user, writable by its group or by every user, or under a directory
+    others may rename it in. Group members need only to enter the directory (x) and write the
+    socket file (0660) to connect. The socket gets ``gid`` when given, else the directory's group
+    (so an administrator who made the directory for the supervisors' group gets that group).
     """
     if not directory.exists():
         directory.mkdir(parents=True, mode=0o750)
         os.chmod(directory, 0o750)
         if gid is not None:
             os.chown(directory, -1, gid)
-        return ""
+        return "", directory.stat().st_gid
     if not directory.is_dir():
         raise ServeError(f"{directory} is not a directory; the station's socket needs a directory of its own")
-    mode = stat.S_IMODE(directory.stat().st_mode)
+    st = directory.stat()
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid not in (os.geteuid(), 0):
+        raise ServeError(
+            f"{directory} belongs to {user_name(st.st_uid)}, not to the station's user ({user_name(os.geteuid())}) or root: "
+            f"its owner could replace the station's socket with a fake station; use a directory of the station's own"
+        )
     if mode & 0o002:
         raise ServeError(
             f"{directory} may be written by every user (mode {mode:04o}), who could replace the station's "
             f"socket with a fake station; use a directory of its own (e.g. /run/bfr-console, mode 0750)"
         )
+    if mode & 0o020:
+        raise ServeError(
+            f"{directory} may be written by its group {_group(st.st_gid)} (mode {mode:04o}): any member could "
+            f"replace the station's socket with a fake station; take the group's write away (chmod g-w {directory})"
+        )
+    _check_ancestors(directory)
     if mode & 0o005:
-        return (
+        warning = (
             f"{directory} may be entered by every user (mode {mode:04o}); the socket (0660) and the role check "
             f"still keep them out, but a directory of its own with mode 0750 is safer"
         )
-    return ""
+        return warning, st.st_gid if gid is None else gid
+    return "", st.st_gid if gid is None else gid
+
+
+def _check_ancestors(directory: Path) -> None:
+    """Refuse a directory that someone else could rename away (a parent they may write, without the sticky bit)."""
+    me = os.geteuid()
+    for parent in directory.resolve().parents:
+        st = parent.stat()
+        sticky = st.st_mode & stat.S_ISVTX
+        if st.st_uid not in (me, 0) or (st.st_mode & 0o022 and not sticky):
+            raise ServeError(
+                f"{parent} (above the socket's directory {directory}) may be changed by {user_name(st.st_uid)} or its "
+                f"group (mode {stat.S_IMODE(st.st_mode):04o}), who could swap the directory for one with a fake "
+                f"station; put the socket under directories only root and the station's user may change"
+            )
+
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
 
 
 async def clear_stale_socket(path: Path) -> None:
