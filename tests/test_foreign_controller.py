@@ -65,9 +65,10 @@ def foreign(tmp_path: Path) -> Iterator[Make]:
 
 
 def station_config(tmp_path: Path, ports: dict[str, tuple[str, int]]) -> StationConfig:
-    """Controllers id -> (pty symlink, channels); cuffs ``<id><channel>``, all legs, no LOP."""
+    """Controllers id -> (pty symlink, channels); cuffs ``<id><channel>``, all legs, no LOP.
+    4 channels are left to the config's default (a real port without ``channels``)."""
     controllers = [
-        {"id": cid, "port": port, "watchdog_ms": WATCHDOG_MS, "stream_hz": 50, "channels": n}
+        {"id": cid, "port": port, "watchdog_ms": WATCHDOG_MS, "stream_hz": 50} | ({} if n == 4 else {"channels": n})
         for cid, (port, n) in ports.items()
     ]
     cuffs = [
@@ -137,6 +138,36 @@ async def vented_within(server: PtyServer, seconds: float, channel: int = 1) -> 
     t0 = time.monotonic()
     await wait_for(lambda: true_mmhg(server, channel) < VENTED_MMHG, f"channel {channel} vented", seconds)
     return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------------- findings
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "FINDING: HELLO says channels=2 but the config (no 'channels' key: default 4) puts cuffs F3, F4 on "
+        "channels 3 and 4 of F. The station raises no alarm; F3/F4 stay state CONNECTING with online=True, "
+        "pressure None and 0 samples for as long as F is READY; an inflate of F3 goes out as SET 3 80 and is "
+        "refused only by the controller's ERR CHANNEL ('F3: controller F refused 80 mmHg (CHANNEL).'). The "
+        "HELLO's channel count is never compared with the configured cuffs."
+    ),
+)
+async def test_cuffs_on_channels_the_controller_lacks_are_told_not_left_connecting(
+    foreign: Make, run_station: Any
+) -> None:
+    """A 2-channel box where the config expects 4 (the default for a real port): the therapist must
+    learn that F3 and F4 cannot work, rather than watch them 'connecting' for ever."""
+    box = foreign("F", channels=2)
+    st = await run_station({"F": (box.link_path, 4)})
+    await wait_for(lambda: cuff(st, "F1").samples > 20, "F1 streaming", 3)
+    since = time.monotonic()
+    with pytest.raises(CommandRefused):
+        await st.inflate("F3", mmhg=80)
+    told = [a for a in alarms(st) if "F3" in a.message or a.cuff == "F3"]
+    assert told, f"no alarm names F3; F3 is {cuff(st, 'F3').state}, online={cuff(st, 'F3').online}"
+    assert cuff(st, "F3").state != "CONNECTING"
+    assert "SET" not in heard_verbs(box, since)
 
 
 # ---------------------------------------------------------------------- the controller alone
@@ -221,6 +252,7 @@ async def test_normal_life_connect_hold_deflate_emergency(foreign: Make, run_sta
         pytest.param({"no_samples": True}, id="a-no-samples"),
         pytest.param({"sample_channels": 3}, id="b-wrong-channel-count"),
         pytest.param({"silent": True}, id="e-silence"),
+        pytest.param({"no_samples": True, "deflate_refused": {1}}, id="a+c-blind-and-its-deflate-refused"),
     ],
 )
 async def test_a_blind_controller_with_a_cuff_up_is_vented_and_said_so(
@@ -228,14 +260,15 @@ async def test_a_blind_controller_with_a_cuff_up_is_vented_and_said_so(
 ) -> None:
     """No usable samples while a cuff is up: the station's DEFLATE ALL or the controller's own
     watchdog (the station falls quiet) vents it within link timeout + watchdog + vent time, and a
-    HIGH alarm says what was done."""
+    HIGH alarm says what was done. With the DEFLATE refused too, only the watchdog can do it: the
+    station must not feed it."""
     box = foreign("F", channels=2)
     st = await run_station({"F": (box.link_path, 2)})
     await hold(st, "F1", 100)
 
     def switch(c: ForeignController) -> None:
         for name, value in fault.items():
-            setattr(c.faults, name, value)
+            setattr(c.faults, name, set(value) if isinstance(value, set) else value)
 
     box.call(switch)
     took = await vented_within(box, LINK_TIMEOUT_S + WATCHDOG_MS / 1000 + 3.0)
@@ -437,3 +470,56 @@ def test_standalone_prints_its_port_and_answers_hello(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ---------------------------------------------------------------------- the controller's own safety, told
+
+
+async def test_the_controllers_own_safety_events_reach_the_therapist(foreign: Make, run_station: Any) -> None:
+    """Its OVERPRESSURE (a hard squeeze past max + 10 on F1) and SENSOR (F2's reading frozen while
+    its pump runs): each a HIGH alarm naming the cuff, the cuff vented and shown latched, and the
+    station refuses to inflate it again until the latch is cleared."""
+    box = foreign("F", channels=2, max_mmhg=120.0)
+    st = await run_station({"F": (box.link_path, 2)})
+    await hold(st, "F1", 110)
+    box.call(lambda c: c.exercise(1, cadence_s=3.0, rise=0.3))
+    over = await wait_for(lambda: high(st, "F", "OVERPRESSURE"), "OVERPRESSURE", 6)
+    assert over[0].cuff == "F1"
+    box.call(lambda c: c.freeze_sensor(2))
+    await st.inflate("F2", mmhg=100)
+    sensor = await wait_for(lambda: high(st, "F", "SENSOR"), "SENSOR", 5)
+    assert sensor[0].cuff == "F2"
+    await vented_within(box, 4, 1)
+    await vented_within(box, 4, 2)
+    await wait_for(lambda: cuff(st, "F1").latched and cuff(st, "F2").latched, "F1 and F2 latched", 2)
+    with pytest.raises(CommandRefused):
+        await st.inflate("F1", mmhg=80)
+
+
+async def test_a_blocked_vent_is_alarmed(foreign: Make, run_station: Any) -> None:
+    """DEFLATE is answered OK but no air comes out (a kinked vent line): the controller's VENTFAIL
+    and/or the station's RESIDUAL_PRESSURE, HIGH, within about 5 s of the deflate."""
+    box = foreign("F", channels=2)
+    st = await run_station({"F": (box.link_path, 2)})
+    await hold(st, "F1", 100)
+    box.call(lambda c: c.block_vent(1))
+    await st.deflate("F1")
+    found = await wait_for(
+        lambda: high(st, "F", "VENTFAIL") + high(st, "F", "RESIDUAL_PRESSURE"), "VENTFAIL or RESIDUAL_PRESSURE", 8
+    )
+    assert found[0].cuff == "F1" and true_mmhg(box) > 80
+    box.call(lambda c: c.block_vent(1, False))
+    await vented_within(box, 4)
+
+
+async def test_a_target_above_the_controllers_maximum_is_refused_before_the_wire(
+    foreign: Make, run_station: Any
+) -> None:
+    """This box says ``max=90``: 100 mmHg is refused by the station with a sentence, and no SET reaches it."""
+    box = foreign("F", channels=2, max_mmhg=90.0)
+    st = await run_station({"F": (box.link_path, 2)})
+    since = time.monotonic()
+    with pytest.raises(CommandRefused, match="90"):
+        await st.inflate("F1", mmhg=100)
+    assert "SET" not in heard_verbs(box, since)
+    await hold(st, "F1", 85)

@@ -255,6 +255,8 @@ class ForeignController:
         """(time, body) of every valid line heard, for tests."""
         self.wdt_trips = 0
         self.boots = 0
+        self.last_sample_at: float | None = None
+        """When the last S line went out (for tests of what the host does once they stop)."""
         self._power_up(now, uptime_ms)
 
     # ------------------------------------------------------------------ power
@@ -306,6 +308,12 @@ class ForeignController:
 
     def set_leak(self, number: int, per_s: float) -> None:
         self.channel(number).cuff.leak_per_s = per_s
+
+    def block_vent(self, number: int, blocked: bool = True) -> None:
+        self.channel(number).cuff.vent_blocked = blocked
+
+    def freeze_sensor(self, number: int, frozen: bool = True) -> None:
+        self.channel(number).sensor.frozen = frozen
 
     def take_output(self) -> bytes:
         data = bytes(self.out)
@@ -686,6 +694,7 @@ class ForeignController:
                 count = self.faults.sample_channels or self.n
                 values = [fmt(self.channels[i].reading) if i < self.n else "0" for i in range(count)]
                 self._send(f"S {uptime} " + " ".join(values))
+                self.last_sample_at = t
         for ch in self.channels:
             if t >= ch.next_status_at:
                 ch.next_status_at += 1.0

@@ -58,13 +58,15 @@ class Cuff:
     valve_open: bool = True
     leak_per_s: float = 0.0
     """An extra leak (a test's fault): 1.5/s is more than the pump can make up above about 40 mmHg."""
+    vent_blocked: bool = False
+    """A kinked vent line (a test's fault): the valve opens but no air goes out."""
 
     def step(self, dt: float) -> None:
         p = self.pressure
         dp = -(SEEP_PER_S + self.leak_per_s) * p
         if self.pump_on:
             dp += self.flow_mmhg_s * max(0.0, 1.0 - p / PUMP_STALL_MMHG)
-        if self.valve_open:
+        if self.valve_open and not self.vent_blocked:
             dp -= p / VENT_TAU_S
         self.pressure = max(0.0, p + dp * dt)
 
