@@ -325,7 +325,8 @@ async def test_a_leak_larger_than_the_pump_is_alarmed(foreign: Make, run_station
 
 async def test_unplugged_controller_is_lost_while_another_carries_on(foreign: Make, run_station: Any) -> None:
     """(f) F's cable pulled with a cuff up: LINK_LOST for F, its own watchdog vents it; G holds on
-    undisturbed. F back: online again, and the station knows its channels were latched."""
+    undisturbed. An emergency then vents G and stays pending for F until F is back, which it
+    then confirms; F back: online again, and the station knows its channels were latched."""
     f = foreign("F", channels=2)
     g = foreign("G", channels=2, serial="FC-0043", seed=11)
     st = await run_station({"F": (f.link_path, 2), "G": (g.link_path, 2)})
@@ -340,8 +341,12 @@ async def test_unplugged_controller_is_lost_while_another_carries_on(foreign: Ma
     assert cuff(st, "G1").state == "HOLDING" and abs((cuff(st, "G1").pressure or 0) - 100) < 6
     assert not [a for a in alarms(st) if a.controller == "G" or a.cuff in ("G1", "G2")]
 
+    em = await st.emergency_deflate()
+    assert em.confirmed == ("G",) and em.pending == ("F",)
+    await vented_within(g, 4)
     f.replug()
     await wait_for(lambda: cuff(st, "F1").online, "F back online", 8)
+    await wait_for(lambda: (e := st.snapshot().emergency) is not None and not e.pending, "F confirms the emergency", 3)
     await wait_for(lambda: not any(a.active for a in alarms(st, "LINK_LOST")), "LINK_LOST condition gone", 3)
     await wait_for(lambda: cuff(st, "F1").latched, "F1 shown latched after its watchdog tripped", 3)
     with pytest.raises(CommandRefused):
