@@ -369,7 +369,7 @@ async def test_a_reboot_with_a_cuff_up_is_a_high_alarm(foreign: Make, run_statio
 
 async def test_another_serial_behind_the_port_is_refused(foreign: Make, run_station: Any) -> None:
     """(h) After a replug another box answers behind F's port: HIGH WRONG_CONTROLLER, and nothing
-    is inflated through that port (no SET, no CLEAR reaches the stranger)."""
+    is inflated through that port (no SET, no CLEAR reaches the stranger). The right box back: used again."""
     box = foreign("F", channels=2)
     st = await run_station({"F": (box.link_path, 2)})
     box.unplug()
@@ -384,6 +384,12 @@ async def test_another_serial_behind_the_port_is_refused(foreign: Make, run_stat
     assert "HELLO" in heard
     assert not {"SET", "CLEAR", "ZERO"} & set(heard), heard
     assert box.call(lambda c: [ch.target for ch in c.channels]) == [0.0, 0.0]
+
+    box.unplug()  # the right box back behind the port: accepted, the alarm's condition gone
+    box.replug(serial="FC-0042")
+    await wait_for(lambda: cuff(st, "F1").online, "F online again with its own serial", 10)
+    await wait_for(lambda: not any(a.active for a in alarms(st, "WRONG_CONTROLLER")), "WRONG_CONTROLLER over", 2)
+    await hold(st, "F1", 80)
 
 
 async def test_an_emergency_a_channel_refuses_stays_pending_and_alarmed(foreign: Make, run_station: Any) -> None:
