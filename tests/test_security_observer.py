@@ -139,8 +139,9 @@ async def test_an_observer_watches_and_deflates_and_nothing_more_and_all_of_it_i
     assert 1 <= server.emergencies.started <= 3, server.emergencies.started
     assert server.emergencies.started + server.emergencies.merged == FLOOD
 
-    # all of it on record, as an observer
+    # all of it on record, as an observer (the last joined row comes when the emergency's hold ends)
     await wait_for(lambda: any(c.what.startswith("detach") for c in records.commands()), "the detach row", 15)
+    await wait_for(lambda: joined_total(records) == server.emergencies.merged, "every joined request told", 15)
     mine = [c for c in records.commands() if c.who == WHO]
     assert {c.role for c in mine} == {"observer"}, "an observer's actions are stored as an observer's"
     whats = [c.what for c in mine]
@@ -148,12 +149,17 @@ async def test_an_observer_watches_and_deflates_and_nothing_more_and_all_of_it_i
     refused = [w for w in whats if "(refused: observer)" in w]
     assert {w.split(" ", 1)[0] for w in refused} == set(OPERATOR_COMMANDS)
     started = [w for w in whats if w == "EMERGENCY DEFLATE ALL"]
-    joined = [w for w in whats if w.startswith("EMERGENCY DEFLATE ALL (")]
-    merged = sum(1 if "(once;" in w else int(w.split("(")[1].split()[0]) for w in joined)
-    assert len(started) == server.emergencies.started and merged == server.emergencies.merged
+    assert len(started) == server.emergencies.started
+    assert len([w for w in whats if w.startswith("EMERGENCY DEFLATE ALL (")]) <= 4 * server.emergencies.started
     assert len(records.emergencies()) == server.emergencies.started, "one durable emergency row each, not thousands"
     assert all(e.by == WHO for e in records.emergencies())
-    assert whats[-1].startswith("detach (pid ")
+    assert sum(w.startswith("detach (pid ") for w in whats) == 1
+
+
+def joined_total(records: Records) -> int:
+    """Requests the joined rows account for (``once`` or ``N times``)."""
+    rows = [c.what for c in records.commands() if c.who == WHO and c.what.startswith("EMERGENCY DEFLATE ALL (")]
+    return sum(1 if "(once;" in w else int(w.split("(")[1].split()[0]) for w in rows)
 
 
 def _starts(whats: list[str], prefix: str) -> str:

@@ -49,6 +49,10 @@ class Console:
     """Bytes waiting for it at the last look (stall watch)."""
     budget: TokenBucket = field(default_factory=lambda: TokenBucket(30.0, 60.0))
     """Commands a second (not the emergency)."""
+    unanswered: int = 0
+    """Its emergency deflates waiting for the answer of the emergency they started or joined."""
+    waiting_on: asyncio.Future[Any] | None = None
+    """The emergency its newest request waits for."""
 
     @property
     def key(self) -> str:
@@ -77,10 +81,13 @@ class Console:
         return self.writer.transport
 
     def send(self, message: dict[str, Any]) -> None:
+        self.send_line(protocol.encode(message))
+
+    def send_line(self, line: bytes) -> None:
         transport = self.transport
         if transport.is_closing():
             return
-        transport.write(protocol.encode(message))
+        transport.write(line)
         if self.reply_cap and transport.get_write_buffer_size() > self.reply_cap:
             # It asks and never reads: replies are not skippable like frames, so it goes.
             self.overflowed = True

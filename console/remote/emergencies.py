@@ -23,11 +23,15 @@ delay or refuse an emergency deflate):
 
 A joined request gets the answer of the one it joined, and is on record: one row per console
 (with its role) for each emergency it joined, saying how many requests it sent.
+
+A flood must not cost the station much either: a joined request is a counter and a callback, and
+its answer is one JSON encoding shared by every request of that emergency (:meth:`EmergencyDesk.reply`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
@@ -36,6 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.common.api import EmergencySnapshot, StationSnapshot
+from console.remote.commands import failure_sentence
+from console.remote.wire import to_wire
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,7 @@ class EmergencyDesk:
         """Emergencies this server started at the station."""
         self.merged = 0
         """Requests that joined one in progress instead."""
+        self._reply: tuple[asyncio.Future[Any], bytes] | None = None
 
     def request(self, who: str, role: str) -> tuple[asyncio.Future[Any], bool]:
         """The answer to one request (the emergency it started or joined; never refused), and whether it started one."""
@@ -161,6 +168,26 @@ class EmergencyDesk:
                 f"EMERGENCY DEFLATE ALL ({times}; joined the one {run.by} began at {when}, "
                 "still in progress with nothing raised since)",
             )
+
+    def reply(self, done: asyncio.Future[Any], cmd_id: int) -> bytes:
+        """The RESULT line for request ``cmd_id`` of the finished emergency ``done`` (encoded once per emergency)."""
+        if self._reply is None or self._reply[0] is not done:
+            self._reply = (done, self._body(done))
+        return b'{"op":"result","id":%d,%s}\n' % (cmd_id, self._reply[1])
+
+    @staticmethod
+    def _body(done: asyncio.Future[Any]) -> bytes:
+        if done.cancelled():
+            error = "the station stopped before the emergency deflate was confirmed; check the screen"
+        elif done.exception() is not None:
+            exc = done.exception()
+            assert exc is not None
+            log.error("emergency deflate failed", exc_info=exc)
+            error = failure_sentence("emergency_deflate", exc)
+        else:
+            value = json.dumps(to_wire(done.result()), separators=(",", ":"), ensure_ascii=True)
+            return b'"ok":true,"value":' + value.encode("ascii")
+        return b'"ok":false,"error":' + json.dumps(error, ensure_ascii=True).encode("ascii")
 
     def close(self) -> None:
         """Write what is still untold (the server is stopping)."""

@@ -44,6 +44,11 @@ from console.remote.wire import to_wire
 
 log = logging.getLogger(__name__)
 
+YIELD_EVERY = 32
+"""Lines read from one console before the loop gets a turn (samples, other consoles)."""
+MAX_UNANSWERED = 1024
+"""Emergency requests of one console waiting for their answer before its next lines wait too."""
+
 
 class StationServer:
     """Serve ``station`` on a Unix socket at ``socket_path``.
@@ -291,7 +296,15 @@ class StationServer:
             self.audit.detached(client.key, client.info.who, client.role, pid, seconds, client.info.commands)
 
     async def _read_commands(self, client: Console, reader: asyncio.StreamReader) -> None:
+        lines = 0
         while True:
+            if client.unanswered >= MAX_UNANSWERED and client.waiting_on is not None:
+                # Only a flood gets here: its requests all wait for one emergency, which is carried out.
+                # Read on once they are answered; every other console's emergency still goes out at once.
+                await asyncio.wait({client.waiting_on})
+            lines += 1
+            if lines % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a console's backlog of lines never holds the loop (and the station) long
             try:
                 line = await reader.readline()
             except ValueError:  # the stream's limit: a line over MAX_REQUEST
@@ -341,7 +354,7 @@ class StationServer:
             work, started = self.emergencies.request(client.info.who, client.role)
             if started and (not self.audit.station_records or args):
                 self.audit.note(client.info.who, client.role, what)
-            self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, asyncio.shield(work))))
+            self._answer_when_done(client, cmd_id, work)
             return
         if not client.budget.take(self.clock.monotonic()):
             self._refused(
@@ -396,6 +409,17 @@ class StationServer:
         """Answer a refusal; it goes on record within the console's budget of refusal rows."""
         client.send(failure_reply(cmd_id, sentence))
         self.audit.refused_command(client.key, client.info.who, client.role, what, why)
+
+    def _answer_when_done(self, client: Console, cmd_id: int, work: asyncio.Future[Any]) -> None:
+        """Answer an emergency request when its emergency is done: a callback, not a task per request."""
+        client.unanswered += 1
+        client.waiting_on = work
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            client.unanswered -= 1
+            client.send_line(self.emergencies.reply(fut, cmd_id))
+
+        work.add_done_callback(done)
 
     def _track(self, client: Console, task: asyncio.Future[None]) -> None:
         client.in_flight.add(task)  # type: ignore[arg-type]
