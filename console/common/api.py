@@ -83,6 +83,12 @@ class LopProgress:
     lop: float | None = None
     confidence: float | None = None
     message: str = ""
+    bracket_low: float | None = None
+    """Highest pressure held where the pulse was seen (a measured LOP lies above it), mmHg."""
+    bracket_high: float | None = None
+    """Lowest pressure held above it where the pulse's absence was confirmed, mmHg."""
+    resolution: float | None = None
+    """Width of that bracket, mmHg: the LOP is its middle, within half of it."""
 
 
 @dataclass(frozen=True, slots=True)

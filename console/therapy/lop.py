@@ -7,17 +7,20 @@ largest near mean arterial pressure and fades to nothing at the LOP.
 
 Two parts, both pure (no I/O, no clock reads, no knowledge of any emulator):
 
-- :func:`estimate_lop` turns a recorded pressure stream and the plateaus of
-  the steps into a :class:`LopResult`, or a clear failure with a reason.
+- :func:`~console.therapy.lop_estimate.estimate_lop` turns a recorded pressure
+  stream and the plateaus of the steps into a
+  :class:`~console.therapy.lop_estimate.LopResult`: the LOP bracketed by
+  plateaus the procedure held, or a clear failure with a reason.
 - :class:`LopMeasurement` is the procedure as a state machine: the station
   feeds it every sample and asks it what to do next (set a target, wait, or
-  deflate and finish). Coarse, short plateaus climb until the pulse has
-  clearly faded; longer plateaus then fill the fading side where they tell
-  most about the LOP.
+  deflate and finish). As a Doppler probe is used: short plateaus climb until
+  the pulse has faded, longer ones go up past the loss of the signal until
+  its absence is confirmed, then halving steps back down close the bracket
+  between the highest plateau with a pulse and the lowest without one.
 
-The parts live in their own modules, re-exported here so callers need only
-this one: :mod:`console.therapy.lop_signal` (the pulse on each plateau) and
-:mod:`console.therapy.lop_estimate` (the envelope fit and :func:`estimate_lop`).
+The parts live in their own modules: :mod:`console.therapy.lop_signal` (the
+pulse on each plateau) and :mod:`console.therapy.lop_estimate` (the bracket
+and the verdict).
 """
 
 from __future__ import annotations
@@ -29,13 +32,12 @@ from dataclasses import dataclass
 from console.common.api import LopProgress
 from console.common.clock import Clock
 from console.therapy.lop_estimate import (
+    MAX_ERROR_MMHG,
     MAX_LOP_MMHG,
-    STRONG_Z,
     LopResult,
-    best_fade,
-    estimate_lop,
-    fade_state,
+    bracket,
     failure,
+    verdict,
 )
 from console.therapy.lop_signal import (
     PlateauCache,
@@ -63,8 +65,14 @@ DONE = Action("done")
 
 RETARGET_MMHG = 1.2
 """A plateau that stopped further than this from its target is re-targeted to where it stopped."""
-FINE_SLOTS = (0.62, 0.48, 0.76, 0.55, 0.69, 0.84, 0.4)
-"""Where on the fade (0 = peak, 1 = LOP) the fine plateaus go, in order: the LOP is best told around 0.5-0.8."""
+SETTLED_MMHG = 2.5
+"""A plateau has settled once the pressure is this close to its target (small steps down take a vent burst)."""
+LOSS_FRACTION = 0.4
+"""The climb slows down once the pulse on the top plateau is under this share of the peak's amplitude."""
+RESOLUTION_MMHG = 5.0
+"""The halving steps stop once the bracket is this narrow."""
+MAX_REHOLDS = 2
+"""Times one level is held again to lower its floor (or to make an unclear reading clear)."""
 
 
 @dataclass
@@ -86,12 +94,14 @@ class LopMeasurement:
     once the action was ``deflate``.
 
     Plan: fill to ``start_mmhg``; coarse plateaus (``coarse_dwell_s``) climb
-    by 20 % of the pressure (15..30 mmHg) until the pulse has fallen under
-    35 % of its peak; then fine plateaus (``fine_dwell_s``) go where the
-    envelope fit places 40..85 % of the way from the peak to the LOP, until
-    the LOP is known well or the time budget (``budget_s``) is spent. Never
-    targets above ``ceiling_mmhg`` or 300. At ``timeout_s`` it gives up.
-    Every ending deflates.
+    by 20 % of the pressure (15..35 mmHg) while the pulse is strong; once it
+    has faded under :data:`LOSS_FRACTION` of its peak, longer plateaus
+    (``fine_dwell_s``) go up in small steps past the loss of the signal until
+    its absence is confirmed; halving steps then narrow the bracket to
+    :data:`RESOLUTION_MMHG`; a level whose reading is unclear, or whose floor
+    leaves too much room above it, is held again. No plateau starts that
+    would end after ``budget_s``. Never targets above ``ceiling_mmhg`` or 300.
+    At ``timeout_s`` it gives up. Every ending deflates.
     """
 
     def __init__(
@@ -100,10 +110,10 @@ class LopMeasurement:
         start_mmhg: float = 50.0,
         ceiling_mmhg: float = MAX_LOP_MMHG,
         timeout_s: float = 60.0,
-        budget_s: float = 43.0,
-        coarse_dwell_s: float = 1.6,
-        fine_dwell_s: float = 3.0,
-        max_fine: int = 6,
+        budget_s: float = 56.0,
+        coarse_dwell_s: float = 1.4,
+        fine_dwell_s: float = 4.0,
+        max_fine: int = 12,
         settle_extra_s: float = 0.3,
         step_timeout_s: float = 8.0,
         clock: Clock,
@@ -138,6 +148,8 @@ class LopMeasurement:
         self._cur: _Stepping | None = None
         self._fine = 0
         self._amps: list[StepAmplitude] = []
+        self._hr: float | None = None
+        self._noise: float | None = None
         self._cache: PlateauCache = {}
         self._finished = False
         self._deflate_sent = False
@@ -232,8 +244,8 @@ class LopMeasurement:
             return False
         mean = math.fsum(window) / len(window)
         if cur.target >= cur.from_pressure:
-            return mean >= cur.target - 5.0
-        return mean <= cur.target + 5.0
+            return mean >= cur.target - SETTLED_MMHG
+        return mean <= cur.target + SETTLED_MMHG
 
     def _finish(self, now: float, result: LopResult) -> Action:
         self.result = result
@@ -242,9 +254,6 @@ class LopMeasurement:
         self._deflate_sent = True
         return DEFLATE
 
-    def _estimate(self) -> LopResult:
-        return estimate_lop(self.times, self.pressures, self.steps, ceiling=self.ceiling, cache=self._cache)
-
     def _cost(self, target: float, dwell: float) -> float:
         """Time a plateau at ``target`` takes from here: travel, settling, dwell (pessimistic)."""
         here = self.steps[-1].target if self.steps else 0.0
@@ -252,66 +261,64 @@ class LopMeasurement:
         return abs(target - here) / rate + 0.3 + self.settle_extra_s + dwell
 
     def _after_step(self, now: float) -> Action:
-        amps, _f, _noise = analyse_steps(self.times, self.pressures, self.steps, self._cache)
+        amps, f, noise = analyse_steps(self.times, self.pressures, self.steps, self._cache)
         self._amps = amps
+        self._hr, self._noise = f, noise
         if any(a.disturbed for a in amps):
-            return self._finish(now, self._estimate())
+            return self._finish(now, verdict(amps, f, noise, ceiling=self.ceiling))
         nxt = self._plan_next(amps)
         elapsed = now - (self.started_at or now)
         if nxt is not None:
             target, dwell = nxt
             if elapsed + self._cost(target, dwell) <= self.budget_s:
-                if self._fading(amps):
+                if dwell >= self.fine_dwell_s:
                     self._fine += 1
                 return self._go(target, now, dwell)
-        return self._finish(now, self._estimate())
+        return self._finish(now, verdict(amps, f, noise, ceiling=self.ceiling))
 
-    @staticmethod
-    def _fading(amps: list[StepAmplitude]) -> bool:
-        state = fade_state(amps)
-        return state is not None and state.confirmed
+    def _climb(self, top: float) -> float:
+        return min(self.ceiling, top + min(35.0, max(15.0, 0.2 * top)))
 
     def _plan_next(self, amps: list[StepAmplitude]) -> tuple[float, float] | None:
         """The next (target, dwell), or None when the staircase is complete."""
         top = max(s.target for s in self.steps)
         at_ceiling = top >= self.ceiling - 0.05
-        strongest = max((a.z for a in amps), default=0.0)
-        dwell = self.coarse_dwell_s if strongest >= 2 * STRONG_Z else self.coarse_dwell_s + 0.8
-        state = fade_state(amps)
-        if state is not None and state.faded and not state.confirmed:
-            # Something faded: check it one moderate step up, with a plateau long enough to tell.
-            step, dwell = min(25.0, max(10.0, 0.12 * top)), max(dwell, self.fine_dwell_s - 0.6)
-        else:
-            step = min(35.0, max(15.0, 0.22 * top))
-        climb = (min(self.ceiling, top + step), dwell)
-        if state is None or not state.confirmed:
-            return None if at_ceiling else climb
-        if self._fine >= self.max_fine:
+        br = bracket(amps)
+        if br is None or br.lo is None:
+            # No pulse yet: climb (a little longer plateaus in case it is weak).
+            return None if at_ceiling else (self._climb(top), self.coarse_dwell_s + 0.6)
+        if br.back_above is not None or self._fine >= self.max_fine:
             return None
-        fit = best_fade(amps, self.ceiling)
-        if fit is not None and self._fine >= 3 and fit.se < 1.5:
+        lo = br.lo
+        above = [x for x in br.levels if x.pressure > lo.pressure]
+        if not above:
+            # The pulse shows on the top plateau: climb on, in small steps once it has faded.
+            if at_ceiling:
+                return (top, self.fine_dwell_s) if lo.plateaus <= MAX_REHOLDS and lo.target >= top - 0.5 else None
+            if lo.amplitude > LOSS_FRACTION * br.peak.amplitude:
+                return (self._climb(top), self.coarse_dwell_s)
+            return (min(self.ceiling, top + max(6.0, 0.04 * top)), self.fine_dwell_s)
+        first = above[0]
+        if br.hi is None or first is not br.hi:
+            # The first level above the pulse is unclear: hold it again, else look under it.
+            if first.plateaus <= MAX_REHOLDS:
+                return (first.target, self.fine_dwell_s)
+            if first.pressure - lo.pressure > RESOLUTION_MMHG:
+                return (round(0.5 * (lo.target + first.target), 1), self.fine_dwell_s)
+            if br.hi is None:
+                # Nothing confirmed above: one step past the top.
+                return None if at_ceiling else (min(self.ceiling, top + max(6.0, 0.04 * top)), self.fine_dwell_s)
             return None
-        peak = state.peak
-        taken = [a.pressure for a in amps] + [s.target for s in self.steps]
-        if fit is not None and math.isfinite(fit.lop):
-            pm, lop = fit.peak, min(fit.lop, self.ceiling + 20.0)
-        else:
-            gone = state.faded[0]
-            pm, lop = peak.pressure, gone.pressure + 0.3 * (gone.pressure - peak.pressure)
-        slots = [round(pm + u * (lop - pm), 1) for u in FINE_SLOTS]
-        if state.top < pm + 0.75 * (lop - pm):
-            # Nothing measured high on the fade yet: that tells the LOP most.
-            slots.insert(0, round(pm + 0.85 * (lop - pm), 1))
-        slots = [p for p in slots if peak.pressure < p <= self.ceiling]
-        # Apart by a fair share of the fade: a fit that moves a little between plateaus
-        # must not stack every fine plateau at one pressure.
-        gap = max(3.0, 0.06 * (lop - pm))
-        for p in slots:
-            if all(abs(p - q) >= gap for q in taken):
-                return (p, self.fine_dwell_s)
-        if slots:
-            # A narrow fade, already covered: measure the most telling pressures again.
-            return (slots[self._fine % min(2, len(slots))], self.fine_dwell_s)
+        if br.width > RESOLUTION_MMHG:
+            return (round(0.5 * (lo.target + br.hi.target), 1), self.fine_dwell_s)
+        if br.error_bound() <= MAX_ERROR_MMHG:
+            return None
+        # Too much room above the bracket: lower the upper floor, or make the lower pulse surer.
+        hi = br.hi
+        if hi.plateaus <= MAX_REHOLDS and (hi.plateaus <= lo.plateaus or lo.plateaus > MAX_REHOLDS):
+            return (hi.target, self.fine_dwell_s)
+        if lo.plateaus <= MAX_REHOLDS:
+            return (lo.target, self.fine_dwell_s)
         return None
 
     # -- outputs
@@ -326,4 +333,15 @@ class LopMeasurement:
             msg = f"step {len(self.steps) + 1} at {self.current_target:.0f} mmHg" if self._cur else "starting"
             return LopProgress("running", self.current_target, elapsed, message=msg)
         state = "done" if res.ok else "failed"
-        return LopProgress(state, self.current_target, elapsed, res.lop, res.confidence, res.reason)
+        low, high = res.bracket if res.bracket is not None else (None, None)
+        return LopProgress(
+            state,
+            self.current_target,
+            elapsed,
+            res.lop,
+            res.confidence,
+            res.reason,
+            bracket_low=low,
+            bracket_high=high,
+            resolution=res.resolution_mmhg,
+        )

@@ -1,32 +1,38 @@
-"""The LOP from the plateaus' pulse amplitudes: the envelope fit and its verdict.
+"""The LOP from plateaus the procedure held: a bracket it saw, never a curve it extrapolated.
 
-Its own module because it is the model (where the fading envelope ends), apart
-from the per-plateau signal processing (:mod:`console.therapy.lop_signal`) and
-the procedure that drives the cuff (:mod:`console.therapy.lop`); pure, stdlib only.
+Its own module because it is the verdict (what the plateaus say, and whether
+that is enough), apart from the per-plateau signal processing
+(:mod:`console.therapy.lop_signal`) and the procedure that drives the cuff
+(:mod:`console.therapy.lop`); pure, stdlib only.
 
-The LOP: an envelope model, as oscillometric devices infer systolic pressure
-from the envelope's fading side (the "characteristic ratio" idea: the shape of
-the fade, scaled by the peak, places the pressure where it ends). Assumption:
-past its peak at Pm the envelope fades smoothly and symmetrically to nothing
-at the LOP L, as a raised cosine,
+The way a Doppler probe is used: the LOP lies between the highest plateau
+where a pulse was seen and the lowest plateau above it where its absence was
+confirmed against the noise floor measured on that plateau. The result is the
+middle of that bracket, reported with the bracket and its width (the
+resolution). Nothing models the fade's shape.
 
-    A(P) = Amax * cos^2(pi/2 * (P - Pm) / (L - Pm))     for Pm <= P <= L,
+What it does assume, and checks:
 
-the classic smooth oscillometric envelope (tangential at both ends; flat
-top, so the peak pressure matters little). Near L the pulse is far under the
-noise (it goes to zero quadratically), so "the first plateau without a pulse"
-would lie 10+ mmHg low: L is extrapolated. A linear fade (A proportional to
-L - P) is fitted too and chosen when its residuals are smaller, so a limb
-whose pulse fades linearly is not forced onto the cosine. Fits are weighted
-least squares in power over the peak plateau and everything above it (plateaus
-without a pulse say "L is near or below"), with Amax, Pm and L free. The
-standard error of L comes from the chi-square profile in L; a result is given
-only when it is small, the fit is good and the pulse clearly faded.
+- A pulse fades to nothing no more gently than a parabola ends: between the
+  plateau where it was last seen (amplitude at least ``a_lo``) and the LOP it
+  is at least ``a_lo * ((L - P) / (L - P_lo)) ** END_POWER``. Then a pulse
+  under the upper plateau's floor ``f`` can hide at most
+  ``h = W * rho / (1 - rho)`` above it, ``rho = (f / a_lo) ** (1 / END_POWER)``,
+  ``W`` the bracket's width. A result is given only when the bracket's half
+  width plus ``h`` is within :data:`MAX_ERROR_MMHG`; otherwise it says the pulse
+  fades too gently to see where it ends at this noise.
+- The sensor noise is white (independent from sample to sample), so the floor
+  measured on a plateau from its second differences is the floor in the
+  pulse's band.
+- A steady rhythm is followed coherently (the heart rate's harmonics); one
+  that varies from beat to beat is followed by the power of its whole band,
+  which needs more pulse for the same noise.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,32 +42,31 @@ from console.therapy.lop_signal import (
     StepAmplitude,
     StepInfo,
     analyse_steps,
-    pulse_power_var,
 )
 
 MAX_LOP_MMHG = 300.0
 """Never step above this, whatever the station allows."""
 STRONG_Z = 18.0
-"""The strongest plateau must reach this ratio, or the pulse is too weak to follow as it fades."""
-MAX_SE_MMHG = 7.0
-"""Standard error of the LOP (profile estimate, inflated by the fit's reduced chi-square) above which no number is given.
-
-The cut trades refusals for spread: on the 200-limb bench (50 Hz) 7 gives SD 5.6 mmHg, 5 gives SD 5.0 with 40 % fewer results."""
-MAX_REDUCED_CHI2 = 6.0
-"""A fade that follows neither model this badly is refused (movement, a loose cuff)."""
-FADED_FRACTION = 0.35
-"""The pulse has clearly faded once a plateau above the peak falls under this fraction of it."""
-LINEAR_PENALTY = 4.0
-"""Chi-square by which the linear fade must beat the cosine to be chosen (about two SDs of evidence)."""
-REACH = 0.45
-"""The LOP may lie past the highest step by at most this fraction of the fade (peak to LOP), plus 5 mmHg."""
-MIN_FADE_POINTS = 4
-"""Plateaus (the peak's and above, at 3+ distinct pressures) the envelope is fitted to, at least: 3 parameters."""
+"""The strongest plateau's pulse must stand this far out of its noise (power ratio), or it is too weak to follow."""
+STRONG_BAND_Z = 12.0
+"""... or its band power this many SDs over the noise's (an irregular rhythm)."""
+ABSENT_FRACTION = 0.25
+"""Absence is confirmed on a plateau when no pulse shows and one of this share of the peak's amplitude would have."""
+END_POWER = 2.0
+"""The assumed gentlest end of a fade (2: a parabola, as cos^2 ends; 1: a straight line)."""
+MAX_ERROR_MMHG = 7.0
+"""Half the bracket plus what may hide above it must stay within this, or no number is given."""
+MAX_WIDTH_MMHG = 8.0
+"""A bracket wider than this is not a result (its middle could be 4+ mmHg off on its own)."""
+REGULAR_COHERENCE = 0.5
+"""A rhythm is followed coherently when the heart rate's line holds at least this share of the band's power."""
+SAME_LEVEL_MMHG = 1.0
+"""Plateaus held within this of each other are one level (their readings are pooled)."""
 
 
 @dataclass(frozen=True, slots=True)
 class LopResult:
-    """The outcome of one LOP measurement: a number with its confidence, or a failure with the reason."""
+    """The outcome of one LOP measurement: a number with its bracket, or a failure with the reason."""
 
     ok: bool
     lop: float | None
@@ -72,12 +77,16 @@ class LopResult:
     amplitudes: tuple[StepAmplitude, ...] = ()
     heart_rate_bpm: float | None = None
     noise_mmhg: float | None = None
-    se_mmhg: float | None = None
-    """Standard error of the LOP from the fit, mmHg."""
-    model: str | None = None
-    """The fade model chosen: ``cosine`` or ``linear``."""
+    bracket: tuple[float, float] | None = None
+    """(highest pressure where the pulse was seen, lowest above it where its absence was confirmed), mmHg."""
+    resolution_mmhg: float | None = None
+    """Width of the bracket, mmHg."""
+    hidden_mmhg: float | None = None
+    """How far above the bracket a pulse under the floor could still reach (under the fade-end assumption), mmHg."""
     peak_mmhg: float | None = None
-    """Where the pulse is largest (fitted Pm), mmHg."""
+    """Where the pulse was largest, mmHg."""
+    rhythm: str | None = None
+    """``regular`` (followed at the heart rate) or ``irregular`` (followed by its band's power)."""
 
 
 def failure(
@@ -88,195 +97,223 @@ def failure(
 
 
 @dataclass(frozen=True, slots=True)
-class FadeFit:
-    """The envelope fitted to the peak and the fading side."""
+class Level:
+    """One pressure level: the plateaus held there, pooled."""
 
-    lop: float
-    se: float
-    peak: float
-    """Fitted Pm, mmHg."""
-    amax: float
-    chi2: float
-    reduced_chi2: float
-    points: int
-    model: str
+    target: float
+    pressure: float
+    """Mean pressure held, mmHg."""
+    power: float
+    """Unbiased pulse power by the chosen estimator (coherent or band), mmHg^2."""
+    var: float
+    present: bool
+    plateaus: int
 
+    @property
+    def amplitude(self) -> float:
+        return math.sqrt(max(0.0, self.power))
 
-def _shape(model: str, p: float, pm: float, lop: float) -> float:
-    """Envelope relative to its peak (0..1) at ``p``."""
-    if p <= pm:
-        return 1.0
-    if p >= lop:
-        return 0.0
-    u = (p - pm) / (lop - pm)
-    if model == "cosine":
-        c = math.cos(0.5 * math.pi * u)
-        return c * c
-    return 1.0 - u
+    def upper(self) -> float:
+        """Upper bound (about 97.5 %) of the pulse's amplitude here, mmHg."""
+        return math.sqrt(max(0.0, self.power) + 2.0 * math.sqrt(self.var))
+
+    def lower(self) -> float:
+        """Lower bound (about 97.5 %) of the pulse's amplitude here, mmHg (0 when it may be nothing)."""
+        return math.sqrt(max(0.0, self.power - 2.0 * math.sqrt(self.var)))
 
 
-def _chi2(model: str, pts: Sequence[tuple[float, float, float]], pm: float, lop: float) -> tuple[float, float]:
-    """(chi-square, Amax^2) at (Pm, L); pts are (pressure, power, weight); Amax^2 is linear."""
-    g2 = [_shape(model, p, pm, lop) ** 2 for p, _, _ in pts]
-    sgg = math.fsum(w * g * g for (_, _, w), g in zip(pts, g2))
-    sgy = math.fsum(w * g * y for (_, y, w), g in zip(pts, g2))
-    k = max(0.0, sgy / sgg) if sgg > 0 else 0.0
-    return math.fsum(w * (y - k * g) ** 2 for (_, y, w), g in zip(pts, g2)), k
+def _pool(group: Sequence[StepAmplitude], regular: bool) -> Level:
+    est = [(a.power, a.power_var) if regular else (a.band_power, a.band_var) for a in group]
+    weights = [1.0 / v if math.isfinite(v) and v > 0 else 0.0 for _, v in est]
+    total = math.fsum(weights)
+    if total <= 0:
+        power, var = 0.0, math.inf
+    else:
+        power = math.fsum(w * p for w, (p, _) in zip(weights, est)) / total
+        var = 1.0 / total
+    return Level(
+        target=group[0].target,
+        pressure=math.fsum(a.pressure for a in group) / len(group),
+        power=power,
+        var=var,
+        # A steady rhythm is seen at its heart rate; the band alone (which a slow step can fool) counts
+        # only for a rhythm that cannot be followed at one rate.
+        present=any(a.present and (a.z > PRESENT_Z or not regular) for a in group),
+        plateaus=len(group),
+    )
 
 
-def _profile(
-    model: str, pts: Sequence[tuple[float, float, float]], pms: Sequence[float], lops: Sequence[float]
-) -> list[tuple[float, float, float]]:
-    """For each L: (chi-square minimised over Pm, that Pm, Amax^2)."""
-    out = []
-    for lop in lops:
-        best = (math.inf, pms[0], 0.0)
-        for pm in pms:
-            if pm >= lop - 1.0:
-                break
-            c, k = _chi2(model, pts, pm, lop)
-            if c < best[0]:
-                best = (c, pm, k)
-        out.append(best)
-    return out
+def levels(amps: Sequence[StepAmplitude], regular: bool) -> list[Level]:
+    """The plateaus pooled by level (targets within :data:`SAME_LEVEL_MMHG`), sorted by pressure."""
+    groups: list[list[StepAmplitude]] = []
+    for a in sorted(amps, key=lambda a: a.target):
+        if groups and abs(a.target - groups[-1][0].target) <= SAME_LEVEL_MMHG:
+            groups[-1].append(a)
+        else:
+            groups.append([a])
+    return [_pool(g, regular) for g in groups]
 
 
-def fit_fade(
-    amps: Sequence[StepAmplitude],
-    *,
-    pm_range: tuple[float, float],
-    lop_range: tuple[float, float],
-    model: str = "cosine",
-) -> FadeFit | None:
-    """Fit the envelope ``model`` (cosine or linear) to the plateaus given; Pm and L searched in their ranges.
-
-    Weighted least squares in power; the weights come from each plateau's
-    noise, first with its own measured power, then with the fitted model's.
-    The SE is the half-width of the L interval where the profile chi-square
-    stays within (reduced chi-square, at least 1) of its minimum; infinite
-    when that interval reaches the end of the search.
-    """
-    lo, hi = lop_range
-    if len(amps) < 3 or hi <= lo:
-        return None
-    pm_lo, pm_hi = pm_range
-    pm_hi = max(pm_lo, pm_hi)
-    n_pm = max(1, min(12, int((pm_hi - pm_lo) / 2.0)))
-    pms = [pm_lo + (pm_hi - pm_lo) * i / n_pm for i in range(n_pm + 1)]
-    step = 1.0 if hi - lo <= 150 else 2.0
-    lops = [lo + step * i for i in range(int((hi - lo) / step) + 1)]
-
-    def weights(model_power: Sequence[float]) -> list[tuple[float, float, float]]:
-        return [
-            (a.pressure, a.power, 1.0 / max(pulse_power_var(a.noise_power, m), 1e-12))
-            for a, m in zip(amps, model_power)
-        ]
-
-    pts = weights([max(0.0, a.power) for a in amps])
-    prof = _profile(model, pts, pms, lops)
-    i = min(range(len(lops)), key=lambda j: prof[j][0])
-    _, pm_b, k = prof[i]
-    for _ in range(3):
-        # Iterate the weights with the model (quasi-likelihood): weights from the measured powers
-        # favour plateaus that happened to read low, and pull the LOP down.
-        pts = weights([k * _shape(model, a.pressure, pm_b, lops[i]) ** 2 for a in amps])
-        prof = _profile(model, pts, pms, lops)
-        i_new = min(range(len(lops)), key=lambda j: prof[j][0])
-        converged = i_new == i and prof[i_new][1] == pm_b
-        i = i_new
-        _, pm_b, k = prof[i]
-        if converged:
-            break
-    if i == len(lops) - 1 and len(lops) > 1:
-        return None
-    # Refine: L to 0.2 mmHg, Pm to 0.5 mmHg around the best grid point.
-    pm_b = prof[i][1]
-    fine_pm = [pm_b + 0.5 * j for j in range(-4, 5) if pm_lo <= pm_b + 0.5 * j <= pm_hi] or [pm_b]
-    fine_l = [lops[i] + 0.2 * j for j in range(-5, 6) if lo <= lops[i] + 0.2 * j <= hi]
-    fprof = _profile(model, pts, fine_pm, fine_l)
-    j = min(range(len(fine_l)), key=lambda q: fprof[q][0])
-    lop, (chi_min, pm_b, k) = fine_l[j], fprof[j]
-    dof = len(pts) - 3
-    red = chi_min / dof if dof > 0 else 1.0
-    level = chi_min + max(1.0, red)
-    inside = [lops[q] for q in range(len(lops)) if prof[q][0] <= level] + [lop]
-    lo_ci, hi_ci = min(inside) - 0.5 * step, max(inside) + 0.5 * step
-    se = math.inf if hi_ci >= hi else 0.5 * (hi_ci - lo_ci)
-    return FadeFit(lop, se, pm_b, math.sqrt(k), chi_min, red, len(pts), model)
-
-
-def _peak(present: Sequence[StepAmplitude]) -> StepAmplitude:
-    """The plateau with surely the largest pulse: highest power less two SDs (a plateau cut up by corrections is uncertain)."""
-    return max(present, key=lambda a: a.power - 2.0 * math.sqrt(pulse_power_var(a.noise_power, a.power)))
+def is_regular(amps: Sequence[StepAmplitude]) -> bool:
+    """Whether the rhythm is steady enough to follow at the heart rate (see :data:`REGULAR_COHERENCE`)."""
+    strong = [a for a in amps if a.band_z > 8.0 and a.band_power > 0]
+    if not strong:
+        return True
+    return statistics.median(max(0.0, a.power) / a.band_power for a in strong) >= REGULAR_COHERENCE
 
 
 @dataclass(frozen=True, slots=True)
-class FadeState:
-    """What the plateaus say about the fade so far."""
+class Bracket:
+    """What the plateaus say so far, for the verdict and for the procedure's next step."""
 
-    peak: StepAmplitude
-    faded: tuple[StepAmplitude, ...]
-    """Plateaus above the peak whose pulse is gone or under :data:`FADED_FRACTION` of the peak's."""
-    confirmed: bool
-    """The pulse has surely faded: the highest plateau is faded, and two faded plateaus at different
-    pressures agree or one lies surely (two SDs) under the fraction. One noise dip is not a fade."""
-    top: float
-    """The highest plateau's pressure, mmHg."""
+    levels: tuple[Level, ...]
+    peak: Level
+    regular: bool
+    lo: Level | None
+    """The highest level where the pulse was seen."""
+    hi: Level | None
+    """The lowest level above ``lo`` where its absence was confirmed."""
+    unclear_above: bool
+    """Some level above ``lo`` shows no pulse but could hide one of :data:`ABSENT_FRACTION` of the peak."""
+    back_above: Level | None
+    """A level above ``hi`` where the pulse showed again."""
+
+    def absent(self, lv: Level) -> bool:
+        return not lv.present and lv.upper() <= ABSENT_FRACTION * self.peak.amplitude
+
+    @property
+    def width(self) -> float:
+        assert self.lo is not None and self.hi is not None
+        return self.hi.pressure - self.lo.pressure
+
+    def hidden(self) -> float:
+        """How far above ``hi`` a pulse under its floor could reach, under the fade-end assumption (inf: any).
+
+        Each level with a pulse on the fading side (``P``, amplitude at least
+        ``a``) bounds it: ``(hi - P) * rho / (1 - rho)``, ``rho = (floor / a) ** (1 / END_POWER)``;
+        the tightest bound holds.
+        """
+        assert self.lo is not None and self.hi is not None
+        best = math.inf
+        for x in self.levels:
+            if not x.present or x.pressure < self.peak.pressure or x.pressure >= self.hi.pressure:
+                continue
+            low = x.lower()
+            if low <= 0.0:
+                continue
+            rho = math.pow(self.hi.upper() / low, 1.0 / END_POWER)
+            if rho < 1.0:
+                best = min(best, (self.hi.pressure - x.pressure) * rho / (1.0 - rho))
+        return best
+
+    def error_bound(self) -> float:
+        """Half the bracket plus what may hide above it, mmHg."""
+        return 0.5 * self.width + self.hidden()
 
 
-def fade_state(amps: Sequence[StepAmplitude]) -> FadeState | None:
-    """The fade seen in ``amps`` (sorted by pressure), or None without any pulse."""
-    present = [a for a in amps if a.present]
+def bracket(amps: Sequence[StepAmplitude]) -> Bracket | None:
+    """The bracket the plateaus hold, or None when no pulse was seen at all."""
+    regular = is_regular(amps)
+    lv = levels(amps, regular)
+    present = [x for x in lv if x.present]
     if not present:
         return None
-    peak = _peak(present)
-    cut = FADED_FRACTION * peak.amplitude
-    above = [a for a in amps if a.pressure > peak.pressure + 2.0]
-    faded = tuple(a for a in above if not a.present or a.amplitude < cut)
-    top = max(a.pressure for a in amps)
-    confirmed = False
-    if faded and above and max(above, key=lambda a: a.pressure) in faded:
-        spread = max(a.pressure for a in faded) - min(a.pressure for a in faded)
-        sure = any(a.power + 2.0 * math.sqrt(pulse_power_var(a.noise_power, a.power)) < cut * cut for a in faded)
-        confirmed = spread >= 3.0 or sure
-    return FadeState(peak, faded, confirmed, top)
+    peak = max(present, key=lambda x: x.power - 2.0 * math.sqrt(x.var))
+    lo = max(present, key=lambda x: x.pressure)
+    shell = Bracket(tuple(lv), peak, regular, lo, None, False, None)
+    faded = [x for x in lv if x.pressure > peak.pressure and x is not lo]
+    gone_below = [x for x in faded if x.pressure < lo.pressure and shell.absent(x)]
+    if gone_below:
+        # Absent at a level under one where the pulse shows: the bracket is the first absence, contradicted.
+        return Bracket(tuple(lv), peak, regular, lo, gone_below[0], False, lo)
+    above = [x for x in faded if x.pressure > lo.pressure]
+    hi = next((x for x in above if shell.absent(x)), None)
+    unclear = any(not shell.absent(x) for x in above if hi is None or x.pressure < hi.pressure)
+    return Bracket(tuple(lv), peak, regular, lo, hi, unclear, None)
 
 
-def _fade_points(
-    amps: Sequence[StepAmplitude],
-) -> tuple[list[StepAmplitude], tuple[float, float], StepAmplitude] | None:
-    """The plateaus the envelope is fitted to (the peak one and all above), the Pm search range, the peak plateau."""
-    present = [a for a in amps if a.present]
-    if not present:
-        return None
-    peak = _peak(present)
-    i = amps.index(peak)
-    below = amps[i - 1].pressure if i > 0 else peak.pressure - 15.0
-    above = amps[i + 1].pressure if i + 1 < len(amps) else peak.pressure + 15.0
-    return list(amps[i:]), (max(below, peak.pressure - 25.0), min(above, peak.pressure + 25.0)), peak
+def verdict(amps: Sequence[StepAmplitude], hr: float | None, noise: float | None, *, ceiling: float) -> LopResult:
+    """The result the plateaus allow: the bracket's middle, or a failure with the reason."""
+    hr_bpm = hr * 60.0 if hr is not None else None
+    noise_txt = f"noise {noise or 0:.2f} mmHg"
 
+    def fail(reason: str) -> LopResult:
+        return failure(reason, amps, hr_bpm, noise)
 
-def best_fade(amps: Sequence[StepAmplitude], ceiling: float) -> FadeFit | None:
-    """The better (by chi-square) of the cosine and the linear fade fitted to these plateaus."""
-    got = _fade_points(amps)
-    if got is None:
-        return None
-    pts, pm_range, peak = got
-    levels: list[float] = []
-    for a in pts:
-        if all(abs(a.pressure - q) >= 3.0 for q in levels):
-            levels.append(a.pressure)
-    if len(pts) < MIN_FADE_POINTS or len(levels) < 3:
-        return None
-    strong = [a for a in pts if a.present]
-    lo = max(max(a.pressure for a in strong), pm_range[0] + 5.0)
-    top = max(a.pressure for a in pts)
-    hi = max(lo + 10.0, min(top + 1.5 * (top - peak.pressure) + 40.0, ceiling + 60.0, 400.0))
-    fits = [f for m in ("cosine", "linear") if (f := fit_fade(pts, pm_range=pm_range, lop_range=(lo, hi), model=m))]
-    if not fits:
-        return None
-    # The cosine is the expected shape; the linear fade has to fit clearly better.
-    return min(fits, key=lambda f: f.chi2 + (LINEAR_PENALTY if f.model == "linear" else 0.0))
+    cut = [a for a in amps if a.cut_up]
+    if cut:
+        return fail(
+            f"the regulator kept correcting at {cut[0].target:.0f} mmHg ({cut[0].corrections} corrections): "
+            "too little steady pressure to read the pulse"
+        )
+    disturbed = [a for a in amps if a.disturbed]
+    if disturbed:
+        worst = max(disturbed, key=lambda a: a.slow_rms)
+        return fail(
+            f"movement artefact: the pressure wanders by {worst.slow_rms:.1f} mmHg at the {worst.target:.0f} mmHg "
+            "step; keep the limb still and measure again"
+        )
+    if len(amps) < 3:
+        return fail("too few usable pressure steps (need at least 3 plateaus of 1 s)")
+    br = bracket(amps)
+    if br is None:
+        return fail(f"no arterial pulsation seen in the cuff pressure at any step ({noise_txt})")
+    if max(a.z for a in amps) < STRONG_Z and max(a.band_z for a in amps) < STRONG_BAND_Z:
+        return fail(f"pulsation too weak for the noise (pulse {br.peak.amplitude:.2f} mmHg, {noise_txt})")
+    rhythm = "regular" if br.regular else "irregular"
+    if br.back_above is not None and br.hi is not None:
+        return fail(
+            f"pulsation came back at {br.back_above.pressure:.0f} mmHg after vanishing at {br.hi.pressure:.0f} mmHg "
+            "(movement, a loose cuff, or an irregular rhythm?)"
+        )
+    if br.hi is None:
+        top = max(x.pressure for x in br.levels)
+        assert br.lo is not None
+        if not br.unclear_above and br.lo.pressure >= top - 0.5 and top >= ceiling - 2.0:
+            return fail(
+                f"pulsation never faded below the ceiling ({ceiling:.0f} mmHg): the LOP is higher, "
+                "or the cuff is too narrow for this limb"
+            )
+        if not br.regular:
+            return fail(
+                f"irregular heart rhythm: could not confirm the pulse's absence above {br.lo.pressure:.0f} mmHg "
+                f"against the noise (pulse {br.peak.amplitude:.2f} mmHg, {noise_txt})"
+            )
+        return fail(
+            f"could not confirm the pulse's absence above {br.lo.pressure:.0f} mmHg against the noise "
+            f"(pulse {br.peak.amplitude:.2f} mmHg, {noise_txt})"
+        )
+    assert br.lo is not None
+    lo, hi = br.lo.pressure, br.hi.pressure
+    if br.width > MAX_WIDTH_MMHG:
+        return fail(f"the LOP lies between {lo:.0f} and {hi:.0f} mmHg: too wide a bracket to give a number")
+    bound = br.error_bound()
+    if bound > MAX_ERROR_MMHG:
+        hidden = "any distance" if math.isinf(bound) else f"{br.hidden():.0f} mmHg"
+        return fail(
+            f"the pulse fades too gently to see where it ends at this noise: seen at {lo:.0f}, not at {hi:.0f} mmHg, "
+            f"but one under that plateau's floor ({br.hi.upper():.2f} mmHg) could reach {hidden} higher"
+        )
+    limit = min(ceiling, MAX_LOP_MMHG)
+    lop = min(0.5 * (lo + hi), limit)
+    confidence = max(0.0, min(1.0, 1.0 - bound / (2.0 * MAX_ERROR_MMHG)))
+    return LopResult(
+        True,
+        round(lop, 1),
+        round(confidence, 3),
+        f"pulse seen at {lo:.0f}, gone at {hi:.0f} mmHg (+-{0.5 * br.width:.1f}; up to {br.hidden():.1f} may hide "
+        f"above; peak {br.peak.amplitude:.2f} mmHg at {br.peak.pressure:.0f}, {rhythm} rhythm"
+        + (f" {hr_bpm:.0f}/min" if hr_bpm is not None and br.regular else "")
+        + ")",
+        tuple(amps),
+        hr_bpm,
+        noise,
+        (round(lo, 1), round(hi, 1)),
+        round(hi - lo, 1),
+        round(br.hidden(), 1),
+        round(br.peak.pressure, 1),
+        rhythm,
+    )
 
 
 def estimate_lop(
@@ -296,102 +333,4 @@ def estimate_lop(
     if any(b < a for a, b in zip(times, times[1:])):
         raise ValueError("times must not decrease")
     amps, f, noise = analyse_steps(times, pressures, steps, cache)
-    hr = f * 60.0 if f is not None else None
-    if len(amps) < 3:
-        return failure("too few usable pressure steps (need at least 3 plateaus of 1 s)", amps, hr, noise)
-    disturbed = [a for a in amps if a.disturbed]
-    if disturbed:
-        worst = max(disturbed, key=lambda a: a.slow_rms)
-        return failure(
-            f"movement artefact: the pressure wanders by {worst.slow_rms:.1f} mmHg at the {worst.target:.0f} mmHg "
-            "step; keep the limb still and measure again",
-            amps,
-            hr,
-            noise,
-        )
-    present = [a for a in amps if a.present]
-    if not present or f is None:
-        return failure("no arterial pulsation seen in the cuff pressure at any step", amps, hr, noise)
-    peak = _peak(present)
-    if max(a.z for a in present) < STRONG_Z:
-        return failure(
-            f"pulsation too weak for the noise (pulse {peak.amplitude:.2f} mmHg, noise {noise or 0:.2f} mmHg)",
-            amps,
-            hr,
-            noise,
-        )
-    state = fade_state(amps)
-    assert state is not None
-    above = [a for a in amps if a.pressure > peak.pressure]
-    if not state.faded:
-        return failure(
-            f"pulsation never faded below the ceiling ({ceiling:.0f} mmHg): the LOP is higher, "
-            "or the cuff is too narrow for this limb",
-            amps,
-            hr,
-            noise,
-        )
-    if not state.confirmed:
-        return failure(
-            f"the pulse seemed to fade at {state.faded[0].target:.0f} mmHg but no step above confirmed it "
-            "(noise or movement?)",
-            amps,
-            hr,
-            noise,
-        )
-    first_gone = next((a for a in above if not a.present), None)
-    if first_gone is not None:
-        for a in above:
-            if a.pressure > first_gone.pressure + 3.0 and a.z > 3 * PRESENT_Z and a.amplitude > 0.5 * peak.amplitude:
-                return failure(
-                    f"pulsation came back at {a.target:.0f} mmHg after vanishing at {first_gone.target:.0f} mmHg "
-                    "(movement or a loose cuff?)",
-                    amps,
-                    hr,
-                    noise,
-                )
-    fit = best_fade(amps, ceiling)
-    if fit is None:
-        return failure(
-            "the fading pulse does not point to an LOP within reach (too few or too noisy steps)", amps, hr, noise
-        )
-    if fit.reduced_chi2 > MAX_REDUCED_CHI2:
-        return failure(
-            f"the pulse does not fade smoothly (fit {fit.reduced_chi2:.1f} times worse than noise; movement?)",
-            amps,
-            hr,
-            noise,
-        )
-    limit = min(ceiling, MAX_LOP_MMHG)
-    if fit.lop - state.top > REACH * (fit.lop - fit.peak) + 5.0:
-        return failure(
-            f"the fade points to {fit.lop:.0f} mmHg, too far above the highest step ({state.top:.0f} mmHg) to trust",
-            amps,
-            hr,
-            noise,
-        )
-    if fit.lop > limit + 2.0:
-        return failure(f"the LOP ({fit.lop:.0f} mmHg) lies above the ceiling ({limit:.0f} mmHg)", amps, hr, noise)
-    if fit.se > MAX_SE_MMHG:
-        se = "more than the search range" if math.isinf(fit.se) else f"+-{fit.se:.0f} mmHg"
-        return failure(
-            f"signal too noisy: LOP uncertain by {se} (pulse {peak.amplitude:.2f} mmHg, noise {noise or 0:.2f} mmHg)",
-            amps,
-            hr,
-            noise,
-        )
-    lop = min(fit.lop, limit)
-    confidence = max(0.0, min(1.0, math.exp(-fit.se / 8.0) * min(1.0, 2.0 / max(1.0, fit.reduced_chi2))))
-    return LopResult(
-        True,
-        round(lop, 1),
-        round(confidence, 3),
-        f"{fit.model} fade of the pulse ends at {lop:.0f} mmHg (+-{fit.se:.1f}; peak {fit.amax:.2f} mmHg at "
-        f"{fit.peak:.0f}, {fit.points} plateaus, heart rate {hr:.0f}/min)",
-        tuple(amps),
-        hr,
-        noise,
-        round(fit.se, 2),
-        fit.model,
-        round(fit.peak, 1),
-    )
+    return verdict(amps, f, noise, ceiling=ceiling)

@@ -263,6 +263,7 @@ class LopJobs:
                     )
                     return
                 self._record(job, res.lop, res.confidence)
+                low, high = res.bracket if res.bracket is not None else (None, None)
                 job.final = LopProgress(
                     "done",
                     meas.current_target if meas else 0.0,
@@ -270,6 +271,9 @@ class LopJobs:
                     round(res.lop, 1),
                     res.confidence,
                     (res.reason or "measured") + note,
+                    bracket_low=low,
+                    bracket_high=high,
+                    resolution=res.resolution_mmhg,
                 )
                 self.station.record_command(
                     "station", f"LOP {cid}: {figure(res.lop)} mmHg ({job.position}, confidence {res.confidence:.2f})"

@@ -25,6 +25,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from console.therapy.lop_band import band_power, moving_average, small_steps
+from console.therapy.lop_lstsq import lstsq
+
 HR_MIN_HZ = 0.7
 """Lowest heart rate searched, Hz (42 /min)."""
 HR_MAX_HZ = 2.1
@@ -41,6 +44,8 @@ MOVEMENT_WANDER_MMHG = 2.0
 """RMS of the one-beat baseline around a straight line, corrections included, above which a plateau is disturbed."""
 MAX_CORRECTIONS = 3
 """More baseline jumps than this on one plateau: the limb is moving (or the cuff is loose)."""
+BAND_PRESENT_Z = 5.5
+"""A plateau shows a pulse when its band power exceeds the noise's by this many SDs (false: about 1 in 10^4)."""
 REL_SCATTER = 0.08
 """Relative scatter of a plateau's pulse amplitude beyond noise (beat-to-beat variation, heart rate jitter)."""
 
@@ -78,55 +83,30 @@ class StepAmplitude:
     samples: int
     present: bool
     disturbed: bool
+    corrections: int = 0
+    """Regulator corrections (baseline jumps) seen on the plateau."""
+    band_power: float = 0.0
+    """Unbiased power of the pulse's fundamental band (any rhythm, regular or not), mmHg^2."""
+    band_var: float = math.inf
+    """Variance of ``band_power`` from the noise, mmHg^4."""
+    band_z: float = 0.0
+    """Excess of the band's power over its noise expectation, in SDs of that expectation; about 0 without a pulse."""
+    cut_up: bool = False
+    """So many corrections that too little of the plateau was left to read."""
+
+    def coherent_bound(self) -> float:
+        """Upper bound (about 97.5 %) of the fundamental's power at the heart rate, mmHg^2."""
+        return max(0.0, self.power) + 2.0 * math.sqrt(self.power_var)
+
+    def band_bound(self) -> float:
+        """Upper bound (about 97.5 %) of the fundamental band's power whatever the rhythm, mmHg^2."""
+        return max(0.0, self.band_power) + 2.0 * math.sqrt(self.band_var)
 
 
 def pulse_power_var(noise_power: float, power: float) -> float:
     """Variance of a plateau's unbiased pulse power, given its noise expectation and the true power."""
     pos = max(0.0, power)
     return noise_power * noise_power + 2.0 * noise_power * pos + (2.0 * REL_SCATTER * pos) ** 2
-
-
-# --------------------------------------------------------------------------- small linear algebra
-
-
-def _invert(a: list[list[float]]) -> list[list[float]] | None:
-    """Inverse of a small dense matrix (Gauss-Jordan, partial pivoting); None if singular."""
-    n = len(a)
-    m = [row[:] + [1.0 if i == j else 0.0 for j in range(n)] for i, row in enumerate(a)]
-    for col in range(n):
-        piv = max(range(col, n), key=lambda r: abs(m[r][col]))
-        if abs(m[piv][col]) < 1e-12:
-            return None
-        m[col], m[piv] = m[piv], m[col]
-        top = m[col]
-        p = top[col]
-        for c in range(2 * n):
-            top[c] /= p
-        for r in range(n):
-            if r != col:
-                f = m[r][col]
-                if f:
-                    row = m[r]
-                    for c in range(col, 2 * n):
-                        row[c] -= f * top[c]
-    return [row[n:] for row in m]
-
-
-def _lstsq(columns: list[list[float]], y: Sequence[float]) -> tuple[list[float], list[list[float]]] | None:
-    """Least squares: (coefficients, inverse of the normal matrix) or None when degenerate."""
-    k = len(columns)
-    ata = [[0.0] * k for _ in range(k)]
-    for i in range(k):
-        ci = columns[i]
-        for j in range(i, k):
-            s = math.fsum(a * b for a, b in zip(ci, columns[j]))
-            ata[i][j] = ata[j][i] = s
-    inv = _invert(ata)
-    if inv is None:
-        return None
-    aty = [math.fsum(a * b for a, b in zip(c, y)) for c in columns]
-    coef = [math.fsum(inv[i][j] * aty[j] for j in range(k)) for i in range(k)]
-    return coef, inv
 
 
 # --------------------------------------------------------------------------- per-plateau analysis
@@ -173,7 +153,9 @@ def _detrend(t: Sequence[float], x: Sequence[float]) -> list[float]:
     return [xi - xm - slope * (ti - tm) for ti, xi in zip(t, x)]
 
 
-def _remove_level_shifts(t: Sequence[float], x: list[float], sigma: float, window_s: float = 1.2) -> list[float]:
+def _remove_level_shifts(
+    t: Sequence[float], x: list[float], sigma: float, window_s: float = 1.2
+) -> tuple[list[float], list[int]]:
     """Take out the regulator's pump/vent bursts (level shifts) before the heart rate is known.
 
     Compares the means of the ``window_s`` before and after each sample (a
@@ -181,25 +163,28 @@ def _remove_level_shifts(t: Sequence[float], x: list[float], sigma: float, windo
     jump over 0.8 mmHg is removed as a step, up to three times.
     """
     n = len(x)
+    shifts: list[int] = []
     if n < 10 or t[-1] <= t[0]:
-        return x
+        return x, shifts
     w = min(max(3, int(round(window_s * (n - 1) / (t[-1] - t[0])))), n // 3)
     if w < 3:
-        return x
-    thr = max(0.8, 6.0 * sigma / math.sqrt(w))
-    for _ in range(3):
+        return x, shifts
+    thr = max(0.4, 6.0 * sigma / math.sqrt(w))
+    for _ in range(10):
         pre = [0.0]
         for v in x:
             pre.append(pre[-1] + v)
         best_k, best_d = -1, 0.0
-        for k in range(w, n - w + 1):
-            d = (pre[k + w] - pre[k]) / w - (pre[k] - pre[k - w]) / w
-            if abs(d) > abs(best_d):
+        for k in range(3, n - 2):
+            ww = min(w, k, n - k)  # near the ends, shorter windows: a correction there is a step too
+            d = (pre[k + ww] - pre[k]) / ww - (pre[k] - pre[k - ww]) / ww
+            if abs(d) > abs(best_d) and abs(d) >= max(thr, 6.0 * sigma / math.sqrt(ww)):
                 best_k, best_d = k, d
-        if best_k < 0 or abs(best_d) < thr:
+        if best_k < 0:
             break
+        shifts.append(best_k)
         x = _detrend(t, [xi - (best_d if i >= best_k else 0.0) for i, xi in enumerate(x)])
-    return x
+    return x, shifts
 
 
 def _harmonics(fs: float, f: float) -> range:
@@ -227,8 +212,12 @@ def _plateau(target: float, t: Sequence[float], p: Sequence[float]) -> _Plateau:
     tm = 0.5 * (t[0] + t[-1])
     dt = [ti - tm for ti in t]
     sigma = _sigma_from_second_differences(p)
-    x = _remove_level_shifts(dt, _detrend(dt, p), sigma)
+    x, shifts = _remove_level_shifts(dt, _detrend(dt, p), sigma)
     fs = (n - 1) / (t[-1] - t[0])
+    # A shift's own ramp is left over where it was taken out: blank it, or a regulator correcting
+    # every second or so shows as a rhythm of its own.
+    near = max(1, int(round(0.25 * fs)))
+    x = [0.0 if any(abs(i - k) <= near for k in shifts) else xi for i, xi in enumerate(x)]
     pl = _Plateau(target, dt, list(p), math.fsum(p) / n, sigma, x, fs)
     pl.spectrum = [_comb_power(pl, f) for f in _GRID]
     return pl
@@ -245,7 +234,11 @@ def _heart_rate(plateaus: Sequence[_Plateau]) -> float | None:
     """The heart rate (Hz) whose harmonic comb carries the most pulse power over all plateaus."""
     if not plateaus:
         return None
-    total = [math.fsum(pl.spectrum[i] for pl in plateaus) for i in range(len(_GRID))]
+    # Each plateau votes with its spectrum scaled to its own highest line, so one plateau whose
+    # corrections left a strong slow wander cannot outvote the others' pulse; plateaus with
+    # nothing over noise count little.
+    scale = [1.0 / max(20.0, max(pl.spectrum)) for pl in plateaus]
+    total = [math.fsum(pl.spectrum[i] * w for pl, w in zip(plateaus, scale)) for i in range(len(_GRID))]
     best_i = max(range(len(_GRID)), key=total.__getitem__)
     if total[best_i] <= 0.0:
         return None
@@ -282,21 +275,6 @@ def _heart_rate(plateaus: Sequence[_Plateau]) -> float | None:
     return 0.5 * (a + b)
 
 
-def _moving_average(x: Sequence[float], per: int) -> list[float]:
-    """Centred moving average over ``per`` samples (edges: the nearest full window)."""
-    n = len(x)
-    per = max(1, min(per, n))
-    pre = [0.0]
-    for v in x:
-        pre.append(pre[-1] + v)
-    half = per // 2
-    out = []
-    for i in range(n):
-        lo = min(max(0, i - half), n - per)
-        out.append((pre[lo + per] - pre[lo]) / per)
-    return out
-
-
 def _fit_plateau(pl: _Plateau, f: float) -> StepAmplitude | None:
     """The pulse at heart rate ``f`` on one plateau, clear of the regulator's corrections; None if too little is left.
 
@@ -309,7 +287,7 @@ def _fit_plateau(pl: _Plateau, f: float) -> StepAmplitude | None:
     """
     n = len(pl.t)
     per = max(3, int(round(pl.fs / f)))
-    base = _moving_average(pl.p, per)
+    base = moving_average(pl.p, per)
     half = per // 2
     jump = [base[min(n - 1, i + half)] - base[max(0, i - half)] for i in range(n)]
     thr = max(0.6, 4.0 * pl.sigma / math.sqrt(per))
@@ -332,7 +310,7 @@ def _fit_plateau(pl: _Plateau, f: float) -> StepAmplitude | None:
         for k in range(max(0, c - reach), min(n, c + reach + 1)):
             flagged[k] = True
         i = j
-    min_len = max(3, int(0.25 * pl.fs))
+    min_len = max(3, per)  # shorter stretches would let their offsets soak up the pulse
     segments: list[tuple[int, int]] = []
     i = 0
     while i < n:
@@ -352,29 +330,67 @@ def _fit_plateau(pl: _Plateau, f: float) -> StepAmplitude | None:
         y = [pl.p[k] for k in idx]
         cols: list[list[float]] = [[1.0 if a <= k < b else 0.0 for k in idx] for a, b in segments]
     else:
-        # Corrections all along (a short plateau, a strong pulse): keep every sample, a level shift at each.
-        t, y = pl.t, pl.p
-        cols = [[1.0] * n] + [[0.0] * c + [1.0] * (n - c) for c in centres if 0 < c < n]
+        # Corrections all along: leave out only the bursts themselves (0.2 s around each), a level shift at each.
+        near = max(1, int(round(0.2 * pl.fs)))
+        idx = [k for k in range(n) if all(abs(k - c) > near for c in centres)]
+        t = [pl.t[k] for k in idx]
+        y = [pl.p[k] for k in idx]
+        cols = [[1.0] * len(idx)] + [[1.0 if k >= c else 0.0 for k in idx] for c in centres if 0 < c < n]
     m = len(t)
     if m < 0.9 * pl.fs:
         if len(centres) > MAX_CORRECTIONS:  # cut to pieces: too disturbed to read
             return StepAmplitude(
-                pl.target, pl.mean, 0.0, 0.0, math.inf, math.inf, 0.0, pl.sigma, math.inf, n, False, True
+                pl.target,
+                pl.mean,
+                0.0,
+                0.0,
+                math.inf,
+                math.inf,
+                0.0,
+                pl.sigma,
+                math.inf,
+                n,
+                False,
+                True,
+                corrections=len(centres),
+                cut_up=True,
             )
         return None
     cols.append(t)
-    first = len(cols)
+    harmonics: list[list[float]] = []
     for h in _harmonics(pl.fs, f):
         w = 2.0 * math.pi * h * f
-        cols.append([math.cos(w * ti) for ti in t])
-        cols.append([math.sin(w * ti) for ti in t])
-    fit = _lstsq(cols, y)
+        harmonics.append([math.cos(w * ti) for ti in t])
+        harmonics.append([math.sin(w * ti) for ti in t])
+    fit = lstsq(cols + harmonics, y)
     if fit is None:
         return None
+    # Second pass: corrections too small for the jump test (a few tenths of a mmHg) show in what the
+    # fit leaves; each becomes a level shift of its own, so no step leaks into the pulse's band.
+    coef, _inv = fit
+    full = cols + harmonics
+    left = [yi - math.fsum(coef[c] * full[c][k] for c in range(len(full))) for k, yi in enumerate(y)]
+    steps = small_steps(left, per, pl.sigma)
+    if steps:
+        # Each small step gets its own level, and the ramp around it is left out (a level shift
+        # models a ramp badly, and what it misses looks like a beat).
+        near = max(1, int(round(0.2 * pl.fs)))
+        keep = [k for k in range(m) if all(abs(k - c) > near for c in steps)]
+        cols = [[0.0] * c + [1.0] * (m - c) for c in steps] + cols
+        cols = [[col[k] for k in keep] for col in cols]
+        harmonics = [[col[k] for k in keep] for col in harmonics]
+        t = [t[k] for k in keep]
+        y = [y[k] for k in keep]
+        m = len(keep)
+        fit = lstsq(cols + harmonics, y)
+        if fit is None:
+            return None
+    first = len(cols)
+    cols = cols + harmonics
     coef, inv = fit
     resid = [yi - math.fsum(coef[c] * cols[c][k] for c in range(len(cols))) for k, yi in enumerate(y)]
     # Baseline wander left after the offsets and drift, averaged over a beat: movement.
-    slow = _moving_average(resid, per)
+    slow = moving_average(resid, per)
     slow_rms = math.sqrt(math.fsum(v * v for v in slow) / m)
     # ... and the baseline's wander around a straight line, jumps included: a correction or two
     # of a few mmHg stay under the limit, a moving limb's swings do not.
@@ -387,6 +403,19 @@ def _fit_plateau(pl: _Plateau, f: float) -> StepAmplitude | None:
     raw = coef[first] ** 2 + coef[first + 1] ** 2
     power = raw - tr_c
     z = raw / tr_c if tr_c > 0 else 0.0
+    # The band is read from what the offsets, steps and drift alone leave (a fit of its own: sharing
+    # the offsets with the harmonics would hand it whatever they trade between them).
+    base_only = lstsq(cols[:first], y)
+    if base_only is None:
+        return None
+    bc = base_only[0]
+    left = [yi - math.fsum(bc[c] * cols[c][k] for c in range(first)) for k, yi in enumerate(y)]
+    band_pow, band_var, band_z = band_power(t, left, pl.sigma)
+    corrections = len(centres) + len(steps)
+    if corrections:
+        # A correction's edge has power in the band too: the band says nothing on such a plateau.
+        band_pow, band_var, band_z = 0.0, math.inf, 0.0
+    present = (z > PRESENT_Z or band_z > BAND_PRESENT_Z) and not disturbed
     return StepAmplitude(
         target=pl.target,
         pressure=pl.mean,
@@ -398,8 +427,12 @@ def _fit_plateau(pl: _Plateau, f: float) -> StepAmplitude | None:
         noise=math.sqrt(s2),
         slow_rms=slow_rms,
         samples=m,
-        present=z > PRESENT_Z and not disturbed,
+        present=present,
         disturbed=disturbed,
+        corrections=corrections,
+        band_power=band_pow,
+        band_var=band_var,
+        band_z=band_z,
     )
 
 

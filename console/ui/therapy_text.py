@@ -71,9 +71,18 @@ class LopText:
 
 
 def lop_text(m: LopProgress) -> LopText:
-    """Progress (step pressure, elapsed), then the LOP with its confidence, or why it failed."""
+    """Progress (step pressure, elapsed), then the LOP with its bracket and confidence, or why it failed.
+
+    A measured LOP lies between two pressures the cuff held (the pulse seen at
+    the lower, gone at the upper): the line shows them and the half-width.
+    """
     if m.state == "done" and m.lop is not None:
         conf = f", confidence {m.confidence * 100:.0f}%" if m.confidence is not None else ""
+        if m.bracket_low is not None and m.bracket_high is not None:
+            # The LOP lies between two pressures the cuff held: say which, and so how fine it is.
+            half = 0.5 * (m.resolution if m.resolution is not None else m.bracket_high - m.bracket_low)
+            seen = f"{m.bracket_low:.0f}-{m.bracket_high:.0f}"
+            return LopText(f"LOP {m.lop:.0f} mmHg +-{half:.0f} ({seen}){conf}", m.message)
         return LopText(f"LOP {m.lop:.0f} mmHg{conf}", m.message)
     if m.state in ("failed", "done"):
         return LopText("LOP measurement FAILED", m.message or "no reason given")
