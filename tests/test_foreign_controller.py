@@ -20,8 +20,9 @@ from console.common.api import AlarmSnapshot, CommandRefused, Priority
 from console.config.loader import parse_config
 from console.config.schema import StationConfig
 from console.station.station import Station
-from tests.foreign.controller import ForeignController, crc16, frame
+from tests.foreign.controller import ForeignController
 from tests.foreign.pty_serve import PtyServer
+from tests.foreign.wire import LineAssembler, crc16, frame
 from tests.station_support import alarms, cuff, wait_for
 
 WATCHDOG_MS = 1500
@@ -176,6 +177,22 @@ async def test_cuffs_on_channels_the_controller_lacks_are_told_not_left_connecti
 def test_the_crc_is_the_protocols() -> None:
     assert crc16(b"123456789") == 0x29B1
     assert frame("#1 PING") == f"#1 PING*{crc16(b'#1 PING'):04X}\n".encode()
+
+
+def test_its_receiver_drops_what_section_1_says_and_answers_the_rest() -> None:
+    """Too long, bad or lower-case CRC, a control byte, a '*' in the body: dropped and counted;
+    a CR before the LF is fine; a line with no SEQ feeds the watchdog but gets no answer."""
+    reader = LineAssembler()
+    good = frame("#1 PING")
+    bad_crc = b"#2 PING*0000\n"
+    lower = frame("#3 PING").lower().replace(b"#3 ping", b"#3 PING")
+    ctrl = b"#4 P\x01NG*" + f"{crc16(b'#4 P' + bytes([1]) + b'NG'):04X}".encode() + b"\n"
+    star = b"#5 P*NG*" + f"{crc16(b'#5 P*NG'):04X}".encode() + b"\n"
+    long_line = frame("#6 " + "X" * 97)[:-1] + b"XXXXXXXXXX\n"
+    crlf = frame("#7 PING")[:-1] + b"\r\n"
+    lines = reader.feed(good + bad_crc + lower + ctrl + star + long_line[:50])
+    lines += reader.feed(long_line[50:] + crlf)
+    assert lines == ["#1 PING", "#7 PING"] and reader.dropped == 5
 
 
 def test_a_deflate_overtakes_a_set_queued_before_it() -> None:
