@@ -108,6 +108,10 @@ class Level:
     var: float
     present: bool
     plateaus: int
+    band_hint: bool = False
+    """The band (any rhythm) shows more than noise here (over :data:`BAND_HINT_Z`), though not enough to count."""
+    corrected: bool = False
+    """Every plateau here had regulator corrections."""
 
     @property
     def amplitude(self) -> float:
@@ -120,6 +124,24 @@ class Level:
     def lower(self) -> float:
         """Lower bound (about 97.5 %) of the pulse's amplitude here, mmHg (0 when it may be nothing)."""
         return math.sqrt(max(0.0, self.power - 2.0 * math.sqrt(self.var)))
+
+
+BAND_HINT_Z = 3.5
+"""A level whose band reads this many SDs over its noise is never taken for one without a pulse: a rhythm
+taken for steady on short plateaus cannot hide a pulse that is there (noise alone: about 1 in 4000)."""
+CORRECTED_PRESENT_Z = 60.0
+"""On a plateau with regulator corrections, a pulse counts as seen only this far over its noise (what a
+correction leaves in the fit can look like a beat)."""
+
+
+def _seen(a: StepAmplitude, regular: bool) -> bool:
+    if not a.present:
+        return False
+    if a.corrections:
+        return a.z > CORRECTED_PRESENT_Z
+    # A steady rhythm is seen at its heart rate; the band alone (which a slow step can fool) counts
+    # only for a rhythm that cannot be followed at one rate.
+    return a.z > PRESENT_Z or not regular
 
 
 def _pool(group: Sequence[StepAmplitude], regular: bool) -> Level:
@@ -136,10 +158,10 @@ def _pool(group: Sequence[StepAmplitude], regular: bool) -> Level:
         pressure=math.fsum(a.pressure for a in group) / len(group),
         power=power,
         var=var,
-        # A steady rhythm is seen at its heart rate; the band alone (which a slow step can fool) counts
-        # only for a rhythm that cannot be followed at one rate.
-        present=any(a.present and (a.z > PRESENT_Z or not regular) for a in group),
+        present=any(_seen(a, regular) for a in group),
         plateaus=len(group),
+        band_hint=any(a.band_z > BAND_HINT_Z for a in group),
+        corrected=all(a.corrections for a in group),
     )
 
 
@@ -156,7 +178,8 @@ def levels(amps: Sequence[StepAmplitude], regular: bool) -> list[Level]:
 
 def is_regular(amps: Sequence[StepAmplitude]) -> bool:
     """Whether the rhythm is steady enough to follow at the heart rate (see :data:`REGULAR_COHERENCE`)."""
-    strong = [a for a in amps if a.band_z > 8.0 and a.band_power > 0]
+    # Only long plateaus tell: over two or three beats a varying rhythm still looks steady.
+    strong = [a for a in amps if a.band_z > 8.0 and a.band_power > 0 and a.samples >= 250]
     if not strong:
         return True
     return statistics.median(max(0.0, a.power) / a.band_power for a in strong) >= REGULAR_COHERENCE
@@ -179,7 +202,7 @@ class Bracket:
     """A level above ``hi`` where the pulse showed again."""
 
     def absent(self, lv: Level) -> bool:
-        return not lv.present and lv.upper() <= ABSENT_FRACTION * self.peak.amplitude
+        return not lv.present and not lv.band_hint and lv.upper() <= ABSENT_FRACTION * self.peak.amplitude
 
     @property
     def width(self) -> float:
