@@ -1,6 +1,6 @@
 """``bfr-console measure-lop`` end to end: the shipped config, a real process, real ptys, real records.
 
-One whole measurement on the shipped emulated limb (A1, true LOP 205 mmHg): about 40 s of real
+One whole measurement on the shipped emulated limb (A1, true LOP 205 mmHg): up to about 60 s of real
 time, which is what the procedure takes; the file holds only this test.
 """
 
