@@ -144,16 +144,6 @@ async def vented_within(server: PtyServer, seconds: float, channel: int = 1) -> 
 # ---------------------------------------------------------------------- findings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "FINDING: HELLO says channels=2 but the config (no 'channels' key: default 4) puts cuffs F3, F4 on "
-        "channels 3 and 4 of F. The station raises no alarm; F3/F4 stay state CONNECTING with online=True, "
-        "pressure None and 0 samples for as long as F is READY; an inflate of F3 goes out as SET 3 80 and is "
-        "refused only by the controller's ERR CHANNEL ('F3: controller F refused 80 mmHg (CHANNEL).'). The "
-        "HELLO's channel count is never compared with the configured cuffs."
-    ),
-)
 async def test_cuffs_on_channels_the_controller_lacks_are_told_not_left_connecting(
     foreign: Make, run_station: Any
 ) -> None:

@@ -29,6 +29,8 @@ class ControllerView(Protocol):
 
     def max_pressure(self) -> float | None: ...
 
+    def channel_count(self) -> int | None: ...
+
 
 TARGET_PURPOSES = ("manual", "lop", "full_occlusion")
 """Why a target is asked for (see :meth:`Supervisor.check_target`)."""
@@ -118,6 +120,12 @@ def check_target(
     if mmhg > lim.ceiling_mmhg:
         raise CommandRefused(
             f"{name}: {figure(mmhg)} mmHg is above the station ceiling of {figure(lim.ceiling_mmhg)} mmHg."
+        )
+    count = ctrl.channel_count()
+    if count is not None and cuff.channel > count:
+        raise CommandRefused(
+            f"{name}: controller {ctrl.id} has {count} channels; this cuff's channel {cuff.channel} does not "
+            f"exist. Fix the config."
         )
     cmax = ctrl.max_pressure()
     if cmax is not None and mmhg > cmax:

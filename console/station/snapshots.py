@@ -136,6 +136,9 @@ class SnapshotBuilder:
     ) -> CuffSnapshot:
         ctrl = self.controllers[c.spec.controller]
         online = ctrl.online
+        count = ctrl.channel_count() if online else None
+        if count is not None and c.channel > count:
+            online = False  # the controller has no such channel: the cuff cannot be used
         if not online:
             state = OFFLINE if ctrl.ever_ready else CONNECTING
         else:

@@ -82,6 +82,16 @@ class ControllerState:
         info = self.link.info if self.link is not None else None
         return None if info is None else float(info.max_pressure)
 
+    def channel_count(self) -> int | None:
+        """How many channels the controller said it has (HELLO), or None before its first HELLO."""
+        info = self.link.info if self.link is not None else None
+        return None if info is None else int(info.channels)
+
+    def missing(self) -> list[CuffState]:
+        """Cuffs the config puts on channels this controller does not have (by its HELLO)."""
+        n = self.channel_count()
+        return [] if n is None else [c for c in self.cuffs if c.channel > n]
+
 
 DeflateCuff = Callable[[CuffState, str], None]
 """Station callback: deflate this cuff now (never awaits), with a reason for the record."""
@@ -236,6 +246,15 @@ class Supervisor:
         if state == "ready":
             ctrl.down_since = None
             ctrl.error = ""
+            for cuff in ctrl.missing():
+                self.alarms.raise_alarm(
+                    "NO_SUCH_CHANNEL",
+                    Priority.HIGH,
+                    f"{cuff.id}: the config puts it on channel {cuff.channel} of controller {ctrl.id}, which has "
+                    f"{ctrl.channel_count()} channels; it cannot be used. Fix the config (cuffs' channel, or the "
+                    f"controller's port).",
+                    cuff=cuff.id,
+                )
             ctrl.ready_at = now  # the link-silence alarm counts from here, the blind vent from the last sample
             if ctrl.wrong_raised:
                 ctrl.wrong_raised = False
