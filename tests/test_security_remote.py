@@ -254,30 +254,61 @@ def _open_many(path: str, n: int) -> list[str]:
     return said
 
 
-async def test_commands_past_the_budget_are_refused_and_their_rows_summed_up(sock: Path) -> None:
+async def test_commands_past_the_budget_are_refused_then_the_console_is_closed_and_rows_summed_up(sock: Path) -> None:
     station = FakeStation()
     srv = StationServer(station, sock, operator, fps=20, commands_per_s=10, command_burst=20)
     await srv.start()
     reader, writer, _ = await connect_raw(sock)
     try:
-        n = 300
+        n = 3000
         writer.write(
             b"".join(
-                protocol.encode({"op": "cmd", "id": i, "name": "launch", "args": {}})  # unknown: refused, recorded
+                protocol.encode({"op": "cmd", "id": i, "name": "deflate", "args": {"cuff_id": "C1"}})
                 for i in range(1, n + 1)
             )
         )
-        got = await results(reader, set(range(1, n + 1)))
-        slow = [m for m in got.values() if "slow down" in m.get("error", "")]
-        assert len(slow) >= n - 40, "past the burst a console is told to slow down"
-        refused_rows = [w for _, w in station.records if "(refused" in w]
-        assert len(refused_rows) <= 25, f"{len(refused_rows)} rows: the refusals became a flood of rows"
-        writer.close()
+        answers: list[dict] = []
+        while True:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            if not line:
+                break
+            m = json.loads(line)
+            if m["op"] in ("result", "error"):
+                answers.append(m)
+        results_ = [m for m in answers if m["op"] == "result"]
+        assert sum(m["ok"] for m in results_) == 20, "the burst is carried out"
+        assert [m["error"] for m in results_ if not m["ok"]] == ["too many commands from this console (more than "
+                                                                  "10 a second); slow down"] * 20  # fmt: skip
+        assert "too many refused commands" in answers[-1]["reason"], "then closed, not answered line by line"
+        assert len([c for c in station.calls if c[0] == "deflate"]) == 20
         await wait_until(lambda: any(w.startswith("detach") for _, w in station.records), what="detach")
+        refused_rows = [w for _, w in station.records if "(refused" in w]
+        assert len(refused_rows) == 20 and refused_rows[0].endswith("(refused: too many commands)")
         detach = next(w for _, w in station.records if w.startswith("detach"))
-        told = sum(int(w.split("; ")[1].split()[0]) for w in refused_rows if "more refused before" in w)
-        untold = int(detach.split("commands; ")[1].split()[0]) if "more refused" in detach else 0
-        assert len(refused_rows) + told + untold == n, "every refusal is counted, row by row or summed up"
+        assert detach.endswith(
+            "closed by the station: too many refused commands (more than 20 at once, or 5 a second))"
+        )
+    finally:
+        writer.close()
+        await srv.stop()
+
+
+async def test_a_user_connecting_too_often_is_refused_for_a_moment(sock: Path) -> None:
+    srv = StationServer(FakeStation(), sock, observer, fps=20)
+    srv.caps.trusted = frozenset()  # in-process the client is root; count it like anyone else here
+    srv.caps.per_s = 1.0
+    await srv.start()
+    try:
+        attached = 0
+        with pytest.raises(AccessRefused, match="connecting too often \\(more than 1 a second\\)"):
+            while attached < 15:
+                remote = await RemoteStation.connect(sock, reconnect=False)
+                await remote.close()
+                attached += 1
+        assert 5 <= attached <= 6  # a burst of 5
+        await asyncio.sleep(1.1)  # one a second comes back
+        remote = await RemoteStation.connect(sock, reconnect=False)
+        await remote.close()
     finally:
         await srv.stop()
 

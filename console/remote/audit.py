@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from console.remote.clients import Console
 from console.remote.limits import RowThrottle
 
 log = logging.getLogger(__name__)
@@ -62,21 +63,29 @@ class ServerAudit:
         except Exception:  # noqa: BLE001 - a failed record never blocks a command
             log.exception("could not record %r from %s", what, who)
 
-    def refused_command(self, key: str, who: str, role: str, what: str, why: str) -> None:
-        """``what (refused: why)``, within the console's budget of refusal rows."""
+    def refused_command(self, key: str, who: str, role: str, what: Callable[[], str], why: str) -> None:
+        """``what() (refused: why)``, within the console's budget of refusal rows (``what`` is only called then)."""
         before = self.rows.admit(key, self._clock())
         if before is not None:
             more = f"; {before} more refused before this one, not recorded one by one" if before else ""
-            self.note(who, role, f"{what} (refused: {why}{more})")
+            self.note(who, role, f"{what()} (refused: {why}{more})")
 
-    def refused_peer(self, uid: int, who: str, pid: int, reason: str) -> None:
-        """A connection turned away (no role, or over a cap), within the uid's budget of rows."""
+    def refused_peer(self, uid: int, who: str, pid: int, reason: str) -> bool:
+        """A connection turned away (no role, or over a cap), within the uid's budget of rows; True if written."""
         before = self.rows.admit(f"uid{uid}", self._clock())
-        if before is not None:
-            more = f" ({before} more refused before this one)" if before else ""
-            self.note(who, "none", f"refused to attach (pid {pid}): {reason}{more}")
+        if before is None:
+            return False
+        more = f" ({before} more refused before this one)" if before else ""
+        self.note(who, "none", f"refused to attach (pid {pid}): {reason}{more}")
+        return True
 
-    def detached(self, key: str, who: str, role: str, pid: int, seconds: float, commands: int) -> None:
-        untold = self.rows.leftover(key)
+    def detached(self, client: Console, seconds: float) -> None:
+        """The detach row: how long, how many commands, refusals left untold, and why the station closed it."""
+        untold = self.rows.leftover(client.key)
         more = f"; {untold} more refused commands not recorded one by one" if untold else ""
-        self.note(who, role, f"detach (pid {pid}; {seconds / 60:.1f} min, {commands} commands{more})")
+        why = f"; closed by the station: {client.closed_because}" if client.closed_because else ""
+        self.note(
+            client.info.who,
+            client.role,
+            f"detach (pid {client.info.pid}; {seconds / 60:.1f} min, {client.info.commands} commands{more}{why})",
+        )

@@ -49,8 +49,16 @@ class Console:
     """Bytes waiting for it at the last look (stall watch)."""
     budget: TokenBucket = field(default_factory=lambda: TokenBucket(30.0, 60.0))
     """Commands a second (not the emergency)."""
+    refusals: TokenBucket = field(default_factory=lambda: TokenBucket(5.0, 20.0))
+    """Refusals the server answers a second; past them the console is closed, not answered line by line."""
+    flooding: bool = False
+    """Past its refusals: to be closed by its reader."""
+    answers: dict[asyncio.Future[Any], list[int]] = field(default_factory=dict)
+    """Emergency requests waiting, by the emergency they started or joined: answered in one write each."""
+    closed_because: str = ""
+    """Why the station closed it (garbage, a flood), for the detach row."""
     unanswered: int = 0
-    """Its emergency deflates waiting for the answer of the emergency they started or joined."""
+    """Its emergency requests waiting for their answer (all of :attr:`answers`)."""
     waiting_on: asyncio.Future[Any] | None = None
     """The emergency its newest request waits for."""
 

@@ -99,6 +99,7 @@ class EmergencyDesk:
         self.merged = 0
         """Requests that joined one in progress instead."""
         self._reply: tuple[asyncio.Future[Any], bytes] | None = None
+        self._rest: tuple[StationSnapshot, bool] | None = None
 
     def request(self, who: str, role: str) -> tuple[asyncio.Future[Any], bool]:
         """The answer to one request (the emergency it started or joined; never refused), and whether it started one."""
@@ -135,7 +136,10 @@ class EmergencyDesk:
             if time.monotonic() - run.began >= self.hold_s:
                 return False
         try:
-            return at_rest(self.station.snapshot())
+            snap = self.station.snapshot()
+            if self._rest is None or self._rest[0] is not snap:  # the same snapshot object: the same answer
+                self._rest = (snap, at_rest(snap))
+            return self._rest[1]
         except Exception:  # noqa: BLE001 - when in doubt, deflate again
             log.exception("emergency: could not read the station's state; starting another deflate")
             return False

@@ -70,23 +70,30 @@ class RowThrottle:
 
 @dataclass
 class ConnectionCaps:
-    """At most ``per_user`` connections per uid and ``total`` from all the others together.
+    """At most ``per_user`` connections per uid, ``total`` from all the others together, and new
+    connections from one uid at ``per_s`` a second (bursts of ``burst``).
 
-    The station's own user and root are never counted against ``total`` (only against
+    The station's own user and root are never counted against ``total`` nor the rate (only against
     ``per_user``): however many connections others open, the kiosk and an administrator get in.
     """
 
-    total: int = 64
-    per_user: int = 8
+    total: int = 32
+    per_user: int = 4
     trusted: frozenset[int] = frozenset()
+    per_s: float = 1.0
+    burst: float = 5.0
     by_uid: Counter[int] = field(default_factory=Counter)
+    _rates: dict[int, TokenBucket] = field(default_factory=dict)
 
-    def admit(self, uid: int) -> str:
+    def admit(self, uid: int, now: float) -> str:
         """Count a new connection from ``uid``; "" if it may stay, else the sentence to refuse it with."""
         if self.by_uid[uid] >= self.per_user:
             return f"too many connections from this user (at most {self.per_user}); close one first"
-        if uid not in self.trusted and self.others() >= self.total:
-            return f"the station has too many consoles attached (at most {self.total}); try again later"
+        if uid not in self.trusted:
+            if self.others() >= self.total:
+                return f"the station has too many consoles attached (at most {self.total}); try again later"
+            if not self._rates.setdefault(uid, TokenBucket(self.per_s, self.burst)).take(now):
+                return f"connecting too often (more than {self.per_s:g} a second); wait a moment"
         self.by_uid[uid] += 1
         return ""
 
@@ -94,6 +101,12 @@ class ConnectionCaps:
         self.by_uid[uid] -= 1
         if self.by_uid[uid] <= 0:
             del self.by_uid[uid]
+
+    def forget_idle(self, now: float) -> None:
+        """Drop the rate of users with no connection whose budget is full again (a bound on the table)."""
+        for uid, bucket in list(self._rates.items()):
+            if uid not in self.by_uid and bucket.tokens + (now - bucket.last) * bucket.rate >= bucket.burst:
+                del self._rates[uid]
 
     def others(self) -> int:
         return sum(n for uid, n in self.by_uid.items() if uid not in self.trusted)

@@ -22,6 +22,7 @@ of 16 cuffs with their traces, or a long alarm log) up to :data:`MAX_REPLY`.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 PROTO = 1
@@ -64,3 +65,27 @@ def decode(line: bytes, *, limit: int) -> dict[str, Any]:
     if not isinstance(op, str):
         raise ProtocolError('message has no "op"')
     return message
+
+
+_EMERGENCY_LINE = re.compile(rb'\{"op":"cmd","id":(\d{1,15}),"name":"emergency_deflate","args":\{\}\}\n')
+"""The emergency request exactly as :func:`encode` writes it: read without the JSON parser (a flood of them is cheap)."""
+
+
+def parse_command(line: bytes) -> tuple[int, str, dict[str, Any]]:
+    """``(id, name, args)`` of one client line, or :class:`ProtocolError` saying what is wrong with it."""
+    fast = _EMERGENCY_LINE.fullmatch(line)
+    if fast is not None:
+        return int(fast.group(1)), "emergency_deflate", {}
+    message = decode(line, limit=MAX_REQUEST)
+    if message["op"] != CMD:
+        raise ProtocolError(f"unknown op {message['op']!r}")
+    cmd_id = message.get("id")
+    name = message.get("name")
+    args = message.get("args", {})
+    if not isinstance(cmd_id, int) or isinstance(cmd_id, bool):
+        raise ProtocolError('a command needs an integer "id"')
+    if not isinstance(name, str):
+        raise ProtocolError('a command needs a "name"')
+    if not isinstance(args, dict):
+        raise ProtocolError('a command\'s "args" must be an object')
+    return cmd_id, name, args

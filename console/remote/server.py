@@ -27,6 +27,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 
 YIELD_EVERY = 32
 """Lines read from one console before the loop gets a turn (samples, other consoles)."""
+READ_CHUNK = 64 * 1024
+"""Bytes read from a console at a time."""
 MAX_UNANSWERED = 1024
 """Emergency requests of one console waiting for their answer before its next lines wait too."""
 
@@ -74,8 +77,8 @@ class StationServer:
         stall_timeout_s: float = 10.0,
         max_in_flight: int = 32,
         reply_cap: int = 4 * 1024 * 1024,
-        max_clients: int = 64,
-        max_per_user: int = 8,
+        max_clients: int = 32,
+        max_per_user: int = 4,
         commands_per_s: float = 30.0,
         command_burst: int = 60,
         emergency_hold_s: float = HOLD_S,
@@ -179,6 +182,9 @@ class StationServer:
         while True:
             try:
                 self._broadcast()
+                now = self.clock.monotonic()
+                self.audit.rows.forget_idle(now)
+                self.caps.forget_idle(now)
             except Exception:  # noqa: BLE001 - a bad snapshot must not stop the server
                 log.exception("could not send the station snapshot")
             next_at += period
@@ -202,7 +208,6 @@ class StationServer:
         for client in list(self._clients):
             if self._watch(client, now) and client.last_seq != seq:
                 self._offer(client, seq, frame)
-        self.audit.rows.forget_idle(now)
 
     def _watch(self, client: Console, now: float) -> bool:
         """Cut off a client that took none of the bytes waiting for it for ``stall_timeout_s``; False if it went."""
@@ -244,7 +249,7 @@ class StationServer:
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         pid, uid, gid = peer_credentials(writer)
-        over = self.caps.admit(uid)
+        over = self.caps.admit(uid, self.clock.monotonic())
         if over:  # before the user database is even asked: a connection flood costs one line each
             await self._refuse_peer(writer, uid, f"uid{uid}@uid{uid}", pid, over)
             return
@@ -259,8 +264,8 @@ class StationServer:
 
     async def _refuse_peer(self, writer: asyncio.StreamWriter, uid: int, who: str, pid: int, reason: str) -> None:
         self.refused += 1
-        log.warning("refused %s (pid %d): %s", who, pid, reason)
-        self.audit.refused_peer(uid, who, pid, reason)
+        if self.audit.refused_peer(uid, who, pid, reason):  # logged as often as recorded: a storm stays cheap
+            log.warning("refused %s (pid %d): %s", who, pid, reason)
         writer.write(protocol.encode({"op": protocol.REFUSED, "reason": reason}))
         await close_soon(writer)
 
@@ -293,50 +298,63 @@ class StationServer:
             self._clients.discard(client)
             log.info("%s detached", decision.who)
             seconds = self.clock.monotonic() - since
-            self.audit.detached(client.key, client.info.who, client.role, pid, seconds, client.info.commands)
+            self.audit.detached(client, seconds)
 
     async def _read_commands(self, client: Console, reader: asyncio.StreamReader) -> None:
+        """Split what the console sends into lines and act on each; return when it goes or must go.
+
+        Read in chunks and split here (``readline`` moves the rest of its buffer for every line: a
+        flood of short lines would cost the square of the backlog). The loop gets a turn every
+        :data:`YIELD_EVERY` lines, so one console's backlog never holds the station for long.
+        """
+        pending = b""
         lines = 0
         while True:
-            if client.unanswered >= MAX_UNANSWERED and client.waiting_on is not None:
-                # Only a flood gets here: its requests all wait for one emergency, which is carried out.
-                # Read on once they are answered; every other console's emergency still goes out at once.
-                await asyncio.wait({client.waiting_on})
-            lines += 1
-            if lines % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # a console's backlog of lines never holds the loop (and the station) long
-            try:
-                line = await reader.readline()
-            except ValueError:  # the stream's limit: a line over MAX_REQUEST
-                await self._close_for(client, f"message over the {protocol.MAX_REQUEST}-byte limit")
+            chunk = await reader.read(READ_CHUNK)
+            if not chunk:
+                return  # gone (a partial line is dropped: nothing to act on)
+            data = pending + chunk if pending else chunk
+            start = 0
+            while (end := data.find(b"\n", start)) >= 0:
+                line, start = data[start : end + 1], end + 1
+                reason = self._handle(client, line) if len(line) <= protocol.MAX_REQUEST else self._too_long()
+                if reason is not None:
+                    if reason:
+                        await self._close_for(client, reason)
+                    return
+                lines += 1
+                if lines % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+                if client.unanswered >= MAX_UNANSWERED and client.waiting_on is not None:
+                    # Only a flood gets here: its requests all wait for one emergency, which is carried out.
+                    # Read on once they are answered; every other console's emergency still goes out at once.
+                    await asyncio.wait({client.waiting_on})
+            pending = data[start:]
+            if len(pending) > protocol.MAX_REQUEST:
+                await self._close_for(client, self._too_long())
                 return
-            if not line:
-                return
-            if not line.endswith(b"\n"):
-                return  # the client went away mid-line: nothing to act on
-            try:
-                message = protocol.decode(line, limit=protocol.MAX_REQUEST)
-                if message["op"] != protocol.CMD:
-                    raise protocol.ProtocolError(f"unknown op {message['op']!r}")
-                cmd_id = message.get("id")
-                name = message.get("name")
-                args = message.get("args", {})
-                if not isinstance(cmd_id, int) or isinstance(cmd_id, bool):
-                    raise protocol.ProtocolError('a command needs an integer "id"')
-                if not isinstance(name, str):
-                    raise protocol.ProtocolError('a command needs a "name"')
-                if not isinstance(args, dict):
-                    raise protocol.ProtocolError('a command\'s "args" must be an object')
-            except protocol.ProtocolError as exc:
-                await self._close_for(client, str(exc))
-                return
-            self._dispatch(client, cmd_id, name, args)
-            if client.overflowed:
-                self.cut_off += 1
-                return
+
+    @staticmethod
+    def _too_long() -> str:
+        return f"message over the {protocol.MAX_REQUEST}-byte limit"
+
+    def _handle(self, client: Console, line: bytes) -> str | None:
+        """Act on one line; None to read on, else why to close ("" to stop without a word)."""
+        try:
+            cmd_id, name, args = protocol.parse_command(line)
+        except protocol.ProtocolError as exc:
+            return str(exc)
+        self._dispatch(client, cmd_id, name, args)
+        if client.overflowed:
+            self.cut_off += 1
+            return ""
+        if client.flooding:
+            return "too many refused commands (more than 20 at once, or 5 a second)"
+        return None
 
     async def _close_for(self, client: Console, reason: str) -> None:
         self.closed_for_garbage += 1
+        client.closed_because = reason
         log.warning("closing %s: %s", client.info.who, reason)
         self._clients.discard(client)
         client.send({"op": protocol.ERROR, "reason": reason})
@@ -347,15 +365,15 @@ class StationServer:
     def _dispatch(self, client: Console, cmd_id: int, name: str, args: dict[str, Any]) -> None:
         client.info.commands += 1
         spec = COMMANDS.get(name)
-        what = describe_command(name, args)
         if name == "emergency_deflate":
             # Carried out before anything else is looked at, whatever the role, the budget or the
             # form (an unexpected argument is ignored, and kept in the record); a flood is merged.
             work, started = self.emergencies.request(client.info.who, client.role)
             if started and (not self.audit.station_records or args):
-                self.audit.note(client.info.who, client.role, what)
+                self.audit.note(client.info.who, client.role, describe_command(name, args))
             self._answer_when_done(client, cmd_id, work)
             return
+        what = partial(describe_command, name, args)  # written out only if it goes on record
         if not client.budget.take(self.clock.monotonic()):
             self._refused(
                 client,
@@ -401,23 +419,37 @@ class StationServer:
                 client.send({"op": protocol.RESULT, "id": cmd_id, "ok": True, "value": to_wire(value)})
             return
         if not self.audit.station_records:
-            self.audit.note(client.info.who, client.role, what)
+            self.audit.note(client.info.who, client.role, what())
         task = self.audit.launch(client.info.who, client.role, getattr(self.station, name)(**kwargs))
         self._track(client, asyncio.ensure_future(self._finish(client, cmd_id, name, task)))
 
-    def _refused(self, client: Console, cmd_id: int, what: str, why: str, sentence: str) -> None:
-        """Answer a refusal; it goes on record within the console's budget of refusal rows."""
+    def _refused(self, client: Console, cmd_id: int, what: Callable[[], str], why: str, sentence: str) -> None:
+        """Answer a refusal; it goes on record within the console's budget of refusal rows.
+
+        A console past its budget of refusals (a burst of 20, then 5 a second) is closed instead:
+        answering and weighing each line of a flood would cost the station what the flood costs.
+        """
+        if not client.refusals.take(self.clock.monotonic()):
+            client.flooding = True
+            return
         client.send(failure_reply(cmd_id, sentence))
         self.audit.refused_command(client.key, client.info.who, client.role, what, why)
 
     def _answer_when_done(self, client: Console, cmd_id: int, work: asyncio.Future[Any]) -> None:
-        """Answer an emergency request when its emergency is done: a callback, not a task per request."""
+        """Answer an emergency request when its emergency is done: one callback and one write per console
+        and emergency, however many requests joined it (no task, no syscall per request)."""
         client.unanswered += 1
         client.waiting_on = work
+        ids = client.answers.get(work)
+        if ids is not None:
+            ids.append(cmd_id)
+            return
+        client.answers[work] = [cmd_id]
 
         def done(fut: asyncio.Future[Any]) -> None:
-            client.unanswered -= 1
-            client.send_line(self.emergencies.reply(fut, cmd_id))
+            ids = client.answers.pop(fut, [])
+            client.unanswered -= len(ids)
+            client.send_line(b"".join(self.emergencies.reply(fut, i) for i in ids))
 
         work.add_done_callback(done)
 
