@@ -159,6 +159,27 @@ async def test_a_flooding_console_never_delays_another_consoles_emergency(sock: 
         await srv.stop()
 
 
+async def test_a_blocked_flooder_is_read_again_the_moment_its_next_request_would_deflate_anew(sock: Path) -> None:
+    station = RestingStation(confirm_s=3.0)
+    srv = StationServer(station, sock, observer, fps=20)
+    await srv.start()
+    reader, flooder, _ = await connect_raw(sock)
+    try:
+        flooder.write(b"".join(emergency(i) for i in range(1, 3001)))
+        await wait_until(lambda: srv.emergencies.merged >= 1023, what="the flooder waiting for its answers")
+        await asyncio.sleep(0.1)
+        assert station.emergencies == 1, "blocked behind the one in progress"
+        station.set_targets(150.0)  # an operator inflated meanwhile: the flooder's next line must deflate it
+        t0 = asyncio.get_running_loop().time()
+        await wait_until(lambda: station.emergencies == 2, what="its next request carried out", timeout=0.5)
+        assert station.fired_at[1] - t0 < 0.1
+        got = await results(reader, set(range(1, 3001)), timeout=30)
+        assert all(m["ok"] for m in got.values())
+    finally:
+        flooder.close()
+        await srv.stop()
+
+
 async def test_merging_ends_with_the_hold_and_never_covers_an_unconfirmed_controller(sock: Path) -> None:
     station = RestingStation(confirm_s=0.01)
     srv = StationServer(station, sock, observer, fps=20, emergency_hold_s=0.3)

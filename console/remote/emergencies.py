@@ -123,6 +123,11 @@ class EmergencyDesk:
         result: EmergencySnapshot = await self.station.emergency_deflate()
         return result
 
+    def absorbing(self, fut: asyncio.Future[Any]) -> bool:
+        """``fut`` is the emergency in progress, not finished, and a request now would join it."""
+        run = self._run
+        return run is not None and run.task is fut and not fut.done() and self._joinable(run)
+
     def _joinable(self, run: _Run) -> bool:
         if run.closed:
             return False

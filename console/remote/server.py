@@ -51,6 +51,8 @@ READ_CHUNK = 64 * 1024
 """Bytes read from a console at a time."""
 MAX_UNANSWERED = 1024
 """Emergency requests of one console waiting for their answer before its next lines wait too."""
+ABSORB_CHECK_S = 0.02
+"""While they wait: how often to look whether its next request would start an emergency of its own."""
 
 
 class StationServer:
@@ -325,10 +327,13 @@ class StationServer:
                 lines += 1
                 if lines % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-                if client.unanswered >= MAX_UNANSWERED and client.waiting_on is not None:
+                while (waiting := client.waiting_on) is not None and (
+                    client.unanswered >= MAX_UNANSWERED and self.emergencies.absorbing(waiting)
+                ):
                     # Only a flood gets here: its requests all wait for one emergency, which is carried out.
-                    # Read on once they are answered; every other console's emergency still goes out at once.
-                    await asyncio.wait({client.waiting_on})
+                    # Read on once they are answered, or at once when its next request would be carried out
+                    # anew (something was raised); every other console's emergency always goes out at once.
+                    await asyncio.wait({waiting}, timeout=ABSORB_CHECK_S)
             pending = data[start:]
             if len(pending) > protocol.MAX_REQUEST:
                 await self._close_for(client, self._too_long())
