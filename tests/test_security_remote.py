@@ -334,15 +334,18 @@ async def test_a_user_connecting_too_often_is_refused_for_a_moment(sock: Path) -
         await srv.stop()
 
 
-async def test_a_console_that_never_reads_is_let_go_even_when_the_station_goes_quiet(sock: Path) -> None:
+async def test_a_console_that_never_reads_is_let_go_even_below_the_high_water_mark(sock: Path) -> None:
+    """Frames are skipped past the high-water mark; a console that takes nothing at all is cut off well before."""
     station = FakeStation(cuffs=16, trace_points=100)
-    srv = StationServer(station, sock, operator, fps=200, stall_timeout_s=1.0)
+    srv = StationServer(station, sock, operator, fps=200, stall_timeout_s=1.0, high_water=64 * 1024 * 1024)
     await srv.start()
     _, stuck, _ = await connect_raw(sock, limit=64 * 1024)  # reads its hello, never anything again
-    ticker = asyncio.create_task(ticking(station, 0.002))
+    ticker = asyncio.create_task(ticking(station, 0.005))
     try:
-        await wait_until(lambda: any(c.frames_skipped for c in srv.clients), what="bytes piling up for it")
-        ticker.cancel()  # the station goes quiet: no new frame will ever be offered to it
+        await wait_until(
+            lambda: any(c.transport.get_write_buffer_size() for c in srv._clients), what="bytes waiting for it"
+        )
+        ticker.cancel()  # the station goes quiet: what waits for it stays under the mark for ever
         await wait_until(lambda: srv.cut_off == 1 and not srv.clients, what="the cut-off", timeout=5.0)
     finally:
         ticker.cancel()
