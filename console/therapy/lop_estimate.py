@@ -60,6 +60,9 @@ MAX_WIDTH_MMHG = 8.0
 """A bracket wider than this is not a result (its middle could be 4+ mmHg off on its own)."""
 REGULAR_COHERENCE = 0.5
 """A rhythm is followed coherently when the heart rate's line holds at least this share of the band's power."""
+BOUND_SD = 3.0
+"""Bounds of a level's pulse are this many SDs wide: the tightest of several levels' bounds is used, so
+each must hold with room to spare."""
 SAME_LEVEL_MMHG = 1.0
 """Plateaus held within this of each other are one level (their readings are pooled)."""
 
@@ -118,12 +121,12 @@ class Level:
         return math.sqrt(max(0.0, self.power))
 
     def upper(self) -> float:
-        """Upper bound (about 97.5 %) of the pulse's amplitude here, mmHg."""
-        return math.sqrt(max(0.0, self.power) + 2.0 * math.sqrt(self.var))
+        """Upper bound (:data:`BOUND_SD` SDs) of the pulse's amplitude here, mmHg."""
+        return math.sqrt(max(0.0, self.power) + BOUND_SD * math.sqrt(self.var))
 
     def lower(self) -> float:
-        """Lower bound (about 97.5 %) of the pulse's amplitude here, mmHg (0 when it may be nothing)."""
-        return math.sqrt(max(0.0, self.power - 2.0 * math.sqrt(self.var)))
+        """Lower bound (:data:`BOUND_SD` SDs) of the pulse's amplitude here, mmHg (0 when it may be nothing)."""
+        return math.sqrt(max(0.0, self.power - BOUND_SD * math.sqrt(self.var)))
 
 
 BAND_HINT_Z = 3.5
@@ -202,7 +205,14 @@ class Bracket:
     """A level above ``hi`` where the pulse showed again."""
 
     def absent(self, lv: Level) -> bool:
-        return not lv.present and not lv.band_hint and lv.upper() <= ABSENT_FRACTION * self.peak.amplitude
+        """No pulse here, and one of :data:`ABSENT_FRACTION` of the peak's would have shown: confirmed only on a
+        plateau the regulator left alone (what a correction's fit takes away can be the pulse itself)."""
+        return (
+            not lv.present
+            and not lv.corrected
+            and not lv.band_hint
+            and lv.upper() <= ABSENT_FRACTION * self.peak.amplitude
+        )
 
     @property
     def width(self) -> float:
@@ -296,6 +306,11 @@ def verdict(amps: Sequence[StepAmplitude], hr: float | None, noise: float | None
             return fail(
                 f"pulsation never faded below the ceiling ({ceiling:.0f} mmHg): the LOP is higher, "
                 "or the cuff is too narrow for this limb"
+            )
+        if any(x.corrected for x in br.levels if x.pressure > br.lo.pressure):
+            return fail(
+                f"the regulator kept correcting above {br.lo.pressure:.0f} mmHg: the pulse's absence could not "
+                "be confirmed on a steady plateau"
             )
         if not br.regular:
             return fail(
