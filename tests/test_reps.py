@@ -9,6 +9,7 @@ import pytest
 
 from bench.bench_lop import Rig
 from console.therapy.reps import ContractionDetector, Metronome
+from drivers.emulator.limb import FADES, LimbModel
 
 
 def test_metronome_counts_whole_periods_and_beats_in_the_first_half() -> None:
@@ -61,16 +62,7 @@ def test_detector_ignores_a_new_target() -> None:
     "pressure,rise,cadence",
     [
         (160.0, 10.0, 2.0),
-        pytest.param(
-            100.0,
-            6.0,
-            3.0,
-            marks=pytest.mark.xfail(
-                reason="known limit: a 6 % squeeze near mean arterial pressure (largest pulse) is missed "
-                "about 1 time in 3",
-                strict=True,
-            ),
-        ),
+        (100.0, 6.0, 3.0),  # a 6 % squeeze near mean arterial pressure, where the pulse is largest
     ],
 )
 def test_detector_against_the_emulator_true_reps(pressure: float, rise: float, cadence: float) -> None:
@@ -90,3 +82,50 @@ def test_detector_against_the_emulator_true_reps(pressure: float, rise: float, c
     truth = rig.fw.true_reps(1)
     assert truth >= 10
     assert abs(det.count - truth) <= 1, (det.count, truth)
+
+
+def test_detector_across_limbs_counts_nearly_every_contraction() -> None:
+    """Eight limbs drawn at random (seed 7): fade, peak, heart rate 45-130 (some irregular), pulse 0.3-4,
+    noise 0.2-1, squeezes of 5-15 % at 2 or 3 s near the pulse's peak. At least 7 of 8 counts within one
+    of the emulator's true reps (a probe over 40 limbs found about 1 in 8 missing two or more)."""
+    rng = random.Random(7)
+    good = []
+    for i in range(8):
+        lop = rng.uniform(120.0, 280.0)
+        peak = rng.uniform(0.4, 0.8)
+        limb = LimbModel(
+            fade=rng.choice(FADES),
+            peak_at=peak,
+            rhythm_var=rng.choice((0.03, 0.15)),
+            breathing=rng.uniform(0.0, 0.2),
+        )
+        rig = Rig(
+            lop,
+            heart_rate=rng.uniform(45.0, 130.0),
+            pulse_amplitude=rng.uniform(0.3, 4.0),
+            sensor_noise=rng.uniform(0.2, 1.0),
+            seed=i,
+            limb=limb,
+        )
+        pressure = round(peak * lop * rng.uniform(0.8, 1.2), 1)
+        rise, cadence = rng.uniform(5.0, 15.0), rng.choice((2.0, 3.0))
+        rig.command("SET", 1, pressure)
+        det = ContractionDetector()
+        for _ in range(60):  # 6 s to fill and settle
+            _feed(rig, det)
+        rig.fw.exercise(1, cadence_s=cadence, contraction_s=1.0, rise_pct=rise)
+        for _ in range(200):  # 20 s of squeezes
+            _feed(rig, det)
+        truth = rig.fw.true_reps(1)
+        rig.fw.exercise(1, on=False)
+        for _ in range(25):  # the last one ends and is seen
+            _feed(rig, det)
+        good.append(abs(det.count - truth) <= 1)
+    assert sum(good) >= 7, good
+
+
+def _feed(rig: Rig, det: ContractionDetector) -> None:
+    if rig.now - rig._last_tx > 0.5:  # noqa: SLF001 - keep the watchdog fed
+        rig.command("PING")
+    for t, p in rig.run_for(0.1):
+        det.feed(t, p)

@@ -236,14 +236,18 @@ class ContractionDetector:
         if not self._in:
             # Follow the regulated pressure and learn the resting spread.
             a = 1.0 - math.exp(-dt / (self.baseline_tau_s if warm else 0.5)) if dt > 0 else 0.0
-            # Rises above the threshold move the baseline slowly (they may be a contraction's onset).
-            self._baseline += a * (rise if rise < thr else 0.1 * rise)
+            # Once warm, rises above the threshold move the baseline slowly (they may be a contraction's
+            # onset); while warming up it follows everything (the end of a fill is no contraction).
+            self._baseline += a * (rise if rise < thr or not warm else 0.1 * rise)
             # The spread is learned fast while warming up, slowly after.
             tau = 0.5 if not warm else 2 * self.baseline_tau_s
             b = 1.0 - math.exp(-dt / tau) if dt > 0 else 0.0
-            # Capped at the floor threshold: a fill or one big swing cannot inflate the spread.
-            dev = min(abs(rise), max(self.min_rise_frac * self._baseline, self.min_rise_mmhg))
-            self._spread += b * (dev - self._spread)
+            # Learned from the dips under the baseline only: pulse and noise swing both ways, a
+            # contraction only up, so squeezes too small to count cannot raise the threshold that
+            # then misses the next ones. Capped at the floor threshold: one big swing cannot inflate it.
+            if rise <= 0.0:
+                dev = min(-rise, max(self.min_rise_frac * self._baseline, self.min_rise_mmhg))
+                self._spread += b * (dev - self._spread)
             if warm and rise > thr and t - self._last_end >= self.refractory_s:
                 self._in = True
                 self._in_start = t
