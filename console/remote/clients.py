@@ -19,6 +19,10 @@ from console.remote.roles import Decision
 
 log = logging.getLogger(__name__)
 
+MERGED_PER_S = 2000.0
+"""Emergency requests of one console merged a second before it is read only at that pace (while they would
+still be merged: the moment one would be carried out anew it is read at once)."""
+
 
 @dataclass
 class ClientInfo:
@@ -57,6 +61,8 @@ class Console:
     """Emergency requests waiting, by the emergency they started or joined: answered in one write each."""
     closed_because: str = ""
     """Why the station closed it (garbage, a flood), for the detach row."""
+    merged: TokenBucket = field(default_factory=lambda: TokenBucket(MERGED_PER_S, MERGED_PER_S))
+    """Its emergency requests merged into one in progress; past them it is read at that pace while they would be."""
     unanswered: int = 0
     """Its emergency requests waiting for their answer (all of :attr:`answers`)."""
     waiting_on: asyncio.Future[Any] | None = None
@@ -113,5 +119,5 @@ async def close_soon(writer: asyncio.StreamWriter, grace_s: float = 2.0) -> None
     if transport.is_closing():
         return
     transport.close()
-    loop = asyncio.get_running_loop()
-    loop.call_later(grace_s, transport.abort)
+    if transport.get_write_buffer_size():  # the kernel took everything already in most cases: no timer then
+        asyncio.get_running_loop().call_later(grace_s, transport.abort)

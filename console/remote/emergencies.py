@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.common.api import EmergencySnapshot, StationSnapshot
+from console.remote.clients import Console
 from console.remote.commands import failure_sentence
 from console.remote.wire import to_wire
 
@@ -101,12 +102,14 @@ class EmergencyDesk:
         self._reply: tuple[asyncio.Future[Any], bytes] | None = None
         self._rest: tuple[StationSnapshot, bool] | None = None
 
-    def request(self, who: str, role: str) -> tuple[asyncio.Future[Any], bool]:
-        """The answer to one request (the emergency it started or joined; never refused), and whether it started one."""
+    def request(self, who: str, role: str, count: int = 1) -> tuple[asyncio.Future[Any], bool]:
+        """The answer to ``count`` requests read in one step (the emergency they started or joined; never
+        refused), and whether they started one. The first decides; the others came before it could run,
+        so they join it (rule 2)."""
         run = self._run
         if run is not None and self._joinable(run):
-            run.joined[(who, role)] += 1
-            self.merged += 1
+            run.joined[(who, role)] += count
+            self.merged += count
             assert run.task is not None
             return run.task, False
         if run is not None:
@@ -116,12 +119,20 @@ class EmergencyDesk:
         run.task.add_done_callback(lambda _: self._ended(run))
         self._run = run
         self.started += 1
+        if count > 1:
+            run.joined[(who, role)] += count - 1
+            self.merged += count - 1
         return run.task, True
 
     async def _carry_out(self, run: _Run) -> EmergencySnapshot:
         run.fired = True  # the station's first step follows at once, in this same step of the loop
         result: EmergencySnapshot = await self.station.emergency_deflate()
         return result
+
+    def merging(self) -> bool:
+        """A request now would join the emergency of this server in progress or just done (rules 2-3)."""
+        run = self._run
+        return run is not None and self._joinable(run)
 
     def absorbing(self, fut: asyncio.Future[Any]) -> bool:
         """``fut`` is the emergency in progress, not finished, and a request now would join it."""
@@ -177,6 +188,24 @@ class EmergencyDesk:
                 f"EMERGENCY DEFLATE ALL ({times}; joined the one {run.by} began at {when}, "
                 "still in progress with nothing raised since)",
             )
+
+    def answer_when_done(self, client: Console, cmd_ids: list[int], work: asyncio.Future[Any]) -> None:
+        """Answer a console's requests when their emergency is done: one callback and one write per console
+        and emergency, however many requests joined it (no task, no syscall per request)."""
+        client.unanswered += len(cmd_ids)
+        client.waiting_on = work
+        ids = client.answers.get(work)
+        if ids is not None:
+            ids.extend(cmd_ids)
+            return
+        client.answers[work] = list(cmd_ids)
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            ids = client.answers.pop(fut, [])
+            client.unanswered -= len(ids)
+            client.send_line(b"".join(self.reply(fut, i) for i in ids))
+
+        work.add_done_callback(done)
 
     def reply(self, done: asyncio.Future[Any], cmd_id: int) -> bytes:
         """The RESULT line for request ``cmd_id`` of the finished emergency ``done`` (encoded once per emergency)."""

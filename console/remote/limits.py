@@ -19,19 +19,38 @@ class TokenBucket:
 
     rate: float
     burst: float
-    tokens: float = -1.0
-    last: float = 0.0
+    tokens: float = field(init=False)
+    last: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+
+    def _refill(self, now: float) -> None:
+        if self.last is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
 
     def take(self, now: float) -> bool:
         """One action now: True if within the budget."""
-        if self.tokens < 0:
-            self.tokens, self.last = self.burst, now
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
+        self._refill(now)
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
         return False
+
+    def spend(self, n: int, now: float) -> None:
+        """``n`` actions that happen anyway (they may leave a debt, paid back at ``rate``)."""
+        self._refill(now)
+        self.tokens -= n
+
+    def spent(self, now: float) -> bool:
+        """Nothing left now."""
+        self._refill(now)
+        return self.tokens < 1.0
+
+    def full(self, now: float) -> bool:
+        """Back to its whole burst (it owes nothing): a table of buckets may forget it."""
+        return self.last is None or self.tokens + (now - self.last) * self.rate >= self.burst
 
 
 @dataclass
@@ -64,7 +83,7 @@ class RowThrottle:
     def forget_idle(self, now: float) -> None:
         """Drop buckets that are full again and owe nothing (a bound on the table itself)."""
         for key, bucket in list(self._buckets.items()):
-            if key not in self._untold and bucket.tokens + (now - bucket.last) * bucket.rate >= bucket.burst:
+            if key not in self._untold and bucket.full(now):
                 del self._buckets[key]
 
 
@@ -105,7 +124,7 @@ class ConnectionCaps:
     def forget_idle(self, now: float) -> None:
         """Drop the rate of users with no connection whose budget is full again (a bound on the table)."""
         for uid, bucket in list(self._rates.items()):
-            if uid not in self.by_uid and bucket.tokens + (now - bucket.last) * bucket.rate >= bucket.burst:
+            if uid not in self.by_uid and bucket.full(now):
                 del self._rates[uid]
 
     def others(self) -> int:

@@ -71,6 +71,20 @@ _EMERGENCY_LINE = re.compile(rb'\{"op":"cmd","id":(\d{1,15}),"name":"emergency_d
 """The emergency request exactly as :func:`encode` writes it: read without the JSON parser (a flood of them is cheap)."""
 
 
+def emergency_run(data: bytes, start: int, limit: int) -> tuple[list[int], int]:
+    """The ids of up to ``limit`` emergency requests written as :func:`encode` writes them, one after the
+    other from ``start`` in ``data``, and the offset just past them (``start`` and no id when there is none).
+
+    A flood is read a run at a time, not a line at a time: what it costs is a regular expression per line.
+    """
+    ids: list[int] = []
+    match = _EMERGENCY_LINE.match
+    while len(ids) < limit and (m := match(data, start)) is not None:
+        ids.append(int(m.group(1)))
+        start = m.end()
+    return ids, start
+
+
 def parse_command(line: bytes) -> tuple[int, str, dict[str, Any]]:
     """``(id, name, args)`` of one client line, or :class:`ProtocolError` saying what is wrong with it."""
     fast = _EMERGENCY_LINE.fullmatch(line)

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 YIELD_EVERY = 32
 """Lines read from one console before the loop gets a turn (samples, other consoles)."""
+EMERGENCY_BATCH = 256
+"""Emergency requests one after the other taken in one go (then the loop gets its turn)."""
 READ_CHUNK = 64 * 1024
 """Bytes read from a console at a time."""
 MAX_UNANSWERED = 1024
@@ -266,9 +268,11 @@ class StationServer:
 
     async def _refuse_peer(self, writer: asyncio.StreamWriter, uid: int, who: str, pid: int, reason: str) -> None:
         self.refused += 1
-        if self.audit.refused_peer(uid, who, pid, reason):  # logged as often as recorded: a storm stays cheap
+        # Told, logged and recorded as often as the user's budget of rows allows (20, then 1 a second):
+        # past it a storm of connections is just closed, which costs the station the least it can.
+        if self.audit.refused_peer(uid, who, pid, reason):
             log.warning("refused %s (pid %d): %s", who, pid, reason)
-        writer.write(protocol.encode({"op": protocol.REFUSED, "reason": reason}))
+            writer.write(protocol.encode({"op": protocol.REFUSED, "reason": reason}))
         await close_soon(writer)
 
     async def _attached(
@@ -317,16 +321,31 @@ class StationServer:
                 return  # gone (a partial line is dropped: nothing to act on)
             data = pending + chunk if pending else chunk
             start = 0
-            while (end := data.find(b"\n", start)) >= 0:
-                line, start = data[start : end + 1], end + 1
-                reason = self._handle(client, line) if len(line) <= protocol.MAX_REQUEST else self._too_long()
-                if reason is not None:
-                    if reason:
-                        await self._close_for(client, reason)
-                    return
-                lines += 1
-                if lines % YIELD_EVERY == 0:
+            while True:
+                room = max(1, min(EMERGENCY_BATCH, MAX_UNANSWERED - client.unanswered))
+                ids, after = protocol.emergency_run(data, start, room)
+                if ids:  # emergency requests one after the other: carried out or merged in one go
+                    start = after
+                    self._emergencies(client, ids, {})
+                    lines += len(ids)
+                else:
+                    end = data.find(b"\n", start)
+                    if end < 0:
+                        break
+                    line, start = data[start : end + 1], end + 1
+                    reason = self._handle(client, line) if len(line) <= protocol.MAX_REQUEST else self._too_long()
+                    if reason is not None:
+                        if reason:
+                            await self._close_for(client, reason)
+                        return
+                    lines += 1
+                if lines >= YIELD_EVERY:
+                    lines = 0
                     await asyncio.sleep(0)
+                while client.merged.spent(self.clock.monotonic()) and self.emergencies.merging():
+                    # A flood of requests that change nothing is read at MERGED_PER_S; the moment its
+                    # next one would be carried out anew (something raised), it is read at once again.
+                    await asyncio.sleep(ABSORB_CHECK_S)
                 while (waiting := client.waiting_on) is not None and (
                     client.unanswered >= MAX_UNANSWERED and self.emergencies.absorbing(waiting)
                 ):
@@ -371,12 +390,7 @@ class StationServer:
         client.info.commands += 1
         spec = COMMANDS.get(name)
         if name == "emergency_deflate":
-            # Carried out before anything else is looked at, whatever the role, the budget or the
-            # form (an unexpected argument is ignored, and kept in the record); a flood is merged.
-            work, started = self.emergencies.request(client.info.who, client.role)
-            if started and (not self.audit.station_records or args):
-                self.audit.note(client.info.who, client.role, describe_command(name, args))
-            self._answer_when_done(client, cmd_id, work)
+            self._emergencies(client, [cmd_id], args)
             return
         what = partial(describe_command, name, args)  # written out only if it goes on record
         if not client.budget.take(self.clock.monotonic()):
@@ -440,23 +454,14 @@ class StationServer:
         client.send(failure_reply(cmd_id, sentence))
         self.audit.refused_command(client.key, client.info.who, client.role, what, why)
 
-    def _answer_when_done(self, client: Console, cmd_id: int, work: asyncio.Future[Any]) -> None:
-        """Answer an emergency request when its emergency is done: one callback and one write per console
-        and emergency, however many requests joined it (no task, no syscall per request)."""
-        client.unanswered += 1
-        client.waiting_on = work
-        ids = client.answers.get(work)
-        if ids is not None:
-            ids.append(cmd_id)
-            return
-        client.answers[work] = [cmd_id]
-
-        def done(fut: asyncio.Future[Any]) -> None:
-            ids = client.answers.pop(fut, [])
-            client.unanswered -= len(ids)
-            client.send_line(b"".join(self.emergencies.reply(fut, i) for i in ids))
-
-        work.add_done_callback(done)
+    def _emergencies(self, client: Console, cmd_ids: list[int], args: dict[str, Any]) -> None:
+        """Emergency requests: carried out before anything else is looked at, whatever the role, the
+        budget or the form (an unexpected argument is ignored, and kept in the record); a flood is merged."""
+        work, started = self.emergencies.request(client.info.who, client.role, len(cmd_ids))
+        client.merged.spend(len(cmd_ids) - started, self.clock.monotonic())
+        if started and (not self.audit.station_records or args):
+            self.audit.note(client.info.who, client.role, describe_command("emergency_deflate", args))
+        self.emergencies.answer_when_done(client, cmd_ids, work)
 
     def _track(self, client: Console, task: asyncio.Future[None]) -> None:
         client.in_flight.add(task)  # type: ignore[arg-type]
