@@ -395,7 +395,9 @@ async def hostile_main(
         await asyncio.sleep(2.0)
         quiet = await measured(station, socket, args, direct=True)
         rows0 = len(records.commands())
-        for _, go, _ in (*children, flood):
+        os.write(flood[1], b"g")  # the flooder first: once attached it keeps its place
+        await asyncio.sleep(0.3)
+        for _, go, _ in children:
             os.write(go, b"g")
         await asyncio.sleep(0.5)
         attached_peak = 0
@@ -457,7 +459,8 @@ def print_hostile(
     )
     print(
         f"flood: {flood.get('sent', 0)} emergency deflates sent by an observer ({flood.get('role')}), "
-        f"{flood.get('ok', 0)} answered ok, {flood.get('failed', 0)} failed; at the station "
+        f"{flood.get('ok', 0)} answered ok, {flood.get('failed', 0)} failed, {flood.get('cut_off', 0)} times cut off "
+        f"for not reading its answers ({flood.get('unanswered_when_cut', 0)} then unanswered); at the station "
         f"{server.emergencies.started} carried out, {server.emergencies.merged} merged into one in progress; "
         f"{len(records.emergencies())} emergency rows in all"
     )
