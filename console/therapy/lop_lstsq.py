@@ -48,5 +48,3 @@ def lstsq(columns: list[list[float]], y: Sequence[float]) -> tuple[list[float], 
     aty = [math.fsum(a * b for a, b in zip(c, y)) for c in columns]
     coef = [math.fsum(inv[i][j] * aty[j] for j in range(k)) for i in range(k)]
     return coef, inv
-
-
