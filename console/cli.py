@@ -19,6 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from console.common.facts import POSITIONS
+
 if TYPE_CHECKING:
     from console.config.schema import StationConfig
 
@@ -56,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     lop = sub.add_parser("measure-lop", help="measure one cuff's limb occlusion pressure, without the UI")
     lop.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)
     lop.add_argument("--cuff", required=True, help="cuff id from the config")
-    lop.add_argument("--position", default="seated", choices=["supine", "seated", "standing"])
+    lop.add_argument("--position", default="seated", choices=POSITIONS)
 
     rep = sub.add_parser("report", help="list sessions, or print / export one, or list the audit trail")
     rep.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS)

@@ -29,7 +29,7 @@ from console.common.api import (
     PlanSummary,
     StationSnapshot,
 )
-from console.common.facts import PATIENT_ID
+from console.common.facts import PATIENT_ID, POSITIONS
 from console.ui.actions import NOT_SENT, ConsoleActions
 from console.ui.plain import clean, notify_plain, plain
 from console.ui.screens.dialogs import ClosesOnEmergency
@@ -38,7 +38,6 @@ from console.ui.widgets.inputs import OrderedInput
 
 log = logging.getLogger(__name__)
 
-POSITIONS = ("supine", "seated", "standing")
 DEFAULT_POSITION = "seated"
 LOP_RANGE = (50.0, 350.0)
 """A typed LOP outside this is a typo (the station checks the same range)."""
