@@ -10,14 +10,59 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from drivers.emulator.limb import LimbModel
 from tests.station_support import cuff, wait_for
-from tests.therapy_support import real_rig, vented_at_emulator
+from tests.therapy_support import Rig, real_rig, vented_at_emulator
 
 TRUE_LOPS = (125.0, 140.0)
 TOLERANCE = 15.0
+ATTEMPTS = 2
+"""The measurement times the pulse by when each sample reaches the station. With both cores taken by
+other processes (a loaded CI machine: .ci/stress), that arrival jitter can hide the pulse, and the
+measurement then refuses, correctly, both limbs; a second attempt on the same rig must then give a
+number. A measurement that never works still fails the test."""
 
 
+async def measure_both(rig: Rig) -> dict[str, float]:
+    """Both cuffs measured at once, every ending checked; the LOPs that came out, by cuff."""
+    st = rig.station
+    await st.measure_lop("A1", position="seated")
+    await st.measure_lop("A2", position="supine")
+    progress = [cuff(st, c).lop_measure for c in ("A1", "A2")]
+    assert all(p is not None and p.state == "running" for p in progress)
+    peaks = {1: 0.0, 2: 0.0}
+    fw = rig.fw("A")
+
+    def done() -> bool:
+        for ch in (1, 2):
+            peaks[ch] = max(peaks[ch], fw.channel(ch).target)
+        return all(cuff(st, c).lop_measure.state in ("done", "failed") for c in ("A1", "A2"))
+
+    await wait_for(done, "both measurements ended", 75)
+    await vented_at_emulator(rig, "A", 1)
+    await vented_at_emulator(rig, "A", 2)
+    assert max(peaks.values()) <= 300.0
+    assert st.supervisor.measuring == set()
+    assert not [a for a in st.snapshot().alarms], "stepping raised no alarm"
+    results = {}
+    for cid, true in zip(("A1", "A2"), TRUE_LOPS):
+        p = cuff(st, cid).lop_measure
+        if p.state == "failed":
+            assert p.message and p.lop is None and cuff(st, cid).lop is None, "a clean failure"
+            continue
+        assert p.lop is not None and abs(p.lop - true) <= TOLERANCE, (cid, p, true)
+        assert p.bracket_low is not None and p.bracket_high is not None and p.resolution is not None
+        assert p.bracket_low <= p.lop <= p.bracket_high
+        assert 0.0 < (p.confidence or 0) <= 1.0
+        assert cuff(st, cid).lop == p.lop, "the LOP is set on the cuff"
+        assert st.cuffs[cid].lop_source == "auto"
+        results[cid] = p.lop
+    return results
+
+
+@pytest.mark.timeout(240)
 async def test_two_cuffs_measured_at_once_end_vented_with_their_lop_set_and_recorded(tmp_path: Path) -> None:
     rig = await real_rig(tmp_path, lops=TRUE_LOPS, pulse_mmhg=4.0, lop_options={"budget_s": 40.0})
     st = rig.station
@@ -25,37 +70,11 @@ async def test_two_cuffs_measured_at_once_end_vented_with_their_lop_set_and_reco
         chan.phys.limb = LimbModel(fade="sqrt")
     try:
         await st.set_patient("A1", "P-010")
-        await st.measure_lop("A1", position="seated")
-        await st.measure_lop("A2", position="supine")
-        progress = [cuff(st, c).lop_measure for c in ("A1", "A2")]
-        assert all(p is not None and p.state == "running" for p in progress)
-        peaks = {1: 0.0, 2: 0.0}
-        fw = rig.fw("A")
-
-        def done() -> bool:
-            for ch in (1, 2):
-                peaks[ch] = max(peaks[ch], fw.channel(ch).target)
-            return all(cuff(st, c).lop_measure.state in ("done", "failed") for c in ("A1", "A2"))
-
-        await wait_for(done, "both measurements ended", 75)
-        await vented_at_emulator(rig, "A", 1)
-        await vented_at_emulator(rig, "A", 2)
-        assert max(peaks.values()) <= 300.0
-        assert st.supervisor.measuring == set()
-        assert not [a for a in st.snapshot().alarms], "stepping raised no alarm"
-        results = {}
-        for cid, true in zip(("A1", "A2"), TRUE_LOPS):
-            p = cuff(st, cid).lop_measure
-            if p.state == "failed":
-                assert p.message and p.lop is None and cuff(st, cid).lop is None, "a clean failure"
-                continue
-            assert p.lop is not None and abs(p.lop - true) <= TOLERANCE, (cid, p, true)
-            assert p.bracket_low is not None and p.bracket_high is not None and p.resolution is not None
-            assert p.bracket_low <= p.lop <= p.bracket_high
-            assert 0.0 < (p.confidence or 0) <= 1.0
-            assert cuff(st, cid).lop == p.lop, "the LOP is set on the cuff"
-            assert st.cuffs[cid].lop_source == "auto"
-            results[cid] = p.lop
+        results: dict[str, float] = {}
+        for _attempt in range(ATTEMPTS):
+            results = await measure_both(rig)
+            if results:
+                break
         assert results, "at least one of two clean limbs gave a LOP"
         if "A1" in results:
             (rec,) = rig.records.lops("P-010")
