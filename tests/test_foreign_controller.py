@@ -65,7 +65,9 @@ def foreign(tmp_path: Path) -> Iterator[Make]:
         server.stop()
 
 
-def station_config(tmp_path: Path, ports: dict[str, tuple[str, int]]) -> StationConfig:
+def station_config(
+    tmp_path: Path, ports: dict[str, tuple[str, int]], safety: dict[str, Any] | None = None
+) -> StationConfig:
     """Controllers id -> (pty symlink, channels); cuffs ``<id><channel>``, all legs, no LOP.
     4 channels are left to the config's default (a real port without ``channels``)."""
     controllers = [
@@ -84,7 +86,7 @@ def station_config(tmp_path: Path, ports: dict[str, tuple[str, int]]) -> Station
             "socket": "var/bfr.sock",
             "occlusion_threshold_mmhg": 20.0,
         },
-        "safety": SAFETY,
+        "safety": SAFETY | (safety or {}),
         "controllers": controllers,
         "cuffs": cuffs,
     }
@@ -95,8 +97,8 @@ def station_config(tmp_path: Path, ports: dict[str, tuple[str, int]]) -> Station
 async def run_station(tmp_path: Path) -> AsyncIterator[Callable[[dict[str, tuple[str, int]]], Any]]:
     stations: list[Station] = []
 
-    async def start(ports: dict[str, tuple[str, int]]) -> Station:
-        st = Station(station_config(tmp_path, ports))
+    async def start(ports: dict[str, tuple[str, int]], safety: dict[str, Any] | None = None) -> Station:
+        st = Station(station_config(tmp_path, ports, safety))
         stations.append(st)
         await st.start()
         await wait_for(lambda: all(c.state == "ready" for c in st.snapshot().controllers), "controllers ready", 5)
@@ -430,11 +432,14 @@ async def test_garbage_on_the_line_and_slow_answers_change_nothing(foreign: Make
         c.faults.answer_delay_ms = (60.0, 180.0)
 
     box.call(spoil)
-    st = await run_station({"F": (box.link_path, 2)})
+    # Not a test of the link timeout or the deflate confirmation: loaded-machine values for both, so
+    # only what garbage and slow answers themselves do can raise an alarm (seen 1 run in 5 under
+    # .ci/stress with the 1.5 s / 1 s of the other tests).
+    st = await run_station({"F": (box.link_path, 2)}, {"link_timeout_s": 5.0, "deflate_confirm_s": 5.0})
     await hold(st, "F1", 100)
-    await wait_for(lambda: st.snapshot().controllers[0].dropped > 5, "damaged lines dropped and counted", 3)
+    await wait_for(lambda: st.snapshot().controllers[0].dropped > 5, "damaged lines dropped and counted", 10)
     await st.deflate("F1")
-    await vented_within(box, 4)
+    await vented_within(box, 10)
     assert st.snapshot().controllers[0].state == "ready"
     assert [a.cause for a in st.alarm_log()] == []
 
