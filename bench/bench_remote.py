@@ -81,9 +81,6 @@ def station_config(base: Path, socket: Path) -> Any:
     return parse_config(data, str(base / "config.toml"))
 
 
-# ----------------------------------------------------------------------------- consoles (child process)
-
-
 class TimedRemote(RemoteStation):
     """Notes, for every snapshot decoded, how long after its newest sample it arrived."""
 
@@ -124,9 +121,6 @@ async def consoles(socket: str, count: int, seconds: float) -> None:
     print(json.dumps({"delays": delays, "transit": transit, "fps": fps, "connected": connected}), flush=True)
     for r in remotes:
         await r.close()
-
-
-# ----------------------------------------------------------------------------- station (this process)
 
 
 async def cpu_share(seconds: float) -> float:
@@ -221,8 +215,6 @@ async def main(args: argparse.Namespace) -> None:
         await station.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
-
-# ----------------------------------------------------------------------------- hostile (issue 13)
 
 NOGROUP = 65534
 HOSTILE_UID = 61000
