@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--day", metavar="YYYY-MM-DD", type=_day, help="the day for --audit (default: today)")
 
+    setup = sub.add_parser("setup", help="find the controllers and write a config (a screen, or --write FILE)")
+    setup.add_argument("--ports", nargs="+", metavar="PORT", default=[], help="try exactly these ports")
+    setup.add_argument("--write", metavar="FILE", help="no screen: write a config for what answered to FILE")
+    setup.add_argument("--yes", action="store_true", help="with --write: replace FILE (the old one is kept as .bak)")
+    setup.add_argument("--timeout", type=float, default=1.0, metavar="S", help="seconds a port has to answer")
+    setup.add_argument("--kiosk", action="store_true", default=argparse.SUPPRESS)
+    setup.add_argument("--theme", choices=["auto", "textual-dark", "ansi"], default=argparse.SUPPRESS)
+
     sub.add_parser("emulator", help="run a controller emulator on a pseudo-terminal (see --help)", add_help=False)
     return p
 
@@ -120,6 +128,16 @@ def _setup_logging(config: StationConfig, to_stderr: bool) -> None:
     )
 
 
+def _setup(args: argparse.Namespace) -> int:
+    """``setup``: headless with ``--write``, else the setup screen (no config needed: it makes one)."""
+    if args.write:
+        from console.setup.headless import run
+
+        return run(args.ports, args.write, yes=args.yes, timeout=args.timeout)
+    print("bfr-console setup: the setup screen is not there yet; use --write FILE", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
@@ -134,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_attached(
             socket_path=args.socket, kiosk=getattr(args, "kiosk", False), theme=getattr(args, "theme", None) or "auto"
         )
+    if command == "setup":
+        return _setup(args)
     config = _load(args)
     if command == "check-config":
         from console.app_runner import describe_config

@@ -1,0 +1,183 @@
+"""A station config drafted from what the scan found, checked by the console's own loader, written safely.
+
+The draft is plain data the setup screen edits (names, limbs, labels, widths,
+pairs). Writing goes through :func:`console.config.loader.parse_config`, the
+validation the console runs at start, so a file that setup writes is one the
+console starts with. An existing file is never lost: it is kept beside the new
+one as ``FILE.bak`` (the screen and ``--yes`` are the only ways to replace it,
+after the changes were shown).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import string
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from console.config.loader import ConfigError, parse_config
+from console.config.schema import StationConfig
+from console.setup.scan import PortReport
+
+LIMBS = ("leg", "arm")
+HEADER = (
+    "# BFR station configuration, written by `bfr-console setup`.\n"
+    "# Every key left out takes its default: see the commented config.toml shipped with the console.\n"
+    "# Each controller's serial is pinned: a port that answers as another controller is refused.\n\n"
+)
+KEPT_SECTIONS = ("station", "safety", "alarms", "ui", "roles", "plans")
+"""What a replaced config keeps of the old file: everything but its controllers and cuffs."""
+
+
+@dataclass
+class DraftController:
+    id: str
+    port: str
+    serial: str
+    channels: int
+    model: str = ""
+
+
+@dataclass
+class DraftCuff:
+    id: str
+    controller: str
+    channel: int
+    limb: str = "leg"
+    label: str = ""
+    width_cm: float | None = None
+    pair: str | None = None
+
+
+@dataclass
+class Draft:
+    controllers: list[DraftController] = field(default_factory=list)
+    cuffs: list[DraftCuff] = field(default_factory=list)
+
+    def controller(self, cid: str) -> DraftController:
+        return next(c for c in self.controllers if c.id == cid)
+
+
+def controller_ids(n: int) -> list[str]:
+    """A, B, ... Z, then C27, C28 ... (short names that read well on a panel: ``A1``)."""
+    letters = string.ascii_uppercase
+    return [letters[i] if i < len(letters) else f"C{i + 1}" for i in range(n)]
+
+
+def draft_from(reports: Sequence[PortReport]) -> Draft:
+    """One controller per usable port (its serial pinned), one leg cuff per channel (``A1``, ``A2`` ...)."""
+    usable = [r for r in reports if r.usable and r.info is not None]
+    draft = Draft()
+    for cid, r in zip(controller_ids(len(usable)), usable, strict=True):
+        assert r.info is not None
+        draft.controllers.append(DraftController(cid, r.port, r.info.serial, r.info.channels, r.info.model))
+        for ch in range(1, r.info.channels + 1):
+            draft.cuffs.append(DraftCuff(f"{cid}{ch}", cid, ch, label=f"{cid} channel {ch}"))
+    return draft
+
+
+def document(draft: Draft, kept: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The TOML document: the kept sections of an old file (if any), then the draft's controllers and cuffs."""
+    doc: dict[str, Any] = {k: v for k, v in (kept or {}).items() if k in KEPT_SECTIONS}
+    doc.setdefault("station", {"name": "BFR station"})
+    doc["controllers"] = [
+        {"id": c.id, "port": c.port, "serial": c.serial, "channels": c.channels} for c in draft.controllers
+    ]
+    cuffs = []
+    for c in draft.cuffs:
+        d: dict[str, Any] = {"id": c.id, "controller": c.controller, "channel": c.channel, "limb": c.limb}
+        if c.label:
+            d["label"] = c.label
+        if c.width_cm is not None:
+            d["width_cm"] = c.width_cm
+        if c.pair:
+            d["pair"] = c.pair
+        cuffs.append(d)
+    doc["cuffs"] = cuffs
+    return doc
+
+
+def render(doc: dict[str, Any]) -> str:
+    """TOML a person can read: tables first, each ``[[controllers]]``/``[[cuffs]]`` block on its own.
+
+    (tomli-w 1.2 writes a short array of tables inline, one long line per cuff.)
+    """
+    parts = [HEADER.rstrip("\n") + "\n"]
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            parts.append(tomli_w.dumps({key: value}))
+    for key, value in doc.items():
+        if isinstance(value, list) and all(isinstance(v, dict) for v in value):
+            for item in value:
+                flat = {k: v for k, v in item.items() if not isinstance(v, dict)}
+                block = f"[[{key}]]\n" + tomli_w.dumps(flat)
+                for sub, table in item.items():
+                    if isinstance(table, dict):
+                        block += f"\n[{key}.{sub}]\n" + tomli_w.dumps(table)
+                parts.append(block)
+        elif not isinstance(value, dict):
+            parts.insert(1, tomli_w.dumps({key: value}))
+    return "\n".join(parts)
+
+
+def read_kept(path: Path) -> dict[str, Any]:
+    """The sections an existing config keeps when replaced; empty if there is none or it is not TOML."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    return {k: v for k, v in data.items() if k in KEPT_SECTIONS}
+
+
+def check(text: str, path: Path) -> StationConfig:
+    """Validate ``text`` as the console would load it from ``path``; raises ConfigError naming every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # tomli-w writes valid TOML; a bug would show here
+        raise ConfigError([f"{path}: generated text is not TOML: {exc}"], str(path)) from None
+    return parse_config(data, str(path), base_dir=path.expanduser().resolve().parent)
+
+
+def diff(path: Path, new_text: str) -> str:
+    """What replacing ``path`` by ``new_text`` changes (unified diff); empty if there is no file."""
+    try:
+        old = path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new_text.splitlines(keepends=True), f"{path} (now)", f"{path} (new)"
+    )
+    return "".join(lines)
+
+
+def backup_path(path: Path) -> Path:
+    """``FILE.bak``, or ``FILE.bak.1``, ``.2`` ... if that is taken: an older backup is never overwritten."""
+    bak = path.with_name(path.name + ".bak")
+    n = 1
+    while bak.exists():
+        bak = path.with_name(f"{path.name}.bak.{n}")
+        n += 1
+    return bak
+
+
+def write(path: Path, text: str) -> Path | None:
+    """Write ``text`` to ``path`` atomically; an existing file is kept as a backup first (returned)."""
+    path = path.expanduser()
+    bak: Path | None = None
+    if path.exists():
+        bak = backup_path(path)
+        shutil.copy2(path, bak)  # the old file, byte for byte, under its new name
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return bak
