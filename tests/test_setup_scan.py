@@ -38,7 +38,11 @@ async def test_scan_reports_each_port_and_why_not(tmp_path: Path) -> None:
 
 
 async def test_scan_names_the_dialout_group_when_permission_is_denied(tmp_path: Path) -> None:
-    async def denied(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:  # what opening a root-owned tty as a plain user raises (we run as root here)
+    async def denied(
+        url: str,
+    ) -> tuple[
+        asyncio.StreamReader, asyncio.StreamWriter
+    ]:  # what opening a root-owned tty as a plain user raises (we run as root here)
         raise PermissionError(13, "Permission denied", url)
 
     (r,) = await scan(["/dev/ttyUSB7"], opener=denied)
