@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     setup = sub.add_parser("setup", help="find the controllers and write a config (a screen, or --write FILE)")
     setup.add_argument("--ports", nargs="+", metavar="PORT", default=[], help="try exactly these ports")
     setup.add_argument("--write", metavar="FILE", help="no screen: write a config for what answered to FILE")
+    setup.add_argument("--out", default="station.toml", metavar="FILE", help="the screen's file to write (default)")
     setup.add_argument("--yes", action="store_true", help="with --write: replace FILE (the old one is kept as .bak)")
     setup.add_argument("--timeout", type=float, default=1.0, metavar="S", help="seconds a port has to answer")
     setup.add_argument("--kiosk", action="store_true", default=argparse.SUPPRESS)
@@ -134,8 +135,10 @@ def _setup(args: argparse.Namespace) -> int:
         from console.setup.headless import run
 
         return run(args.ports, args.write, yes=args.yes, timeout=args.timeout)
-    print("bfr-console setup: the setup screen is not there yet; use --write FILE", file=sys.stderr)
-    return 2
+    from console.ui.setup_app import run_setup_app
+
+    theme = getattr(args, "theme", None) or "auto"
+    return run_setup_app(ports=args.ports, timeout=args.timeout, write_to=args.out, theme=theme)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -181,3 +181,45 @@ def write(path: Path, text: str) -> Path | None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return bak
+
+
+def edit_cuff(draft: Draft, cuff_id: str, *, new_id: str, limb: str, label: str, width: str, pair: str) -> None:
+    """Apply what was typed for one cuff; pairing is made mutual (and an old partner released).
+
+    Raises:
+        ValueError: a sentence saying what to type instead (the draft is unchanged then).
+    """
+    cuff = next(c for c in draft.cuffs if c.id == cuff_id)
+    new_id, limb, label, width, pair = new_id.strip(), limb.strip().lower(), label.strip(), width.strip(), pair.strip()
+    if not new_id or any(ch.isspace() for ch in new_id):
+        raise ValueError("The name must be one word, e.g. A1 or LT.")
+    if new_id != cuff.id and any(c.id == new_id for c in draft.cuffs):
+        raise ValueError(f"Another cuff is named {new_id} already.")
+    if limb not in LIMBS:
+        raise ValueError('The limb is "leg" or "arm".')
+    width_cm: float | None = None
+    if width:
+        try:
+            width_cm = float(width)
+        except ValueError:
+            raise ValueError("The cuff width is a number of cm, e.g. 11.5, or empty.") from None
+        if not 2.0 <= width_cm <= 40.0:
+            raise ValueError("The cuff width is 2 to 40 cm.")
+    partner = None
+    if pair:
+        if pair in (cuff_id, new_id):
+            raise ValueError("A cuff cannot be paired with itself.")
+        partner = next((c for c in draft.cuffs if c.id == pair), None)
+        if partner is None:
+            raise ValueError(f"No cuff is named {pair}.")
+    for c in draft.cuffs:  # renamed: the partner's pair follows; unpaired: the old partner is released
+        if c.pair == cuff.id:
+            c.pair = None
+    if partner is not None:
+        if partner.pair and partner.pair != cuff.id:
+            old = next((c for c in draft.cuffs if c.id == partner.pair), None)
+            if old is not None:
+                old.pair = None
+        partner.pair = new_id
+    cuff.id, cuff.limb, cuff.label, cuff.width_cm = new_id, limb, label, width_cm
+    cuff.pair = partner.id if partner is not None else None
