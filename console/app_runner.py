@@ -160,6 +160,8 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
 
 async def serve(config: Any) -> int:
     """``bfr-console serve``: the station with no console; consoles attach over its socket."""
+    from console import service
+    from console.common.sd_notify import Notifier
     from console.remote.server import serve_station
     from console.remote.socket_file import ServeError
     from console.station.lifecycle import run_station_until_signal
@@ -173,13 +175,20 @@ async def serve(config: Any) -> int:
             records.close()
         return _fail(f"cannot serve the station: {exc}")
     _say(f"SERVING {config.station.socket}")
+    notifier = Notifier()
+    service.watch(station, notifier)
+    announcing: list[asyncio.Task[str]] = []
+
+    def started(st: Any) -> None:
+        _say("STARTED " + ",".join(c.id for c in config.controllers))
+        announcing.append(asyncio.create_task(service.announce_ready(st, notifier), name="serve:sd-ready"))
+
     try:
-        why = await run_station_until_signal(
-            station,
-            on_ready=lambda st: _say("STARTED " + ",".join(c.id for c in config.controllers)),
-            on_stopped=_say_stopped,
-        )
+        why = await run_station_until_signal(station, on_ready=started, on_stopped=_say_stopped)
     finally:
+        for task in announcing:
+            task.cancel()
+        notifier.stopping()
         with contextlib.suppress(Exception):
             await server.stop()
         if records is not None:

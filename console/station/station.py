@@ -87,6 +87,8 @@ class Station:
         self.config = config
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.check_interval_s = check_interval_s
+        self.heartbeats: list[Callable[[], None]] = []
+        """Called after every periodic check that ran (systemd's watchdog ping: a stalled loop stops it)."""
         self.ready_timeout_s = ready_timeout_s
         st, sf = config.station, config.safety
         self.limits = Limits(sf, st)
@@ -282,6 +284,8 @@ class Station:
             await asyncio.sleep(self.check_interval_s)
             try:
                 self.check_now()
+                for beat in self.heartbeats:
+                    beat()
             except Exception:
                 log.exception("station: supervisor check crashed; deflating everything")
                 await self._fail_safe("the safety supervisor crashed")
