@@ -132,10 +132,12 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
             )
 
         watcher = asyncio.create_task(watch_failure(), name="station:watch")
+        plug = _watch_ports(config, app)
         try:
             await app.run_async()
         finally:
             watcher.cancel()
+            plug.cancel()
             if not starting.done():
                 with contextlib.suppress(BaseException):
                     await asyncio.wait_for(asyncio.shield(starting), 10)
@@ -153,6 +155,16 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
                 records.close()
         guard.remove()
     return int(app.return_code or 0)
+
+
+def _watch_ports(config: Any, app: Any) -> asyncio.Task[None]:
+    """Plug and play: a controller on a port the config does not name shows a notice on this console."""
+    from console.setup.watch import PortWatch
+
+    app.new_controllers.config_path = config.path
+    known = [c.port for c in config.controllers if not c.is_emulator]
+    watch = PortWatch(known, lambda report: app.new_controllers.announce(app, report))
+    return asyncio.create_task(watch.run(), name="console:port-watch")
 
 
 # ------------------------------------------------------------------ headless station

@@ -15,7 +15,7 @@ import os
 import shutil
 import string
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ LIMBS = ("leg", "arm")
 HEADER = (
     "# BFR station configuration, written by `bfr-console setup`.\n"
     "# Every key left out takes its default: see the commented config.toml shipped with the console.\n"
-    "# Each controller's serial is pinned: a port that answers as another controller is refused.\n\n"
+    "# The controllers setup found have their serial pinned: a port that answers as another one is refused.\n\n"
 )
 KEPT_SECTIONS = ("station", "safety", "alarms", "ui", "roles", "plans")
 """What a replaced config keeps of the old file: everything but its controllers and cuffs."""
@@ -71,11 +71,15 @@ def controller_ids(n: int) -> list[str]:
     return [letters[i] if i < len(letters) else f"C{i + 1}" for i in range(n)]
 
 
-def draft_from(reports: Sequence[PortReport]) -> Draft:
-    """One controller per usable port (its serial pinned), one leg cuff per channel (``A1``, ``A2`` ...)."""
+def draft_from(reports: Sequence[PortReport], taken: Collection[str] = ()) -> Draft:
+    """One controller per usable port (its serial pinned), one leg cuff per channel (``A1``, ``A2`` ...).
+
+    ``taken``: controller and cuff ids already in use (a config being extended); new ones avoid them.
+    """
     usable = [r for r in reports if r.usable and r.info is not None]
     draft = Draft()
-    for cid, r in zip(controller_ids(len(usable)), usable, strict=True):
+    free = [cid for cid in controller_ids(len(usable) + len(taken) + 1) if not _clashes(cid, taken)]
+    for cid, r in zip(free, usable, strict=False):
         assert r.info is not None
         draft.controllers.append(DraftController(cid, r.port, r.info.serial, r.info.channels, r.info.model))
         for ch in range(1, r.info.channels + 1):
@@ -83,14 +87,34 @@ def draft_from(reports: Sequence[PortReport]) -> Draft:
     return draft
 
 
-def document(draft: Draft, kept: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The TOML document: the kept sections of an old file (if any), then the draft's controllers and cuffs."""
+def _clashes(cid: str, taken: Collection[str]) -> bool:
+    """A controller id is free if neither it nor a cuff id it would make (``A1`` ...) is taken."""
+    return cid in taken or any(t.startswith(cid) and t[len(cid) :].isdigit() for t in taken)
+
+
+def taken_ids(extend: dict[str, Any]) -> set[str]:
+    """The controller and cuff ids of a config being extended (raw TOML)."""
+    return {str(t.get("id")) for key in ("controllers", "cuffs") for t in extend.get(key, []) if isinstance(t, dict)}
+
+
+def read_hardware(path: Path) -> dict[str, Any]:
+    """The controllers and cuffs of a running config, as written (a config being extended keeps them)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    return {k: v for k, v in data.items() if k in ("controllers", "cuffs") and isinstance(v, list)}
+
+
+def document(draft: Draft, kept: dict[str, Any] | None = None, extend: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The TOML document: the kept sections of an old file (if any), the controllers and cuffs of a
+    config being extended (``extend``, as written), then the draft's controllers and cuffs."""
     doc: dict[str, Any] = {k: v for k, v in (kept or {}).items() if k in KEPT_SECTIONS}
     doc.setdefault("station", {"name": "BFR station"})
-    doc["controllers"] = [
+    doc["controllers"] = list((extend or {}).get("controllers", [])) + [
         {"id": c.id, "port": c.port, "serial": c.serial, "channels": c.channels} for c in draft.controllers
     ]
-    cuffs = []
+    cuffs = list((extend or {}).get("cuffs", []))
     for c in draft.cuffs:
         d: dict[str, Any] = {"id": c.id, "controller": c.controller, "channel": c.channel, "limb": c.limb}
         if c.label:

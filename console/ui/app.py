@@ -24,6 +24,7 @@ from textual.timer import Timer
 from console.common.api import CuffSnapshot, Role, StationHandle, StationSnapshot
 from console.ui.actions import ConsoleActions
 from console.ui.alerting import BellScheduler, loudest_audible
+from console.ui.plug_notice import NewControllers
 from console.ui.screens.dashboard import DashboardScreen, cuff_by_id
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog
 from console.ui.screens.lists import AlarmListScreen, HelpScreen
@@ -74,6 +75,7 @@ class BfrApp(App[None]):
         Binding("f1", "help", "help", key_display="F1"),
         Binding("ctrl+q", "request_quit", "quit", show=False, priority=True),
         Binding("ctrl+c", "help_quit", show=False, system=True),
+        Binding("S", "setup_new", "add controller", show=False),
     ]
 
     def __init__(
@@ -111,6 +113,8 @@ class BfrApp(App[None]):
         """What the screens may do; handed to each, so no screen imports this module."""
         self._dashboard: DashboardScreen | None = None
         self._keys_mode: tuple[str, bool] | None = None
+        self.new_controllers = NewControllers()
+        """Controllers that appeared on ports no config names (plug and play: ``S`` opens the setup)."""
 
     # -- lifecycle --------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
@@ -184,6 +188,9 @@ class BfrApp(App[None]):
     def action_emergency(self) -> None:
         """DEFLATE ALL, now: called straight from the key, no confirmation, no queue."""
         self.actions.emergency()
+
+    def action_setup_new(self) -> None:
+        self.new_controllers.open_setup(self)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

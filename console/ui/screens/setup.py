@@ -23,6 +23,7 @@ from console.setup import draft as drafting
 from console.setup.scan import PortReport, find_ports, scan
 from console.setup.trial import TRIAL_HOLD_S, TRIAL_MMHG, trial_inflate
 from console.ui.plain import plain
+from console.ui.screens.dialogs import ClosesOnEmergency
 from console.ui.widgets.inputs import OrderedInput
 
 CANCEL: list[BindingType] = [Binding("f10", "cancel", "cancel"), Binding("escape", "cancel", "cancel", show=False)]
@@ -124,7 +125,7 @@ class ReplaceDialog(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class SetupScreen(Screen[None]):
+class SetupScreen(ClosesOnEmergency, Screen[None]):
     """The controllers that answered (and the ports that did not, and why), and their cuffs."""
 
     BINDINGS = [
@@ -138,9 +139,17 @@ class SetupScreen(Screen[None]):
         Binding("ctrl+e", "stop_trial", "stop test", priority=True, show=False),
     ]
 
-    def __init__(self, ports: list[str], *, timeout: float, write_to: str = "station.toml") -> None:
+    # ClosesOnEmergency: inside the running console, F12 pops this screen, and a test inflate under way
+    # is cancelled with it (its deflate is sent as it ends).
+
+    def __init__(
+        self, ports: list[str], *, timeout: float, write_to: str = "station.toml", extend: Path | None = None
+    ) -> None:
+        """``extend``: the running console's config; what is written keeps its controllers and cuffs."""
         super().__init__()
         self.explicit_ports, self.timeout, self.write_to = ports, timeout, write_to
+        self.extend_from = extend
+        self.extend = drafting.read_hardware(extend) if extend is not None else {}
         self.reports: list[PortReport] = []
         self.draft = drafting.Draft()
         self.trial_running = False
@@ -166,7 +175,7 @@ class SetupScreen(Screen[None]):
         self.say("Asking every port who it is (HELLO only; nothing inflates)...")
         ports = find_ports(self.explicit_ports)
         self.reports = await scan(ports, timeout=self.timeout)
-        self.draft = drafting.draft_from(self.reports)
+        self.draft = drafting.draft_from(self.reports, drafting.taken_ids(self.extend))
         self.show_ports()
         self.show_cuffs()
         if self.draft.controllers:
@@ -178,6 +187,8 @@ class SetupScreen(Screen[None]):
         answered = {c.port: c.id for c in self.draft.controllers}
         ok = sum(r.usable for r in self.reports)
         lines = [f"Setup: {ok} controller(s) answered, {len(self.reports) - ok} port(s) did not"]
+        if self.extend_from is not None:
+            lines[0] += f"; adding to {self.extend_from.name}"
         if not self.reports:
             lines.append("  no serial port found (give them with --ports)")
         for r in self.reports:
@@ -253,7 +264,8 @@ class SetupScreen(Screen[None]):
         if where is None:
             return
         path = Path(where).expanduser()
-        text = drafting.render(drafting.document(self.draft, drafting.read_kept(path)))
+        kept = drafting.read_kept(self.extend_from if self.extend_from is not None else path)
+        text = drafting.render(drafting.document(self.draft, kept, self.extend))
         try:
             drafting.check(text, path)
         except ConfigError as exc:
@@ -283,4 +295,7 @@ class SetupScreen(Screen[None]):
         if self.trial_running:
             self.say("A test inflate is running: F12 stops it first.")
             return
-        self.app.exit(0)
+        if self.extend_from is not None:  # inside the running console: back to the dashboard
+            self.dismiss(None)
+        else:
+            self.app.exit(0)
