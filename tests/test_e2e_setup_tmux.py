@@ -44,15 +44,19 @@ def test_setup_screen_writes_a_config_the_console_starts_with(bench: tuple[Emula
     tmux.wait("setup", "the controller's identity", shows("serial E0001"))
 
     tmux.keys("setup", "Enter")
-    tmux.wait("setup", "the cuff dialog", shows("Cuff on controller A channel 1"))
+    tmux.wait("setup", "the cuff dialog, on the name", shows("> name (one word)"))
     tmux.keys("setup", "C-u")
     tmux.keys("setup", "LT")
+    tmux.wait("setup", "the new name typed", lambda ls: any("name (one word)" in x and " LT " in x for x in ls))
     tmux.keys("setup", "Tab")
+    tmux.wait("setup", "the cursor on the limb", shows("> limb"))
     tmux.keys("setup", "Tab")
+    tmux.wait("setup", "the cursor on the label", shows("> where"))
     tmux.keys("setup", "C-u")
     tmux.keys("setup", "left thigh")
+    tmux.wait("setup", "the label typed", lambda ls: any(x.count("left thigh") == 2 for x in ls))
     tmux.keys("setup", "Enter")
-    tmux.wait("setup", "the renamed cuff in the list", shows("left thigh"))
+    tmux.wait("setup", "the renamed cuff in the list", lambda ls: any(x.startswith(" LT ") for x in ls))
 
     tmux.keys("setup", "t")
     wait_until(

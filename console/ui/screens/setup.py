@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -25,6 +25,28 @@ from console.setup.trial import TRIAL_HOLD_S, TRIAL_MMHG, trial_inflate
 from console.ui.plain import plain
 from console.ui.screens.dialogs import ClosesOnEmergency
 from console.ui.widgets.inputs import OrderedInput
+
+
+class FieldInput(OrderedInput):
+    """A dialog field that also moves on (Tab, Shift+Tab) and clears (Ctrl+U) in key order.
+
+    Those are bindings, run only after the key bubbled through the queues, while a printable key is
+    inserted at once: a fast "Tab, text" could land the text in the field it was meant to leave.
+    """
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key in ("tab", "shift+tab", "ctrl+u"):
+            event.stop()
+            event.prevent_default()
+            if event.key == "ctrl+u":
+                self.action_delete_left_all()
+            elif event.key == "tab":
+                self.screen.focus_next()
+            else:
+                self.screen.focus_previous()
+            return
+        await super()._on_key(event)
+
 
 CANCEL: list[BindingType] = [Binding("f10", "cancel", "cancel"), Binding("escape", "cancel", "cancel", show=False)]
 
@@ -44,21 +66,38 @@ class CuffDialog(ModalScreen[bool]):
         on = self.draft.controller(c.controller)
         with Vertical(id="dialog-box", classes="wide setup-cuff"):
             yield Label(plain(f"Cuff on controller {on.id} channel {c.channel} ({on.port})"), id="dialog-title")
-            for key, title, value in (
-                ("id", "name (one word)", c.id),
-                ("limb", "limb: leg or arm", c.limb),
-                ("label", "where (left thigh)", c.label),
-                ("width", "cuff width, cm", "" if c.width_cm is None else f"{c.width_cm:g}"),
-                ("pair", "pair (other cuff)", c.pair or ""),
+            for key, value in (
+                ("id", c.id),
+                ("limb", c.limb),
+                ("label", c.label),
+                ("width", "" if c.width_cm is None else f"{c.width_cm:g}"),
+                ("pair", c.pair or ""),
             ):
                 with Horizontal(classes="setup-field"):
-                    yield Label(title)
-                    yield OrderedInput(value, id=f"f-{key}")
+                    yield Label(self.title_of(key, focused=False), id=f"l-{key}")
+                    yield FieldInput(value, id=f"f-{key}")
             yield Label("", id="dialog-error")
             yield Label("Tab: next field   Enter: save   F10: cancel")
 
+    TITLES = {
+        "id": "name (one word)",
+        "limb": "limb: leg or arm",
+        "label": "where (left thigh)",
+        "width": "cuff width, cm",
+        "pair": "pair (other cuff)",
+    }
+
+    def title_of(self, key: str, *, focused: bool) -> str:
+        """The field's title, marked when it has the cursor (not by colour alone: the text console)."""
+        return ("> " if focused else "  ") + self.TITLES[key]
+
+    def on_descendant_focus(self) -> None:
+        for key in self.TITLES:
+            focused = self.query_one(f"#f-{key}", FieldInput).has_focus
+            self.query_one(f"#l-{key}", Label).update(self.title_of(key, focused=focused))
+
     def on_input_submitted(self, event: OrderedInput.Submitted) -> None:
-        value = {k: self.query_one(f"#f-{k}", OrderedInput).value for k in ("id", "limb", "label", "width", "pair")}
+        value = {k: self.query_one(f"#f-{k}", FieldInput).value for k in ("id", "limb", "label", "width", "pair")}
         try:
             drafting.edit_cuff(
                 self.draft,
