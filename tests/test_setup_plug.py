@@ -67,3 +67,22 @@ async def test_the_notice_and_its_key_open_setup_and_f12_still_deflates_everythi
             await press(pilot, "f12")
             assert not isinstance(app.screen, SetupScreen)
             assert [c.name for c in station.calls].count("emergency_deflate") == 1
+
+
+async def test_f12_in_the_setup_app_stops_a_test_inflate_and_deflates(tmp_path: Path) -> None:
+    from console.ui.setup_app import SetupApp
+
+    fw = ControllerFirmware(channels=2, serial="T-9", seed=0)
+    async with PtyEmulator(fw, link_path=str(tmp_path / "usb-t")) as emu:
+        got = heard(fw)
+        app = SetupApp([emu.path], timeout=1.0, write_to=str(tmp_path / "s.toml"))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: "1 controller(s) answered" in screen_text(app), 10, "the scan")
+            await press(pilot, "t")
+            await wait_for(pilot, lambda: fw.channel(1).target > 0, 10, "the test inflate's SET")
+            await press(pilot, "f12")
+            await wait_for(pilot, lambda: fw.channel(1).target == 0, 10, "channel 1 deflated")
+            await wait_for(pilot, lambda: not app.setup_screen.trial_running, 10, "the test to end")
+            assert "Test stopped: deflate sent" in screen_text(app)
+            assert "then deflated" not in screen_text(app)  # cut short, not the 3 s run to its end
+    assert "DEFLATE 1" in got

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import os
 import tty
 from pathlib import Path
+
+import pytest
+import serial  # type: ignore[import-untyped]
+import serial_asyncio_fast
 
 from console.config.loader import load_config
 from console.setup import headless
@@ -37,16 +42,16 @@ async def test_scan_reports_each_port_and_why_not(tmp_path: Path) -> None:
     assert got and all(line == "HELLO" for line in got), got  # nothing that could inflate
 
 
-async def test_scan_names_the_dialout_group_when_permission_is_denied(tmp_path: Path) -> None:
-    async def denied(
-        url: str,
-    ) -> tuple[
-        asyncio.StreamReader, asyncio.StreamWriter
-    ]:  # what opening a root-owned tty as a plain user raises (we run as root here)
-        raise PermissionError(13, "Permission denied", url)
+async def test_scan_names_the_dialout_group_when_permission_is_denied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What pyserial raises opening a root-owned tty as a plain user, through the real open_port
+    (the tests run as root here, so the refusal itself is stood in for at pyserial's call)."""
 
-    (r,) = await scan(["/dev/ttyUSB7"], opener=denied)
-    assert r.kind == "permission" and "dialout group" in r.problem
+    async def refused(*args: object, **kwargs: object) -> None:
+        raise serial.SerialException(errno.EACCES, "could not open port /dev/ttyUSB7: [Errno 13] Permission denied")
+
+    monkeypatch.setattr(serial_asyncio_fast, "create_serial_connection", refused)
+    (r,) = await scan(["/dev/ttyUSB7"])
+    assert r.kind == "permission" and "add this user to the dialout group" in r.problem
 
 
 async def test_scan_tells_a_foreign_device_from_a_silent_one(tmp_path: Path) -> None:
