@@ -91,7 +91,19 @@ class _Request:
     attempts: int = 0
     seq: int = 0
     first_sent_at: float = 0.0
+    sent_order: int = 0
+    """Place of its latest attempt among all lines written on this link (1, 2, ...)."""
     timer: asyncio.TimerHandle | None = None
+
+    @property
+    def verb(self) -> str:
+        return self.tail.split(" ", 1)[0]
+
+    @property
+    def channel(self) -> str:
+        """The channel argument of a SET or DEFLATE (``ALL`` for DEFLATE ALL); "" for other verbs."""
+        parts = self.tail.split(" ")
+        return parts[1] if self.verb in ("SET", "DEFLATE") and len(parts) > 1 else ""
 
 
 def _arg(value: object) -> str:
@@ -132,6 +144,9 @@ class RequestBook(Generic[PortT]):
         self._queue: deque[_Request] = deque()
         self._abandoned: OrderedDict[int, None] = OrderedDict()
         self._last_answer_at = 0.0
+        self._order = 0
+        self._deflate_order: dict[str, int] = {}
+        """Channel (or ``ALL``) -> place of the latest DEFLATE of it written on this link."""
 
     def submit(self, verb: str, args: tuple[object, ...], *, urgent: bool, require_ready: bool) -> asyncio.Future[Ok]:
         """Send now (``urgent``) or queue a command; the future resolves on its answer.
@@ -280,7 +295,10 @@ class RequestBook(Generic[PortT]):
         if conn is None or conn.lost:
             return
         while self._queue and len(self._pending) < WINDOW:
-            req = self._queue.popleft()
+            req = self._queue[0]
+            if not req.future.done() and self._deflate_unanswered(req):
+                return  # the queue keeps its order: the rest waits behind this SET
+            self._queue.popleft()
             if req.future.done():
                 continue
             refusal = self._permit(req.tail)
@@ -288,6 +306,21 @@ class RequestBook(Generic[PortT]):
                 self._fail(req, LinkDown(f"{self._owner.name}: {refusal}"))
             else:
                 self._send(conn, req)
+
+    def _deflate_unanswered(self, req: _Request) -> bool:
+        """A SET waits while a DEFLATE of its channel (or ALL) is unanswered: a resend of that
+        DEFLATE would otherwise reach the controller after the SET and undo it."""
+        if req.verb != "SET":
+            return False
+        return any(p.verb == "DEFLATE" and p.channel in ("ALL", req.channel) for p in self._pending.values())
+
+    def _deflated_since(self, req: _Request) -> bool:
+        """A DEFLATE of this SET's channel went out after the SET's latest attempt: resending the
+        SET now would inflate a cuff that was deflated after it."""
+        if req.verb != "SET":
+            return False
+        latest = max(self._deflate_order.get("ALL", 0), self._deflate_order.get(req.channel, 0))
+        return latest > req.sent_order
 
     def _next_seq(self) -> int:
         seq = self._seq
@@ -301,6 +334,10 @@ class RequestBook(Generic[PortT]):
         self._abandoned.pop(seq, None)
         req.seq = seq
         req.attempts += 1
+        self._order += 1
+        req.sent_order = self._order
+        if req.verb == "DEFLATE":
+            self._deflate_order[req.channel] = self._order
         now = loop.time()
         if req.attempts == 1:
             req.first_sent_at = now
@@ -323,6 +360,10 @@ class RequestBook(Generic[PortT]):
         refusal = None if req.tail.startswith("DEFLATE ") else self._permit(req.tail)
         if req.future.done():
             pass  # the caller gave up; nothing to resend
+        elif self._deflated_since(req):
+            req.future.set_exception(
+                Superseded(f"{self._owner.name}: {req.tail} unanswered and a DEFLATE went out after it; not resent")
+            )
         elif refusal is not None:
             req.future.set_exception(LinkDown(f"{self._owner.name}: {refusal}; {req.tail} not resent"))
         elif req.attempts <= self._owner.retries and conn is not None and not conn.lost:
