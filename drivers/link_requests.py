@@ -44,6 +44,9 @@ WINDOW = 4
 QUEUE_LIMIT = 64
 """Most commands waiting behind the window; more is a runaway caller, refused with LinkError."""
 
+_SILENT_SLACK_S = 0.02
+"""Timers may fire this much early on the loop's clock; a silence that long short still counts."""
+
 _ABANDONED_KEEP = 256
 """How many abandoned SEQs are remembered to recognise late answers."""
 
@@ -65,6 +68,9 @@ class Owner(Protocol):
 
     @property
     def retries(self) -> int: ...
+
+    @property
+    def silent_after_s(self) -> float: ...
 
 
 class Port(Protocol):
@@ -144,6 +150,8 @@ class RequestBook(Generic[PortT]):
         self._queue: deque[_Request] = deque()
         self._abandoned: OrderedDict[int, None] = OrderedDict()
         self._last_answer_at = 0.0
+        self._unanswered_since: float | None = None
+        """Loop time of the first line written since the last answer (None: nothing unanswered)."""
         self._order = 0
         self._deflate_order: dict[str, int] = {}
         """Channel (or ``ALL``) -> place of the latest DEFLATE of it written on this link."""
@@ -183,6 +191,7 @@ class RequestBook(Generic[PortT]):
     def on_answer(self, msg: Ok | Err) -> None:
         """An OK or ERR arrived: resolve its command, or count it as late or unknown."""
         self._last_answer_at = asyncio.get_running_loop().time()
+        self._unanswered_since = None
         req = self._pending.pop(msg.seq, None)
         if req is None:
             if msg.seq in self._abandoned:
@@ -204,6 +213,7 @@ class RequestBook(Generic[PortT]):
     def fail_all(self, exc: LinkError) -> None:
         """Fail every command sent or waiting with ``exc`` (the link went down)."""
         reqs = list(self._pending.values()) + list(self._queue)
+        self._unanswered_since = None
         for seq in self._pending:
             self._abandon(seq)
         self._pending.clear()
@@ -341,6 +351,8 @@ class RequestBook(Generic[PortT]):
         now = loop.time()
         if req.attempts == 1:
             req.first_sent_at = now
+        if self._unanswered_since is None:
+            self._unanswered_since = now
         self._pending[seq] = req
         req.timer = loop.call_later(self._owner.answer_timeout, self._on_timeout, req, seq)
         self.last_sent = now
@@ -374,8 +386,14 @@ class RequestBook(Generic[PortT]):
             req.future.set_exception(
                 LinkTimeout(f"{self._owner.name}: no answer to {req.tail} after {req.attempts} attempts")
             )
-            if conn is not None and self._last_answer_at < req.first_sent_at:
-                self._lose(conn, f"controller silent: no answer to {req.tail} in {req.attempts} attempts")
+            since = self._unanswered_since
+            now = asyncio.get_running_loop().time()
+            if conn is not None and since is not None and now - since >= self._owner.silent_after_s - _SILENT_SLACK_S:
+                self._lose(
+                    conn,
+                    f"controller silent: no answer to anything for {now - since:.1f} s "
+                    f"({req.tail} unanswered in {req.attempts} attempts)",
+                )
                 return
         self._pump()
 

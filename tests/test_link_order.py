@@ -19,8 +19,8 @@ import asyncio
 
 import pytest
 
-from drivers.link_errors import Superseded
-from tests.link_support import heard, until
+from drivers.link_errors import LinkState, LinkTimeout, Superseded
+from tests.link_support import heard, lost_reasons, until
 
 
 async def held(emu, rig, ch: int, mmhg: float) -> None:
@@ -35,7 +35,7 @@ async def test_a_set_after_a_deflate_waits_for_the_deflates_answer(emu, make_lin
     await rig.link.wait_ready(10.0)
     await held(emu, rig, 1, 60)
     got = heard(emu.fw)
-    emu.fw.faults.lose_answers = 1
+    emu.fw.faults.lose_answers_to["DEFLATE"] = 1
     deflate = asyncio.ensure_future(rig.link.deflate(1))
     await asyncio.sleep(0)
     inflate = asyncio.ensure_future(rig.link.set_target(1, 50))
@@ -54,7 +54,7 @@ async def test_a_set_is_not_resent_after_a_deflate_of_its_channel(emu, make_link
     rig = await make_link(answer_timeout=0.25, retries=2)
     await rig.link.wait_ready(10.0)
     got = heard(emu.fw)
-    emu.fw.faults.lose_answers = 1
+    emu.fw.faults.lose_answers_to["SET"] = 1
     inflate = asyncio.ensure_future(rig.link.set_target(2, 70))
     await until(lambda: "SET 2 70" in got, "the SET on the wire", 10.0)
     deflate = asyncio.ensure_future(rig.link.deflate("ALL"))
@@ -71,10 +71,38 @@ async def test_sets_of_other_channels_are_not_held_back_for_ever(emu, make_link)
     queued behind the held one goes out too (nothing is lost from the queue)."""
     rig = await make_link(answer_timeout=0.25, retries=2)
     await rig.link.wait_ready(10.0)
-    emu.fw.faults.lose_answers = 1
+    emu.fw.faults.lose_answers_to["DEFLATE"] = 1
     deflate = asyncio.ensure_future(rig.link.deflate(1))
     await asyncio.sleep(0)
     first = asyncio.ensure_future(rig.link.set_target(1, 40))
     second = asyncio.ensure_future(rig.link.set_target(3, 45))
     await asyncio.wait_for(asyncio.gather(deflate, first, second), 10.0)
     assert (emu.fw.channel(1).target, emu.fw.channel(3).target) == (40, 45)
+
+
+async def test_late_answers_fail_a_command_but_give_the_port_up_only_after_the_silence_allowed(emu, make_link):
+    """``silent_after_s`` (the station passes its link timeout): answers a second late fail the
+    command that waited for them (LinkTimeout after its attempts) but do not lose the port; a
+    controller whose answers all stop (its samples still flowing) is given up as silent once
+    that silence outlasts ``silent_after_s``, not before."""
+    rig = await make_link(answer_timeout=0.25, retries=2, silent_after_s=3.0, backoff=(0.05, 0.2))
+    await rig.link.wait_ready(10.0)
+    emu.fw.faults.slow_answer_s = 1.0
+    with pytest.raises(LinkTimeout):
+        await rig.link.command("PING")
+    await until(lambda: rig.link.stats.late_answers >= 1, "the late answer arrived and was counted", 10.0)
+    assert rig.link.state is LinkState.READY, "a late answer is not silence"
+    emu.fw.faults.slow_answer_s = 0.0
+    for _ in range(20):  # answers already queued late still come first, in order
+        try:
+            await rig.link.command("PING")
+            break
+        except LinkTimeout:
+            assert rig.link.state is LinkState.READY
+    else:
+        raise AssertionError("no PING answered in time once the answers were prompt again")
+    emu.fw.faults.lose_answers = 10**9  # every answer lost on the line; samples still flow
+    t0 = asyncio.get_running_loop().time()
+    await until(lambda: rig.link.state is not LinkState.READY, "a silent controller's port given up", 15.0)
+    assert asyncio.get_running_loop().time() - t0 >= 3.0 - 0.1, "given up before the silence allowed"
+    assert any("silent" in r for r in lost_reasons(rig.rec))
