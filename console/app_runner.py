@@ -88,8 +88,8 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
     from console.remote.server import serve_station
     from console.remote.socket_file import ServeError
     from console.station.lifecycle import deflate_and_stop
-    from console.ui.actions import cuffs_up
     from console.ui.app import BfrApp
+    from console.ui.quit_words import closed_line
 
     if await station_serving(config.station.socket):
         return _fail(already_serving(config))
@@ -100,12 +100,12 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
     why = ["console closed"]
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Future[Any]] = []
-    vented: list[list[str]] = []
+    vented: list[tuple[list[str], list[str]]] = []
 
     def begin_stop() -> asyncio.Future[Any]:
         """Deflate and stop the station once, whoever asks first (a signal, the end of the app, a fault)."""
         if not stopping:
-            vented.append(cuffs_up(station.snapshot()))
+            vented.append(app.actions.cuffs_up())
             stopping.append(asyncio.ensure_future(deflate_and_stop(station, by=f"console exit ({why[0]})")))
         return stopping[0]
 
@@ -158,16 +158,8 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
                 records.close()
         guard.remove()
     if why[0] == "console closed":  # a signal or a fault has its own last line (the app's exit message)
-        _say(closed_line(vented[0] if vented else []))
+        _say(closed_line(*(vented[0] if vented else ([], []))))
     return int(app.return_code or 0)
-
-
-def closed_line(vented: list[str]) -> str:
-    """The line left on the terminal after the local console quits: what became of the cuffs."""
-    if not vented:
-        return "BFR console closed; no cuff was inflated, every cuff is vented."
-    n = len(vented)
-    return f"BFR console closed; {n} cuff{'s' if n != 1 else ''} vented ({', '.join(vented)})."
 
 
 async def station_serving(socket: Any) -> bool:
@@ -240,8 +232,8 @@ def run_attached(*, socket_path: str, kiosk: bool = False, theme: str = "auto") 
 
 async def _run_attached(socket_path: str, *, kiosk: bool, theme: str) -> int:
     from console.remote.client import AccessRefused, StationUnavailable, attach
-    from console.ui.actions import cuffs_up
     from console.ui.app import BfrApp
+    from console.ui.quit_words import detached_line
 
     try:
         remote = await attach(socket_path)
@@ -263,9 +255,7 @@ async def _run_attached(socket_path: str, *, kiosk: bool, theme: str) -> int:
             await remote.close()
         finally:
             guard.remove()
-    up = cuffs_up(app.last_snapshot)
-    kept = f"{len(up)} inflated cuff{'s' if len(up) != 1 else ''} left as {'they are' if len(up) != 1 else 'it is'}"
-    _say(f"BFR remote console closed; station {app.last_snapshot.name} carries on ({kept if up else 'no cuff up'}).")
+    _say(detached_line(app.last_snapshot.name, *app.actions.cuffs_up()))
     return int(app.return_code or 0)
 
 

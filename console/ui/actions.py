@@ -27,9 +27,9 @@ from console.common.api import (
     StationSnapshot,
 )
 from console.ui.plain import notify_plain
+from console.ui.quit_words import UpTracker, quit_question
 from console.ui.screens.dialogs import ClosesOnEmergency, ConfirmDialog, InflateRequest
 from console.ui.theme import Glyphs
-from console.ui.widgets.cuff_panel import is_inflated
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ class ConsoleActions:
         self.handle = handle
         self.kiosk = kiosk
         self._tasks: set[asyncio.Future[Any]] = set()
+        self.tracker = UpTracker()
         self.session_drafts: dict[str, SessionDraft] = {}
         """Per cuff, the session dialog's patient, plan and second cuff as last left (kept for this console)."""
         self.emergencies = 0
@@ -282,15 +283,22 @@ class ConsoleActions:
         self.run("Silence", run)
 
     # -- quitting ---------------------------------------------------------------------------
-    def request_quit(self) -> None:
-        """Quit, saying what quitting does: a local console vents every cuff, an attached one leaves them.
+    def note_snapshot(self, snap: StationSnapshot) -> None:
+        """Told every new snapshot: which cuffs were last seen inflated (for the quit prompt and the last line)."""
+        self.tracker.note(snap)
 
-        A local console asks in kiosk mode or while a cuff is up (on a controller that is offline
-        too: its target is still set); an attached console asks only in kiosk mode.
-        """
+    def cuffs_up(self) -> tuple[list[str], list[str]]:
+        """(inflated cuffs in sight, cuffs out of sight that were inflated when last seen)."""
+        snap = self.view.last_snapshot
+        self.tracker.note(snap)
+        return self.tracker.up(snap), self.tracker.unknown(snap)
+
+    def request_quit(self) -> None:
+        """Quit, saying what quitting does: a local console vents every cuff, an attached one leaves them."""
         if isinstance(self.app.screen, ConfirmDialog):
             return
-        question = quit_question(self.view.last_snapshot, attached=self.attached, kiosk=self.kiosk)
+        up, unknown = self.cuffs_up()
+        question = quit_question(up, unknown, attached=self.attached, kiosk=self.kiosk)
         if question is None:
             self.app.exit()
             return
@@ -299,25 +307,5 @@ class ConsoleActions:
             if yes:
                 self.app.exit()
 
-        self.app.push_screen(ConfirmDialog(question, yes="Quit", no="Stay"), done)
-
-
-def cuffs_up(snap: StationSnapshot) -> list[str]:
-    """Cuffs that are, or may be, inflated: a pressure up, or a target set (an offline controller's too)."""
-    return [c.id for c in snap.cuffs if (is_inflated(c) and c.online) or c.target > 0]
-
-
-def quit_question(snap: StationSnapshot, *, attached: bool, kiosk: bool) -> str | None:
-    """The quit prompt in words that say what quitting does; None when quitting needs no question."""
-    up = cuffs_up(snap)
-    if attached:
-        if not kiosk:
-            return None
-        kept = f" ({len(up)} inflated)" if up else ""
-        return f"Close this remote console? The station and every cuff stay as they are{kept}."
-    if not kiosk and not up:
-        return None
-    if not up:
-        return "Quit the console? Every cuff vents (none is inflated now)."
-    which = f"Cuff {up[0]} is" if len(up) == 1 else f"{len(up)} cuffs ({', '.join(up)}) are"
-    return f"{which} inflated. Quit the console? Every cuff vents."
+        yes = "Close" if self.attached else "Quit"
+        self.app.push_screen(ConfirmDialog(question, yes=yes, no="Stay"), done)

@@ -157,6 +157,7 @@ class BfrApp(App[None]):
         now = self.clock()
         dash.apply(snap, changed, now)
         if changed:
+            self.actions.note_snapshot(snap)
             if self.screen is not dash:  # other screens carry their own emergency bar
                 for bar in self.screen.query(EmergencyBar):
                     bar.show_emergency(snap.emergency)
