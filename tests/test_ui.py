@@ -306,7 +306,7 @@ async def test_alarm_list_shows_log_and_acknowledges_highlighted() -> None:
         await press(pilot, "l")
         assert isinstance(app.screen, AlarmListScreen)
         text = screen_text(app)
-        assert "lost contact; cuffs vent" in text and "A1: leak, the pump keeps running" in text
+        assert "lost contact; cuffs vent" in text and "leak, the pump keeps running" in text
         assert "EMERGENCY DEFLATE" in text and "LINK_LOST" not in text
         await press(pilot, "enter")  # the technical cause, one key away
         assert "Technical cause: LINK_LOST: Controller ctl1 stopped answering" in screen_text(app)

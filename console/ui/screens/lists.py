@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from console.common.api import AlarmSnapshot, Role
 from console.ui.actions import ConsoleActions, ConsoleView
-from console.ui.alarm_words import alarm_cuffs, clinical, technical
+from console.ui.alarm_words import alarm_cuffs, for_cuff, technical
 from console.ui.plain import plain
 from console.ui.widgets.status import EmergencyBar
 
@@ -115,7 +115,7 @@ class AlarmListScreen(Screen[None]):
                 plain(time.strftime("%H:%M:%S", time.localtime(a.raised_at))),
                 plain(a.priority.value.upper()),
                 plain(", ".join(alarm_cuffs(a, cuffs)) or a.controller or "-"),
-                plain(clinical(a, cuffs)),
+                plain(for_cuff(a)),  # the cuffs column names them
                 plain(state),
                 key=str(a.id),
                 height=None,
