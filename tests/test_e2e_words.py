@@ -166,7 +166,7 @@ def test_attached_console_says_remote_and_leaves_the_cuffs_and_a_second_station_
 
     tmux.start("remote", cmd(cfg, "attach", *extra), size)
     tmux.wait("remote", "the attached console", lambda lines: "HOLDING" in text(lines))
-    assert "Station: Words bay (remote, operator)" in tmux.screen("remote")[0]
+    tmux.wait("remote", "the header", lambda lines: "Station: Words bay (remote, operator)" in lines[0])
 
     tmux.keys("remote", "q")
     if extra:  # the kiosk asks, and says the cuffs stay as they are
