@@ -167,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from console.app_runner import run_report
 
         return run_report(config, session=args.session, csv=args.csv, audit=args.audit, day=args.day)
-    _setup_logging(config, to_stderr=command in ("serve", "measure-lop"))
+    # measure-lop keeps the terminal for its progress (stderr) and its answer (stdout): log to the file only.
+    _setup_logging(config, to_stderr=command == "serve")
     from console import app_runner
 
     if command == "run":

@@ -86,10 +86,10 @@ def _fields(s: object) -> dict[str, object]:
 def test_lop_wording() -> None:
     assert lop_text(LopProgress("running", 140.0, 12.6)).line == "measuring LOP: 140 mmHg 00:12"
     done = lop_text(LopProgress("done", 0.0, 50.0, lop=204.6, confidence=0.92))
-    assert done.line == "LOP 205 mmHg, confidence 92%"
+    assert (done.line, done.detail) == ("LOP 205 mmHg (estimate)", "an estimate, 92% sure; o: Doppler")
     failed = lop_text(LopProgress("failed", 180.0, 44.0, message="the limb moved"))
-    assert failed.line == "LOP measurement FAILED" and failed.detail == "the limb moved"
-    assert lop_text(LopProgress("done", 0.0, 50.0, lop=None)).line == "LOP measurement FAILED"
+    assert failed.line == "LOP not measured" and failed.detail == "the limb moved"
+    assert lop_text(LopProgress("done", 0.0, 50.0, lop=None)).line == "LOP not measured"
 
 
 def test_doppler_and_patient_validation() -> None:
@@ -209,9 +209,9 @@ async def test_measure_lop_asks_the_position_and_the_panel_follows_progress() ->
         st.set_cuff("A1", lop_measure=LopProgress("running", 160.0, 75.4, message="step 6"))
         await wait_for(pilot, lambda: "measuring LOP: 160 mmHg 01:15" in screen_text(app), what="next step")
         st.set_cuff("A1", lop=205.0, lop_measure=LopProgress("done", 0.0, 80.0, lop=205.0, confidence=0.9))
-        await wait_for(pilot, lambda: "LOP 205 mmHg, confidence 90%" in screen_text(app), what="done")
+        await wait_for(pilot, lambda: "LOP 205 mmHg (estimate)" in screen_text(app), what="done")
         st.set_cuff("A1", lop_measure=LopProgress("failed", 180.0, 44.0, message="no pulse found at any step"))
-        await wait_for(pilot, lambda: "LOP measurement FAILED" in screen_text(app), what="failed")
+        await wait_for(pilot, lambda: "LOP not measured" in screen_text(app), what="failed")
         assert "no pulse found at any step" in screen_text(app)
 
 

@@ -132,6 +132,8 @@ class CuffSnapshot:
     patient_id: str | None = None
     pair: str | None = None
     """The other cuff of a two-limb session (config ``pair``), if any."""
+    width_cm: float | None = None
+    """The cuff's width from the config (a LOP depends on it), if given."""
 
 
 @dataclass(frozen=True, slots=True)

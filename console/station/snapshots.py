@@ -182,6 +182,7 @@ class SnapshotBuilder:
             lop_measure=lop_measure,
             patient_id=c.patient_id,
             pair=c.spec.pair,
+            width_cm=spec.width_cm,
         )
 
     def _controller_snapshot(self, ctrl: ControllerState) -> ControllerSnapshot:

@@ -88,8 +88,12 @@ class BfrApp(App[None]):
         bell: bool = True,
         clock: Callable[[], float] | None = None,
         term: str | None = None,
+        attached: bool = False,
     ) -> None:
-        """``clock`` drives flash and bell timing (monotonic seconds); tests inject a manual one."""
+        """``clock`` drives flash and bell timing (monotonic seconds); tests inject a manual one.
+
+        ``attached``: this console watches a station elsewhere (``attach``); quitting it leaves the cuffs.
+        """
         super().__init__()
         self.handle = handle
         self.kiosk = kiosk
@@ -109,7 +113,10 @@ class BfrApp(App[None]):
         self._seq: int | None = None
         self._bells = BellScheduler()
         self._timer: Timer | None = None
-        self.actions = ConsoleActions(self, self, handle, kiosk=kiosk)
+        self.actions = ConsoleActions(self, self, handle, kiosk=kiosk, attached=attached)
+        self.attached = attached
+        name = self.last_snapshot.name
+        self.title = f"BFR station {name}" + (f" (remote, {self.last_snapshot.role.value})" if attached else "")
         """What the screens may do; handed to each, so no screen imports this module."""
         self._dashboard: DashboardScreen | None = None
         self._keys_mode: tuple[str, bool] | None = None
@@ -154,6 +161,7 @@ class BfrApp(App[None]):
         now = self.clock()
         dash.apply(snap, changed, now)
         if changed:
+            self.actions.note_snapshot(snap)
             if self.screen is not dash:  # other screens carry their own emergency bar
                 for bar in self.screen.query(EmergencyBar):
                     bar.show_emergency(snap.emergency)

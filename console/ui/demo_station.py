@@ -155,14 +155,16 @@ class DemoStation:
                 )
         self.bump()
 
-    def raise_alarm(self, priority: Priority, cause: str, cuff: str | None, message: str) -> AlarmSnapshot:
+    def raise_alarm(
+        self, priority: Priority, cause: str, cuff: str | None, message: str, controller: str | None = None
+    ) -> AlarmSnapshot:
         a = AlarmSnapshot(
             id=self._next_alarm,
             priority=priority,
             cause=cause,
             message=message,
             cuff=cuff,
-            controller=None,
+            controller=controller,
             raised_at=self.time,
             active=True,
             acknowledged=False,

@@ -77,6 +77,7 @@ class DashboardScreen(Screen[None]):
         self.panels: dict[str, CuffPanel] = {}
         self.order: list[str] = []
         self.header = StationHeader(id="header")
+        self.header.attached = actions.attached
         self.banner = AlarmBanner(id="banner")
         self.grid = CuffGrid(id="cuffs")
         self.emergency_bar = EmergencyBar(id="emergency")
@@ -172,7 +173,7 @@ class DashboardScreen(Screen[None]):
         cuff = self.actions.selected_cuff()
         if cuff is not None:
             asked_at = self.actions.emergencies
-            await self.app.push_screen(InflateDialog(cuff), self._inflate)
+            await self.app.push_screen(InflateDialog(cuff, self.actions), self._inflate)
             self._close_if_overtaken(asked_at)
 
     def _inflate(self, request: InflateRequest | None) -> None:

@@ -18,6 +18,7 @@ from textual.widget import Widget
 
 from console.common.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority
 from console.ui import render, therapy_text
+from console.ui.alarm_words import fit, for_cuff
 from console.ui.plain import clean, plain
 from console.ui.theme import UNICODE, Glyphs
 
@@ -248,7 +249,8 @@ class CuffPanel(Widget):
         a = self.cuff_alarm
         if a is not None:
             mark = "ACK " if a.acknowledged else ""
-            rows.append(Text(f"! {a.priority.value.upper()} {mark}{a.message}", style="bold"))
+            head = f"! {a.priority.value.upper()} {mark}"
+            rows.append(Text(head + fit(clean(for_cuff(a)), max(1, width - len(head))), style="bold"))
         else:
             rows.append(Text(self._note(), style="italic"))
         for row in rows:
