@@ -95,6 +95,8 @@ class Station:
         self.audit = AuditTrail(self.clock, records, self.mark_changed)
         self.alarms = AlarmManager(self.clock, silence_max_s=config.alarms.silence_max_s, listener=self.audit.on_alarm)
         self.cuffs: dict[str, CuffState] = {}
+        self._nudging: dict[str, asyncio.Lock] = {}
+        """Per cuff: a nudge reads the target its predecessor set (two presses of - go down twice)."""
         for c in config.cuffs:
             lim = config.limits(c.id)
             spec = CuffSpec(
@@ -398,15 +400,18 @@ class Station:
         )
         try:
             cuff, ctrl = self.lookup(cuff_id)
-            if cuff.target <= 0:
-                raise CommandRefused(f"{cuff_id} is not inflated; inflate it first.")
-            new = round(cuff.target + number_arg(delta_mmhg, f"{cuff_id}: the change"), 1)
-            if new <= 0:
-                raise CommandRefused(f"{cuff_id}: that would bring the target to {figure(new)} mmHg; deflate instead.")
-            busy = self.sessions.manual_refusal(cuff_id)
-            if busy:
-                raise CommandRefused(busy)
-            await self.targets.set(cuff, ctrl, new)
+            async with self._nudging.setdefault(cuff_id, asyncio.Lock()):
+                if cuff.target <= 0:
+                    raise CommandRefused(f"{cuff_id} is not inflated; inflate it first.")
+                new = round(cuff.target + number_arg(delta_mmhg, f"{cuff_id}: the change"), 1)
+                if new <= 0:
+                    raise CommandRefused(
+                        f"{cuff_id}: that would bring the target to {figure(new)} mmHg; deflate instead."
+                    )
+                busy = self.sessions.manual_refusal(cuff_id)
+                if busy:
+                    raise CommandRefused(busy)
+                await self.targets.set(cuff, ctrl, new)
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         self.record_command(actor_var.get(), f"{what} -> {figure(cuff.target)} mmHg")
