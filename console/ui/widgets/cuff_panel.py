@@ -70,7 +70,8 @@ class CuffPanel(Widget):
         self._strips: list[Strip] | None = None
         self._strips_key: int | None = None
         self._base = Style()
-        self._size = Size(0, 0)
+        self._strips_size = Size(0, 0)
+        """The size the strips were built for (not ``_size``: that is Textual's, the region a refresh repaints)."""
         self._digits_at = -1e9
         self._digits_pressure: float | None = None
         self._digits_stale = False
@@ -186,10 +187,10 @@ class CuffPanel(Widget):
 
     # -- text out ----------------------------------------------------------
     def render_line(self, y: int) -> Strip:
-        if self._strips is not None and self._size == self.size and 0 <= y < len(self._strips):
+        if self._strips is not None and self._strips_size == self.size and 0 <= y < len(self._strips):
             return self._strips[y]
         width = self.content_size.width
-        self._size = self.size
+        self._strips_size = self.size
         if self._strips is None or self._strips_key != width:
             self._base = self.rich_style
             self._lines = self.lines(max(1, width))
