@@ -92,7 +92,9 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
 
     records = open_records(config)
     station = build_station(config, records)
-    app = BfrApp(station, kiosk=kiosk, theme=theme, fps=config.ui.fps, bell=config.alarms.bell)
+    app = BfrApp(
+        station, kiosk=kiosk, theme=theme, fps=config.ui.fps, bell=config.alarms.bell, cue_bell=config.ui.cue_bell
+    )
     server = None
     why = ["console closed"]
     loop = asyncio.get_running_loop()

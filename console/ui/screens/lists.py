@@ -12,11 +12,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from console.common.api import AlarmSnapshot, Role
 from console.ui.actions import ConsoleActions, ConsoleView
 from console.ui.plain import plain
+from console.ui.widgets.footer import KeyFooter
 from console.ui.widgets.status import EmergencyBar
 
 
@@ -44,7 +45,7 @@ class HelpScreen(Screen[None]):
             table.add_row(plain(key), plain(where), plain(desc), height=None)  # "[" and "]" are keys here
         yield table
         yield EmergencyBar(id="emergency")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(EmergencyBar).show_emergency(self.view.last_snapshot.emergency)
@@ -74,7 +75,7 @@ class AlarmListScreen(Screen[None]):
         table.add_columns("time", "prio", "cuff", "cause", "state", "message")
         yield table
         yield EmergencyBar(id="emergency")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.refresh_log()

@@ -16,8 +16,8 @@ from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
-from console.common.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority
-from console.ui import render, therapy_text
+from console.common.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority, SessionSnapshot
+from console.ui import cue, render, therapy_text
 from console.ui.plain import clean, plain
 from console.ui.theme import UNICODE, Glyphs
 
@@ -42,6 +42,8 @@ GAUGE_ROW, TRACE_ROW = 4, 6
 """Rows that follow every sample."""
 
 PANEL_ROWS = 8
+SIDE_END = 26
+"""Where the cue block starts in rows 1-3: after the big digits (17 cells) and the unit or % LOP."""
 """Content rows; with the border a panel is 10 rows, so two rows fit 80x24."""
 
 
@@ -232,11 +234,13 @@ class CuffPanel(Widget):
         if not online:
             side = [" mmHg", " no data", ""]
         big_style = "bold" if online else "dim"
-        phase: tuple[str, str] = ("", "")
-        if online and c.session is not None:
-            phase = (" " + therapy_text.phase_word(c.session), therapy_text.PHASE_STYLES.get(c.session.phase, "bold"))
+        block = cue.cue(c.session, c.target > 0, g) if online and c.session is not None else None
         for r in range(3):
-            rows.append(Text.assemble((big[r], big_style), side[r], phase if r == 1 else ""))
+            row = Text.assemble((big[r], big_style), side[r])
+            if block is not None:
+                # The patient's cue beside the digits, at a fixed place so it does not jump with the unit.
+                row = Text.assemble(row, " " * max(1, SIDE_END - len(row)), (block.rows[r], block.style))
+            rows.append(row)
 
         rows.append(self._gauge_row(width))
 
@@ -293,7 +297,7 @@ class CuffPanel(Widget):
         c = self.cuff
         s = c.session
         if s is not None and c.online and c.state != OFFLINE:
-            left = therapy_text.progress_text(s, self.glyphs)
+            left = _progress(s, c.target > 0, self.glyphs)
             row = Text(left)
             if s.beat and s.phase == "set" and s.reps_target:
                 row.stylize("bold", len(left) - 1, len(left))
@@ -327,6 +331,15 @@ class CuffPanel(Widget):
         return ""
 
 
+def _progress(s: SessionSnapshot, cuff_up: bool, glyphs: Glyphs) -> str:
+    """Row 5 of a session: set and rep; in a rest what comes next; in a pause what it means for the limb."""
+    if s.phase == "rest":
+        return cue.next_text(s)
+    if s.phase == "paused":
+        return cue.pause_text(cuff_up)  # cuffs up: the limb is still occluded, its clock runs
+    return therapy_text.progress_text(s, glyphs)
+
+
 def _same_row(x: Text, y: Text) -> bool:
     """Equal text and styling (Rich Text has no __eq__)."""
     return x.plain == y.plain and x.spans == y.spans and x.style == y.style
@@ -342,6 +355,8 @@ def _slow_key(c: CuffSnapshot, glyphs: Glyphs = UNICODE) -> tuple[object, ...]:
     session = None
     if s is not None:
         session = (
+            cue.cue(s, c.target > 0, glyphs),
+            _progress(s, c.target > 0, glyphs),
             therapy_text.phase_word(s),
             therapy_text.progress_text(s, glyphs),
             s.beat,
