@@ -170,7 +170,7 @@ class SessionJobs:
         """``pause`` | ``pause-vent`` | ``resume`` | ``skip`` | ``stop`` | ``rep+`` | ``rep-`` on this cuff's session.
 
         ``pause-vent`` vents through the station's own deflate (as the end of a set does); a deflate the
-        controller does not confirm leaves the station's DEFLATE_UNCONFIRMED alarm and its retries."""
+        controller does not obey leaves the station's high alarm (DEFLATE_UNCONFIRMED or RESIDUAL_PRESSURE) and retries."""
         if command not in COMMANDS:
             raise CommandRefused(f"Unknown session command {command!r} (one of {', '.join(COMMANDS)}).")
         self.station.lookup(cuff_id)
