@@ -281,3 +281,20 @@ def test_cue_words_for_each_phase() -> None:
     ]
     assert [r.strip() for r in cue.cue(replace(s, phase="paused"), False, ASCII).rows][:2] == ["PAUSED", "vented"]
     assert all(len(r) == cue.CUE_WIDTH for r in cue.cue(rest, True, ASCII).rows)
+
+
+def test_cue_bell_config_is_off_by_default_and_checked(tmp_path: Path) -> None:
+    from console.config.loader import ConfigError, load_config
+    from tests.test_config import MINIMAL
+
+    path = tmp_path / "config.toml"
+    path.write_text(MINIMAL, encoding="utf-8")
+    assert load_config(path).ui.cue_bell is False, "safe default: the bell is also the alarms' sound"
+    path.write_text(MINIMAL + "\n[ui]\ncue_bell = true\n", encoding="utf-8")
+    assert load_config(path).ui.cue_bell is True
+    path.write_text(MINIMAL + '\n[ui]\ncue_bell = "yes"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert any("ui.cue_bell" in p and "true or false" in p for p in info.value.problems), info.value.problems
+    shipped = load_config(Path(__file__).resolve().parents[1] / "config.toml")
+    assert shipped.ui.cue_bell is False
