@@ -202,7 +202,7 @@ def test_selection_moves_leave_whole_borders_a_full_emergency_key_and_nearest_do
     rig: Rig = rig_for(look)
     s = rig.start(look)
     rig.tmux.wait(s, "L1 selected", lambda lines: selected_cuff(lines, look) == "L1")
-    assert footer_ok(rig.tmux.screen(s)) is None, footer_ok(rig.tmux.screen(s))
+    rig.tmux.wait(s, "the emergency key in full over a whole footer", lambda lines: footer_ok(lines) is None)
     last = f"L{look.cuffs}"
     # The keys of the report (2, 4, Up), on this grid: to the second cuff, to the last, up again.
     select(rig, s, look, "2", "L2")

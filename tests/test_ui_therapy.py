@@ -395,7 +395,9 @@ async def test_panel_shows_each_phase_with_pressure_as_pct_lop(size: tuple[int, 
         st.set_session("A1", phase="paused", message="paused: HIGH alarm on A2")
         await shows("PAUSED")
         assert "paused: HIGH alarm on A2" in screen_text(app)
-        assert "cuffs up, occlusion clock running" in screen_text(app), "the pause keeps the cuff up: said so"
+        assert "cuffs UP" in screen_text(app) and "occl runs" in screen_text(app), "the cuff is still up: said so"
+        st.set_session("A1", message="paused by the operator")
+        await shows("cuffs up, occlusion clock running")
         st.set_session("A1", phase="done", set_index=4, message="")
         await shows("DONE")
         assert "set 4/4" in screen_text(app)

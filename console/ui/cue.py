@@ -56,6 +56,17 @@ def pause_text(cuff_up: bool) -> str:
     return "cuffs up, occlusion clock running" if cuff_up else "cuffs vented; resume refills"
 
 
+OPERATOR_PAUSES = ("paused by the operator", "paused vented")
+"""How the session runner words a pause the therapist asked for (the panel says what it means instead)."""
+
+
+def note(s: SessionSnapshot, cuff_up: bool) -> str:
+    """The panel's last row in a session: the runner's message, or in a pause asked for, what it means."""
+    if s.phase == "paused" and (not s.message or s.message.startswith(OPERATOR_PAUSES)):
+        return pause_text(cuff_up)  # cuffs up: the limb is still occluded, its clock runs
+    return s.message
+
+
 def cue(s: SessionSnapshot, cuff_up: bool, glyphs: Glyphs) -> Cue:
     """The block for the session's phase; ``cuff_up``: the panel's cuff holds a target."""
     phase = s.phase

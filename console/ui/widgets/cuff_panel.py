@@ -297,7 +297,7 @@ class CuffPanel(Widget):
         c = self.cuff
         s = c.session
         if s is not None and c.online and c.state != OFFLINE:
-            left = _progress(s, c.target > 0, self.glyphs)
+            left = _progress(s, self.glyphs)
             row = Text(left)
             if s.beat and s.phase == "set" and s.reps_target:
                 row.stylize("bold", len(left) - 1, len(left))
@@ -325,18 +325,16 @@ class CuffPanel(Widget):
         """Row 7 when no alarm: the session's message, or why a LOP measurement failed."""
         c = self.cuff
         if c.session is not None:
-            return c.session.message
+            return cue.note(c.session, c.target > 0)
         if c.lop_measure is not None:
             return therapy_text.lop_text(c.lop_measure).detail
         return ""
 
 
-def _progress(s: SessionSnapshot, cuff_up: bool, glyphs: Glyphs) -> str:
-    """Row 5 of a session: set and rep; in a rest what comes next; in a pause what it means for the limb."""
+def _progress(s: SessionSnapshot, glyphs: Glyphs) -> str:
+    """Row 5 of a session: set and rep (also in a pause: reps are corrected there); in a rest what comes next."""
     if s.phase == "rest":
         return cue.next_text(s)
-    if s.phase == "paused":
-        return cue.pause_text(cuff_up)  # cuffs up: the limb is still occluded, its clock runs
     return therapy_text.progress_text(s, glyphs)
 
 
@@ -356,7 +354,8 @@ def _slow_key(c: CuffSnapshot, glyphs: Glyphs = UNICODE) -> tuple[object, ...]:
     if s is not None:
         session = (
             cue.cue(s, c.target > 0, glyphs),
-            _progress(s, c.target > 0, glyphs),
+            _progress(s, glyphs),
+            cue.note(s, c.target > 0),
             therapy_text.phase_word(s),
             therapy_text.progress_text(s, glyphs),
             s.beat,
