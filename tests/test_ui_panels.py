@@ -298,3 +298,22 @@ def test_cue_bell_config_is_off_by_default_and_checked(tmp_path: Path) -> None:
     assert any("ui.cue_bell" in p and "true or false" in p for p in info.value.problems), info.value.problems
     shipped = load_config(Path(__file__).resolve().parents[1] / "config.toml")
     assert shipped.ui.cue_bell is False
+
+
+def test_the_attached_kiosk_takes_cue_bell_from_the_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kiosk attaches to the station: the config's cue_bell must reach it (the patient watches that screen)."""
+    from console import app_runner, cli
+    from tests.test_config import MINIMAL
+
+    seen: dict[str, object] = {}
+
+    def fake_attached(**kw: object) -> int:
+        seen.update(kw)
+        return 0
+
+    monkeypatch.setattr(app_runner, "run_attached", fake_attached)
+    path = tmp_path / "config.toml"
+    for value in (True, False):
+        path.write_text(MINIMAL + f"\n[ui]\ncue_bell = {'true' if value else 'false'}\n", encoding="utf-8")
+        assert cli.main(["attach", "--config", str(path), "--kiosk", "--theme", "ansi"]) == 0
+        assert seen["cue_bell"] is value and seen["kiosk"] is True
