@@ -60,8 +60,8 @@ class Rig:
 
 
 def config_text(tmp_path: Path, port: str, cuffs: int) -> str:
-    """Loaded-machine link and deflate times (as the station tests have them): a late sample on a busy
-    machine must not raise an alarm whose flashing border these tests would take for a stale one."""
+    """Loaded-machine link, deflate and watchdog times (as the station tests have them): a late sample
+    on a busy machine must not raise an alarm (a flashing border, a paused session) these tests are not about."""
     labels = ["left thigh", "right thigh", "left calf", "right calf"]
     text = f"""
 [station]
@@ -77,6 +77,7 @@ deflate_confirm_s = {LOADED_MACHINE_TIMEOUT_S}
 id = "rack"
 port = "{port}"
 channels = 4
+watchdog_ms = 3000
 
 [[plans]]
 id = "legs-30-15"
