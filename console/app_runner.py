@@ -95,7 +95,9 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
         return _fail(already_serving(config))
     records = open_records(config)
     station = build_station(config, records)
-    app = BfrApp(station, kiosk=kiosk, theme=theme, fps=config.ui.fps, bell=config.alarms.bell)
+    app = BfrApp(
+        station, kiosk=kiosk, theme=theme, fps=config.ui.fps, bell=config.alarms.bell, cue_bell=config.ui.cue_bell
+    )
     server = None
     why = ["console closed"]
     loop = asyncio.get_running_loop()
@@ -246,12 +248,12 @@ def _say_stopped(snap: Any, why: str) -> None:
 # ------------------------------------------------------------------ attach to a running station
 
 
-def run_attached(*, socket_path: str, kiosk: bool = False, theme: str = "auto") -> int:
-    """``bfr-console attach``: the same console, fed by a station's socket."""
-    return asyncio.run(_run_attached(socket_path, kiosk=kiosk, theme=theme))
+def run_attached(*, socket_path: str, kiosk: bool = False, theme: str = "auto", cue_bell: bool = False) -> int:
+    """``bfr-console attach``: the same console, fed by a station's socket (``cue_bell``: the config's, if read)."""
+    return asyncio.run(_run_attached(socket_path, kiosk=kiosk, theme=theme, cue_bell=cue_bell))
 
 
-async def _run_attached(socket_path: str, *, kiosk: bool, theme: str) -> int:
+async def _run_attached(socket_path: str, *, kiosk: bool, theme: str, cue_bell: bool = False) -> int:
     from console.remote.client import AccessRefused, StationUnavailable, attach
     from console.ui.app import BfrApp
     from console.ui.quit_words import detached_line
@@ -260,7 +262,7 @@ async def _run_attached(socket_path: str, *, kiosk: bool, theme: str) -> int:
         remote = await attach(socket_path)
     except (StationUnavailable, AccessRefused) as exc:
         return _fail(str(exc))
-    app = BfrApp(remote, kiosk=kiosk, theme=theme, attached=True)
+    app = BfrApp(remote, kiosk=kiosk, theme=theme, attached=True, cue_bell=cue_bell)
 
     def on_stop(reason: str) -> None:
         log.warning("attach: %s, closing", reason)

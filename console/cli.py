@@ -180,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             socket_path=str(config.station.socket),
             kiosk=getattr(args, "kiosk", False),
             theme=getattr(args, "theme", None) or config.ui.theme,
+            cue_bell=config.ui.cue_bell,  # the kiosk is the screen the patient sees
         )
     if command == "measure-lop":
         return asyncio.run(app_runner.measure_lop(config, cuff_id=args.cuff, position=args.position))

@@ -373,7 +373,7 @@ async def test_panel_shows_each_phase_with_pressure_as_pct_lop(size: tuple[int, 
         assert len(lines) == size[1] and all(len(line) == size[0] for line in lines)
         assert f"set 2/4  rep  9/15 {on}" in text and "patient P-0042" in text
         assert "Legs 30-15-15-15" in text, "the plan's name on the panel"
-        assert " SET " in text and "80%LOP" in text and "target 184 mmHg" in text
+        assert " LIFT " in text and "80%LOP" in text and "target 184 mmHg" in text
         assert "HOLDING" in text and "F12 / Ctrl+E: EMERGENCY DEFLATE ALL" in lines[-2]
 
         async def shows(what: str) -> None:
@@ -382,17 +382,22 @@ async def test_panel_shows_each_phase_with_pressure_as_pct_lop(size: tuple[int, 
 
         st.set_session("A1", beat=False, rep=10)
         await shows(f"set 2/4  rep 10/15 {off}")
+        assert " LOWER " in screen_text(app) and " LIFT " not in screen_text(app)
         st.set_session("A1", beat=True, rep=11)
         await shows(f"rep 11/15 {on}")
         st.set_session("A1", phase="rest", beat=False, rep=15, phase_remaining_s=23.0)
-        await shows("REST 00:23")
+        await shows("next: set 3/4 in 0:23")
+        assert " REST " in screen_text(app)
         st.set_session("A1", phase_remaining_s=22.2)
-        await shows("REST 00:23")
+        await shows("next: set 3/4 in 0:23")
         st.set_session("A1", phase_remaining_s=21.9)
-        await shows("REST 00:22")
+        await shows("next: set 3/4 in 0:22")
         st.set_session("A1", phase="paused", message="paused: HIGH alarm on A2")
         await shows("PAUSED")
         assert "paused: HIGH alarm on A2" in screen_text(app)
+        assert "cuffs UP" in screen_text(app) and "occl runs" in screen_text(app), "the cuff is still up: said so"
+        st.set_session("A1", message="paused by the operator")
+        await shows("cuffs up, occlusion clock running")
         st.set_session("A1", phase="done", set_index=4, message="")
         await shows("DONE")
         assert "set 4/4" in screen_text(app)

@@ -125,6 +125,7 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
     ui = UiConfig(
         theme=or_fallback(ui_t.text("theme", "auto", choices=THEMES), "auto"),
         fps=or_fallback(ui_t.integer("fps", 20, lo=1, hi=60), 20),
+        cue_bell=or_fallback(ui_t.flag("cue_bell", False), False),
     )
     controllers = read_controllers(read_array(top, "controllers", required=True), problems, safety)
     cuffs = read_cuffs(read_array(top, "cuffs", required=True), problems, controllers, station, safety)

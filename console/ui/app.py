@@ -24,6 +24,7 @@ from textual.timer import Timer
 from console.common.api import CuffSnapshot, Role, StationHandle, StationSnapshot
 from console.ui.actions import ConsoleActions
 from console.ui.alerting import BellScheduler, loudest_audible
+from console.ui.cue import CueBell
 from console.ui.plug_notice import NewControllers
 from console.ui.screens.dashboard import DashboardScreen, cuff_by_id
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog
@@ -70,7 +71,8 @@ class BfrApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f12", "emergency", "EMERGENCY DEFLATE", key_display="F12", priority=True),
+        # show=False: the emergency bar names it in full on every screen; a footer would cut it at 80 columns.
+        Binding("f12", "emergency", "EMERGENCY DEFLATE", key_display="F12", priority=True, show=False),
         Binding("ctrl+e", "emergency", "EMERGENCY DEFLATE", key_display="Ctrl+E", priority=True, show=False),
         Binding("f1", "help", "help", key_display="F1"),
         Binding("ctrl+q", "request_quit", "quit", show=False, priority=True),
@@ -89,6 +91,7 @@ class BfrApp(App[None]):
         clock: Callable[[], float] | None = None,
         term: str | None = None,
         attached: bool = False,
+        cue_bell: bool = False,
     ) -> None:
         """``clock`` drives flash and bell timing (monotonic seconds); tests inject a manual one.
 
@@ -99,6 +102,9 @@ class BfrApp(App[None]):
         self.kiosk = kiosk
         self.fps = max(1, fps)
         self.bell_enabled = bell
+        self.cue_bell = cue_bell
+        """Ring at each lift and each set or rest that begins (``[ui] cue_bell``)."""
+        self._cue = CueBell()
         self.clock = clock or time.monotonic
         choice = resolve_theme(theme, term)
         self.glyphs = choice.glyphs
@@ -168,9 +174,11 @@ class BfrApp(App[None]):
             self.frames += 1
             if self.on_frame is not None:
                 self.on_frame(snap)
-        if self.bell_enabled:
-            for _ in range(self._bells.due(loudest_audible(snap), now)):
-                self.bell()
+        rings = self._bells.due(loudest_audible(snap), now) if self.bell_enabled else 0
+        for _ in range(rings):
+            self.bell()
+        if changed and self._cue.due(snap) and self.cue_bell and not rings:
+            self.bell()  # the patient's cue; an alarm's bell that rings now takes its place
 
     # -- selection -------------------------------------------------------------------
     def select(self, cuff_id: str) -> None:

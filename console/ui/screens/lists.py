@@ -12,12 +12,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from console.common.api import AlarmSnapshot, Role
 from console.ui.actions import ConsoleActions, ConsoleView
 from console.ui.alarm_words import alarm_cuffs, for_cuff, technical
 from console.ui.plain import plain
+from console.ui.widgets.footer import KeyFooter
 from console.ui.widgets.status import EmergencyBar
 
 
@@ -45,7 +46,7 @@ class HelpScreen(Screen[None]):
             table.add_row(plain(key), plain(where), plain(desc), height=None)  # "[" and "]" are keys here
         yield table
         yield EmergencyBar(id="emergency")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(EmergencyBar).show_emergency(self.view.last_snapshot.emergency)
@@ -89,7 +90,7 @@ class AlarmListScreen(Screen[None]):
         yield table
         yield Static("", id="alarm-details")
         yield EmergencyBar(id="emergency")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.refresh_log()
