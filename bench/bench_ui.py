@@ -62,6 +62,8 @@ from bench.ui_term import (  # noqa: E402
 )
 
 LIVE = "VENTED"
+CODE_ENV: dict[str, str] = {}
+"""``--code DIR``: ``PYTHONPATH`` (and the probe's path) pointing at another checkout, e.g. the code before a change."""
 
 
 @dataclass
@@ -80,6 +82,7 @@ def serve_phase(config: Path, socket: Path, seconds: float) -> Row:
     proc = subprocess.Popen(
         [str(BIN / "bfr-console"), "serve", "--config", str(config)],
         cwd=ROOT,
+        env={**os.environ, **CODE_ENV},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -121,7 +124,7 @@ def screen_phase(
     session = f"bench-ui-{os.getpid()}"
     argv = [str(BIN / "bfr-console"), "--config", str(config), *extra]
     t0 = time.monotonic()
-    pane = Pane.start(session, size, term, argv, {})
+    pane = Pane.start(session, size, term, argv, CODE_ENV)
     try:
         row.launch_s = wait_for_screen(pane, LIVE) - t0
     finally:
@@ -129,7 +132,7 @@ def screen_phase(
 
     log = socket.parent.parent / f"frames-{size[0]}x{size[1]}.log"
     probe = [sys.executable, str(ROOT / "bench" / "ui_probe.py"), "--config", str(config), *extra]
-    pane = Pane.start(session, size, term, probe, {"BFR_FRAME_LOG": str(log)})
+    pane = Pane.start(session, size, term, probe, {"BFR_FRAME_LOG": str(log), **CODE_ENV})
     windows = []
     try:
         wait_for_screen(pane, LIVE)
@@ -184,7 +187,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="the console's CPU, launch and freshness in a real terminal")
     ap.add_argument("--seconds", type=float, default=20.0, help="measuring time per figure (default 20)")
     ap.add_argument("--only", choices=["serve", "xterm", "linux"], action="append", help="run only these phases")
+    ap.add_argument("--code", metavar="DIR", help="run the console from this checkout (e.g. a worktree of the base)")
     args = ap.parse_args()
+    if args.code:
+        code = str(Path(args.code).resolve())
+        CODE_ENV.update({"PYTHONPATH": code, "BFR_BENCH_CODE": code})
+        print(f"console code from {code}")
     if shutil.which("tmux") is None:
         sys.exit("bench_ui needs tmux")
     only = set(args.only or ["serve", "xterm", "linux"])

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, os.environ.get("BFR_BENCH_CODE") or str(Path(__file__).resolve().parent.parent))
 
 from console.cli import main  # noqa: E402
 from console.common.api import StationSnapshot  # noqa: E402
