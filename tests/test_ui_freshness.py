@@ -10,8 +10,9 @@ from __future__ import annotations
 from console.common.api import Priority
 from console.common.clock import ManualClock
 from console.ui.app import BfrApp
+from console.ui.render import big_lines
 from console.ui.widgets.cuff_panel import GAUGE_ROW, TRACE_PERIOD_S, TRACE_ROW
-from tests.ui_support import FakeStation, screen_text
+from tests.ui_support import FakeStation, press, screen_text
 
 
 def _rows(app: BfrApp, cuff: str) -> list[str]:
@@ -88,3 +89,28 @@ async def test_trace_redraws_at_most_every_period_and_the_gauge_only_when_a_cell
         app.refresh_now()
         await pilot.pause()
         assert panel._lines[GAUGE_ROW].plain != gauge0.plain  # noqa: SLF001
+
+
+async def test_a_panel_scrolled_out_of_view_shows_its_newest_reading_when_it_comes_back() -> None:
+    st = FakeStation(16)
+    app = BfrApp(st, term="xterm", bell=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        cuff = app.dashboard.order[-2]  # never selected: only scrolling hides and shows it
+        assert f" {cuff} " not in screen_text(app), "16 cuffs do not fit 80x24: it starts out of view"
+        st.set_cuff(cuff, state="HOLDING", pressure=100.0, target=210.0)
+        await press(pilot, "left")  # the selection wraps to the last cuff and the grid scrolls to it
+        await pilot.pause()
+        assert f" {cuff} " in screen_text(app) and all(r in screen_text(app) for r in big_lines("100", "block"))
+        await press(pilot, "right")  # back to the first: out of view again
+        await pilot.pause()
+        assert f" {cuff} " not in screen_text(app)
+        for pressure in (130.0, 170.0, 213.0):  # changes while out of view
+            st.set_cuff(cuff, pressure=pressure)
+            app.refresh_now()
+            await pilot.pause()
+        await press(pilot, "left")
+        await pilot.pause()
+        text = screen_text(app)
+        assert f" {cuff} " in text
+        assert all(row in text for row in big_lines("213", "block")), text

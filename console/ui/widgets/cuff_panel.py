@@ -12,6 +12,8 @@ from __future__ import annotations
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.dom import NoScreen
+from textual.errors import NoWidget
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
@@ -83,6 +85,8 @@ class CuffPanel(Widget):
         self._gauge_key: tuple[object, ...] | None = None
         """What the gauge row was last drawn from: unchanged, it is not rebuilt."""
         self._trace_at = -1e9
+        self._digits_shown: tuple[object, ...] | None = None
+        """The digits' text last drawn: when their period is over they are redrawn only if it changes."""
         self._apply_classes()
 
     # -- data in -----------------------------------------------------------
@@ -100,6 +104,11 @@ class CuffPanel(Widget):
         self.cuff = cuff
         self.cuff_alarm = alarm
         self._apply_classes()
+        if not self._on_screen():
+            # Scrolled out of view: no rows are built; they come from the newest snapshot when it shows again.
+            if self._strips is not None:
+                self._invalidate()
+            return
         width = self.content_size.width
         if not width or self._strips is None or self._lines is None or self._strips_key != width:
             self._invalidate()
@@ -109,9 +118,10 @@ class CuffPanel(Widget):
             now is None
             or alarm != prev_alarm
             or _slow_key(cuff, self.glyphs) != _slow_key(prev, self.glyphs)
-            or not (0 <= now - self._digits_at < DIGITS_PERIOD_S)
-            or _jump(cuff.pressure, self._digits_pressure)
+            or (self._digits_due(now) and self._digits_key() != self._digits_shown)
         )
+        if not full and self._digits_due(now):  # due, but the digits would read the same: nothing to redraw
+            self._digits_at, self._digits_pressure = now, cuff.pressure
         if full:
             lines = self.lines(width)
             self._digits_at = now if now is not None else -1e9
@@ -143,7 +153,31 @@ class CuffPanel(Widget):
             self._digits_at = now
             self._digits_pressure = self.cuff.pressure
             self._digits_stale = False
-            self._repaint_rows(self.lines(width), width)
+            if self._digits_key() != self._digits_shown:
+                self._repaint_rows(self.lines(width), width)
+
+    def _digits_due(self, now: float | None) -> bool:
+        """The digits' period is over, or the reading jumped."""
+        return (
+            now is None
+            or not (0 <= now - self._digits_at < DIGITS_PERIOD_S)
+            or _jump(self.cuff.pressure, self._digits_pressure)
+        )
+
+    def _digits_key(self) -> tuple[object, ...]:
+        """The text the big digits and the % LOP beside them would show now."""
+        c = self.cuff
+        online = c.online and c.state != OFFLINE
+        pct = f"{c.pressure_pct_lop:3.0f}" if online and c.pressure_pct_lop is not None else None
+        return (render.fmt_pressure(c.pressure if online else None), pct, online)
+
+    def _on_screen(self) -> bool:
+        """Any part of the panel is in view (the grid scrolls when the cuffs do not fit)."""
+        try:
+            geometry = self.screen.find_widget(self)
+        except (NoScreen, NoWidget):
+            return True
+        return geometry.region.overlaps(geometry.clip)
 
     def _repaint_rows(self, lines: list[Text], width: int) -> None:
         assert self._strips is not None and self._lines is not None
@@ -234,6 +268,7 @@ class CuffPanel(Widget):
         online = c.online and c.state != OFFLINE
         pressure = c.pressure if online else None
         rows: list[Text] = []
+        self._digits_shown = self._digits_key()
 
         # Row 0: the state word, loud, plus the target.
         state = (f" {c.state:<10} ", STATE_STYLE.get(c.state, "bold"))
