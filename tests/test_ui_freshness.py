@@ -114,3 +114,12 @@ async def test_a_panel_scrolled_out_of_view_shows_its_newest_reading_when_it_com
         text = screen_text(app)
         assert f" {cuff} " in text
         assert all(row in text for row in big_lines("213", "block")), text
+
+
+def test_a_vented_cuffs_noise_around_zero_does_not_flicker_the_gauge() -> None:
+    from console.ui.render import gauge
+    from console.ui.theme import ASCII
+
+    empty = gauge(0.0, 0.0, 15.0, 20, ASCII).plain
+    assert gauge(0.4, 0.0, 15.0, 20, ASCII).plain == empty == gauge(-0.3, 0.0, 15.0, 20, ASCII).plain
+    assert gauge(1.0, 0.0, 15.0, 20, ASCII).plain != empty, "a pressure of 1 mmHg or more shows a cell"

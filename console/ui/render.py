@@ -86,13 +86,24 @@ def gauge_scale(pressure: float | None, target: float, tolerance: float) -> floa
     return top
 
 
+GAUGE_EMPTY_BELOW_MMHG = 1.0
+"""Below this the gauge shows no cell: a vented cuff's sensor noise around 0 must not flicker it."""
+
+
+def _filled(pressure: float, top: float, width: int) -> int:
+    """Cells filled for a pressure; at least one from ``GAUGE_EMPTY_BELOW_MMHG`` up."""
+    if pressure < GAUGE_EMPTY_BELOW_MMHG:
+        return 0
+    return max(1, min(width, round(pressure / top * width)))
+
+
 def gauge_cells(pressure: float | None, target: float, tolerance: float, width: int) -> tuple[int, float] | None:
     """What :func:`gauge` draws for a pressure: its filled cells and its scale (None: no reading)."""
     if pressure is None:
         return None
     width = max(4, width)
     top = gauge_scale(pressure, target, tolerance)
-    return (0 if pressure <= 0 else max(1, min(width, round(pressure / top * width))), top)
+    return (_filled(pressure, top, width), top)
 
 
 def gauge(
@@ -115,7 +126,7 @@ def gauge(
     def cell(mmhg: float) -> int:
         return max(0, min(width - 1, round(mmhg / top * width)))
 
-    filled = 0 if pressure <= 0 else max(1, min(width, round(pressure / top * width)))
+    filled = _filled(pressure, top, width)
     chars = [glyphs.filled if i < filled else glyphs.empty for i in range(width)]
     styles = [fill_style if i < filled else empty_style for i in range(width)]
     if target > 0:
