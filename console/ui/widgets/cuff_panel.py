@@ -120,7 +120,7 @@ class CuffPanel(Widget):
             or _slow_key(cuff, self.glyphs) != _slow_key(prev, self.glyphs)
             or (self._digits_due(now) and self._digits_key() != self._digits_shown)
         )
-        if not full and self._digits_due(now):  # due, but the digits would read the same: nothing to redraw
+        if not full and now is not None and self._digits_due(now):  # due, but they would read the same
             self._digits_at, self._digits_pressure = now, cuff.pressure
         if full:
             lines = self.lines(width)
@@ -207,8 +207,9 @@ class CuffPanel(Widget):
 
     def _apply_classes(self) -> None:
         c = self.cuff
-        key = (self.selected, c.state, c.online, c.target, c.alarm, c.id, c.label, c.limb, c.controller, c.channel)
-        key += (c.session.plan_name if c.session is not None else None,)
+        plan = c.session.plan_name if c.session is not None else None
+        key: tuple[object, ...] = (self.selected, c.state, c.online, c.target, c.alarm, c.id, c.label, c.limb)
+        key += (c.controller, c.channel, plan)
         if key == self._classes_key:
             return  # every class and title below is a function of this key
         self._classes_key = key
