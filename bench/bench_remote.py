@@ -94,7 +94,7 @@ async def main(args: argparse.Namespace) -> None:
     socket = tmp / "run" / "bfr.sock"
     station = Station(station_config(tmp, socket))
     await station.start()
-    server = StationServer(station, socket, (), fps=args.fps)
+    server = StationServer(station, socket, (), fps=args.fps, max_per_user=max(4, args.clients))
     await server.start()
     try:
         for cuff in [c.id for c in station.snapshot().cuffs][::2]:
