@@ -1,196 +1,241 @@
-"""UI benchmark: what the console's screen costs, and how fresh it is.
+"""UI benchmark in a real terminal: what the shipped console costs, how fast it starts, how fresh it is.
 
-Run: ``.venv/bin/python bench/bench_ui.py [--seconds 10] [--fps 20]``. Prints figures; asserts nothing.
+Run: ``.venv/bin/python bench/bench_ui.py [--seconds 20]``. Prints a table; asserts nothing. Needs tmux.
 
-16 cuffs stream at 100 Hz from two emulated 8-channel controllers that run as
-child processes (``python -m drivers.emulator``) over real ptys, so their
-physics is not billed to this process. This process runs the real Station and,
-in the second phase, the real :class:`BfrApp` headless (``run_test``) at a size
-where all 16 panels are on screen (160x50) and repaint.
+16 cuffs stream at 100 Hz from two emulated 8-channel controllers, each its
+own process (``python -m drivers.emulator``) on a real pty. In the same run,
+one after the other, on the same config and the same emulators:
 
-1. CPU share of one core (``process_time`` / wall time): the station alone
-   (baseline), then the station with the UI; the difference is the UI's cost.
-2. Sample-to-frame delay: for every pull-loop tick that showed a new snapshot,
-   the time from the newest sample's arrival at the station
-   (``snapshot.time - cuff.sample_age_s``, wall clock) to the end of the
-   screen refresh that painted it (``call_after_refresh``); p50/p99, for the
-   newest sample on screen and for every cuff's newest sample.
-3. App start (constructor) to the first painted frame, station already up.
+- ``bfr-console serve``: the station alone, no screen (the baseline);
+- ``bfr-console`` in tmux at 160x50, ``TERM=xterm-256color`` (all 16 panels on screen);
+- ``bfr-console --kiosk --theme ansi`` in tmux at 80x24, ``TERM=linux`` (the Pi's text console).
+
+For each: the process's CPU (``/proc/<pid>/stat`` utime+stime over wall time,
+every thread) as a share of one core, for ``--seconds`` with every cuff
+vented, then again with all 16 holding 100 mmHg (inflated through the
+station's socket, as ``attach`` would; the client leaves before measuring).
+The tmux server's CPU is shown beside it: what drawing costs the terminal.
+
+Launch: from the shell command (``tmux new-session`` running the real
+``.venv/bin/bfr-console``, imports included) until ``capture-pane`` first shows
+a cuff ``VENTED`` (its controller answered and its live reading is drawn).
+Polled every 10 ms.
+
+Sample to screen: the CPU phases run the console through ``bench/ui_probe.py``
+(``bfr-console`` plus one hook). After every tick that took a new snapshot,
+once Textual has composed the frame and handed it to its output writer, the
+hook logs the wall time and each cuff's newest sample's arrival time at the
+station. "newest" is the age of the freshest reading in that frame; "every
+cuff" the age of each cuff's reading. It starts at the station's read of the
+pty (not the emulator's sensor) and ends where Textual writes to the terminal
+(its writer thread and tmux's parsing come after, typically well under 1 ms).
+A reading shown in whole mmHg that did not change still counts as on screen.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import math
 import os
-import statistics
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stats import pct  # noqa: E402
-from console.common.api import StationSnapshot  # noqa: E402
-from console.config.loader import parse_config  # noqa: E402
-from console.config.schema import StationConfig  # noqa: E402
-from console.station.station import Station  # noqa: E402
-from console.ui.app import BfrApp  # noqa: E402
+from bench.ui_term import (  # noqa: E402
+    BIN,
+    ROOT,
+    Emulator,
+    Pane,
+    cpu_share,
+    end,
+    inflate_all,
+    wait_for_screen,
+    wait_online,
+    write_config,
+)
+
+LIVE = "VENTED"
+CODE_ENV: dict[str, str] = {}
+"""``--code DIR``: ``PYTHONPATH`` (and the probe's path) pointing at another checkout, e.g. the code before a change."""
 
 
-async def start_emulator(cid: str, channels: int) -> tuple[asyncio.subprocess.Process, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "drivers.emulator",
-        "--channels",
-        str(channels),
-        "--serial",
-        f"EMU{cid}",
-        "--lop",
-        ",".join(["200"] * channels),
-        "--pulse",
-        "1",
-        cwd=str(ROOT),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+@dataclass
+class Row:
+    what: str
+    cpu: dict[str, float] = field(default_factory=dict)
+    term_cpu: dict[str, float] = field(default_factory=dict)
+    launch_s: float = math.nan
+    newest_ms: list[float] = field(default_factory=list)
+    every_ms: list[float] = field(default_factory=list)
+    frames_per_s: float = math.nan
+
+
+def serve_phase(config: Path, socket: Path, seconds: float) -> Row:
+    row = Row("`bfr-console serve` (station, no screen)")
+    proc = subprocess.Popen(
+        [str(BIN / "bfr-console"), "serve", "--config", str(config)],
+        cwd=ROOT,
+        env={**os.environ, **CODE_ENV},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    assert proc.stdout is not None
-    while True:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 10)).decode().strip()
-        if line.startswith("PORT "):
-            break
-        if not line:
-            raise RuntimeError(f"emulator {cid} exited before printing its port")
-
-    async def drain() -> None:  # keep its STATE/EVENT lines from filling the pipe
-        assert proc.stdout is not None
-        while await proc.stdout.readline():
-            pass
-
-    asyncio.get_running_loop().create_task(drain())
-    return proc, line.split(" ", 1)[1]
-
-
-def station_config(base: Path, ports: dict[str, str], channels: int) -> StationConfig:
-    ctrls = [
-        {"id": cid, "port": port, "channels": channels, "stream_hz": 100, "watchdog_ms": 1000}
-        for cid, port in ports.items()
-    ]
-    cuffs = [
-        {"id": f"{cid}{ch}", "controller": cid, "channel": ch, "limb": "leg", "label": f"leg {cid}{ch}"}
-        for cid in ports
-        for ch in range(1, channels + 1)
-    ]
-    data = {
-        "station": {"name": "Bench bay", "data_dir": str(base / "var"), "socket": str(base / "bfr.sock")},
-        "controllers": ctrls,
-        "cuffs": cuffs,
-    }
-    return parse_config(data, str(base / "config.toml"))
-
-
-async def cpu_share(seconds: float) -> float:
-    c0, w0 = time.process_time(), time.monotonic()
-    await asyncio.sleep(seconds)
-    return (time.process_time() - c0) / (time.monotonic() - w0)
-
-
-async def main() -> None:
-    ap = argparse.ArgumentParser(description="UI CPU share and sample-to-frame delay")
-    ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--fps", type=int, default=20)
-    args = ap.parse_args()
-
-    procs: list[asyncio.subprocess.Process] = []
-    ports: dict[str, str] = {}
-    for cid in "AB":
-        proc, port = await start_emulator(cid, 8)
-        procs.append(proc)
-        ports[cid] = port
-    base = Path(tempfile.mkdtemp(prefix="bench-ui-"))
-    station = Station(station_config(base, ports, 8))
-    await station.start()
     try:
-        t0 = time.monotonic()
-        while not all(c.samples > 50 for c in station.snapshot().cuffs):
-            if time.monotonic() - t0 > 15:
-                raise RuntimeError("samples are not flowing from the emulators")
-            await asyncio.sleep(0.05)
-        for i, c in enumerate(station.snapshot().cuffs):
-            if i % 2 == 0:
-                await station.inflate(c.id, mmhg=100.0)  # half the cuffs hold pressure, half vented
-        await asyncio.sleep(2.0)
-
-        idle = await cpu_share(args.seconds)
-
-        delays_newest: list[float] = []
-        delays_all: list[float] = []
-        app = BfrApp(station, fps=args.fps, bell=False, theme="textual-dark")
-
-        def measure_delays(snap: StationSnapshot) -> None:
-            ages = [c.sample_age_s for c in snap.cuffs if c.sample_age_s is not None]
-            if not ages:
-                return
-
-            def painted() -> None:
-                now = time.time()
-                delays_newest.append(now - (snap.time - min(ages)))
-                delays_all.extend(now - (snap.time - a) for a in ages)
-
-            app.call_after_refresh(painted)
-
-        first_frame: list[float] = []
-        t_start = time.monotonic()
-
-        def on_frame(snap: StationSnapshot) -> None:
-            if not first_frame:
-                app.call_after_refresh(lambda: first_frame.append(time.monotonic() - t_start))
-            measure_delays(snap)
-
-        app.on_frame = on_frame
-        async with app.run_test(size=(160, 50)):
-            await asyncio.sleep(1.0)
-            delays_newest.clear()
-            delays_all.clear()
-            frames0 = app.frames
-            t0 = time.monotonic()
-            with_ui = await cpu_share(args.seconds)
-            fps_seen = (app.frames - frames0) / (time.monotonic() - t0)
-            visible = sum(1 for p in app.dashboard.panels.values() if app.screen.region.contains_region(p.region))
+        wait_online(socket)
+        time.sleep(1.0)
+        row.cpu["vented"] = cpu_share([proc.pid], seconds)[0]
+        inflate_all(socket)
+        time.sleep(1.0)
+        row.cpu["holding"] = cpu_share([proc.pid], seconds)[0]
     finally:
-        await station.stop()
-        for proc in procs:
-            proc.terminate()
-            await proc.wait()
+        end(proc.pid)
+        proc.wait(5)
+    return row
 
-    cores = os.cpu_count()
-    print(
-        f"16 cuffs at 100 Hz (emulators in 2 child processes), UI at {args.fps} fps, {args.seconds:.0f} s each,"
-        f" {cores} cores"
+
+def read_frames(log: Path, windows: list[tuple[float, float]], row: Row) -> None:
+    """Ages of the readings in frames painted inside the measuring windows (wall clock)."""
+    frames = 0
+    for line in log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        painted = float(parts[0])
+        if not any(a <= painted <= b for a, b in windows):
+            continue
+        frames += 1
+        arrivals = [float(p) for p in parts[1:]]
+        row.newest_ms.append((painted - max(arrivals)) * 1000)
+        row.every_ms.extend((painted - a) * 1000 for a in arrivals)
+    total = sum(b - a for a, b in windows)
+    row.frames_per_s = frames / total if total else math.nan
+
+
+def screen_phase(
+    what: str, size: tuple[int, int], term: str, extra: list[str], config: Path, socket: Path, seconds: float
+) -> Row:
+    row = Row(what)
+    session = f"bench-ui-{os.getpid()}"
+    argv = [str(BIN / "bfr-console"), "--config", str(config), *extra]
+    t0 = time.monotonic()
+    pane = Pane.start(session, size, term, argv, CODE_ENV)
+    try:
+        row.launch_s = wait_for_screen(pane, LIVE) - t0
+    finally:
+        pane.close()
+
+    log = socket.parent.parent / f"frames-{size[0]}x{size[1]}.log"
+    probe = [sys.executable, str(ROOT / "bench" / "ui_probe.py"), "--config", str(config), *extra]
+    pane = Pane.start(session, size, term, probe, {"BFR_FRAME_LOG": str(log), **CODE_ENV})
+    windows = []
+    try:
+        wait_for_screen(pane, LIVE)
+        wait_online(socket)
+        tmux = pane.server_pid()
+        time.sleep(1.0)
+        w0 = time.time()
+        row.cpu["vented"], row.term_cpu["vented"] = cpu_share([pane.pid, tmux], seconds)
+        windows.append((w0, time.time()))
+        inflate_all(socket)
+        time.sleep(1.0)
+        w0 = time.time()
+        row.cpu["holding"], row.term_cpu["holding"] = cpu_share([pane.pid, tmux], seconds)
+        windows.append((w0, time.time()))
+        if "HOLDING" not in pane.capture():
+            print(f"warning: {what}: no cuff shows HOLDING on screen", file=sys.stderr)
+    finally:
+        pane.close()
+    read_frames(log, windows, row)
+    return row
+
+
+def fmt_pct(x: float | None) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x * 100:.1f} %"
+
+
+def fmt_ms(values: list[float], q: float) -> str:
+    return "-" if not values else f"{pct(values, q):.0f} ms"
+
+
+def print_table(rows: list[Row], seconds: float) -> None:
+    print(f"\n16 cuffs at 100 Hz from 2 emulator processes; {seconds:.0f} s per figure; {os.cpu_count()} cores")
+    print("CPU as a share of one core; tmux = the terminal's own CPU meanwhile\n")
+    head = (
+        "| what runs | vented | all 16 holding | tmux (vented / holding) | launch to live frame"
+        " | frames/s | sample to screen p50 / p99 (newest) | p99 (every cuff) |"
     )
-    print(f"  station alone (baseline):  {idle * 100:5.1f} % of one core")
-    print(f"  station + UI:              {with_ui * 100:5.1f} % of one core")
-    print(f"  UI's share:                {(with_ui - idle) * 100:5.1f} % of one core")
-    print(
-        f"  app start to first painted frame: {first_frame[0] * 1000 if first_frame else float('nan'):.0f} ms"
-        " (station already running)"
-    )
-    print(f"  frames with a new snapshot: {fps_seen:.1f} /s; panels on screen: {visible}/16")
-    ms = [d * 1000 for d in delays_newest]
-    ms_all = [d * 1000 for d in delays_all]
-    print(
-        f"  sample -> painted frame, newest sample: p50 {pct(ms, 0.5):6.1f} ms  p99 {pct(ms, 0.99):6.1f} ms"
-        f"  (n={len(ms)})"
-    )
-    print(
-        f"  sample -> painted frame, every cuff:    p50 {pct(ms_all, 0.5):6.1f} ms  p99 {pct(ms_all, 0.99):6.1f} ms"
-        f"  mean {statistics.fmean(ms_all) if ms_all else float('nan'):.1f} ms"
-    )
-    print(f"  (one frame at {args.fps} fps is {1000 / args.fps:.0f} ms; samples arrive every 10 ms per cuff)")
+    print(head)
+    print("|" + "---|" * head.count(" | ") + "---|")
+    for r in rows:
+        tmux = "-" if not r.term_cpu else f"{fmt_pct(r.term_cpu['vented'])} / {fmt_pct(r.term_cpu['holding'])}"
+        launch = "-" if math.isnan(r.launch_s) else f"{r.launch_s:.2f} s"
+        fps = "-" if math.isnan(r.frames_per_s) else f"{r.frames_per_s:.1f}"
+        fresh = "-" if not r.newest_ms else f"{fmt_ms(r.newest_ms, 0.5)} / {fmt_ms(r.newest_ms, 0.99)}"
+        print(
+            f"| {r.what} | {fmt_pct(r.cpu.get('vented'))} | {fmt_pct(r.cpu.get('holding'))} | {tmux} | {launch}"
+            f" | {fps} | {fresh} | {fmt_ms(r.every_ms, 0.99)} |"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="the console's CPU, launch and freshness in a real terminal")
+    ap.add_argument("--seconds", type=float, default=20.0, help="measuring time per figure (default 20)")
+    ap.add_argument("--only", choices=["serve", "xterm", "linux"], action="append", help="run only these phases")
+    ap.add_argument("--code", metavar="DIR", help="run the console from this checkout (e.g. a worktree of the base)")
+    args = ap.parse_args()
+    if args.code:
+        code = str(Path(args.code).resolve())
+        CODE_ENV.update({"PYTHONPATH": code, "BFR_BENCH_CODE": code})
+        print(f"console code from {code}")
+    if shutil.which("tmux") is None:
+        sys.exit("bench_ui needs tmux")
+    only = set(args.only or ["serve", "xterm", "linux"])
+
+    base = Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    emulators = [Emulator(cid, 8, base) for cid in "AB"]
+    config = write_config(base, {e.cid: e.port for e in emulators}, 8)
+    socket = base / "sock" / "bfr.sock"
+    rows: list[Row] = []
+    try:
+        if "serve" in only:
+            rows.append(serve_phase(config, socket, args.seconds))
+        if "xterm" in only:
+            rows.append(
+                screen_phase(
+                    "`bfr-console` 160x50, xterm-256color",
+                    (160, 50),
+                    "xterm-256color",
+                    [],
+                    config,
+                    socket,
+                    args.seconds,
+                )
+            )
+        if "linux" in only:
+            rows.append(
+                screen_phase(
+                    "`bfr-console --kiosk --theme ansi` 80x24, TERM=linux",
+                    (80, 24),
+                    "linux",
+                    ["--kiosk", "--theme", "ansi"],
+                    config,
+                    socket,
+                    args.seconds,
+                )
+            )
+    finally:
+        for e in emulators:
+            e.stop()
+    print_table(rows, args.seconds)
+    print("\nlaunch: shell command to the first frame showing a live cuff (capture-pane every 10 ms)")
+    print("sample to screen: a reading's arrival at the station to the frame that holds it handed to the terminal")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -172,7 +172,7 @@ def wait_until(
 
 
 def _candidates() -> list[tuple[float, str]]:
-    return [(v / 10, fmt_pressure(v / 10)) for v in range(-50, 3200)]
+    return [(float(v), fmt_pressure(v)) for v in range(-5, 320)]
 
 
 _CANDIDATES = _candidates()

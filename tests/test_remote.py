@@ -218,7 +218,7 @@ async def test_garbage_closes_only_that_client(
             if not got:
                 break
             seen.append(json.loads(got))
-        assert seen[-1]["op"] == "error" and words in json.dumps(seen[-1]["reason"]) or words in seen[-1]["reason"]
+        assert seen[-1]["op"] == "error" and (words in json.dumps(seen[-1]["reason"]) or words in seen[-1]["reason"])
         assert server.closed_for_garbage == 1
         # The other console is untouched: still live, still commanding.
         station.tick(pressure=133.0)

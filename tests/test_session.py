@@ -321,6 +321,8 @@ def test_garbage_samples_are_ignored() -> None:
     h = Harness(BUILTIN_PLANS["4x10-60"], ["A1"], {"A1": 200.0})
     h.runner.feed_sample("A1", h.clock.monotonic(), math.nan)
     h.runner.feed_sample("ZZ", h.clock.monotonic(), 120.0)
+    h.command(lambda: None)  # a step with only garbage fed
+    assert h.runner.phase == "inflating"  # a NaN must not read as "at target"
     h.run_until(lambda: h.runner.phase == "set")
 
 

@@ -13,11 +13,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_LOP_A1 = 205.0
 
 
-def test_measure_lop_prints_the_lop_or_why_it_failed(tmp_path: Path) -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12: measure-lop prints FAILED on the shipped limb today (the lead is rewriting the measurement);"
+    " strict: once it measures, this marker must go",
+)
+def test_measure_lop_prints_the_lop_of_the_shipped_limb(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     shutil.copy(ROOT / "config.toml", cfg)  # records go to tmp_path/var, not the repository
     exe = Path(sys.executable).with_name("bfr-console")
@@ -37,9 +44,9 @@ def test_measure_lop_prints_the_lop_or_why_it_failed(tmp_path: Path) -> None:
     assert any(re.fullmatch(r"measuring A1: step \d+ at \d+ mmHg, cuff -?\d+ mmHg, \d+:\d\d", p) for p in progress)
     assert not [p for p in progress if " INFO " in p or " WARNING " in p], "the log goes to the file, not here"
     last = lines[-1]
+    # The shipped limb is clean: the measurement must succeed (a FAILED line is a failure of this test).
     ok = re.fullmatch(r"LOP (\d+)( confidence=[0-9.]+)? position=seated", last)
-    failed = re.fullmatch(r"FAILED .+", last)
-    assert ok or failed, f"unexpected output {last!r}"
+    assert ok, f"no LOP measured: {last!r}; stderr:\n{proc.stderr[-2000:]}"
     db = sqlite3.connect(tmp_path / "var" / "records.sqlite3")
     try:
         rows = db.execute("SELECT cuff_id, lop_mmhg, source, position FROM lop_measurements").fetchall()
@@ -47,11 +54,8 @@ def test_measure_lop_prints_the_lop_or_why_it_failed(tmp_path: Path) -> None:
     finally:
         db.close()
     assert "measure LOP A1 (seated)" in cmds
-    if ok:
-        assert proc.returncode == 0
-        lop = float(ok.group(1))
-        assert abs(lop - SHIPPED_LOP_A1) <= 15.0, last
-        assert len(rows) == 1 and rows[0][0] == "A1" and rows[0][2] == "auto" and rows[0][3] == "seated"
-        assert abs(rows[0][1] - lop) < 1.0
-    else:
-        assert proc.returncode == 1 and rows == []
+    assert proc.returncode == 0
+    lop = float(ok.group(1))
+    assert abs(lop - SHIPPED_LOP_A1) <= 15.0, last
+    assert len(rows) == 1 and rows[0][0] == "A1" and rows[0][2] == "auto" and rows[0][3] == "seated"
+    assert abs(rows[0][1] - lop) < 1.0

@@ -8,19 +8,21 @@ from console.ui.alerting import BellScheduler, audible, flash_on
 from console.ui.theme import ASCII, UNICODE, resolve_theme
 
 
-def test_pressure_is_always_five_wide_and_dashes_when_unknown() -> None:
-    assert render.fmt_pressure(182.44) == "182.4"
-    assert render.fmt_pressure(5.0) == "  5.0"
-    assert render.fmt_pressure(None) == "---.-"
-    assert render.fmt_pressure(float("nan")) == "---.-"
-    assert len(render.fmt_pressure(5000.0)) == 5
+def test_pressure_is_whole_mmhg_three_wide_and_dashes_when_unknown() -> None:
+    assert render.fmt_pressure(182.44) == "182"
+    assert render.fmt_pressure(182.6) == "183"
+    assert render.fmt_pressure(5.0) == "  5"
+    assert render.fmt_pressure(-0.4) == "  0"
+    assert render.fmt_pressure(None) == "---"
+    assert render.fmt_pressure(float("nan")) == "---"
+    assert render.fmt_pressure(5000.0) == "999" and render.fmt_pressure(-500.0) == "-99"
 
 
 def test_big_digits_have_fixed_width_per_string_length() -> None:
     for font in ("block", "seg7"):
-        a, b = render.big_lines("182.4", font), render.big_lines("  0.0", font)
+        a, b = render.big_lines("182", font), render.big_lines("  0", font)
         assert len({len(r) for r in a + b}) == 1
-        assert render.big_lines("---.-", font) != render.big_lines("  0.0", font)
+        assert render.big_lines("---", font) != render.big_lines("  0", font)
     assert render.big_lines("8", "seg7") == (" _ ", "|_|", "|_|")
 
 

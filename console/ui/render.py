@@ -13,8 +13,9 @@ from rich.text import Text
 
 from console.ui.theme import Glyphs
 
-PRESSURE_WIDTH = 5
-"""``182.4``, `` 12.0``, ``---.-``: always five characters."""
+PRESSURE_WIDTH = 3
+"""``182``, `` 12``, ``---``: always three characters. A clinician reads whole mmHg; a tenth only
+flickers with sensor noise (and would redraw the big digits on every frame)."""
 
 _BLOCK = {
     "0": ("█▀█", "█ █", "▀▀▀"),
@@ -50,11 +51,11 @@ FONTS = {"block": _BLOCK, "seg7": _SEG7}
 
 
 def fmt_pressure(pressure: float | None) -> str:
-    """Five characters; dashes when unknown so an offline cuff never reads as 0."""
+    """Whole mmHg, three characters; dashes when unknown so an offline cuff never reads as 0."""
     if pressure is None or math.isnan(pressure):
-        return "---.-"
-    clipped = max(-99.9, min(999.9, pressure))
-    return f"{clipped:5.1f}"
+        return "---"
+    clipped = max(-99, min(999, round(pressure)))
+    return f"{clipped:3d}"
 
 
 def fmt_mmss(seconds: float) -> str:
@@ -85,6 +86,26 @@ def gauge_scale(pressure: float | None, target: float, tolerance: float) -> floa
     return top
 
 
+GAUGE_EMPTY_BELOW_MMHG = 1.0
+"""Below this the gauge shows no cell: a vented cuff's sensor noise around 0 must not flicker it."""
+
+
+def _filled(pressure: float, top: float, width: int) -> int:
+    """Cells filled for a pressure; at least one from ``GAUGE_EMPTY_BELOW_MMHG`` up."""
+    if pressure < GAUGE_EMPTY_BELOW_MMHG:
+        return 0
+    return max(1, min(width, round(pressure / top * width)))
+
+
+def gauge_cells(pressure: float | None, target: float, tolerance: float, width: int) -> tuple[int, float] | None:
+    """What :func:`gauge` draws for a pressure: its filled cells and its scale (None: no reading)."""
+    if pressure is None:
+        return None
+    width = max(4, width)
+    top = gauge_scale(pressure, target, tolerance)
+    return (_filled(pressure, top, width), top)
+
+
 def gauge(
     pressure: float | None,
     target: float,
@@ -105,7 +126,7 @@ def gauge(
     def cell(mmhg: float) -> int:
         return max(0, min(width - 1, round(mmhg / top * width)))
 
-    filled = 0 if pressure <= 0 else max(1, min(width, round(pressure / top * width)))
+    filled = _filled(pressure, top, width)
     chars = [glyphs.filled if i < filled else glyphs.empty for i in range(width)]
     styles = [fill_style if i < filled else empty_style for i in range(width)]
     if target > 0:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual.dom import NoScreen
+from textual.errors import NoWidget
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
@@ -39,8 +41,10 @@ DIGITS_PERIOD_S = 0.25
 """Big digits follow noise at most 4 times a second (a jump shows at once)."""
 DIGITS_JUMP_MMHG = 3.0
 """A change this large in the reading repaints the digits immediately."""
+TRACE_PERIOD_S = 0.5
+"""The 10 s trace and the occlusion clock redraw at most twice a second (a state change redraws at once)."""
 GAUGE_ROW, TRACE_ROW = 4, 6
-"""Rows that follow every sample."""
+"""Rows that follow the samples: the gauge when a cell of it changes, the trace every ``TRACE_PERIOD_S``."""
 
 PANEL_ROWS = 8
 SIDE_END = 26
@@ -80,6 +84,13 @@ class CuffPanel(Widget):
         self._digits_stale = False
         self._titles: tuple[str, str] | None = None
         """The border title and subtitle shown (plain), so an unchanged one is not assigned again."""
+        self._classes_key: tuple[object, ...] | None = None
+        """What the CSS classes and titles were last set from: unchanged, nothing is touched."""
+        self._gauge_key: tuple[object, ...] | None = None
+        """What the gauge row was last drawn from: unchanged, it is not rebuilt."""
+        self._trace_at = -1e9
+        self._digits_shown: tuple[object, ...] | None = None
+        """The digits' text last drawn: when their period is over they are redrawn only if it changes."""
         self._apply_classes()
 
     # -- data in -----------------------------------------------------------
@@ -97,27 +108,44 @@ class CuffPanel(Widget):
         self.cuff = cuff
         self.cuff_alarm = alarm
         self._apply_classes()
+        if not self._on_screen():
+            # Scrolled out of view: no rows are built; they come from the newest snapshot when it shows again.
+            if self._strips is not None:
+                self._invalidate()
+            return
         width = self.content_size.width
         if not width or self._strips is None or self._lines is None or self._strips_key != width:
             self._invalidate()
             return
+        # An alarm or any change of state, target or session redraws every row now: never throttled.
         full = (
             now is None
             or alarm != prev_alarm
             or _slow_key(cuff, self.glyphs) != _slow_key(prev, self.glyphs)
-            or not (0 <= now - self._digits_at < DIGITS_PERIOD_S)
-            or _jump(cuff.pressure, self._digits_pressure)
+            or (self._digits_due(now) and self._digits_key() != self._digits_shown)
         )
+        if not full and now is not None and self._digits_due(now):  # due, but they would read the same
+            self._digits_at, self._digits_pressure = now, cuff.pressure
         if full:
             lines = self.lines(width)
             self._digits_at = now if now is not None else -1e9
+            self._trace_at = self._digits_at
             self._digits_pressure = cuff.pressure
             self._digits_stale = False
         else:
-            lines = list(self._lines)
-            lines[GAUGE_ROW] = self._gauge_row(width)
-            lines[TRACE_ROW] = self._trace_row(width)
+            assert now is not None
+            lines = self._lines
+            gauge_key = self._gauge_state(width)
+            if gauge_key != self._gauge_key:
+                lines = list(lines)
+                lines[GAUGE_ROW] = self._gauge_row(width)
+            if not (0 <= now - self._trace_at < TRACE_PERIOD_S):
+                lines = list(lines) if lines is self._lines else lines
+                lines[TRACE_ROW] = self._trace_row(width)
+                self._trace_at = now
             self._digits_stale = cuff.pressure != self._digits_pressure
+            if lines is self._lines:
+                return
         self._repaint_rows(lines, width)
 
     def catch_up(self, now: float) -> None:
@@ -129,7 +157,31 @@ class CuffPanel(Widget):
             self._digits_at = now
             self._digits_pressure = self.cuff.pressure
             self._digits_stale = False
-            self._repaint_rows(self.lines(width), width)
+            if self._digits_key() != self._digits_shown:
+                self._repaint_rows(self.lines(width), width)
+
+    def _digits_due(self, now: float | None) -> bool:
+        """The digits' period is over, or the reading jumped."""
+        return (
+            now is None
+            or not (0 <= now - self._digits_at < DIGITS_PERIOD_S)
+            or _jump(self.cuff.pressure, self._digits_pressure)
+        )
+
+    def _digits_key(self) -> tuple[object, ...]:
+        """The text the big digits and the % LOP beside them would show now."""
+        c = self.cuff
+        online = c.online and c.state != OFFLINE
+        pct = f"{c.pressure_pct_lop:3.0f}" if online and c.pressure_pct_lop is not None else None
+        return (render.fmt_pressure(c.pressure if online else None), pct, online)
+
+    def _on_screen(self) -> bool:
+        """Any part of the panel is in view (the grid scrolls when the cuffs do not fit)."""
+        try:
+            geometry = self.screen.find_widget(self)
+        except (NoScreen, NoWidget):
+            return True
+        return geometry.region.overlaps(geometry.clip)
 
     def _repaint_rows(self, lines: list[Text], width: int) -> None:
         assert self._strips is not None and self._lines is not None
@@ -137,7 +189,8 @@ class CuffPanel(Widget):
         for y in changed:
             self._strips[y] = self._strip(lines[y], width)
         if changed:
-            self.refresh(Region(0, changed[0], width, changed[-1] - changed[0] + 1))
+            # Only the rows that changed: the compositor then redraws (and the terminal receives) just those.
+            self.refresh(*(Region(0, y, width, 1) for y in changed))
         self._lines = lines
 
     def set_selected(self, selected: bool) -> None:
@@ -158,6 +211,12 @@ class CuffPanel(Widget):
 
     def _apply_classes(self) -> None:
         c = self.cuff
+        plan = c.session.plan_name if c.session is not None else None
+        key: tuple[object, ...] = (self.selected, c.state, c.online, c.target, c.alarm, c.id, c.label, c.limb)
+        key += (c.controller, c.channel, plan)
+        if key == self._classes_key:
+            return  # every class and title below is a function of this key
+        self._classes_key = key
         self.set_class(self.selected, "-selected")
         self.set_class(is_inflated(c) and c.online, "-inflated")
         self.set_class(not c.online or c.state == OFFLINE, "-offline")
@@ -214,6 +273,7 @@ class CuffPanel(Widget):
         online = c.online and c.state != OFFLINE
         pressure = c.pressure if online else None
         rows: list[Text] = []
+        self._digits_shown = self._digits_key()
 
         # Row 0: the state word, loud, plus the target.
         state = (f" {c.state:<10} ", STATE_STYLE.get(c.state, "bold"))
@@ -265,14 +325,27 @@ class CuffPanel(Widget):
             row.truncate(width)
         return rows
 
-    def _gauge_row(self, width: int) -> Text:
-        """Row 4: pressure against target with the tolerance band; red when off target."""
+    def _gauge_parts(self, width: int) -> tuple[float | None, str, int, str]:
         c, g = self.cuff, self.glyphs
         pressure = c.pressure if (c.online and c.state != OFFLINE) else None
         band_label = f" ±{c.tolerance:.0f}" if g is UNICODE else f" +-{c.tolerance:.0f}"
         gwidth = max(4, width - len(band_label))
         off = pressure is not None and c.target > 0 and c.state == "HOLDING" and abs(pressure - c.target) > c.tolerance
         fill = "bold red" if off else ("bold blue" if is_inflated(c) else "green")
+        return pressure, band_label, gwidth, fill
+
+    def _gauge_state(self, width: int) -> tuple[object, ...]:
+        """Everything the gauge row shows, cheaply: the filled cells, the scale, the colour (not the float)."""
+        c = self.cuff
+        pressure, band_label, gwidth, fill = self._gauge_parts(width)
+        cells = render.gauge_cells(pressure, c.target, c.tolerance, gwidth)
+        return (cells, band_label, gwidth, fill, c.target, c.tolerance)
+
+    def _gauge_row(self, width: int) -> Text:
+        """Row 4: pressure against target with the tolerance band; red when off target."""
+        c, g = self.cuff, self.glyphs
+        pressure, band_label, gwidth, fill = self._gauge_parts(width)
+        self._gauge_key = self._gauge_state(width)
         bar = render.gauge(pressure, c.target, c.tolerance, gwidth, g, fill_style=fill)
         bar.append(band_label)
         bar.truncate(width)

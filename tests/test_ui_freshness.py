@@ -1,0 +1,125 @@
+"""What the panel may hold back to save CPU, and what it never may: alarms and state changes show on the next frame.
+
+The trace redraws at most every ``TRACE_PERIOD_S`` and the gauge only when a
+cell of it changes; an alarm, a state change or a jump must not wait for either.
+Frames are stepped by hand (``refresh_now``) on an injected clock.
+"""
+
+from __future__ import annotations
+
+from console.common.api import Priority
+from console.common.clock import ManualClock
+from console.ui.app import BfrApp
+from console.ui.render import big_lines
+from console.ui.widgets.cuff_panel import GAUGE_ROW, TRACE_PERIOD_S, TRACE_ROW
+from tests.ui_support import FakeStation, press, screen_text
+
+
+def _rows(app: BfrApp, cuff: str) -> list[str]:
+    panel = app.dashboard.panels[cuff]
+    assert panel._lines is not None  # noqa: SLF001 - the rows the panel last drew
+    return [t.plain for t in panel._lines]  # noqa: SLF001
+
+
+async def test_an_alarm_shows_on_the_next_frame_while_rows_are_held_back() -> None:
+    st = FakeStation(4)
+    st.set_cuff("A1", state="HOLDING", pressure=150.0, target=150.0, trace=(150.0,) * 100)
+    clock = ManualClock(start=0.0)
+    app = BfrApp(st, term="xterm", bell=False, clock=clock.monotonic)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        clock.advance(1.0)
+        app.refresh_now()
+        await pilot.pause()
+        st.set_cuff("A1", pressure=150.4)  # noise inside every hold-back period
+        app.refresh_now()
+        await pilot.pause()
+        assert "No alarms" in app.dashboard.banner.plain
+        st.raise_alarm(Priority.HIGH, "OFF_TARGET", "A1", "A1 pressure off target")
+        st.set_cuff("A1", pressure=150.6)  # the clock has not moved: digits and trace are still held
+        app.refresh_now()  # one frame
+        await pilot.pause()
+        assert "A1 pressure off target" in app.dashboard.banner.plain
+        assert "A1 pressure off target" in _rows(app, "A1")[7]
+        assert app.dashboard.panels["A1"].has_class("-alarm-high")
+        assert "A1 pressure off target" in screen_text(app)
+
+
+async def test_a_state_change_shows_on_the_next_frame() -> None:
+    st = FakeStation(4)
+    st.set_cuff("A1", state="HOLDING", pressure=150.0, target=150.0)
+    clock = ManualClock(start=0.0)
+    app = BfrApp(st, term="xterm", bell=False, clock=clock.monotonic)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        clock.advance(1.0)
+        app.refresh_now()
+        await pilot.pause()
+        st.set_cuff("A1", state="VENTING", target=0.0, pressure=149.0)
+        app.refresh_now()
+        await pilot.pause()
+        assert "VENTING" in _rows(app, "A1")[0] and "VENTING" in screen_text(app)
+
+
+async def test_trace_redraws_at_most_every_period_and_the_gauge_only_when_a_cell_changes() -> None:
+    st = FakeStation(4)
+    st.set_cuff("A1", state="HOLDING", pressure=100.0, target=100.0, trace=(100.0,) * 100, occlusion_s=10.0)
+    clock = ManualClock(start=0.0)
+    app = BfrApp(st, term="xterm", bell=False, clock=clock.monotonic)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        clock.advance(1.0)
+        st.set_cuff("A1", pressure=100.1)  # a sample at t=1.0 starts the hold-back periods
+        app.refresh_now()
+        await pilot.pause()
+        panel = app.dashboard.panels["A1"]
+        trace0, gauge0 = _rows(app, "A1")[TRACE_ROW], panel._lines[GAUGE_ROW]  # noqa: SLF001
+        clock.advance(TRACE_PERIOD_S / 5)
+        st.set_cuff("A1", pressure=100.2, trace=(0.0,) * 50 + (100.0,) * 50, occlusion_s=11.0)
+        app.refresh_now()
+        await pilot.pause()
+        assert _rows(app, "A1")[TRACE_ROW] == trace0, "within the period the trace is held"
+        assert panel._lines[GAUGE_ROW] is gauge0, "the same gauge cells: the row is not rebuilt"  # noqa: SLF001
+        clock.advance(TRACE_PERIOD_S)
+        st.set_cuff("A1", pressure=100.3)
+        app.refresh_now()
+        await pilot.pause()
+        assert _rows(app, "A1")[TRACE_ROW] != trace0 and "00:11" in _rows(app, "A1")[TRACE_ROW]
+        st.set_cuff("A1", pressure=60.0)  # a jump: the gauge follows on this frame
+        app.refresh_now()
+        await pilot.pause()
+        assert panel._lines[GAUGE_ROW].plain != gauge0.plain  # noqa: SLF001
+
+
+async def test_a_panel_scrolled_out_of_view_shows_its_newest_reading_when_it_comes_back() -> None:
+    st = FakeStation(16)
+    app = BfrApp(st, term="xterm", bell=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        cuff = app.dashboard.order[-2]  # never selected: only scrolling hides and shows it
+        assert f" {cuff} " not in screen_text(app), "16 cuffs do not fit 80x24: it starts out of view"
+        st.set_cuff(cuff, state="HOLDING", pressure=100.0, target=210.0)
+        await press(pilot, "left")  # the selection wraps to the last cuff and the grid scrolls to it
+        await pilot.pause()
+        assert f" {cuff} " in screen_text(app) and all(r in screen_text(app) for r in big_lines("100", "block"))
+        await press(pilot, "right")  # back to the first: out of view again
+        await pilot.pause()
+        assert f" {cuff} " not in screen_text(app)
+        for pressure in (130.0, 170.0, 213.0):  # changes while out of view
+            st.set_cuff(cuff, pressure=pressure)
+            app.refresh_now()
+            await pilot.pause()
+        await press(pilot, "left")
+        await pilot.pause()
+        text = screen_text(app)
+        assert f" {cuff} " in text
+        assert all(row in text for row in big_lines("213", "block")), text
+
+
+def test_a_vented_cuffs_noise_around_zero_does_not_flicker_the_gauge() -> None:
+    from console.ui.render import gauge
+    from console.ui.theme import ASCII
+
+    empty = gauge(0.0, 0.0, 15.0, 20, ASCII).plain
+    assert gauge(0.4, 0.0, 15.0, 20, ASCII).plain == empty == gauge(-0.3, 0.0, 15.0, 20, ASCII).plain
+    assert gauge(1.0, 0.0, 15.0, 20, ASCII).plain != empty, "a pressure of 1 mmHg or more shows a cell"
