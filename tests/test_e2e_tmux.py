@@ -257,7 +257,7 @@ lop = 200.0
 
 
 def console_cmd(cfg: Path, *extra: str) -> str:
-    return f"cd {REPO} && env TERM=linux {BIN / 'bfr-console'} --config {cfg} {' '.join(extra)}; sleep 5"
+    return f"cd {REPO} && env -u COLUMNS -u LINES TERM=linux {BIN / 'bfr-console'} --config {cfg} {' '.join(extra)}; sleep 5"
 
 
 def dialog_open(lines: list[str]) -> bool:
