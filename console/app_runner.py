@@ -290,7 +290,7 @@ def run_report(
     config: Any, *, session: int | None, csv: str | None, audit: bool = False, day: date | None = None
 ) -> int:
     """``bfr-console report``: list the sessions, or print / export one, or the audit trail of one or of a day."""
-    from console.records.report import day_audit, export_session_csv, session_audit, session_report
+    from console.records.report import day_audit, export_session_csv, session_audit, session_list, session_report
     from console.records.rows import RecordsError
     from console.records.store import Records
 
@@ -311,11 +311,9 @@ def run_report(
                 return _fail(str(exc))
             return 0
         if session is None:
-            rows = records.sessions()
-            if not rows:
-                _say("no sessions recorded yet")
-            for s in rows:
-                _say(_session_line(s))
+            if csv:
+                return _fail("--csv exports one session: add --session N (see the list: bfr-console report)")
+            _say(session_list(records.sessions()).rstrip("\n"))
             return 0
         try:
             if csv:
@@ -328,16 +326,6 @@ def run_report(
         return 0
     finally:
         records.close()
-
-
-def _session_line(s: Any) -> str:
-    import datetime as dt
-
-    from console.records.report import shown
-
-    started = dt.datetime.fromtimestamp(s.started_at).strftime("%Y-%m-%d %H:%M")
-    end = s.end_reason or "running"
-    return shown(f"#{s.id:<5} {started}  patient {s.patient_id:<12} {s.plan_name:<32} {end}")
 
 
 def describe_config(config: Any) -> str:

@@ -16,12 +16,14 @@ from typing import Any
 from console.records.rows import (
     LOP_COLUMNS,
     SESSION_COLUMNS,
+    SESSION_CUFF_COLUMNS,
     AlarmRecord,
     CommandRecord,
     EmergencyRecord,
     LopRecord,
     Patient,
     SampleRecord,
+    SessionCuffRecord,
     SessionRecord,
     lop_from_row,
     session_from_row,
@@ -70,9 +72,30 @@ def sessions(c: sqlite3.Connection, patient_id: str | None) -> list[SessionRecor
     return [session_from_row(r) for r in rows]
 
 
+def session_cuffs(c: sqlite3.Connection, session_id: int) -> list[SessionCuffRecord]:
+    """Each cuff of a session, in the session's order of cuffs."""
+    rows = c.execute(f"SELECT {SESSION_CUFF_COLUMNS} FROM session_cuffs WHERE session_id = ?", (session_id,)).fetchall()
+    found = {r[0]: SessionCuffRecord(*r) for r in rows}
+    row = c.execute("SELECT cuffs FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    order = json.loads(row[0]) if row else []
+    return [found[cid] for cid in order if cid in found] + [v for k, v in found.items() if k not in order]
+
+
+def latest_lop_per_cuff(c: sqlite3.Connection, since: float) -> dict[str, LopRecord]:
+    """Each cuff's newest LOP at or after ``since``."""
+    out: dict[str, LopRecord] = {}
+    for r in c.execute(f"SELECT {LOP_COLUMNS} FROM lop_measurements WHERE at >= ? ORDER BY at, id", (since,)):
+        rec = lop_from_row(r)
+        out[rec.cuff_id] = rec
+    return out
+
+
 def samples(c: sqlite3.Connection, session_id: int, cuff: str | None) -> list[SampleRecord]:
     """A session's per-second samples in time order (then by cuff)."""
-    sql = "SELECT session_id, cuff_id, t, pmin, pmean, pmax, target, in_band FROM session_samples WHERE session_id = ?"
+    sql = (
+        "SELECT session_id, cuff_id, t, pmin, pmean, pmax, target, in_band, t_end, held_s FROM session_samples"
+        " WHERE session_id = ?"
+    )
     args: tuple[Any, ...] = (session_id,)
     if cuff is not None:
         sql += " AND cuff_id = ?"

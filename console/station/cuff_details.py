@@ -14,6 +14,7 @@ from console.common.figures import figure, number_arg
 from console.config.schema import with_article
 from console.station.cuff import CuffState
 from console.station.events import AuditTrail, StationEvent, actor_var
+from console.station.lop_records import attach_lop, file_lop
 from console.station.snapshots import SnapshotBuilder
 from console.station.supervisor import ControllerState
 
@@ -41,7 +42,14 @@ class CuffDetails:
         self._view = view
 
     async def set_lop(
-        self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None, source: str = "doppler"
+        self,
+        cuff_id: str,
+        lop: float,
+        *,
+        position: str,
+        cuff_width_cm: float | None,
+        source: str = "doppler",
+        confidence: float | None = None,
     ) -> None:
         what = f"set LOP of {cuff_id!r} to {lop!r} mmHg ({position!r}, {source!r})"
         try:
@@ -71,10 +79,10 @@ class CuffDetails:
         cuff.lop = round(value, 1)
         cuff.lop_position = position
         cuff.lop_source = source
-        if cuff_width_cm is not None:
-            cuff.lop_width_cm = float(cuff_width_cm)
+        cuff.lop_width_cm = float(cuff_width_cm) if cuff_width_cm is not None else cuff.spec.width_cm
         self._view.dirty = True
         self._audit.record_command(actor_var.get(), what)
+        file_lop(self._audit, cuff, source, confidence)
         self._audit.emit(StationEvent("lop", self._audit.clock.wall(), actor_var.get(), what, cuff=cuff_id))
 
     async def set_patient(self, cuff_id: str, patient_id: str) -> None:
@@ -89,4 +97,6 @@ class CuffDetails:
         cuff.patient_id = pid or None
         self._view.dirty = True
         self._audit.record_command(actor_var.get(), what)
+        if pid and (moved := attach_lop(self._audit, cuff, pid)):
+            self._audit.record_command("station", moved)
         self._audit.emit(StationEvent("patient", self._audit.clock.wall(), actor_var.get(), what, cuff=cuff_id))

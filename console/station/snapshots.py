@@ -182,6 +182,8 @@ class SnapshotBuilder:
             lop_measure=lop_measure,
             patient_id=c.patient_id,
             pair=c.spec.pair,
+            lop_age_s=None if c.lop_at is None else max(0.0, self.clock.wall() - c.lop_at),
+            lop_position=c.lop_position,
         )
 
     def _controller_snapshot(self, ctrl: ControllerState) -> ControllerSnapshot:
