@@ -135,6 +135,8 @@ class CuffSnapshot:
     lop_age_s: float | None = None
     """How long ago the LOP was measured (a restored one too); None for a LOP from the config."""
     lop_position: str = ""
+    width_cm: float | None = None
+    """The cuff's width (config), for matching a stored LOP to it."""
 
 
 @dataclass(frozen=True, slots=True)

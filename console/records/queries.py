@@ -13,6 +13,8 @@ import math
 import sqlite3
 from typing import Any
 
+from console.common.facts import UNASSIGNED
+from console.common.patients import LopEntry, PatientHistory, PatientSummary, SessionEntry
 from console.records.rows import (
     LOP_COLUMNS,
     SESSION_COLUMNS,
@@ -147,3 +149,60 @@ def pragma(c: sqlite3.Connection, name: str) -> Any:
 def _span(since: float | None, until: float | None) -> tuple[float, float]:
     """A read's time window; an open end is unbounded."""
     return (-math.inf if since is None else since, math.inf if until is None else until)
+
+
+def find_patients(c: sqlite3.Connection, text: str, limit: int) -> list[PatientSummary]:
+    """Patients whose id contains ``text``, most recently seen first (``unassigned`` last)."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = c.execute(
+        "SELECT p.id, p.created_at, COUNT(s.id), MAX(s.started_at) FROM patients p"
+        " LEFT JOIN sessions s ON s.patient_id = p.id WHERE p.id LIKE ? ESCAPE '\\' GROUP BY p.id"
+        " ORDER BY p.id = ?, COALESCE(MAX(s.started_at), p.created_at) DESC, p.id LIMIT ?",
+        (pattern, UNASSIGNED, limit),
+    )
+    return [PatientSummary(*r) for r in rows]
+
+
+def patient_history(c: sqlite3.Connection, patient_id: str) -> PatientHistory:
+    """A patient's LOPs and sessions (each with its alarm count), newest first."""
+    lop_rows = c.execute(
+        "SELECT id, cuff_id, limb, label, position, cuff_width_cm, lop_mmhg, source, at FROM lop_measurements"
+        " WHERE patient_id = ? ORDER BY at DESC, id DESC",
+        (patient_id,),
+    )
+    session_rows = c.execute(
+        "SELECT s.id, s.started_at, s.ended_at, s.plan_id, s.plan_name, s.end_reason, s.cuffs, s.sets_planned,"
+        " s.sets_done, s.sets_stopped, s.reps_per_set, s.occlusion_s, s.fidelity, s.target_mmhg, s.lop_mmhg,"
+        " (SELECT COUNT(*) FROM alarms a WHERE a.raised_at >= s.started_at"
+        "  AND a.raised_at <= COALESCE(s.ended_at, 1e300)"
+        "  AND (a.cuff_id IS NULL OR a.cuff_id IN (SELECT value FROM json_each(s.cuffs))))"
+        " FROM sessions s WHERE s.patient_id = ? ORDER BY s.started_at DESC, s.id DESC",
+        (patient_id,),
+    )
+    sessions = tuple(
+        SessionEntry(
+            id=r[0],
+            started_at=r[1],
+            ended_at=r[2],
+            plan_id=r[3],
+            plan_name=r[4],
+            end_reason=r[5],
+            cuffs=tuple(json.loads(r[6])),
+            sets_planned=r[7],
+            sets_done=r[8],
+            sets_stopped=r[9],
+            reps_per_set=tuple(json.loads(r[10] or "[]")),
+            occlusion_s=r[11],
+            fidelity=r[12],
+            target_mmhg=r[13],
+            lop_mmhg=r[14],
+            alarms=r[15],
+        )
+        for r in session_rows
+    )
+    return PatientHistory(patient_id, tuple(LopEntry(*r) for r in lop_rows), sessions)
+
+
+def lop_by_id(c: sqlite3.Connection, lop_id: int) -> LopRecord | None:
+    row = c.execute(f"SELECT {LOP_COLUMNS} FROM lop_measurements WHERE id = ?", (lop_id,)).fetchone()
+    return None if row is None else lop_from_row(row)

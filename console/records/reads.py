@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from console.common.patients import PatientHistory, PatientSummary
 from console.records import queries
 from console.records.rows import (
     AlarmRecord,
@@ -79,3 +80,15 @@ class RecordReads:
     def latest_lop_per_cuff(self, since: float) -> dict[str, LopRecord]:
         """Each cuff's newest LOP measured at or after ``since`` (restored into the cuffs at start)."""
         return self._call(lambda c: queries.latest_lop_per_cuff(c, since))
+
+    def find_patients(self, text: str = "", limit: int = 50) -> list[PatientSummary]:
+        """Patients whose id contains ``text``, most recently seen first (the patients screen)."""
+        return self._call(lambda c: queries.find_patients(c, text, limit))
+
+    def patient_history(self, patient_id: str) -> PatientHistory:
+        """A patient's LOPs and sessions, newest first, each session with its alarm count."""
+        return self._call(lambda c: queries.patient_history(c, patient_id))
+
+    def lop(self, lop_id: int) -> LopRecord | None:
+        """One stored LOP by its id."""
+        return self._call(lambda c: queries.lop_by_id(c, lop_id))

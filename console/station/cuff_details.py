@@ -7,6 +7,7 @@ then they are told to observers and put in the audit trail."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from console.common.api import CommandRefused
 from console.common.facts import LOP_PLAUSIBLE_MMHG, LOP_SOURCES, PATIENT_ID, PATIENT_ID_RULE, POSITIONS
@@ -50,7 +51,9 @@ class CuffDetails:
         cuff_width_cm: float | None,
         source: str = "doppler",
         confidence: float | None = None,
+        record: Any = None,
     ) -> None:
+        """Check and set a cuff's LOP, and file it; ``record``: a stored one re-used (kept, not filed again)."""
         what = f"set LOP of {cuff_id!r} to {lop!r} mmHg ({position!r}, {source!r})"
         try:
             cuff, _ = self._lookup(cuff_id)
@@ -76,13 +79,18 @@ class CuffDetails:
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         what = f"set LOP of {cuff_id} to {figure(value)} mmHg ({position}, {source})"
+        if record is not None:
+            what += f" from LOP record #{record.id} of patient {record.patient_id}"
         cuff.lop = round(value, 1)
         cuff.lop_position = position
         cuff.lop_source = source
         cuff.lop_width_cm = float(cuff_width_cm) if cuff_width_cm is not None else cuff.spec.width_cm
         self._view.dirty = True
         self._audit.record_command(actor_var.get(), what)
-        file_lop(self._audit, cuff, source, confidence)
+        if record is None:
+            file_lop(self._audit, cuff, source, confidence)
+        else:
+            cuff.lop_at, cuff.lop_record_id, cuff.lop_patient = record.at, record.id, record.patient_id
         self._audit.emit(StationEvent("lop", self._audit.clock.wall(), actor_var.get(), what, cuff=cuff_id))
 
     async def set_patient(self, cuff_id: str, patient_id: str) -> None:

@@ -184,6 +184,7 @@ class SnapshotBuilder:
             pair=c.spec.pair,
             lop_age_s=None if c.lop_at is None else max(0.0, self.clock.wall() - c.lop_at),
             lop_position=c.lop_position,
+            width_cm=spec.width_cm,
         )
 
     def _controller_snapshot(self, ctrl: ControllerState) -> ControllerSnapshot:

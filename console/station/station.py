@@ -43,6 +43,7 @@ from console.station.events import (
 from console.station.limits import Limits
 from console.station.link_reports import LinkReports
 from console.station.lop_records import restore_lops
+from console.station.patient_desk import PatientDesk
 from console.station.records_watch import RecordsWatch
 from console.station.session_commands import SessionCommands
 from console.station.session_hook import SessionHook
@@ -62,7 +63,7 @@ READY_TIMEOUT_S = 3.0
 """How long :meth:`Station.start` waits for the links before carrying on without the slow ones."""
 
 
-class Station:
+class Station(PatientDesk):
     """The engine behind every console (role operator).
 
     Args:

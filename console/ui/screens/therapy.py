@@ -201,8 +201,11 @@ class SessionDialog(CommandDialog):
 
     AUTO_FOCUS = "#patient"
 
-    def __init__(self, snap: StationSnapshot, cuff: CuffSnapshot, actions: ConsoleActions) -> None:
+    def __init__(
+        self, snap: StationSnapshot, cuff: CuffSnapshot, actions: ConsoleActions, patient: str | None = None
+    ) -> None:
         super().__init__(cuff, actions)
+        self.patient = patient if patient is not None else (cuff.patient_id or "")
         self.plans = plans_for(snap, cuff)
         self.partners = partner_choices(snap, cuff)
 
@@ -212,7 +215,7 @@ class SessionDialog(CommandDialog):
             yield Label(plain(f"Session on {_cuff_title(c)}"), id="dialog-title")
             yield Label(_lop_info(c))
             patient = OrderedInput(
-                clean(c.patient_id or ""), placeholder="pseudonymous id, e.g. P-0042", id="patient", max_length=64
+                clean(self.patient), placeholder="pseudonymous id, e.g. P-0042", id="patient", max_length=64
             )
             patient.border_title = "patient"
             yield patient
