@@ -328,6 +328,30 @@ def run_report(
         records.close()
 
 
+def run_pdf_report(config: Any, *, session: int | None, patient: str | None, pdf: str | None) -> int:
+    """``bfr-console report --session N --pdf FILE`` or ``--patient ID --pdf FILE``."""
+    from console.records.pdf import course_pdf, session_pdf
+    from console.records.rows import RecordsError
+    from console.records.store import Records
+
+    if not pdf or (session is None) == (patient is None):
+        return _fail("--pdf FILE with exactly one of --session N (a session) or --patient ID (their course)")
+    data_dir = Path(config.station.data_dir)
+    if not (data_dir / "records.sqlite3").exists():
+        return _fail(f"no records yet in {data_dir}")
+    try:
+        with Records.open(data_dir, readonly=True) as records:
+            path = (
+                session_pdf(records, session, Path(pdf))
+                if session is not None
+                else course_pdf(records, str(patient), Path(pdf))
+            )
+    except RecordsError as exc:
+        return _fail(str(exc))
+    _say(f"wrote {path}")
+    return 0
+
+
 def describe_config(config: Any) -> str:
     """A short, human summary of a config that passed every check."""
     lines = [f"{config.path}: OK", f"station {config.station.name!r}, ceiling {config.station.ceiling_mmhg:g} mmHg"]

@@ -255,7 +255,14 @@ class SessionJobs:
                     job.then(partial(deflate, self.station, act.cuff_id, act.reason or "session"))
             elif isinstance(act, Finished):
                 self._close_record(job, act.summary)
-            elif isinstance(act, (PhaseChanged, Beat)):
+            elif isinstance(act, PhaseChanged):
+                if job.record_id is not None and not job.recorded_end:
+                    # In the audit trail, so the session's plots can shade its sets and rests.
+                    self.station.record_command(
+                        "station", f"session #{job.record_id} phase {act.phase} {act.set_index}"
+                    )
+                self.station.mark_changed()
+            elif isinstance(act, Beat):
                 self.station.mark_changed()
 
     async def _inflate(self, job: SessionJob, cuff_id: str, mmhg: float) -> None:

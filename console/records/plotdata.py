@@ -1,0 +1,131 @@
+"""What a picture of a session needs, read once from the records: the same for the screen and the PDF.
+
+Each cuff's per-second mean pressure and target, the fidelity band (+-10 % of
+target), the phases (sets and rests, from the station's ``session #N phase``
+rows in the audit trail), and the alarms and emergency deflates, all in seconds
+from the session's start. A course's progress (LOP, prescribed pressure, reps,
+occlusion over sessions) is built here too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from console.common.facts import FIDELITY_BAND
+from console.common.patients import SessionEntry
+from console.records.reads import RecordReads
+from console.records.rows import CommandRecord, RecordsError, SessionCuffRecord, SessionRecord
+
+PHASE_ROW = re.compile(r"session #(\d+) phase (\w+) (\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class CuffSeries:
+    cuff_id: str
+    label: str
+    t: tuple[float, ...]
+    """Seconds from the session's start (the middle of each recorded second)."""
+    pressure: tuple[float, ...]
+    target: tuple[float, ...]
+    fidelity: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    start: float
+    end: float
+    kind: str
+    """``set`` | ``rest``."""
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    t: float
+    kind: str
+    """``high`` | ``medium`` | ``low`` (an alarm) | ``emergency``."""
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPlot:
+    session: SessionRecord
+    cuffs: tuple[CuffSeries, ...]
+    spans: tuple[Span, ...]
+    marks: tuple[Mark, ...]
+    duration_s: float
+    band: float = FIDELITY_BAND
+
+
+def session_plot(records: RecordReads, session_id: int) -> SessionPlot:
+    """Everything the session's plots show; raises :class:`RecordsError` for an unknown session."""
+    s = records.session(session_id)
+    if s is None:
+        raise RecordsError(f"no session {session_id} in the records")
+    t0 = s.started_at
+    end = s.ended_at
+    samples = records.samples(session_id)
+    last = max((x.t_end if x.t_end is not None else x.t + 1.0 for x in samples), default=t0)
+    duration = max((end if end is not None else last) - t0, 0.0)
+    cuffs_info = {c.cuff_id: c for c in records.session_cuffs(session_id)}
+    series = []
+    for cid in s.cuffs:
+        rows = [x for x in samples if x.cuff_id == cid]
+        info = cuffs_info.get(cid)
+        series.append(
+            CuffSeries(
+                cuff_id=cid,
+                label=info.label if isinstance(info, SessionCuffRecord) else cid,
+                t=tuple(x.t + 0.5 - t0 for x in rows),
+                pressure=tuple(x.pmean for x in rows),
+                target=tuple(x.target for x in rows),
+                fidelity=info.fidelity if info is not None else None,
+            )
+        )
+    commands = records.commands(since=t0, until=end)
+    spans = _spans(commands, session_id, t0, duration)
+    alarms = [a for a in records.alarms(since=t0, until=end) if a.cuff_id is None or a.cuff_id in s.cuffs]
+    marks = [Mark(a.raised_at - t0, a.priority, f"{a.cause} {a.cuff_id or ''}".strip()) for a in alarms]
+    marks += [Mark(e.at - t0, "emergency", f"EMERGENCY by {e.by}") for e in records.emergencies(since=t0, until=end)]
+    return SessionPlot(s, tuple(series), spans, tuple(sorted(marks, key=lambda m: m.t)), duration)
+
+
+def _spans(commands: list[CommandRecord], session_id: int, t0: float, duration: float) -> tuple[Span, ...]:
+    """Sets and rests from the phase rows: each lasts until the next phase row (or the end)."""
+    phases = []
+    for c in commands:
+        m = PHASE_ROW.match(c.what)
+        if m and int(m.group(1)) == session_id:
+            phases.append((c.at - t0, m.group(2), int(m.group(3))))
+    out = []
+    for i, (t, kind, number) in enumerate(phases):
+        stop = phases[i + 1][0] if i + 1 < len(phases) else duration
+        if kind in ("set", "rest") and stop > t:
+            out.append(Span(t, stop, kind, number))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A patient's course, session by session, oldest first: one plot each."""
+
+    patient_id: str
+    dates: tuple[float, ...]
+    lop: tuple[float | None, ...]
+    target: tuple[float | None, ...]
+    reps_per_set: tuple[tuple[int, ...], ...]
+    occlusion_min: tuple[float | None, ...]
+
+
+def progress(patient_id: str, sessions: tuple[SessionEntry, ...] | list[SessionEntry]) -> Progress:
+    """From the patient's sessions (any order) to the series of the progress plots."""
+    ordered = sorted(sessions, key=lambda s: s.started_at)
+    return Progress(
+        patient_id=patient_id,
+        dates=tuple(s.started_at for s in ordered),
+        lop=tuple(s.lop_mmhg for s in ordered),
+        target=tuple(s.target_mmhg for s in ordered),
+        reps_per_set=tuple(s.reps_per_set for s in ordered),
+        occlusion_min=tuple(None if s.occlusion_s is None else s.occlusion_s / 60.0 for s in ordered),
+    )
