@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.station_support import cuff
 from tests.test_e2e_tmux import Emulator, Tmux, console_cmd, rig
-from tests.therapy_support import manual_rig, set_lops, start_and_fill, until
+from tests.therapy_support import advance, manual_rig, set_lops, start_and_fill, until
 
 __all__ = ["rig"]
 
@@ -18,6 +18,7 @@ async def make_records(tmp_path: Path) -> None:
     try:
         await set_lops(r, A1=150)
         await start_and_fill(r, ["A1"], patient="P-0042")
+        await advance(r, 5)
         await r.station.session_command("A1", "stop")
         await until(r, lambda: cuff(r.station, "A1").target == 0, "A1 vented")
         r.records.flush()
@@ -47,7 +48,20 @@ async def test_patients_screen_at_80x24_on_the_linux_console(rig: tuple[Emulator
     assert not box, f"ASCII borders on TERM=linux, not box drawing: {box}"
     # The offer for L1: measured on another cuff site (A1's "cuff A1"), so flagged and asked twice.
     tmux.wait("pat", "the flagged offer", lambda lines: any("CHECK L1: LOP 150 mmHg" in x for x in lines))
-    tmux.keys("pat", "Down", "p")  # Down leaves the id field for the list (p would be typed in the field)
+    # Down leaves the id field for the list; Tab Tab to the sessions; Enter plots the session.
+    tmux.keys("pat", "Down", "Tab", "Tab", "Enter")
+    plot = tmux.wait(
+        "pat",
+        "the session's plot",
+        lambda lines: (
+            lines if any("pressure per cuff" in x for x in lines) and sum(x.count("*") for x in lines) > 20 else None
+        ),
+    )
+    assert isinstance(plot, list) and any("A1 cuff A1, fidelity" in x for x in plot), plot
+    assert not [x for x in plot if any(0x2800 <= ord(ch) <= 0x28FF for ch in x)], "no braille on TERM=linux"
+    tmux.keys("pat", "F10")
+    tmux.wait("pat", "back on the patients screen", lambda lines: any("Patients:" in x for x in lines))
+    tmux.keys("pat", "p")
     tmux.wait("pat", "the second ask", lambda lines: any("p again uses it" in x for x in lines))
     tmux.keys("pat", "p")
     tmux.wait(

@@ -7,7 +7,10 @@ them on, and the patients screen shows them; none of them may import the others.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from console.records.plotdata import SessionPlot
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,10 @@ class PatientBook(Protocol):
 
     async def patient_history(self, patient_id: str) -> PatientHistory: ...
 
+    async def session_plot(self, session_id: int) -> SessionPlot:
+        """Each cuff's pressure, target, the phases, alarms and emergencies of one session."""
+        ...
+
     async def use_recorded_lop(self, cuff_id: str, lop_id: int) -> None:
         """Set a cuff's LOP from a stored measurement (kept with its own date, not filed again)."""
         ...
@@ -136,3 +143,28 @@ def _same_width(a: float | None, b: float | None) -> bool:
 
 def _cm(w: float | None) -> str:
     return "?" if w is None else f"{w:g} cm"
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A patient's course, session by session, oldest first: one plot each."""
+
+    patient_id: str
+    dates: tuple[float, ...]
+    lop: tuple[float | None, ...]
+    target: tuple[float | None, ...]
+    reps_per_set: tuple[tuple[int, ...], ...]
+    occlusion_min: tuple[float | None, ...]
+
+
+def progress(patient_id: str, sessions: tuple[SessionEntry, ...] | list[SessionEntry]) -> Progress:
+    """From the patient's sessions (any order) to the series of the progress plots."""
+    ordered = sorted(sessions, key=lambda s: s.started_at)
+    return Progress(
+        patient_id=patient_id,
+        dates=tuple(s.started_at for s in ordered),
+        lop=tuple(s.lop_mmhg for s in ordered),
+        target=tuple(s.target_mmhg for s in ordered),
+        reps_per_set=tuple(s.reps_per_set for s in ordered),
+        occlusion_min=tuple(None if s.occlusion_s is None else s.occlusion_s / 60.0 for s in ordered),
+    )

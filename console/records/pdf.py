@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from console.records.plotdata import Progress, SessionPlot, progress, session_plot
+from console.common.patients import Progress, progress
+from console.records.plotdata import SessionPlot, session_plot
 from console.records.report import session_audit, session_report
 from console.records.rows import RecordsError
 from console.records.store import Records

@@ -3,8 +3,7 @@
 Each cuff's per-second mean pressure and target, the fidelity band (+-10 % of
 target), the phases (sets and rests, from the station's ``session #N phase``
 rows in the audit trail), and the alarms and emergency deflates, all in seconds
-from the session's start. A course's progress (LOP, prescribed pressure, reps,
-occlusion over sessions) is built here too.
+from the session's start.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import re
 from dataclasses import dataclass
 
 from console.common.facts import FIDELITY_BAND
-from console.common.patients import SessionEntry
 from console.records.reads import RecordReads
 from console.records.rows import CommandRecord, RecordsError, SessionCuffRecord, SessionRecord
 
@@ -104,28 +102,3 @@ def _spans(commands: list[CommandRecord], session_id: int, t0: float, duration: 
         if kind in ("set", "rest") and stop > t:
             out.append(Span(t, stop, kind, number))
     return tuple(out)
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """A patient's course, session by session, oldest first: one plot each."""
-
-    patient_id: str
-    dates: tuple[float, ...]
-    lop: tuple[float | None, ...]
-    target: tuple[float | None, ...]
-    reps_per_set: tuple[tuple[int, ...], ...]
-    occlusion_min: tuple[float | None, ...]
-
-
-def progress(patient_id: str, sessions: tuple[SessionEntry, ...] | list[SessionEntry]) -> Progress:
-    """From the patient's sessions (any order) to the series of the progress plots."""
-    ordered = sorted(sessions, key=lambda s: s.started_at)
-    return Progress(
-        patient_id=patient_id,
-        dates=tuple(s.started_at for s in ordered),
-        lop=tuple(s.lop_mmhg for s in ordered),
-        target=tuple(s.target_mmhg for s in ordered),
-        reps_per_set=tuple(s.reps_per_set for s in ordered),
-        occlusion_min=tuple(None if s.occlusion_s is None else s.occlusion_s / 60.0 for s in ordered),
-    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from console.common.patients import PatientHistory, PatientSummary
 from console.records import queries
@@ -24,6 +24,9 @@ from console.records.rows import (
     SessionCuffRecord,
     SessionRecord,
 )
+
+if TYPE_CHECKING:
+    from console.records.plotdata import SessionPlot
 
 T = TypeVar("T")
 
@@ -88,6 +91,12 @@ class RecordReads:
     def patient_history(self, patient_id: str) -> PatientHistory:
         """A patient's LOPs and sessions, newest first, each session with its alarm count."""
         return self._call(lambda c: queries.patient_history(c, patient_id))
+
+    def session_plot(self, session_id: int) -> SessionPlot:
+        """What the session's plots show (pressure, target, phases, alarms); see :mod:`~console.records.plotdata`."""
+        from console.records.plotdata import session_plot  # it reads through these very methods
+
+        return session_plot(self, session_id)
 
     def lop(self, lop_id: int) -> LopRecord | None:
         """One stored LOP by its id."""

@@ -29,6 +29,8 @@ class PatientRecords(Protocol):
 
     def lop(self, lop_id: int) -> Any: ...
 
+    def session_plot(self, session_id: int) -> Any: ...
+
 
 class PatientDesk:
     """Mixed into :class:`~console.station.station.Station`: the :class:`~console.common.patients.PatientBook` port."""
@@ -55,6 +57,13 @@ class PatientDesk:
         rec = self._patient_records()
         history = await asyncio.to_thread(rec.patient_history, str(patient_id))
         return dataclasses.replace(history, lop_max_age_days=self.config.therapy.lop_max_age_days)
+
+    async def session_plot(self, session_id: int) -> Any:
+        rec = self._patient_records()
+        try:
+            return await asyncio.to_thread(rec.session_plot, int(session_id))
+        except Exception as exc:  # an unknown session, or records that refuse: a sentence for the screen
+            raise CommandRefused(f"Session {session_id} cannot be plotted: {exc}") from None
 
     async def use_recorded_lop(self, cuff_id: str, lop_id: int) -> None:
         rec = self._patient_records()

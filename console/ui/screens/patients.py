@@ -27,6 +27,7 @@ from console.common.figures import age_text
 from console.common.patients import LopOffer, PatientBook, PatientHistory, PatientSummary, offer_lop
 from console.ui.actions import ConsoleActions
 from console.ui.plain import clean, plain
+from console.ui.screens.plots import CourseScreen, SessionPlotScreen
 from console.ui.widgets.choice import Choice
 from console.ui.widgets.status import EmergencyBar
 
@@ -60,6 +61,7 @@ class PatientsScreen(Screen[None]):
         Binding("f10,escape", "close", "back", key_display="F10"),
         Binding("p", "start", "session", tooltip="start a session for this patient on the selected cuff"),
         Binding("down", "down", "down", show=False, priority=True),
+        Binding("g", "course", "course", tooltip="the patient's course: LOP, pressure, reps, occlusion"),
     ]
 
     def __init__(
@@ -83,7 +85,10 @@ class PatientsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         where = f"session on {self.cuff.id}" if self.cuff is not None else "no cuff selected"
-        yield Static(plain(f" Patients: type an id, Down to the list; p {where}; F10 back"), classes="screen-title")
+        yield Static(
+            plain(f" Patients: id, Down to the list; p {where}; Enter on a session plots it; g course"),
+            classes="screen-title",
+        )
         with Horizontal(id="patients-find"):
             find = Input(placeholder="patient id (part of it)", id="find", max_length=64)
             find.border_title = "find"
@@ -190,7 +195,7 @@ class PatientsScreen(Screen[None]):
             reps = ",".join(str(r) for r in s.reps_per_set) or "-"
             fid = "-" if s.fidelity is None else f"{100 * s.fidelity:.0f}%"
             row = (day(s.started_at), s.plan_id, sets, reps, mmss(s.occlusion_s), fid, str(s.alarms))
-            sessions.add_row(*(plain(v) for v in (*row, s.end_reason or "running")))
+            sessions.add_row(*(plain(v) for v in (*row, s.end_reason or "running")), key=str(s.id))
         lops.border_title = f"LOP history of {history.patient_id} ({len(history.lops)})"
         sessions.border_title = f"sessions of {history.patient_id} ({len(history.sessions)})"
         self._offer()
@@ -271,6 +276,16 @@ class PatientsScreen(Screen[None]):
                 self.set_focus(self.query_one("#found", OptionList))
         elif isinstance(focused, (OptionList, DataTable)):
             focused.action_cursor_down()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a session: its pressure plotted per cuff."""
+        event.stop()
+        if event.data_table.id == "sessions" and event.row_key.value is not None:
+            self.app.push_screen(SessionPlotScreen(self.actions, self.book, int(event.row_key.value)))
+
+    def action_course(self) -> None:
+        if self.history is not None and self.history.sessions:
+            self.app.push_screen(CourseScreen(self.actions, self.history))
 
     def action_close(self) -> None:
         self.dismiss(None)
