@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from console.records.plotdata import SessionPlot
+    from console.common.plots import SessionPlot
 
 
 @dataclass(frozen=True, slots=True)

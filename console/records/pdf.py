@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from console.common.patients import Progress, progress
-from console.records.plotdata import SessionPlot, session_plot
+from console.common.plots import SessionPlot
+from console.records.plotdata import session_plot
 from console.records.report import session_audit, session_report
 from console.records.rows import RecordsError
 from console.records.store import Records

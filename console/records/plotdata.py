@@ -9,54 +9,39 @@ from the session's start.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import Protocol
 
-from console.common.facts import FIDELITY_BAND
-from console.records.reads import RecordReads
-from console.records.rows import CommandRecord, RecordsError, SessionCuffRecord, SessionRecord
+from console.common.plots import CuffSeries, Mark, SessionPlot, Span
+from console.records.rows import (
+    AlarmRecord,
+    CommandRecord,
+    EmergencyRecord,
+    RecordsError,
+    SampleRecord,
+    SessionCuffRecord,
+    SessionRecord,
+)
 
 PHASE_ROW = re.compile(r"session #(\d+) phase (\w+) (\d+)$")
 
 
-@dataclass(frozen=True, slots=True)
-class CuffSeries:
-    cuff_id: str
-    label: str
-    t: tuple[float, ...]
-    """Seconds from the session's start (the middle of each recorded second)."""
-    pressure: tuple[float, ...]
-    target: tuple[float, ...]
-    fidelity: float | None
+class PlotReads(Protocol):
+    """The reads a plot needs (:class:`~console.records.reads.RecordReads` has them)."""
+
+    def session(self, session_id: int) -> SessionRecord | None: ...
+
+    def samples(self, session_id: int, cuff: str | None = None) -> list[SampleRecord]: ...
+
+    def session_cuffs(self, session_id: int) -> list[SessionCuffRecord]: ...
+
+    def commands(self, since: float | None = None, until: float | None = None) -> list[CommandRecord]: ...
+
+    def alarms(self, since: float | None = None, until: float | None = None) -> list[AlarmRecord]: ...
+
+    def emergencies(self, since: float | None = None, until: float | None = None) -> list[EmergencyRecord]: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    start: float
-    end: float
-    kind: str
-    """``set`` | ``rest``."""
-    number: int
-
-
-@dataclass(frozen=True, slots=True)
-class Mark:
-    t: float
-    kind: str
-    """``high`` | ``medium`` | ``low`` (an alarm) | ``emergency``."""
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class SessionPlot:
-    session: SessionRecord
-    cuffs: tuple[CuffSeries, ...]
-    spans: tuple[Span, ...]
-    marks: tuple[Mark, ...]
-    duration_s: float
-    band: float = FIDELITY_BAND
-
-
-def session_plot(records: RecordReads, session_id: int) -> SessionPlot:
+def session_plot(records: PlotReads, session_id: int) -> SessionPlot:
     """Everything the session's plots show; raises :class:`RecordsError` for an unknown session."""
     s = records.session(session_id)
     if s is None:

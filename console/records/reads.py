@@ -26,7 +26,7 @@ from console.records.rows import (
 )
 
 if TYPE_CHECKING:
-    from console.records.plotdata import SessionPlot
+    from console.common.plots import SessionPlot
 
 T = TypeVar("T")
 

@@ -27,7 +27,7 @@ from console.ui.plain import plain
 from console.ui.widgets.status import EmergencyBar
 
 if TYPE_CHECKING:
-    from console.records.plotdata import SessionPlot
+    from console.common.plots import SessionPlot
 
 MARK_COLOURS = {"high": "red", "medium": "orange", "low": "yellow", "emergency": "magenta"}
 log = logging.getLogger(__name__)
