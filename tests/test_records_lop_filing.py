@@ -10,7 +10,7 @@ from pathlib import Path
 from console.common.facts import UNASSIGNED
 from console.records.store import Records
 from tests.station_support import cuff
-from tests.therapy_support import advance, manual_rig, start_and_fill
+from tests.therapy_support import advance, manual_rig, start_and_fill, until
 
 WALL0 = 1_800_000_000.0  # ManualClock's wall time at the start
 
@@ -47,15 +47,22 @@ async def test_a_doppler_lop_is_filed_then_moved_to_the_patient_when_the_session
         await rig.close()
 
 
-async def test_a_lop_set_with_the_patient_known_is_filed_under_them_and_never_moved(tmp_path: Path) -> None:
+async def test_a_lop_taken_after_a_session_is_not_filed_under_that_sessions_patient(tmp_path: Path) -> None:
     rig = await manual_rig(tmp_path)
     try:
-        await rig.station.set_patient("A1", "P-007")
-        await rig.station.set_lop("A1", 170, position="seated", cuff_width_cm=None, source="manual")
-        await rig.station.set_patient("A1", "P-008")  # someone else later: the LOP stays with P-007
+        await rig.station.set_lop("A1", 170, position="seated", cuff_width_cm=11.5, source="manual")
+        await start_and_fill(rig, ["A1"], patient="P-007")
+        await rig.station.session_command("A1", "stop")
+        await until(rig, lambda: cuff(rig.station, "A1").target == 0, "A1 vented")
+        assert cuff(rig.station, "A1").patient_id == "P-007"  # still shown on the cuff ...
+        await rig.station.set_lop("A1", 180, position="seated", cuff_width_cm=11.5, source="doppler")
         rig.records.flush()
-        (lop,) = rig.records.lops("P-007")
-        assert lop.source == "manual" and rig.records.lops("P-008") == []
+        assert [x.lop_mmhg for x in rig.records.lops("P-007")] == [170]  # ... but the next LOP is not theirs
+        assert [x.lop_mmhg for x in rig.records.lops(UNASSIGNED)] == [180]
+        await rig.station.set_patient("A1", "P-008")  # the next patient: it goes to them
+        await rig.station.set_patient("A1", "P-009")  # and stays there
+        rig.records.flush()
+        assert [x.lop_mmhg for x in rig.records.lops("P-008")] == [180] and rig.records.lops("P-009") == []
     finally:
         await rig.close()
 

@@ -88,10 +88,21 @@ class CuffDetails:
         self._view.dirty = True
         self._audit.record_command(actor_var.get(), what)
         if record is None:
-            file_lop(self._audit, cuff, source, confidence)
+            file_lop(self._audit, cuff, source, confidence, in_session=self._in_session(cuff_id))
         else:
             cuff.lop_at, cuff.lop_record_id, cuff.lop_patient = record.at, record.id, record.patient_id
         self._audit.emit(StationEvent("lop", self._audit.clock.wall(), actor_var.get(), what, cuff=cuff_id))
+
+    def _in_session(self, cuff_id: str) -> bool:
+        """Whether a session runs on the cuff now (its patient is then the one the LOP was taken on)."""
+        hook = self._view.sessions
+        if hook is None:
+            return False
+        try:
+            session, _ = hook.cuff_extras(cuff_id)
+        except Exception:
+            return False
+        return session is not None and session.phase not in ("done", "stopped", "between")
 
     async def set_patient(self, cuff_id: str, patient_id: str) -> None:
         what = f"set patient of {cuff_id} to {patient_id!r}"
