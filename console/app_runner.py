@@ -89,18 +89,25 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
     from console.remote.socket_file import ServeError
     from console.station.lifecycle import deflate_and_stop
     from console.ui.app import BfrApp
+    from console.ui.quit_words import closed_line
 
+    if await station_serving(config.station.socket):
+        return _fail(already_serving(config))
     records = open_records(config)
     station = build_station(config, records)
-    app = BfrApp(station, kiosk=kiosk, theme=theme, fps=config.ui.fps, bell=config.alarms.bell)
+    app = BfrApp(
+        station, kiosk=kiosk, theme=theme, fps=config.ui.fps, bell=config.alarms.bell, cue_bell=config.ui.cue_bell
+    )
     server = None
     why = ["console closed"]
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Future[Any]] = []
+    vented: list[tuple[list[str], list[str]]] = []
 
     def begin_stop() -> asyncio.Future[Any]:
         """Deflate and stop the station once, whoever asks first (a signal, the end of the app, a fault)."""
         if not stopping:
+            vented.append(app.actions.cuffs_up())
             stopping.append(asyncio.ensure_future(deflate_and_stop(station, by=f"console exit ({why[0]})")))
         return stopping[0]
 
@@ -132,10 +139,12 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
             )
 
         watcher = asyncio.create_task(watch_failure(), name="station:watch")
+        plug = _watch_ports(config, app)
         try:
             await app.run_async()
         finally:
             watcher.cancel()
+            plug.cancel()
             if not starting.done():
                 with contextlib.suppress(BaseException):
                     await asyncio.wait_for(asyncio.shield(starting), 10)
@@ -152,7 +161,40 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
             with contextlib.suppress(Exception):
                 records.close()
         guard.remove()
+    if why[0] == "console closed":  # a signal or a fault has its own last line (the app's exit message)
+        _say(closed_line(*(vented[0] if vented else ([], []))))
     return int(app.return_code or 0)
+
+
+def _watch_ports(config: Any, app: Any) -> asyncio.Task[None]:
+    """Plug and play: a controller on a port the config does not name shows a notice on this console."""
+    from console.setup.watch import PortWatch
+
+    app.new_controllers.config_path = config.path
+    known = [c.port for c in config.controllers if not c.is_emulator]
+    watch = PortWatch(known, lambda report: app.new_controllers.announce(app, report))
+    return asyncio.create_task(watch.run(), name="console:port-watch")
+
+
+async def station_serving(socket: Any) -> bool:
+    """Whether a live station already answers on this config's socket (its console would fight it for the ports)."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_unix_connection(str(socket)), timeout=1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+def already_serving(config: Any) -> str:
+    """Why the local console does not start beside a running station, and the command that attaches to it."""
+    cfg = Path(config.path).resolve()
+    return (
+        f"a station is already running this config (serving at {config.station.socket}); nothing was started.\n"
+        f"To watch and run it from here, attach to it:\n"
+        f"  bin/console attach --config {cfg}\n"
+        f"  (installed: bfr-console attach --config {cfg})"
+    )
 
 
 # ------------------------------------------------------------------ headless station
@@ -160,6 +202,8 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
 
 async def serve(config: Any) -> int:
     """``bfr-console serve``: the station with no console; consoles attach over its socket."""
+    from console import service
+    from console.common.sd_notify import Notifier
     from console.remote.server import serve_station
     from console.remote.socket_file import ServeError
     from console.station.lifecycle import run_station_until_signal
@@ -173,13 +217,20 @@ async def serve(config: Any) -> int:
             records.close()
         return _fail(f"cannot serve the station: {exc}")
     _say(f"SERVING {config.station.socket}")
+    notifier = Notifier()
+    service.watch(station, notifier)
+    announcing: list[asyncio.Task[str]] = []
+
+    def started(st: Any) -> None:
+        _say("STARTED " + ",".join(c.id for c in config.controllers))
+        announcing.append(asyncio.create_task(service.announce_ready(st, notifier), name="serve:sd-ready"))
+
     try:
-        why = await run_station_until_signal(
-            station,
-            on_ready=lambda st: _say("STARTED " + ",".join(c.id for c in config.controllers)),
-            on_stopped=_say_stopped,
-        )
+        why = await run_station_until_signal(station, on_ready=started, on_stopped=_say_stopped)
     finally:
+        for task in announcing:
+            task.cancel()
+        notifier.stopping()
         with contextlib.suppress(Exception):
             await server.stop()
         if records is not None:
@@ -197,20 +248,21 @@ def _say_stopped(snap: Any, why: str) -> None:
 # ------------------------------------------------------------------ attach to a running station
 
 
-def run_attached(*, socket_path: str, kiosk: bool = False, theme: str = "auto") -> int:
-    """``bfr-console attach``: the same console, fed by a station's socket."""
-    return asyncio.run(_run_attached(socket_path, kiosk=kiosk, theme=theme))
+def run_attached(*, socket_path: str, kiosk: bool = False, theme: str = "auto", cue_bell: bool = False) -> int:
+    """``bfr-console attach``: the same console, fed by a station's socket (``cue_bell``: the config's, if read)."""
+    return asyncio.run(_run_attached(socket_path, kiosk=kiosk, theme=theme, cue_bell=cue_bell))
 
 
-async def _run_attached(socket_path: str, *, kiosk: bool, theme: str) -> int:
+async def _run_attached(socket_path: str, *, kiosk: bool, theme: str, cue_bell: bool = False) -> int:
     from console.remote.client import AccessRefused, StationUnavailable, attach
     from console.ui.app import BfrApp
+    from console.ui.quit_words import detached_line
 
     try:
         remote = await attach(socket_path)
     except (StationUnavailable, AccessRefused) as exc:
         return _fail(str(exc))
-    app = BfrApp(remote, kiosk=kiosk, theme=theme)
+    app = BfrApp(remote, kiosk=kiosk, theme=theme, attached=True, cue_bell=cue_bell)
 
     def on_stop(reason: str) -> None:
         log.warning("attach: %s, closing", reason)
@@ -226,14 +278,20 @@ async def _run_attached(socket_path: str, *, kiosk: bool, theme: str) -> int:
             await remote.close()
         finally:
             guard.remove()
+    _say(detached_line(app.last_snapshot.name, *app.actions.cuffs_up()))
     return int(app.return_code or 0)
 
 
 # ------------------------------------------------------------------ LOP without the UI
 
 
-async def measure_lop(config: Any, *, cuff_id: str, position: str) -> int:
-    """``bfr-console measure-lop``: measure one cuff and print ``LOP <mmHg>`` or why it failed."""
+async def measure_lop(config: Any, *, cuff_id: str, position: str, observer: Any = None) -> int:
+    """``bfr-console measure-lop``: measure one cuff and print ``LOP <mmHg>`` or why it failed.
+
+    stdout carries only the answer; ``observer`` (a :class:`console.cli_progress.LopObserver`, by
+    default a printer on stderr) is shown the cuff every ``POLL_S`` while the measurement runs.
+    """
+    from console.cli_progress import POLL_S, LopProgressPrinter
     from console.common.api import CommandRefused
     from console.station.lifecycle import deflate_and_stop, install_signal_handlers
 
@@ -258,10 +316,14 @@ async def measure_lop(config: Any, *, cuff_id: str, position: str) -> int:
         except CommandRefused as exc:
             _say(f"FAILED {exc}")
             return 1
+        watch = observer if observer is not None else LopProgressPrinter(sys.stderr)
+        shown_at: float | None = None
         while not stop.is_set():
             cuff = next(c for c in station.snapshot().cuffs if c.id == cuff_id)
             prog = cuff.lop_measure
+            now = asyncio.get_running_loop().time()
             if prog is not None and prog.state in ("done", "failed"):
+                watch.finished()
                 if prog.state == "done" and prog.lop is not None:
                     conf = f" confidence={prog.confidence:.2f}" if prog.confidence is not None else ""
                     _say(f"LOP {prog.lop:.0f}{conf} position={position}")
@@ -270,10 +332,15 @@ async def measure_lop(config: Any, *, cuff_id: str, position: str) -> int:
                     _say(f"FAILED {prog.message or 'no result'}")
                 break
             if not cuff.online:
+                watch.finished()
                 _say(f"FAILED controller {cuff.controller} went offline during the measurement")
                 break
+            if shown_at is None or now - shown_at >= POLL_S:
+                shown_at = now
+                watch.progress(cuff)
             await asyncio.sleep(0.1)
         else:
+            watch.finished()
             _say("FAILED interrupted")
     finally:
         await deflate_and_stop(station, by="measure-lop exit")

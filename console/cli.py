@@ -71,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--pdf", metavar="PATH", help="write --session N (or --patient ID's course) as a PDF with plots")
     rep.add_argument("--patient", metavar="ID", help="with --pdf: the patient's progress over their sessions")
 
+    setup = sub.add_parser("setup", help="find the controllers and write a config (a screen, or --write FILE)")
+    setup.add_argument("--ports", nargs="+", metavar="PORT", default=[], help="try exactly these ports")
+    setup.add_argument("--write", metavar="FILE", help="no screen: write a config for what answered to FILE")
+    setup.add_argument("--out", default="station.toml", metavar="FILE", help="the screen's file to write (default)")
+    setup.add_argument("--yes", action="store_true", help="with --write: replace FILE (the old one is kept as .bak)")
+    setup.add_argument("--timeout", type=float, default=1.0, metavar="S", help="seconds a port has to answer")
+    setup.add_argument("--kiosk", action="store_true", default=argparse.SUPPRESS)
+    setup.add_argument("--theme", choices=["auto", "textual-dark", "ansi"], default=argparse.SUPPRESS)
+
     sub.add_parser("emulator", help="run a controller emulator on a pseudo-terminal (see --help)", add_help=False)
     return p
 
@@ -122,6 +131,18 @@ def _setup_logging(config: StationConfig, to_stderr: bool) -> None:
     )
 
 
+def _setup(args: argparse.Namespace) -> int:
+    """``setup``: headless with ``--write``, else the setup screen (no config needed: it makes one)."""
+    if args.write:
+        from console.setup.headless import run
+
+        return run(args.ports, args.write, yes=args.yes, timeout=args.timeout)
+    from console.ui.setup_app import run_setup_app
+
+    theme = getattr(args, "theme", None) or "auto"
+    return run_setup_app(ports=args.ports, timeout=args.timeout, write_to=args.out, theme=theme)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
@@ -136,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_attached(
             socket_path=args.socket, kiosk=getattr(args, "kiosk", False), theme=getattr(args, "theme", None) or "auto"
         )
+    if command == "setup":
+        return _setup(args)
     config = _load(args)
     if command == "check-config":
         from console.app_runner import describe_config
@@ -150,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_pdf_report(config, session=args.session, patient=args.patient, pdf=args.pdf)
         return run_report(config, session=args.session, csv=args.csv, audit=args.audit, day=args.day)
-    _setup_logging(config, to_stderr=command in ("serve", "measure-lop"))
+    # measure-lop keeps the terminal for its progress (stderr) and its answer (stdout): log to the file only.
+    _setup_logging(config, to_stderr=command == "serve")
     from console import app_runner
 
     if command == "run":
@@ -162,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             socket_path=str(config.station.socket),
             kiosk=getattr(args, "kiosk", False),
             theme=getattr(args, "theme", None) or config.ui.theme,
+            cue_bell=config.ui.cue_bell,  # the kiosk is the screen the patient sees
         )
     if command == "measure-lop":
         return asyncio.run(app_runner.measure_lop(config, cuff_id=args.cuff, position=args.position))

@@ -94,10 +94,12 @@ class CuffLink:
         first_seq: int = 1,
         serial: str | None = None,
         blind_after_s: float | None = None,
+        silent_after_s: float | None = None,
     ) -> None:
         """``serial``: the controller expected behind ``url``; None learns it from the first HELLO.
         ``blind_after_s``: no usable sample for this long means blind (:mod:`drivers.link_quiet`;
-        default 1 s, never more than the watchdog time)."""
+        default 1 s, never more than the watchdog time). ``silent_after_s``: no answer to anything
+        this long gives the port up as silent (never less than one command's attempts)."""
         if not 200 <= watchdog_ms <= 10000:
             raise ValueError(f"watchdog_ms must be 200..10000, got {watchdog_ms}")
         if not 1 <= first_seq <= MAX_SEQ:
@@ -108,6 +110,7 @@ class CuffLink:
         self.stream_hz = stream_hz
         self.answer_timeout = answer_timeout
         self.retries = retries
+        self._silent_after_s = silent_after_s
         self.backoff = backoff
         self.stats = LinkStats()
         self.info: HelloInfo | None = None
@@ -135,6 +138,10 @@ class CuffLink:
         """The event loop's clock once started (samples are stamped with it)."""
 
     # ------------------------------------------------------------------ public surface
+
+    @property
+    def silent_after_s(self) -> float:
+        return max((self.retries + 1) * self.answer_timeout, self._silent_after_s or 0.0)
 
     @property
     def state(self) -> LinkState:

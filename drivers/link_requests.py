@@ -44,6 +44,9 @@ WINDOW = 4
 QUEUE_LIMIT = 64
 """Most commands waiting behind the window; more is a runaway caller, refused with LinkError."""
 
+_SILENT_SLACK_S = 0.02
+"""Timers may fire this much early on the loop's clock; a silence that long short still counts."""
+
 _ABANDONED_KEEP = 256
 """How many abandoned SEQs are remembered to recognise late answers."""
 
@@ -65,6 +68,9 @@ class Owner(Protocol):
 
     @property
     def retries(self) -> int: ...
+
+    @property
+    def silent_after_s(self) -> float: ...
 
 
 class Port(Protocol):
@@ -91,7 +97,19 @@ class _Request:
     attempts: int = 0
     seq: int = 0
     first_sent_at: float = 0.0
+    sent_order: int = 0
+    """Place of its latest attempt among all lines written on this link (1, 2, ...)."""
     timer: asyncio.TimerHandle | None = None
+
+    @property
+    def verb(self) -> str:
+        return self.tail.split(" ", 1)[0]
+
+    @property
+    def channel(self) -> str:
+        """The channel argument of a SET or DEFLATE (``ALL`` for DEFLATE ALL); "" for other verbs."""
+        parts = self.tail.split(" ")
+        return parts[1] if self.verb in ("SET", "DEFLATE") and len(parts) > 1 else ""
 
 
 def _arg(value: object) -> str:
@@ -132,6 +150,11 @@ class RequestBook(Generic[PortT]):
         self._queue: deque[_Request] = deque()
         self._abandoned: OrderedDict[int, None] = OrderedDict()
         self._last_answer_at = 0.0
+        self._unanswered_since: float | None = None
+        """Loop time of the first line written since the last answer (None: nothing unanswered)."""
+        self._order = 0
+        self._deflate_order: dict[str, int] = {}
+        """Channel (or ``ALL``) -> place of the latest DEFLATE of it written on this link."""
 
     def submit(self, verb: str, args: tuple[object, ...], *, urgent: bool, require_ready: bool) -> asyncio.Future[Ok]:
         """Send now (``urgent``) or queue a command; the future resolves on its answer.
@@ -168,6 +191,7 @@ class RequestBook(Generic[PortT]):
     def on_answer(self, msg: Ok | Err) -> None:
         """An OK or ERR arrived: resolve its command, or count it as late or unknown."""
         self._last_answer_at = asyncio.get_running_loop().time()
+        self._unanswered_since = None
         req = self._pending.pop(msg.seq, None)
         if req is None:
             if msg.seq in self._abandoned:
@@ -189,6 +213,7 @@ class RequestBook(Generic[PortT]):
     def fail_all(self, exc: LinkError) -> None:
         """Fail every command sent or waiting with ``exc`` (the link went down)."""
         reqs = list(self._pending.values()) + list(self._queue)
+        self._unanswered_since = None
         for seq in self._pending:
             self._abandon(seq)
         self._pending.clear()
@@ -280,7 +305,10 @@ class RequestBook(Generic[PortT]):
         if conn is None or conn.lost:
             return
         while self._queue and len(self._pending) < WINDOW:
-            req = self._queue.popleft()
+            req = self._queue[0]
+            if not req.future.done() and self._deflate_unanswered(req):
+                return  # the queue keeps its order: the rest waits behind this SET
+            self._queue.popleft()
             if req.future.done():
                 continue
             refusal = self._permit(req.tail)
@@ -288,6 +316,21 @@ class RequestBook(Generic[PortT]):
                 self._fail(req, LinkDown(f"{self._owner.name}: {refusal}"))
             else:
                 self._send(conn, req)
+
+    def _deflate_unanswered(self, req: _Request) -> bool:
+        """A SET waits while a DEFLATE of its channel (or ALL) is unanswered: a resend of that
+        DEFLATE would otherwise reach the controller after the SET and undo it."""
+        if req.verb != "SET":
+            return False
+        return any(p.verb == "DEFLATE" and p.channel in ("ALL", req.channel) for p in self._pending.values())
+
+    def _deflated_since(self, req: _Request) -> bool:
+        """A DEFLATE of this SET's channel went out after the SET's latest attempt: resending the
+        SET now would inflate a cuff that was deflated after it."""
+        if req.verb != "SET":
+            return False
+        latest = max(self._deflate_order.get("ALL", 0), self._deflate_order.get(req.channel, 0))
+        return latest > req.sent_order
 
     def _next_seq(self) -> int:
         seq = self._seq
@@ -301,9 +344,15 @@ class RequestBook(Generic[PortT]):
         self._abandoned.pop(seq, None)
         req.seq = seq
         req.attempts += 1
+        self._order += 1
+        req.sent_order = self._order
+        if req.verb == "DEFLATE":
+            self._deflate_order[req.channel] = self._order
         now = loop.time()
         if req.attempts == 1:
             req.first_sent_at = now
+        if self._unanswered_since is None:
+            self._unanswered_since = now
         self._pending[seq] = req
         req.timer = loop.call_later(self._owner.answer_timeout, self._on_timeout, req, seq)
         self.last_sent = now
@@ -323,6 +372,10 @@ class RequestBook(Generic[PortT]):
         refusal = None if req.tail.startswith("DEFLATE ") else self._permit(req.tail)
         if req.future.done():
             pass  # the caller gave up; nothing to resend
+        elif self._deflated_since(req):
+            req.future.set_exception(
+                Superseded(f"{self._owner.name}: {req.tail} unanswered and a DEFLATE went out after it; not resent")
+            )
         elif refusal is not None:
             req.future.set_exception(LinkDown(f"{self._owner.name}: {refusal}; {req.tail} not resent"))
         elif req.attempts <= self._owner.retries and conn is not None and not conn.lost:
@@ -333,8 +386,14 @@ class RequestBook(Generic[PortT]):
             req.future.set_exception(
                 LinkTimeout(f"{self._owner.name}: no answer to {req.tail} after {req.attempts} attempts")
             )
-            if conn is not None and self._last_answer_at < req.first_sent_at:
-                self._lose(conn, f"controller silent: no answer to {req.tail} in {req.attempts} attempts")
+            since = self._unanswered_since
+            now = asyncio.get_running_loop().time()
+            if conn is not None and since is not None and now - since >= self._owner.silent_after_s - _SILENT_SLACK_S:
+                self._lose(
+                    conn,
+                    f"controller silent: no answer to anything for {now - since:.1f} s "
+                    f"({req.tail} unanswered in {req.attempts} attempts)",
+                )
                 return
         self._pump()
 

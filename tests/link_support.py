@@ -89,6 +89,11 @@ def heard(fw: ControllerFirmware, at: list[float] | None = None) -> list[str]:
     return got
 
 
+def lost_reasons(rec: Recorder) -> list[str]:
+    """The reasons of every LOST the link reported."""
+    return [m.reason for m in rec.of(LinkStateChange) if m.state is LinkState.LOST]
+
+
 async def until(cond: Callable[[], object], what: str, timeout: float = 5.0) -> None:
     """Wait for a condition with a generous deadline (never a fixed sleep)."""
     loop = asyncio.get_running_loop()

@@ -93,8 +93,11 @@ def make_config(
     return parse_config(data, str(tmp_path / "config.toml"))
 
 
-async def wait_for(cond: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Poll until ``cond()`` is truthy (generous deadline; never a fixed sleep)."""
+async def wait_for(
+    cond: Callable[[], Any], what: str, timeout: float = 10.0, seen: Callable[[], str] | None = None
+) -> Any:
+    """Poll until ``cond()`` is truthy (generous deadline; never a fixed sleep). On timeout the
+    message ends with ``seen()``, what was there instead, so a failure in CI can be diagnosed."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -102,7 +105,8 @@ async def wait_for(cond: Callable[[], Any], what: str, timeout: float = 10.0) ->
         if value:
             return value
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            instead = f"; seen instead: {seen()}" if seen is not None else ""
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{instead}")
         await asyncio.sleep(0.01)
 
 

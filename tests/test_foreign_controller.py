@@ -129,10 +129,20 @@ def high(st: Station, controller: str | None = None, cause: str | None = None) -
 
 async def hold(st: Station, cuff_id: str, mmhg: float, timeout: float = 10.0) -> None:
     await st.inflate(cuff_id, mmhg=mmhg)
+
+    def seen() -> str:
+        c = cuff(st, cuff_id)
+        ctrl = next(x for x in st.snapshot().controllers if cuff_id.startswith(x.id))
+        return (
+            f"{c.state} at {c.pressure} mmHg, target {c.target}; controller {ctrl.state}, "
+            f"dropped {ctrl.dropped}; alarms {[(a.cause, a.message) for a in st.alarm_log()]}"
+        )
+
     await wait_for(
         lambda: cuff(st, cuff_id).state == "HOLDING" and abs((cuff(st, cuff_id).pressure or 0) - mmhg) < 5,
         f"{cuff_id} holding {mmhg} mmHg",
         timeout,
+        seen,
     )
 
 

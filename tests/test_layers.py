@@ -107,6 +107,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "console.records": ("textual", "drivers", "console.station", "console.ui", "console.remote", "serial"),
     "console.config": ("textual", "drivers", "console.station", "console.ui", "console.remote", "sqlite3"),
     "console.remote": ("textual", "drivers", "console.ui", "sqlite3"),
+    "console.setup": ("textual", "console.ui", "console.remote", "console.records", "console.station", "sqlite3"),
     "console.ui": (
         "drivers",
         "serial",

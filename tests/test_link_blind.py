@@ -16,9 +16,9 @@ import pytest
 
 from drivers.codec import frame
 from drivers.emulator.firmware import ControllerFirmware
-from drivers.link_errors import CommandError, LinkDown, LinkState, LinkStateChange, LinkTimeout
+from drivers.link_errors import CommandError, LinkDown, LinkState, LinkTimeout
 from drivers.link_quiet import QuietRule
-from tests.link_support import LOPS, Emu, Recorder, heard, until
+from tests.link_support import LOPS, Emu, heard, lost_reasons, until
 
 W_MS = 500
 W = W_MS / 1000
@@ -33,10 +33,6 @@ def wdt_trips(fw: ControllerFirmware) -> list[float]:
     trips: list[float] = []
     fw.on_event = lambda body: trips.append(fw.now) if body.startswith("E WDT") else None
     return trips
-
-
-def lost_reasons(rec: Recorder) -> list[str]:
-    return [m.reason for m in rec.of(LinkStateChange) if m.state is LinkState.LOST]
 
 
 def bursts(times: list[float], within: float = 0.3) -> list[float]:

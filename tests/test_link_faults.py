@@ -22,17 +22,12 @@ from drivers.link_errors import (
     LinkDown,
     LinkError,
     LinkState,
-    LinkStateChange,
     LinkTimeout,
     Superseded,
 )
 from drivers.link_hello import Identity
 from drivers.link_setup import set_up
-from tests.link_support import Recorder, until
-
-
-def lost_reasons(rec: Recorder) -> list[str]:
-    return [m.reason for m in rec.of(LinkStateChange) if m.state is LinkState.LOST]
+from tests.link_support import Recorder, lost_reasons, until
 
 
 async def test_quiet_host_trips_watchdog_and_set_is_latched_until_clear(emu, make_link):

@@ -32,7 +32,9 @@ async def test_observer_console_over_the_socket_deflates_and_shows_the_loss(tmp_
             await server.stop()
             await wait_for(pilot, lambda: "OFFLINE" in screen_text(app), what="the loss on screen")
             text = screen_text(app)
-            assert "HOLDING" not in text and "Lost the connection to station Bay T" in text
+            assert "HOLDING" not in text and "Station unreachable: pressures unknown" in text
+            await press(pilot, "l", "enter")  # the technical cause, one key away in the alarm list
+            assert "Lost the connection to station Bay T" in screen_text(app)
             assert not remote.connected and app.last_snapshot.cuffs[0].pressure is None
     finally:
         await remote.close()

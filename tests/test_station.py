@@ -67,6 +67,17 @@ async def test_inflate_holds_on_the_emulator_and_deflate_vents_it(station: Stati
     assert any(w.startswith("nudge A1 +10 mmHg") for w in whats)
 
 
+async def test_two_quick_nudges_both_count_even_when_answers_are_slow(station: Station) -> None:
+    """Two presses of - while the first SET is still unanswered: the second starts from the
+    target the first set (95, not 100 twice). Seen in CI under load as 'nudged down twice'."""
+    await inflate_and_hold(station, "A1", 105)
+    fw = station.emulators["A"].firmware
+    fw.faults.slow_answer_s = 0.2
+    await asyncio.gather(station.nudge_target("A1", -5), station.nudge_target("A1", -5))
+    fw.faults.slow_answer_s = 0.0
+    assert fw.channel(1).target == 95 and cuff(station, "A1").target == 95
+
+
 async def test_inflate_by_percent_lop(station: Station) -> None:
     await station.set_lop("A2", 180, position="seated", cuff_width_cm=11.5, source="doppler")
     await station.inflate("A2", pct_lop=50)

@@ -31,6 +31,11 @@ def test_measure_lop_prints_the_lop_or_why_it_failed(tmp_path: Path) -> None:
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
     assert lines, f"no output; stderr:\n{proc.stderr[-2000:]}"
+    assert len(lines) == 1, f"stdout is the answer alone: {lines}"
+    # Progress went to stderr as it happened (step, pressure, elapsed), and no log line came with it.
+    progress = proc.stderr.splitlines()
+    assert any(re.fullmatch(r"measuring A1: step \d+ at \d+ mmHg, cuff -?\d+ mmHg, \d+:\d\d", p) for p in progress)
+    assert not [p for p in progress if " INFO " in p or " WARNING " in p], "the log goes to the file, not here"
     last = lines[-1]
     ok = re.fullmatch(r"LOP (\d+)( confidence=[0-9.]+)? position=seated", last)
     failed = re.fullmatch(r"FAILED .+", last)

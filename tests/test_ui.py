@@ -227,7 +227,7 @@ async def test_alarm_appears_flashes_and_acknowledge_stops_it() -> None:
         app.refresh_now()
         await pilot.pause()
         banner = app.dashboard.banner
-        assert "HIGH [NEW] A2 is 30 mmHg below target" in screen_text(app)
+        assert "HIGH [NEW] A2: pressure too high. Check the hose; deflate if unsure." in screen_text(app)
         assert "1 alarm (1 high)" in screen_text(app)
         assert banner.has_class("-high") and panel(app, "A2").has_class("-alarm-high")
         phases = []
@@ -306,7 +306,10 @@ async def test_alarm_list_shows_log_and_acknowledges_highlighted() -> None:
         await press(pilot, "l")
         assert isinstance(app.screen, AlarmListScreen)
         text = screen_text(app)
-        assert "LINK_LOST" in text and "LEAK" in text and "EMERGENCY DEFLATE" in text
+        assert "lost contact; cuffs vent" in text and "leak, the pump keeps running" in text
+        assert "EMERGENCY DEFLATE" in text and "LINK_LOST" not in text
+        await press(pilot, "enter")  # the technical cause, one key away
+        assert "Technical cause: LINK_LOST: Controller ctl1 stopped answering" in screen_text(app)
         await press(pilot, "down", "a")  # second row: the older LEAK alarm
         await wait_for(pilot, lambda: calls(st, "acknowledge"))
         assert calls(st, "acknowledge")[0].args == (1,)

@@ -148,8 +148,10 @@ async def test_alarm_banner_and_header_count() -> None:
         await pilot.pause()
         lines = screen_lines(app)
         assert "2 alarms (1 high, 1 medium)" in lines[0]
-        assert "HIGH [NEW] A1 occluded 20 min: deflating" in lines[1] and "+1 more" in lines[1]
-        assert "! MEDIUM B2 pump ran" in screen_text(app)
+        # In a clinician's words, what happened and what to do; the station's own sentence is in the alarm list.
+        assert "HIGH [NEW] A1: time limit reached, deflated. Let the limb recover." in lines[1]
+        assert "+1 (l)" in lines[1]
+        assert "! MEDIUM leak, the pump keeps" in screen_text(app)
 
 
 async def test_gauge_follows_every_sample_digits_follow_noise_at_4_hz_and_jumps_at_once() -> None:

@@ -86,10 +86,10 @@ def _fields(s: object) -> dict[str, object]:
 def test_lop_wording() -> None:
     assert lop_text(LopProgress("running", 140.0, 12.6)).line == "measuring LOP: 140 mmHg 00:12"
     done = lop_text(LopProgress("done", 0.0, 50.0, lop=204.6, confidence=0.92))
-    assert done.line == "LOP 205 mmHg, confidence 92%"
+    assert (done.line, done.detail) == ("LOP 205 mmHg (estimate)", "an estimate, 92% sure; o: Doppler")
     failed = lop_text(LopProgress("failed", 180.0, 44.0, message="the limb moved"))
-    assert failed.line == "LOP measurement FAILED" and failed.detail == "the limb moved"
-    assert lop_text(LopProgress("done", 0.0, 50.0, lop=None)).line == "LOP measurement FAILED"
+    assert failed.line == "LOP not measured" and failed.detail == "the limb moved"
+    assert lop_text(LopProgress("done", 0.0, 50.0, lop=None)).line == "LOP not measured"
 
 
 def test_doppler_and_patient_validation() -> None:
@@ -209,9 +209,9 @@ async def test_measure_lop_asks_the_position_and_the_panel_follows_progress() ->
         st.set_cuff("A1", lop_measure=LopProgress("running", 160.0, 75.4, message="step 6"))
         await wait_for(pilot, lambda: "measuring LOP: 160 mmHg 01:15" in screen_text(app), what="next step")
         st.set_cuff("A1", lop=205.0, lop_measure=LopProgress("done", 0.0, 80.0, lop=205.0, confidence=0.9))
-        await wait_for(pilot, lambda: "LOP 205 mmHg, confidence 90%" in screen_text(app), what="done")
+        await wait_for(pilot, lambda: "LOP 205 mmHg (estimate)" in screen_text(app), what="done")
         st.set_cuff("A1", lop_measure=LopProgress("failed", 180.0, 44.0, message="no pulse found at any step"))
-        await wait_for(pilot, lambda: "LOP measurement FAILED" in screen_text(app), what="failed")
+        await wait_for(pilot, lambda: "LOP not measured" in screen_text(app), what="failed")
         assert "no pulse found at any step" in screen_text(app)
 
 
@@ -373,7 +373,7 @@ async def test_panel_shows_each_phase_with_pressure_as_pct_lop(size: tuple[int, 
         assert len(lines) == size[1] and all(len(line) == size[0] for line in lines)
         assert f"set 2/4  rep  9/15 {on}" in text and "patient P-0042" in text
         assert "Legs 30-15-15-15" in text, "the plan's name on the panel"
-        assert " SET " in text and "80%LOP" in text and "target 184 mmHg" in text
+        assert " LIFT " in text and "80%LOP" in text and "target 184 mmHg" in text
         assert "HOLDING" in text and "F12 / Ctrl+E: EMERGENCY DEFLATE ALL" in lines[-2]
 
         async def shows(what: str) -> None:
@@ -382,17 +382,22 @@ async def test_panel_shows_each_phase_with_pressure_as_pct_lop(size: tuple[int, 
 
         st.set_session("A1", beat=False, rep=10)
         await shows(f"set 2/4  rep 10/15 {off}")
+        assert " LOWER " in screen_text(app) and " LIFT " not in screen_text(app)
         st.set_session("A1", beat=True, rep=11)
         await shows(f"rep 11/15 {on}")
         st.set_session("A1", phase="rest", beat=False, rep=15, phase_remaining_s=23.0)
-        await shows("REST 00:23")
+        await shows("next: set 3/4 in 0:23")
+        assert " REST " in screen_text(app)
         st.set_session("A1", phase_remaining_s=22.2)
-        await shows("REST 00:23")
+        await shows("next: set 3/4 in 0:23")
         st.set_session("A1", phase_remaining_s=21.9)
-        await shows("REST 00:22")
+        await shows("next: set 3/4 in 0:22")
         st.set_session("A1", phase="paused", message="paused: HIGH alarm on A2")
         await shows("PAUSED")
         assert "paused: HIGH alarm on A2" in screen_text(app)
+        assert "cuffs UP" in screen_text(app) and "occl runs" in screen_text(app), "the cuff is still up: said so"
+        st.set_session("A1", message="paused by the operator")
+        await shows("cuffs up, occlusion clock running")
         st.set_session("A1", phase="done", set_index=4, message="")
         await shows("DONE")
         assert "set 4/4" in screen_text(app)

@@ -136,7 +136,7 @@ class CuffSnapshot:
     """How long ago the LOP was measured (a restored one too); None for a LOP from the config."""
     lop_position: str = ""
     width_cm: float | None = None
-    """The cuff's width (config), for matching a stored LOP to it."""
+    """The cuff's width from the config (a LOP depends on it), if given."""
 
 
 @dataclass(frozen=True, slots=True)

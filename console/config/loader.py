@@ -127,6 +127,7 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
     ui = UiConfig(
         theme=or_fallback(ui_t.text("theme", "auto", choices=THEMES), "auto"),
         fps=or_fallback(ui_t.integer("fps", 20, lo=1, hi=60), 20),
+        cue_bell=or_fallback(ui_t.flag("cue_bell", False), False),
     )
     therapy_t = TableReader(read_table(top, "therapy"), "therapy", THERAPY_KEYS, problems)
     therapy = TherapyConfig(

@@ -86,6 +86,9 @@ class UiConfig:
     theme: str = "auto"
     """``auto`` | ``textual-dark`` | ``ansi``."""
     fps: int = 20
+    cue_bell: bool = False
+    """Ring the terminal bell for the patient's cue (each lift, each set and rest that begins).
+    Off by default: the bell is also the alarms' sound, and a clinic must first decide it can tell them apart."""
 
 
 def default_emulator_lop(channels: int) -> tuple[float, ...]:

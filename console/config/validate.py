@@ -62,7 +62,7 @@ SAFETY_KEYS: Final = (
     "max_mmhg_without_lop",  # refused with a sentence: replaced by the two above
 )
 ALARMS_KEYS: Final = ("silence_max_s", "bell")
-UI_KEYS: Final = ("theme", "fps")
+UI_KEYS: Final = ("theme", "fps", "cue_bell")
 CONTROLLER_KEYS: Final = ("id", "port", "watchdog_ms", "stream_hz", "channels", "emulator", "serial")
 EMULATOR_KEYS: Final = ("channels", "lop", "heart_rate", "pulse_mmhg", "seed", "exercise")
 CUFF_KEYS: Final = (

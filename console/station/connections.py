@@ -42,7 +42,9 @@ class Connections:
         controllers: the station's live state per controller id (``link`` is set here).
         listener_for: builds the link listener of a controller (the station's report handler).
         ready_timeout_s: how long :meth:`open` waits for READY before going on without a link.
-        blind_after_s: passed to every link (:mod:`drivers.link_quiet`): the station's link timeout.
+        blind_after_s: passed to every link (:mod:`drivers.link_quiet`): the station's link timeout;
+            also how long a link waits without any answer before it gives its port up as silent
+            (never less than one command's attempts).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class Connections:
                 stream_hz=cc.stream_hz,
                 serial=serial,
                 blind_after_s=self.blind_after_s,
+                silent_after_s=self.blind_after_s,
             )
             link.add_listener(self._listener_for(ctrl))
             ctrl.link = link

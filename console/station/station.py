@@ -89,12 +89,16 @@ class Station(PatientDesk):
         self.config = config
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.check_interval_s = check_interval_s
+        self.heartbeats: list[Callable[[], None]] = []
+        """Called after every periodic check that ran (systemd's watchdog ping: a stalled loop stops it)."""
         self.ready_timeout_s = ready_timeout_s
         st, sf = config.station, config.safety
         self.limits = Limits(sf, st)
         self.audit = AuditTrail(self.clock, records, self.mark_changed)
         self.alarms = AlarmManager(self.clock, silence_max_s=config.alarms.silence_max_s, listener=self.audit.on_alarm)
         self.cuffs: dict[str, CuffState] = {}
+        self._nudging: dict[str, asyncio.Lock] = {}
+        """Per cuff: a nudge reads the target its predecessor set (two presses of - go down twice)."""
         for c in config.cuffs:
             lim = config.limits(c.id)
             spec = CuffSpec(
@@ -287,6 +291,8 @@ class Station(PatientDesk):
             await asyncio.sleep(self.check_interval_s)
             try:
                 self.check_now()
+                for beat in self.heartbeats:
+                    beat()
             except Exception:
                 log.exception("station: supervisor check crashed; deflating everything")
                 await self._fail_safe("the safety supervisor crashed")
@@ -399,15 +405,18 @@ class Station(PatientDesk):
         )
         try:
             cuff, ctrl = self.lookup(cuff_id)
-            if cuff.target <= 0:
-                raise CommandRefused(f"{cuff_id} is not inflated; inflate it first.")
-            new = round(cuff.target + number_arg(delta_mmhg, f"{cuff_id}: the change"), 1)
-            if new <= 0:
-                raise CommandRefused(f"{cuff_id}: that would bring the target to {figure(new)} mmHg; deflate instead.")
-            busy = self.sessions.manual_refusal(cuff_id)
-            if busy:
-                raise CommandRefused(busy)
-            await self.targets.set(cuff, ctrl, new)
+            async with self._nudging.setdefault(cuff_id, asyncio.Lock()):
+                if cuff.target <= 0:
+                    raise CommandRefused(f"{cuff_id} is not inflated; inflate it first.")
+                new = round(cuff.target + number_arg(delta_mmhg, f"{cuff_id}: the change"), 1)
+                if new <= 0:
+                    raise CommandRefused(
+                        f"{cuff_id}: that would bring the target to {figure(new)} mmHg; deflate instead."
+                    )
+                busy = self.sessions.manual_refusal(cuff_id)
+                if busy:
+                    raise CommandRefused(busy)
+                await self.targets.set(cuff, ctrl, new)
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         self.record_command(actor_var.get(), f"{what} -> {figure(cuff.target)} mmHg")

@@ -40,6 +40,7 @@ from console.therapy.lop_estimate import (
     verdict,
 )
 from console.therapy.lop_signal import (
+    HR_MIN_HZ,
     PlateauCache,
     StepAmplitude,
     StepInfo,
@@ -73,6 +74,10 @@ RESOLUTION_MMHG = 5.0
 """The halving steps stop once the bracket is this narrow."""
 MAX_REHOLDS = 2
 """Times one level is held again to lower its floor (or to make an unclear reading clear)."""
+COARSE_BEATS = 2.5
+"""Heartbeats a coarse plateau holds at least."""
+MAX_COARSE_S = 3.6
+"""... but never longer than this (a slow heart at 42 /min)."""
 
 
 @dataclass
@@ -190,7 +195,7 @@ class LopMeasurement:
             return DONE
         if self.started_at is None:
             self.started_at = now
-            return self._go(self.start_mmhg, now, self.coarse_dwell_s)
+            return self._go(self.start_mmhg, now, self._coarse())
         elapsed = now - self.started_at
         if self._cancel_reason is not None:
             return self._finish(now, failure(self._cancel_reason, self._amps))
@@ -276,6 +281,12 @@ class LopMeasurement:
                 return self._go(target, now, dwell)
         return self._finish(now, verdict(amps, f, noise, ceiling=self.ceiling))
 
+    def _coarse(self) -> float:
+        """A coarse plateau holds at least :data:`COARSE_BEATS` heartbeats (the slowest rate searched
+        until the heart rate is known): shorter, one beat's upstroke looks like a regulator's burst."""
+        beat_s = 1.0 / self._hr if self._hr else 1.0 / HR_MIN_HZ
+        return max(self.coarse_dwell_s, min(MAX_COARSE_S, COARSE_BEATS * beat_s))
+
     def _climb(self, top: float) -> float:
         return min(self.ceiling, top + min(35.0, max(15.0, 0.2 * top)))
 
@@ -286,7 +297,7 @@ class LopMeasurement:
         br = bracket(amps)
         if br is None or br.lo is None:
             # No pulse yet: climb (a little longer plateaus in case it is weak).
-            return None if at_ceiling else (self._climb(top), self.coarse_dwell_s + 0.6)
+            return None if at_ceiling else (self._climb(top), self._coarse() + 0.6)
         if br.back_above is not None or self._fine >= self.max_fine:
             return None
         lo = br.lo
@@ -296,7 +307,7 @@ class LopMeasurement:
             if at_ceiling:
                 return (top, self.fine_dwell_s) if lo.plateaus <= MAX_REHOLDS and lo.target >= top - 0.5 else None
             if lo.amplitude > LOSS_FRACTION * br.peak.amplitude:
-                return (self._climb(top), self.coarse_dwell_s)
+                return (self._climb(top), self._coarse())
             return (min(self.ceiling, top + max(6.0, 0.04 * top)), self.fine_dwell_s)
         first = above[0]
         if br.hi is None or first is not br.hi:

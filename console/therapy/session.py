@@ -73,6 +73,7 @@ from console.therapy.session_types import (
 )
 
 TERMINAL = ("done", "stopped")
+PAUSED_VENTED = "paused vented by the operator; resume refills"
 
 
 class SessionRunner:
@@ -167,12 +168,17 @@ class SessionRunner:
 
     # ------------------------------------------------------------------ commands
 
-    def pause(self) -> None:
-        """Freeze the timer; the cuffs stay as they are (the occlusion limit still runs)."""
+    def pause(self, *, vent: bool = False) -> None:
+        """Freeze the timer. The cuffs stay up and the occlusion limit runs; ``vent``: they vent
+        (a paused session with cuffs up may be vented too) and resuming refills them."""
         now = self.clock.monotonic()
+        if vent and self.phase == "paused" and self._cuffs.inflated:
+            self._deflate(now, PAUSED_VENTED)
+            self.message = PAUSED_VENTED
+            return
         if self.phase not in ("inflating", "set", "rest"):
             raise CommandRefused(f"cannot pause: the session is {self.phase}")
-        self._pause(now, deflate=False, why="paused by the operator")
+        self._pause(now, deflate=vent, why=PAUSED_VENTED if vent else "paused by the operator")
 
     def resume(self) -> None:
         now = self.clock.monotonic()

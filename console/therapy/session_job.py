@@ -40,7 +40,7 @@ from console.therapy.station_port import TherapyStation
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("pause", "resume", "skip", "stop", "rep+", "rep-")
+COMMANDS = ("pause", "pause-vent", "resume", "skip", "stop", "rep+", "rep-")
 END_REASON = {"completed": "completed", "stopped": "stopped", "emergency": "emergency", "occlusion_limit": "alarm"}
 """Runner outcome -> records end reason (the plan's occlusion limit is a safety stop: ``alarm``)."""
 
@@ -183,7 +183,10 @@ class SessionJobs:
         )
 
     async def command(self, cuff_id: str, command: str) -> None:
-        """``pause`` | ``resume`` | ``skip`` | ``stop`` | ``rep+`` | ``rep-`` on the session of this cuff."""
+        """``pause`` | ``pause-vent`` | ``resume`` | ``skip`` | ``stop`` | ``rep+`` | ``rep-`` on this cuff's session.
+
+        ``pause-vent`` vents through the station's own deflate (as the end of a set does); a deflate the
+        controller does not obey leaves the station's high alarm (DEFLATE_UNCONFIRMED or RESIDUAL_PRESSURE) and retries."""
         if command not in COMMANDS:
             raise CommandRefused(f"Unknown session command {command!r} (one of {', '.join(COMMANDS)}).")
         self.station.lookup(cuff_id)
@@ -192,8 +195,8 @@ class SessionJobs:
             raise CommandRefused(f"{cuff_id}: no session is running.")
         runner = job.runner
         try:
-            if command == "pause":
-                runner.pause()
+            if command in ("pause", "pause-vent"):
+                runner.pause(vent=command == "pause-vent")
             elif command == "resume":
                 for c in job.cuffs:
                     cuff, ctrl = self.station.lookup(c)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from textual.app import App
@@ -26,9 +27,9 @@ from console.common.api import (
     StationSnapshot,
 )
 from console.ui.plain import notify_plain
+from console.ui.quit_words import UpTracker, quit_question
 from console.ui.screens.dialogs import ClosesOnEmergency, ConfirmDialog, InflateRequest
 from console.ui.theme import Glyphs
-from console.ui.widgets.cuff_panel import is_inflated
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,15 @@ class ConsoleView(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SessionDraft:
+    """What the session dialog held when it was cancelled, for the next time it opens on that cuff."""
+
+    patient: str
+    plan_id: str | None
+    second: str | None
+
+
 class ConsoleActions:
     """The operations behind the keys, on the selected cuff or the whole station.
 
@@ -72,12 +82,19 @@ class ConsoleActions:
     module needs only the Textual base class, never the console's app module.
     """
 
-    def __init__(self, app: App[Any], view: ConsoleView, handle: StationHandle, *, kiosk: bool = False) -> None:
+    def __init__(
+        self, app: App[Any], view: ConsoleView, handle: StationHandle, *, kiosk: bool = False, attached: bool = False
+    ) -> None:
         self.app = app
+        self.attached = attached
+        """A console attached to a station elsewhere: quitting it leaves every cuff as it is."""
         self.view = view
         self.handle = handle
         self.kiosk = kiosk
         self._tasks: set[asyncio.Future[Any]] = set()
+        self.tracker = UpTracker()
+        self.session_drafts: dict[str, SessionDraft] = {}
+        """Per cuff, the session dialog's patient, plan and second cuff as last left (kept for this console)."""
         self.emergencies = 0
         """Emergency deflates asked for here; a command asked for before one is never sent after it."""
 
@@ -186,6 +203,20 @@ class ConsoleActions:
             lambda: self.handle.inflate(request.cuff_id, mmhg=request.mmhg, pct_lop=request.pct_lop),
         )
 
+    def inflate_command(self, request: InflateRequest) -> Awaitable[None]:
+        """The inflate dialog's own send: refused, unsent, if the emergency key comes before it goes out."""
+        asked_at = self.emergencies
+
+        async def send() -> None:
+            if self.overtaken(asked_at):
+                raise CommandRefused(f"Inflate {request.cuff_id}: {NOT_SENT}")
+            try:
+                await self.handle.inflate(request.cuff_id, mmhg=request.mmhg, pct_lop=request.pct_lop)
+            finally:
+                self.view.refresh_now()
+
+        return send()
+
     def nudge(self, delta: float) -> None:
         if (cid := self._selected_id()) is not None:
             self.run(f"Target {cid} {delta:+.0f} mmHg", lambda: self.handle.nudge_target(cid, delta))
@@ -220,8 +251,15 @@ class ConsoleActions:
 
     # -- alarms -----------------------------------------------------------------------------
     def acknowledge_selected(self) -> None:
+        """The selected cuff's alarms, and its controller's (they are about this cuff too)."""
+        cuff = self.view.selected_cuff()
         cid = self.view.selected
-        ids = [a.id for a in self.view.last_snapshot.alarms if a.cuff == cid and not a.acknowledged]
+        ctrl = cuff.controller if cuff is not None else None
+        ids = [
+            a.id
+            for a in self.view.last_snapshot.alarms
+            if not a.acknowledged and (a.cuff == cid or (a.cuff is None and ctrl is not None and a.controller == ctrl))
+        ]
         if not ids:
             notify_plain(self.app, f"No alarm on {cid} to acknowledge (A acknowledges all).")
             return
@@ -245,21 +283,29 @@ class ConsoleActions:
         self.run("Silence", run)
 
     # -- quitting ---------------------------------------------------------------------------
+    def note_snapshot(self, snap: StationSnapshot) -> None:
+        """Told every new snapshot: which cuffs were last seen inflated (for the quit prompt and the last line)."""
+        self.tracker.note(snap)
+
+    def cuffs_up(self) -> tuple[list[str], list[str]]:
+        """(inflated cuffs in sight, cuffs out of sight that were inflated when last seen)."""
+        snap = self.view.last_snapshot
+        self.tracker.note(snap)
+        return self.tracker.up(snap), self.tracker.unknown(snap)
+
     def request_quit(self) -> None:
-        """Quit; asks first in kiosk mode or while any cuff may be inflated."""
+        """Quit, saying what quitting does: a local console vents every cuff, an attached one leaves them."""
         if isinstance(self.app.screen, ConfirmDialog):
             return
-        inflated = [c.id for c in self.view.last_snapshot.cuffs if is_inflated(c) and c.online]
-        if not self.kiosk and not inflated:
+        up, unknown = self.cuffs_up()
+        question = quit_question(up, unknown, attached=self.attached, kiosk=self.kiosk)
+        if question is None:
             self.app.exit()
             return
-        question = "Quit the console?"
-        if inflated:
-            which = f"Cuff {inflated[0]} is" if len(inflated) == 1 else f"Cuffs {', '.join(inflated)} are"
-            question = f"{which} inflated. Quit the console anyway?"
 
         def done(yes: bool | None) -> None:
             if yes:
                 self.app.exit()
 
-        self.app.push_screen(ConfirmDialog(question, yes="Quit", no="Stay"), done)
+        yes = "Close" if self.attached else "Quit"
+        self.app.push_screen(ConfirmDialog(question, yes=yes, no="Stay"), done)

@@ -24,6 +24,8 @@ from textual.timer import Timer
 from console.common.api import CuffSnapshot, Role, StationHandle, StationSnapshot
 from console.ui.actions import ConsoleActions
 from console.ui.alerting import BellScheduler, loudest_audible
+from console.ui.cue import CueBell
+from console.ui.plug_notice import NewControllers
 from console.ui.screens.dashboard import DashboardScreen, cuff_by_id
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog
 from console.ui.screens.lists import AlarmListScreen, HelpScreen
@@ -69,11 +71,13 @@ class BfrApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("f12", "emergency", "EMERGENCY DEFLATE", key_display="F12", priority=True),
+        # show=False: the emergency bar names it in full on every screen; a footer would cut it at 80 columns.
+        Binding("f12", "emergency", "EMERGENCY DEFLATE", key_display="F12", priority=True, show=False),
         Binding("ctrl+e", "emergency", "EMERGENCY DEFLATE", key_display="Ctrl+E", priority=True, show=False),
         Binding("f1", "help", "help", key_display="F1"),
         Binding("ctrl+q", "request_quit", "quit", show=False, priority=True),
         Binding("ctrl+c", "help_quit", show=False, system=True),
+        Binding("S", "setup_new", "add controller", show=False),
     ]
 
     def __init__(
@@ -86,13 +90,21 @@ class BfrApp(App[None]):
         bell: bool = True,
         clock: Callable[[], float] | None = None,
         term: str | None = None,
+        attached: bool = False,
+        cue_bell: bool = False,
     ) -> None:
-        """``clock`` drives flash and bell timing (monotonic seconds); tests inject a manual one."""
+        """``clock`` drives flash and bell timing (monotonic seconds); tests inject a manual one.
+
+        ``attached``: this console watches a station elsewhere (``attach``); quitting it leaves the cuffs.
+        """
         super().__init__()
         self.handle = handle
         self.kiosk = kiosk
         self.fps = max(1, fps)
         self.bell_enabled = bell
+        self.cue_bell = cue_bell
+        """Ring at each lift and each set or rest that begins (``[ui] cue_bell``)."""
+        self._cue = CueBell()
         self.clock = clock or time.monotonic
         choice = resolve_theme(theme, term)
         self.glyphs = choice.glyphs
@@ -107,10 +119,15 @@ class BfrApp(App[None]):
         self._seq: int | None = None
         self._bells = BellScheduler()
         self._timer: Timer | None = None
-        self.actions = ConsoleActions(self, self, handle, kiosk=kiosk)
+        self.actions = ConsoleActions(self, self, handle, kiosk=kiosk, attached=attached)
+        self.attached = attached
+        name = self.last_snapshot.name
+        self.title = f"BFR station {name}" + (f" (remote, {self.last_snapshot.role.value})" if attached else "")
         """What the screens may do; handed to each, so no screen imports this module."""
         self._dashboard: DashboardScreen | None = None
         self._keys_mode: tuple[str, bool] | None = None
+        self.new_controllers = NewControllers()
+        """Controllers that appeared on ports no config names (plug and play: ``S`` opens the setup)."""
 
     # -- lifecycle --------------------------------------------------------------
     def get_default_screen(self) -> Screen[Any]:
@@ -150,15 +167,18 @@ class BfrApp(App[None]):
         now = self.clock()
         dash.apply(snap, changed, now)
         if changed:
+            self.actions.note_snapshot(snap)
             if self.screen is not dash:  # other screens carry their own emergency bar
                 for bar in self.screen.query(EmergencyBar):
                     bar.show_emergency(snap.emergency)
             self.frames += 1
             if self.on_frame is not None:
                 self.on_frame(snap)
-        if self.bell_enabled:
-            for _ in range(self._bells.due(loudest_audible(snap), now)):
-                self.bell()
+        rings = self._bells.due(loudest_audible(snap), now) if self.bell_enabled else 0
+        for _ in range(rings):
+            self.bell()
+        if changed and self._cue.due(snap) and self.cue_bell and not rings:
+            self.bell()  # the patient's cue; an alarm's bell that rings now takes its place
 
     # -- selection -------------------------------------------------------------------
     def select(self, cuff_id: str) -> None:
@@ -184,6 +204,9 @@ class BfrApp(App[None]):
     def action_emergency(self) -> None:
         """DEFLATE ALL, now: called straight from the key, no confirmation, no queue."""
         self.actions.emergency()
+
+    def action_setup_new(self) -> None:
+        self.new_controllers.open_setup(self)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -155,14 +155,16 @@ class DemoStation:
                 )
         self.bump()
 
-    def raise_alarm(self, priority: Priority, cause: str, cuff: str | None, message: str) -> AlarmSnapshot:
+    def raise_alarm(
+        self, priority: Priority, cause: str, cuff: str | None, message: str, controller: str | None = None
+    ) -> AlarmSnapshot:
         a = AlarmSnapshot(
             id=self._next_alarm,
             priority=priority,
             cause=cause,
             message=message,
             cuff=cuff,
-            controller=None,
+            controller=controller,
             raised_at=self.time,
             active=True,
             acknowledged=False,
@@ -292,8 +294,11 @@ class DemoStation:
         s = self.cuffs[self.index(cuff_id)].session
         if s is None:
             raise CommandRefused(f"No session runs on {cuff_id}.")
-        if command == "pause":
+        if command in ("pause", "pause-vent"):
             self.set_session(cuff_id, phase="paused", beat=False)
+            if command == "pause-vent":
+                for cid in s.cuffs:
+                    self.set_cuff(cid, target=0.0, state="VENTING", target_pct_lop=None)
         elif command == "resume":
             self.set_session(cuff_id, phase="set")
         elif command == "skip":

@@ -35,10 +35,24 @@ class Glyphs:
     """Metronome beat marker (the contract half of each period)."""
     beat_off: str = " "
     """Metronome marker for the relax half, same width as ``bullet``."""
+    up: str = "^"
+    """The patient's cue: lift."""
+    down: str = "v"
+    """The patient's cue: lower."""
 
 
 UNICODE = Glyphs(
-    filled="█", empty="░", band="│", target="┃", selected="▶", spark="▁▂▃▄▅▆▇█", font="block", bullet="●", beat_off="○"
+    filled="█",
+    empty="░",
+    band="│",
+    target="┃",
+    selected="▶",
+    spark="▁▂▃▄▅▆▇█",
+    font="block",
+    bullet="●",
+    beat_off="○",
+    up="▲",
+    down="▼",
 )
 ASCII = Glyphs(
     filled="#", empty=".", band="|", target="!", selected=">", spark="_.-:=+*#", font="seg7", bullet="*", beat_off="."

@@ -71,19 +71,23 @@ class LopText:
 
 
 def lop_text(m: LopProgress) -> LopText:
-    """Progress (step pressure, elapsed), then the LOP with its bracket and confidence, or why it failed.
+    """Progress (step pressure, elapsed), then the LOP in words, or why there is none.
 
-    A measured LOP lies between two pressures the cuff held (the pulse seen at
-    the lower, gone at the upper): the line shows them and the half-width.
+    A measured LOP lies between two pressures the cuff held: the pulse still
+    there at the lower, gone at the upper. The panel says so in those words;
+    a result without that bracket is called an estimate, and a measurement
+    that ends without a number says why (its refusal reason). Tolerant of what
+    the result carries: every field but the state and the LOP may be missing.
     """
+    if m.state == "running":
+        return LopText(f"measuring LOP: {m.pressure_step:3.0f} mmHg {fmt_mmss(m.elapsed_s)}", m.message)
     if m.state == "done" and m.lop is not None:
-        conf = f", confidence {m.confidence * 100:.0f}%" if m.confidence is not None else ""
         if m.bracket_low is not None and m.bracket_high is not None:
-            # The LOP lies between two pressures the cuff held: say which, and so how fine it is.
             half = 0.5 * (m.resolution if m.resolution is not None else m.bracket_high - m.bracket_low)
-            seen = f"{m.bracket_low:.0f}-{m.bracket_high:.0f}"
-            return LopText(f"LOP {m.lop:.0f} mmHg +-{half:.0f} ({seen}){conf}", m.message)
-        return LopText(f"LOP {m.lop:.0f} mmHg{conf}", m.message)
-    if m.state in ("failed", "done"):
-        return LopText("LOP measurement FAILED", m.message or "no reason given")
-    return LopText(f"measuring LOP: {m.pressure_step:3.0f} mmHg {fmt_mmss(m.elapsed_s)}", m.message)
+            return LopText(
+                f"LOP {m.lop:.0f} mmHg, within {max(half, 0.5):.0f} mmHg",
+                f"pulse at {m.bracket_low:.0f}, gone at {m.bracket_high:.0f} mmHg",
+            )
+        sure = f", {m.confidence * 100:.0f}% sure" if m.confidence is not None else ""
+        return LopText(f"LOP {m.lop:.0f} mmHg (estimate)", f"an estimate{sure}; o: Doppler")
+    return LopText("LOP not measured", m.message or "no reason given; o: Doppler")

@@ -30,6 +30,11 @@ class Faults:
     """Channels with a limb-movement artefact (large slow swings)."""
     broken_sensor: set[int] = field(default_factory=set)
     """Channels whose sensor reads out of range (open wire)."""
+    lose_answers: int = 0
+    """The next this many answers go out damaged (one character changed), so the host drops them: the
+    commands were done, their OKs never arrive. Counts down; deterministic, unlike ``corrupt_rate``."""
+    lose_answers_to: dict[str, int] = field(default_factory=dict)
+    """Verb -> how many of its next answers go out damaged (as ``lose_answers``, for one verb only)."""
     corrupt_rate: float = 0.0
     """Chance, per line sent, that the line itself is corrupted (so the host loses it)."""
     no_samples: bool = False

@@ -83,16 +83,24 @@ class CommandSet:
     def _execute(self, cmd: Command, superseded: set[int]) -> None:
         handler = _HANDLERS.get(cmd.verb)
         if handler is None:
-            self._answer(codec.err_body(cmd.seq, "UNKNOWN", "no such verb"))
+            self._answer_to(cmd, codec.err_body(cmd.seq, "UNKNOWN", "no such verb"))
             return
         try:
             fields = handler(self, cmd.args, superseded)
         except _NoAnswer:
             return
         except _ArgError as e:
-            self._answer(codec.err_body(cmd.seq, e.code, e.text))
+            self._answer_to(cmd, codec.err_body(cmd.seq, e.code, e.text))
             return
-        self._answer(codec.ok_body(cmd.seq, fields))
+        self._answer_to(cmd, codec.ok_body(cmd.seq, fields))
+
+    def _answer_to(self, cmd: Command, body: str) -> None:
+        """Answer ``cmd``; damaged on the line if the ``lose_answers_to`` fault names its verb."""
+        lose = self.faults.lose_answers_to
+        if lose.get(cmd.verb, 0) > 0:
+            lose[cmd.verb] -= 1
+            self.faults.lose_answers += 1  # the outbox damages the next answer: this one
+        self._answer(body)
 
     @staticmethod
     def _nargs(args: tuple[str, ...], n: int, usage: str) -> None:

@@ -42,10 +42,14 @@ class Outbox:
     def answer(self, body: str, now: float) -> None:
         """Queue an answer line, late if the slow-answer fault is on, always in order."""
         delay = self.faults.slow_answer_s
+        lost = self.faults.lose_answers > 0
+        if lost:
+            self.faults.lose_answers -= 1
+        line = self._wire(body, damage=lost)
         if delay > 0.0 or self._delayed:
-            self._delayed.append((now + max(0.0, delay), self._wire(body)))
+            self._delayed.append((now + max(0.0, delay), line))
         else:
-            self._out += self._wire(body)
+            self._out += line
 
     @contextmanager
     def answers_first(self) -> Iterator[None]:
@@ -73,7 +77,7 @@ class Outbox:
         self._out.clear()
         return out
 
-    def _wire(self, body: str) -> bytes:
+    def _wire(self, body: str, *, damage: bool = False) -> bytes:
         if self.faults.silent:
             return b""
         line = codec.frame(body)
@@ -82,12 +86,16 @@ class Outbox:
         if self.faults.garbage_rate > 0.0 and rng.random() < self.faults.garbage_rate:
             out += self._garbage(line)
             self.garbage_sent += 1
-        if self.faults.corrupt_rate > 0.0 and rng.random() < self.faults.corrupt_rate:
-            i = rng.randrange(len(body))  # one changed character: CRC-16 always catches it
-            bad = b"!" if line[i] != ord("!") else b"?"
-            line = line[:i] + bad + line[i + 1 :]
-            self.corrupted_sent += 1
+        if damage or self.faults.corrupt_rate > 0.0 and rng.random() < self.faults.corrupt_rate:
+            line = self._damaged(line)
         return out + line
+
+    def _damaged(self, line: bytes) -> bytes:
+        """The framed line with one character of its body changed: CRC-16 always catches it."""
+        i = self._rng.randrange(len(line) - 6)  # within the body: the last 6 bytes are *CRC and LF
+        bad = b"!" if line[i] != ord("!") else b"?"
+        self.corrupted_sent += 1
+        return line[:i] + bad + line[i + 1 :]
 
     def _garbage(self, line: bytes) -> bytes:
         rng = self._rng

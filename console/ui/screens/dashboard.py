@@ -12,7 +12,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from console.common.api import AlarmSnapshot, CuffSnapshot, Role, StationSnapshot
 from console.common.patients import PatientBook
@@ -23,11 +22,12 @@ from console.ui.screens.lists import AlarmListScreen
 from console.ui.screens.patients import PatientsScreen
 from console.ui.screens.therapy import CommandDialog, DopplerLopDialog, MeasureLopDialog, SessionDialog
 from console.ui.widgets.cuff_panel import CuffPanel
+from console.ui.widgets.footer import KeyFooter
 from console.ui.widgets.status import AlarmBanner, EmergencyBar, StationHeader
 
 SETUP_ACTIONS = frozenset({"session", "measure_lop", "enter_lop"})
 """Therapy keys offered while the selected cuff runs no session."""
-SESSION_ACTIONS = frozenset({"pause", "skip", "stop_session", "rep"})
+SESSION_ACTIONS = frozenset({"pause", "pause_vented", "skip", "stop_session", "rep"})
 """Keys offered while the selected cuff runs a session (the footer shows one set or the other)."""
 OPERATOR_ACTIONS = (
     frozenset({"inflate", "nudge", "deflate", "ack", "ack_all", "silence"}) | SETUP_ACTIONS | SESSION_ACTIONS
@@ -60,6 +60,9 @@ class DashboardScreen(Screen[None]):
         Binding("m", "measure_lop", "LOP", tooltip="measure the LOP automatically (asks the body position)"),
         Binding("o", "enter_lop", "Doppler", tooltip="enter a LOP measured by Doppler"),
         Binding("space", "pause", "pause", key_display="Space", tooltip="pause / resume the session"),
+        Binding(
+            "v", "pause_vented", "vent", show=False, tooltip="pause the session with its cuffs vented (resume refills)"
+        ),
         Binding("n", "skip", "skip", tooltip="skip to the next phase of the session"),
         Binding("x", "stop_session", "stop", tooltip="stop the session (asks y/n; the cuffs vent)"),
         Binding("left_square_bracket", "rep(-1)", "rep-", key_display="[", tooltip="rep count -1", group=_REPS),
@@ -80,6 +83,7 @@ class DashboardScreen(Screen[None]):
         self.panels: dict[str, CuffPanel] = {}
         self.order: list[str] = []
         self.header = StationHeader(id="header")
+        self.header.attached = actions.attached
         self.banner = AlarmBanner(id="banner")
         self.grid = CuffGrid(id="cuffs")
         self.emergency_bar = EmergencyBar(id="emergency")
@@ -94,7 +98,7 @@ class DashboardScreen(Screen[None]):
                 self.order.append(cuff.id)
                 yield panel
         yield self.emergency_bar
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._fit_columns(self.size.width)
@@ -165,8 +169,8 @@ class DashboardScreen(Screen[None]):
     def action_move_row(self, step: int) -> None:
         if self.order:
             i = self.order.index(self.view.selected) if self.view.selected in self.order else 0
-            j = i + step * self.columns
-            if 0 <= j < len(self.order):
+            j = grid_neighbour(i, step, self.columns, len(self.order))
+            if j is not None:
                 self.view.select(self.order[j])
 
     async def action_inflate(self) -> None:
@@ -175,7 +179,7 @@ class DashboardScreen(Screen[None]):
         cuff = self.actions.selected_cuff()
         if cuff is not None:
             asked_at = self.actions.emergencies
-            await self.app.push_screen(InflateDialog(cuff), self._inflate)
+            await self.app.push_screen(InflateDialog(cuff, self.actions), self._inflate)
             self._close_if_overtaken(asked_at)
 
     def _inflate(self, request: InflateRequest | None) -> None:
@@ -234,6 +238,9 @@ class DashboardScreen(Screen[None]):
     def action_pause(self) -> None:
         self.actions.toggle_pause()
 
+    def action_pause_vented(self) -> None:
+        self.actions.session_command("pause-vent")
+
     def action_skip(self) -> None:
         self.actions.session_command("skip")
 
@@ -285,3 +292,17 @@ def cuff_by_id(snap: StationSnapshot, cuff_id: str) -> CuffSnapshot | None:
         if c.id == cuff_id:
             return c
     return None
+
+
+def grid_neighbour(index: int, step: int, columns: int, count: int) -> int | None:
+    """The panel a row up (``step`` -1) or down (+1) from ``index`` in a row-major grid.
+
+    The same column when the row there has it; else the nearest panel of that row (a
+    short last row: Down from a column it lacks goes to its last panel). None past the edge.
+    """
+    columns = max(1, columns)
+    row, col = divmod(index, columns)
+    target = row + step
+    if target < 0 or target * columns >= count:
+        return None
+    return min(target * columns + col, count - 1)

@@ -9,8 +9,11 @@ before the emergency can be sent after it.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -18,9 +21,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from console.common.api import CuffSnapshot
+from console.common.api import CommandRefused, CuffSnapshot
 from console.common.facts import ABSOLUTE_MAX_MMHG
-from console.ui.plain import plain
+from console.ui.plain import notify_plain, plain
 from console.ui.widgets.inputs import OrderedInput
 
 """Nothing typed above this is even sent; the station has its own, lower ceiling."""
@@ -65,16 +68,33 @@ def parse_target(text: str, cuff: CuffSnapshot) -> InflateRequest:
     return InflateRequest(cuff.id, pct_lop=value)
 
 
+class InflateSender(Protocol):
+    """How the inflate dialog sends its target itself, so a refusal stays in the dialog with what was typed."""
+
+    def inflate_command(self, request: InflateRequest) -> Awaitable[None]:
+        """The inflate, checked against an emergency asked for since this call; raises CommandRefused."""
+        ...
+
+    def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]: ...
+
+
 class InflateDialog(ClosesOnEmergency, ModalScreen[InflateRequest | None]):
-    """Asks for a target; validates before anything is sent."""
+    """Asks for a target; validates before anything is sent.
+
+    With a ``sender`` it sends the target itself and stays open until the station answers: every
+    refusal (a typo, or the station's own, such as the limit without a LOP) is shown in the
+    dialog and the value stays in the field. Without one it returns the request (tests, demos).
+    """
 
     AUTO_FOCUS = "#target"
 
     BINDINGS = [Binding("escape", "cancel", "cancel", show=False), Binding("f10", "cancel", "cancel")]
 
-    def __init__(self, cuff: CuffSnapshot) -> None:
+    def __init__(self, cuff: CuffSnapshot, sender: InflateSender | None = None) -> None:
         super().__init__(classes="dialog")
         self.cuff = cuff
+        self.sender = sender
+        self.pending = False
 
     def compose(self) -> ComposeResult:
         c = self.cuff
@@ -109,7 +129,36 @@ class InflateDialog(ClosesOnEmergency, ModalScreen[InflateRequest | None]):
         except ValueError as exc:
             self.query_one("#error", Static).update(plain(exc))
             return
-        self.dismiss(request)
+        if self.sender is None:
+            self.dismiss(request)
+            return
+        if self.pending:
+            return
+        self.pending = True
+        self.query_one("#error", Static).update(plain(f"Inflating {self.cuff.id} to {request.describe()}..."))
+        command = self.sender.inflate_command(request)  # the emergency count is taken now, at Enter
+
+        async def run() -> None:
+            try:
+                await command
+            except CommandRefused as exc:
+                self._refused(str(exc))
+                return
+            except Exception as exc:  # a broken link must not take the dialog down
+                self._refused(f"Inflate {self.cuff.id} failed: {exc}")
+                return
+            finally:
+                self.pending = False
+            if self.is_attached and self.is_current:
+                self.dismiss(None)
+
+        self.sender.spawn(run())
+
+    def _refused(self, sentence: str) -> None:
+        if self.is_attached and self.is_current:
+            self.query_one("#error", Static).update(plain(sentence))
+        else:  # closed meanwhile (the emergency): say it where the therapist is
+            notify_plain(self.app, sentence, title="Inflate: refused", severity="error", timeout=8)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -12,11 +12,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from console.common.api import AlarmSnapshot, Role
 from console.ui.actions import ConsoleActions, ConsoleView
+from console.ui.alarm_words import alarm_cuffs, for_cuff, technical
 from console.ui.plain import plain
+from console.ui.widgets.footer import KeyFooter
 from console.ui.widgets.status import EmergencyBar
 
 
@@ -44,7 +46,7 @@ class HelpScreen(Screen[None]):
             table.add_row(plain(key), plain(where), plain(desc), height=None)  # "[" and "]" are keys here
         yield table
         yield EmergencyBar(id="emergency")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(EmergencyBar).show_emergency(self.view.last_snapshot.emergency)
@@ -54,12 +56,17 @@ class HelpScreen(Screen[None]):
 
 
 class AlarmListScreen(Screen[None]):
-    """Past and present alarms from ``handle.alarm_log()``, newest first."""
+    """Past and present alarms from ``handle.alarm_log()``, newest first, in a clinician's words.
+
+    The sentence wraps in its column (never cut); Enter (or ``t``) shows the highlighted alarm's
+    technical cause, the station's own message, under the list.
+    """
 
     BINDINGS = [
         Binding("l,q,escape", "close", "close"),
         Binding("a", "ack", "ack alarm"),
         Binding("A", "ack_all", "ack all", key_display="A"),
+        Binding("t", "details", "details", tooltip="technical cause of the highlighted alarm (also Enter)"),
     ]
 
     def __init__(self, actions: ConsoleActions) -> None:
@@ -67,14 +74,23 @@ class AlarmListScreen(Screen[None]):
         self.actions = actions
         self.alarms: list[AlarmSnapshot] = []
         self._shown: list[AlarmSnapshot] | None = None
+        self.details_shown = False
 
     def compose(self) -> ComposeResult:
-        yield Static(" Alarm log, newest first (a: ack highlighted, A: ack all, l/q: back)", classes="screen-title")
+        yield Static(" Alarms, newest first (a: ack, A: ack all, Enter: details, l: back)", classes="screen-title")
+        yield Static(" No alarms.", id="no-alarms")
         table: DataTable[Text] = DataTable(id="alarm-table", cursor_type="row", zebra_stripes=True)
-        table.add_columns("time", "prio", "cuff", "cause", "state", "message")
+        # The sentence column gets what the screen has left and wraps, so nothing is cut at 80 columns.
+        fixed = {"time": 8, "prio": 6, "cuffs": 6, "state": 10}
+        what_w = max(20, self.app.size.width - sum(fixed.values()) - 2 * (len(fixed) + 1) - 2)
+        for name, width in fixed.items():
+            table.add_column(name, width=width, key=name)
+            if name == "cuffs":
+                table.add_column("what happened, what to do", width=what_w, key="what")
         yield table
+        yield Static("", id="alarm-details")
         yield EmergencyBar(id="emergency")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.refresh_log()
@@ -88,28 +104,53 @@ class AlarmListScreen(Screen[None]):
         if self.alarms == self._shown:
             return
         self._shown = list(self.alarms)
+        self.query_one("#no-alarms", Static).display = not self.alarms
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()
+        cuffs = self.actions.view.last_snapshot.cuffs
         for a in self.alarms:
-            state = ("active" if a.active else "cleared") + (", ack" if a.acknowledged else "")
-            # The cause and the message come from the station or a controller: plain text.
+            state = ("active" if a.active else "cleared") + (" ack" if a.acknowledged else "")
+            # Station and controller text: plain, never markup.
             table.add_row(
                 plain(time.strftime("%H:%M:%S", time.localtime(a.raised_at))),
                 plain(a.priority.value.upper()),
-                plain(a.cuff or a.controller or "-"),
-                plain(a.cause),
+                plain(", ".join(alarm_cuffs(a, cuffs)) or a.controller or "-"),
+                plain(for_cuff(a)),  # the cuffs column names them
                 plain(state),
-                plain(a.message),
                 key=str(a.id),
+                height=None,
             )
         if self.alarms:
             table.move_cursor(row=min(row, len(self.alarms) - 1))
+        self._show_details()
+
+    def _show_details(self) -> None:
+        box = self.query_one("#alarm-details", Static)
+        table = self.query_one(DataTable)
+        if not self.details_shown or not 0 <= table.cursor_row < len(self.alarms):
+            box.update("")
+            box.display = False
+            return
+        box.display = True
+        box.update(plain(f"Technical cause: {technical(self.alarms[table.cursor_row])}"))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_details()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._show_details()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("ack", "ack_all") and self.actions.view.role is Role.OBSERVER:
             return None
         return True
+
+    def action_details(self) -> None:
+        self.details_shown = not self.details_shown
+        self._show_details()
 
     def action_ack(self) -> None:
         table = self.query_one(DataTable)

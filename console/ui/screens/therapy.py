@@ -30,7 +30,7 @@ from console.common.api import (
     StationSnapshot,
 )
 from console.common.facts import PATIENT_ID, POSITIONS
-from console.ui.actions import NOT_SENT, ConsoleActions
+from console.ui.actions import NOT_SENT, ConsoleActions, SessionDraft
 from console.ui.plain import clean, notify_plain, plain
 from console.ui.screens.dialogs import ClosesOnEmergency
 from console.ui.widgets.choice import Choice
@@ -206,6 +206,8 @@ class SessionDialog(CommandDialog):
     ) -> None:
         super().__init__(cuff, actions)
         self.patient = patient if patient is not None else (cuff.patient_id or "")
+        self.from_patients = patient is not None
+        """Opened from the patients screen: its patient wins over a draft left on the cuff."""
         self.plans = plans_for(snap, cuff)
         self.partners = partner_choices(snap, cuff)
 
@@ -214,8 +216,10 @@ class SessionDialog(CommandDialog):
         with Vertical(id="dialog-box", classes="wide"):
             yield Label(plain(f"Session on {_cuff_title(c)}"), id="dialog-title")
             yield Label(_lop_info(c))
+            draft = self.actions.session_drafts.get(c.id)
+            typed = draft.patient if draft is not None and not self.from_patients else self.patient
             patient = OrderedInput(
-                clean(self.patient), placeholder="pseudonymous id, e.g. P-0042", id="patient", max_length=64
+                clean(typed), placeholder="pseudonymous id, e.g. P-0042", id="patient", max_length=64
             )
             patient.border_title = "patient"
             yield patient
@@ -229,7 +233,8 @@ class SessionDialog(CommandDialog):
             yield Static("", id="plan-description")
             if self.partners:
                 options = [("", "this cuff only")] + [(p.id, f"{p.id} {p.label} too") for p in self.partners]
-                yield Choice("Cuffs", options, c.pair or "", id="second")
+                second = draft.second if draft is not None and draft.second is not None else (c.pair or "")
+                yield Choice("Cuffs", options, second, id="second")
             yield Static(plain("" if self.plans else f"No plan suits a {c.limb} cuff."), id="error")
             yield from self.buttons("Start")
 
@@ -237,6 +242,9 @@ class SessionDialog(CommandDialog):
         plans = self.query_one(OptionList)
         if self.plans:
             current = self.cuff.session.plan_id if self.cuff.session is not None else None
+            draft = self.actions.session_drafts.get(self.cuff.id)
+            if draft is not None and draft.plan_id is not None:
+                current = draft.plan_id
             ids = [p.id for p in self.plans]
             plans.highlighted = ids.index(current) if current in ids else 0
         self._describe()
@@ -269,6 +277,20 @@ class SessionDialog(CommandDialog):
                 ids.append(second.value)
         return ids
 
+    def action_cancel(self) -> None:
+        """Cancelled (to fix a LOP, say): what was chosen waits for the next ``p`` on this cuff."""
+        self.keep_draft()
+        super().action_cancel()
+
+    def keep_draft(self) -> None:
+        plan = self.plan
+        second = [c.value for c in self.query("#second").results(Choice)]
+        self.actions.session_drafts[self.cuff.id] = SessionDraft(
+            self.query_one("#patient", Input).value,
+            plan.id if plan is not None else None,
+            second[0] if second else None,
+        )
+
     def _describe(self) -> None:
         p = self.plan
         text = "" if p is None else f"{p.description}"
@@ -286,10 +308,13 @@ class SessionDialog(CommandDialog):
             self.query_one("#patient", Input).focus()
             return
         ids = self.cuff_ids
-        self.send(
-            f"Start {plan.name} on {' + '.join(ids)}",
-            lambda: self.actions.handle.start_session(ids, plan.id, patient),
-        )
+        self.keep_draft()  # kept if the station refuses and the dialog is then cancelled; dropped once started
+
+        async def start() -> None:
+            await self.actions.handle.start_session(ids, plan.id, patient)
+            self.actions.session_drafts.pop(self.cuff.id, None)
+
+        self.send(f"Start {plan.name} on {' + '.join(ids)}", start)
 
 
 def _position_choice(value: str = DEFAULT_POSITION) -> Choice:
@@ -334,7 +359,9 @@ class DopplerLopDialog(CommandDialog):
             lop.border_title = "LOP mmHg"
             yield lop
             yield _position_choice()
-            width = OrderedInput(placeholder="optional, e.g. 11.5", id="width")
+            # The config's width for this cuff, when it gives one: a LOP is only valid for the width it was taken with.
+            known = f"{c.width_cm:g}" if c.width_cm is not None else ""
+            width = OrderedInput(known, placeholder="optional, e.g. 11.5", id="width")
             width.border_title = "cuff width cm"
             yield width
             yield Static("", id="error")

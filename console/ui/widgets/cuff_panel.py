@@ -16,9 +16,10 @@ from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
-from console.common.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority
+from console.common.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority, SessionSnapshot
 from console.common.figures import age_text
-from console.ui import render, therapy_text
+from console.ui import cue, render, therapy_text
+from console.ui.alarm_words import fit, for_cuff
 from console.ui.plain import clean, plain
 from console.ui.theme import UNICODE, Glyphs
 
@@ -43,6 +44,8 @@ GAUGE_ROW, TRACE_ROW = 4, 6
 """Rows that follow every sample."""
 
 PANEL_ROWS = 8
+SIDE_END = 26
+"""Where the cue block starts in rows 1-3: after the big digits (17 cells) and the unit or % LOP."""
 """Content rows; with the border a panel is 10 rows, so two rows fit 80x24."""
 
 
@@ -71,7 +74,8 @@ class CuffPanel(Widget):
         self._strips: list[Strip] | None = None
         self._strips_key: int | None = None
         self._base = Style()
-        self._size = Size(0, 0)
+        self._strips_size = Size(0, 0)
+        """The size the strips were built for (not ``_size``: that is Textual's, the region a refresh repaints)."""
         self._digits_at = -1e9
         self._digits_pressure: float | None = None
         self._digits_stale = False
@@ -187,10 +191,10 @@ class CuffPanel(Widget):
 
     # -- text out ----------------------------------------------------------
     def render_line(self, y: int) -> Strip:
-        if self._strips is not None and self._size == self.size and 0 <= y < len(self._strips):
+        if self._strips is not None and self._strips_size == self.size and 0 <= y < len(self._strips):
             return self._strips[y]
         width = self.content_size.width
-        self._size = self.size
+        self._strips_size = self.size
         if self._strips is None or self._strips_key != width:
             self._base = self.rich_style
             self._lines = self.lines(max(1, width))
@@ -232,11 +236,13 @@ class CuffPanel(Widget):
         if not online:
             side = [" mmHg", " no data", ""]
         big_style = "bold" if online else "dim"
-        phase: tuple[str, str] = ("", "")
-        if online and c.session is not None:
-            phase = (" " + therapy_text.phase_word(c.session), therapy_text.PHASE_STYLES.get(c.session.phase, "bold"))
+        block = cue.cue(c.session, c.target > 0, g) if online and c.session is not None else None
         for r in range(3):
-            rows.append(Text.assemble((big[r], big_style), side[r], phase if r == 1 else ""))
+            row = Text.assemble((big[r], big_style), side[r])
+            if block is not None:
+                # The patient's cue beside the digits, at a fixed place so it does not jump with the unit.
+                row = Text.assemble(row, " " * max(1, SIDE_END - len(row)), (block.rows[r], block.style))
+            rows.append(row)
 
         rows.append(self._gauge_row(width))
 
@@ -249,7 +255,8 @@ class CuffPanel(Widget):
         a = self.cuff_alarm
         if a is not None:
             mark = "ACK " if a.acknowledged else ""
-            rows.append(Text(f"! {a.priority.value.upper()} {mark}{a.message}", style="bold"))
+            head = f"! {a.priority.value.upper()} {mark}"
+            rows.append(Text(head + fit(clean(for_cuff(a)), max(1, width - len(head))), style="bold"))
         else:
             rows.append(Text(self._note(), style="italic"))
         for row in rows:
@@ -293,7 +300,7 @@ class CuffPanel(Widget):
         c = self.cuff
         s = c.session
         if s is not None and c.online and c.state != OFFLINE:
-            left = therapy_text.progress_text(s, self.glyphs)
+            left = _progress(s, self.glyphs)
             row = Text(left)
             if s.beat and s.phase == "set" and s.reps_target:
                 row.stylize("bold", len(left) - 1, len(left))
@@ -323,10 +330,17 @@ class CuffPanel(Widget):
         """Row 7 when no alarm: the session's message, or why a LOP measurement failed."""
         c = self.cuff
         if c.session is not None:
-            return c.session.message
+            return cue.note(c.session, c.target > 0)
         if c.lop_measure is not None:
             return therapy_text.lop_text(c.lop_measure).detail
         return ""
+
+
+def _progress(s: SessionSnapshot, glyphs: Glyphs) -> str:
+    """Row 5 of a session: set and rep (also in a pause: reps are corrected there); in a rest what comes next."""
+    if s.phase == "rest":
+        return cue.next_text(s)
+    return therapy_text.progress_text(s, glyphs)
 
 
 def _same_row(x: Text, y: Text) -> bool:
@@ -344,6 +358,9 @@ def _slow_key(c: CuffSnapshot, glyphs: Glyphs = UNICODE) -> tuple[object, ...]:
     session = None
     if s is not None:
         session = (
+            cue.cue(s, c.target > 0, glyphs),
+            _progress(s, glyphs),
+            cue.note(s, c.target > 0),
             therapy_text.phase_word(s),
             therapy_text.progress_text(s, glyphs),
             s.beat,

@@ -17,6 +17,7 @@ from console.common.api import (
     Priority,
     StationSnapshot,
 )
+from console.ui.alarm_words import clinical, fit
 from console.ui.plain import clean
 
 
@@ -59,10 +60,15 @@ def alarm_summary(alarms: tuple[AlarmSnapshot, ...]) -> str:
 class StationHeader(_Line):
     """Station name, alarm counts, clock."""
 
+    attached = False
+    """Set on a console attached to a station elsewhere: the header says remote, and the role."""
+
     def show_snapshot(self, snap: StationSnapshot, width: int) -> None:
         left = f" Station: {snap.name}"
         mid = alarm_summary(snap.alarms)
-        if snap.role.value != "operator":
+        if self.attached:
+            left += f" (remote, {snap.role.value})"
+        elif snap.role.value != "operator":
             mid += f"  [{snap.role.value}]"
         right = time.strftime("%H:%M:%S ", time.localtime(snap.time))
         width = max(width, len(left) + len(mid) + len(right) + 2)
@@ -86,11 +92,15 @@ class AlarmBanner(_Line):
         state = "ACK" if top.acknowledged else "NEW"
         if not top.active:
             state += ", cleared"
-        more = f"  (+{len(alarms) - 1} more, l: list)" if len(alarms) > 1 else ""
+        more = f"  +{len(alarms) - 1} (l)" if len(alarms) > 1 else ""
         silenced = ""
         if top.silenced_until is not None and top.silenced_until > snap.time:
             silenced = f"  silenced {int(top.silenced_until - snap.time)} s"
-        self.show(f" {top.priority.value.upper()} [{state}] {top.message}{silenced}{more}")
+        head = f" {top.priority.value.upper()} [{state}] "
+        tail = f"{silenced}{more}"
+        # The clinician's sentence, shortened at a word (with "...") only if the screen is too narrow.
+        room = max(20, (self.app.size.width or 80) - len(head) - len(tail) - 1)
+        self.show(f"{head}{fit(clinical(top, snap.cuffs), room)}{tail}")
 
 
 EMERGENCY_KEYS = "F12 / Ctrl+E"
