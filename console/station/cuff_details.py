@@ -88,21 +88,23 @@ class CuffDetails:
         self._view.dirty = True
         self._audit.record_command(actor_var.get(), what)
         if record is None:
-            file_lop(self._audit, cuff, source, confidence, in_session=self._in_session(cuff_id))
+            file_lop(self._audit, cuff, source, confidence, stale_patient=self._stale_patient(cuff))
         else:
             cuff.lop_at, cuff.lop_record_id, cuff.lop_patient = record.at, record.id, record.patient_id
         self._audit.emit(StationEvent("lop", self._audit.clock.wall(), actor_var.get(), what, cuff=cuff_id))
 
-    def _in_session(self, cuff_id: str) -> bool:
-        """Whether a session runs on the cuff now (its patient is then the one the LOP was taken on)."""
+    def _stale_patient(self, cuff: CuffState) -> bool:
+        """The cuff's patient is only the one its finished session left there (nobody set them since):
+        a LOP taken now is most likely the next patient's."""
         hook = self._view.sessions
-        if hook is None:
+        if hook is None or not cuff.patient_id:
             return False
         try:
-            session, _ = hook.cuff_extras(cuff_id)
+            session, _ = hook.cuff_extras(cuff.id)
         except Exception:
             return False
-        return session is not None and session.phase not in ("done", "stopped", "between")
+        over = session is not None and session.phase in ("done", "stopped", "between")
+        return over and session is not None and session.patient_id == cuff.patient_id
 
     async def set_patient(self, cuff_id: str, patient_id: str) -> None:
         what = f"set patient of {cuff_id} to {patient_id!r}"

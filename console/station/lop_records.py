@@ -3,9 +3,9 @@
 Why here, at the station's edge: a LOP reaches a cuff three ways (measured by the
 therapy loop, typed in from a Doppler on any console, restored at start) and every
 one must be filed the same way, with its position, cuff width and source. A LOP taken
-outside a session is filed under :data:`~console.common.facts.UNASSIGNED` and moved
-to the patient when one is set on the cuff (a session start does that): the patient
-left on a cuff by the last session is not taken to be the next one measured.
+with no patient set (or with only the one a finished session left on the cuff) is
+filed under :data:`~console.common.facts.UNASSIGNED` and moved to the patient when
+one is set on the cuff (a session start does that).
 At start each cuff gets back its newest LOP from the records, no older than the
 clinic's re-measure interval, shown with its age, so a restart forgets nothing.
 """
@@ -56,17 +56,17 @@ def _sink(audit: AuditTrail) -> LopSink | None:
 
 
 def file_lop(
-    audit: AuditTrail, cuff: CuffState, source: str, confidence: float | None, *, in_session: bool = False
+    audit: AuditTrail, cuff: CuffState, source: str, confidence: float | None, *, stale_patient: bool = False
 ) -> None:
     """Store the cuff's LOP as just set and remember its row.
 
-    Under the patient of the session running on the cuff; otherwise ``unassigned`` until a session
-    starts there: the patient left on a cuff after a session is over is not the next one measured.
+    Under the cuff's patient; ``unassigned`` when there is none, or when it is only the one a finished
+    session left on the cuff (``stale_patient``): then it goes to the next session's patient.
     """
     at = audit.clock.wall()
     cuff.lop_at = at
     cuff.lop_record_id = None
-    cuff.lop_patient = (cuff.patient_id if in_session else None) or UNASSIGNED
+    cuff.lop_patient = (None if stale_patient else cuff.patient_id) or UNASSIGNED
     rec = _sink(audit)
     if rec is None or cuff.lop is None:
         return
