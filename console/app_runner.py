@@ -357,7 +357,7 @@ def run_report(
     config: Any, *, session: int | None, csv: str | None, audit: bool = False, day: date | None = None
 ) -> int:
     """``bfr-console report``: list the sessions, or print / export one, or the audit trail of one or of a day."""
-    from console.records.report import day_audit, export_session_csv, session_audit, session_report
+    from console.records.report import day_audit, export_session_csv, session_audit, session_list, session_report
     from console.records.rows import RecordsError
     from console.records.store import Records
 
@@ -378,11 +378,9 @@ def run_report(
                 return _fail(str(exc))
             return 0
         if session is None:
-            rows = records.sessions()
-            if not rows:
-                _say("no sessions recorded yet")
-            for s in rows:
-                _say(_session_line(s))
+            if csv:
+                return _fail("--csv exports one session: add --session N (see the list: bfr-console report)")
+            _say(session_list(records.sessions()).rstrip("\n"))
             return 0
         try:
             if csv:
@@ -397,14 +395,28 @@ def run_report(
         records.close()
 
 
-def _session_line(s: Any) -> str:
-    import datetime as dt
+def run_pdf_report(config: Any, *, session: int | None, patient: str | None, pdf: str | None) -> int:
+    """``bfr-console report --session N --pdf FILE`` or ``--patient ID --pdf FILE``."""
+    from console.records.pdf import course_pdf, session_pdf
+    from console.records.rows import RecordsError
+    from console.records.store import Records
 
-    from console.records.report import shown
-
-    started = dt.datetime.fromtimestamp(s.started_at).strftime("%Y-%m-%d %H:%M")
-    end = s.end_reason or "running"
-    return shown(f"#{s.id:<5} {started}  patient {s.patient_id:<12} {s.plan_name:<32} {end}")
+    if not pdf or (session is None) == (patient is None):
+        return _fail("--pdf FILE with exactly one of --session N (a session) or --patient ID (their course)")
+    data_dir = Path(config.station.data_dir)
+    if not (data_dir / "records.sqlite3").exists():
+        return _fail(f"no records yet in {data_dir}")
+    try:
+        with Records.open(data_dir, readonly=True) as records:
+            path = (
+                session_pdf(records, session, Path(pdf))
+                if session is not None
+                else course_pdf(records, str(patient), Path(pdf))
+            )
+    except RecordsError as exc:
+        return _fail(str(exc))
+    _say(f"wrote {path}")
+    return 0
 
 
 def describe_config(config: Any) -> str:

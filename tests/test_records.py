@@ -78,6 +78,7 @@ def test_file_is_wal_with_full_sync_and_schema_version(rec: Records, tmp_path: P
         "patients",
         "lop_measurements",
         "sessions",
+        "session_cuffs",
         "session_samples",
         "alarms",
         "emergencies",
@@ -450,12 +451,21 @@ def test_second_aggregator_boils_100hz_down_to_rows(rec: Records) -> None:
     last = agg.flush()
     assert last is not None and agg.flush() is None
     out.append(last)
+    # The second in progress is handed out every 0.2 s (the records replace it, same key) and the
+    # final one when the next second starts: never more than 0.2 s of samples held back.
+    ends = [s.t_end for s in out]
+    assert all(b - a <= 0.2 + 0.011 for a, b in zip(ends, ends[1:], strict=False))  # 0.2 s and a sample
+    finals = {s.t: s for s in out}  # the last one handed out for a second is the whole second
+    assert len(out) > 3 * len(finals)
+    out = list(finals.values())
     assert [s.t for s in out] == [T0, T0 + 1, T0 + 2]
-    assert out[0] == SecondSummary(T0, 160.0, 160.5, 161.0, 0.0, None)  # vented: no target, no band
+    assert out[0] == SecondSummary(T0, 160.0, 160.5, 161.0, 0.0, None, T0 + 0.99, 0.0)  # vented: no target, no band
+    assert out[1].held_s == pytest.approx(0.99) and out[2].held_s == pytest.approx(1.0)  # occluded from T0 + 1
     assert (out[1].pmin, out[1].pmax, out[1].target, out[1].in_band) == (128.0, 161.0, 160.0, 0.7)
     assert out[1].pmean == pytest.approx((30 * 128 + 35 * 160 + 35 * 161) / 100)
     assert out[2].in_band == 1.0
     sid = start(rec)
     for s in out:
-        assert rec.session_sample(sid, "A1", *s.row())
+        assert rec.session_sample(sid, "A1", *s.row(), t_end=s.t_end, held_s=s.held_s)
     assert [(x.t, x.in_band) for x in rec.samples(sid)] == [(T0, None), (T0 + 1, 0.7), (T0 + 2, 1.0)]
+    assert rec.samples(sid)[2].t_end == pytest.approx(T0 + 2.99)

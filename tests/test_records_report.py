@@ -132,16 +132,17 @@ def test_report_reads_like_a_chart_entry(rec: Records) -> None:
     assert field("Ended") == "2027-01-15 08:09:10 +0000 (emergency), duration 09:00"
     assert field("Plan") == "30-15-15-15 legs (leg-30-15)"
     assert field("Cuffs") == "A1, A2"
-    assert field("LOP") == "204 mmHg, seated"
-    assert field("Target") == "163.2 mmHg (80 % LOP)"
-    assert field("Sets done") == "4"
+    # A record from before schema 2 knows only the first cuff's LOP and target, and says so for the other.
+    assert field("Cuff A1") == "A1: LOP 204 mmHg (seated), target 163.2 mmHg (80 % LOP)"
+    assert field("Cuff A2") == "A2: LOP n/a (position not recorded), target not recorded"
+    assert field("Sets") == "4 completed"
     assert field("Reps per set") == "30, 15, 15, 15 (total 75)"
     assert field("Under occlusion") == "09:00"
-    assert field("Fidelity") == "96.2 % of time within +-10 % of target"
-    a1 = next(x for x in lines if x.strip().startswith("A1 "))
-    assert "mean  161.0" in a1 and "min  150.0" in a1 and "max  172.0" in a1 and "in band 100 %" in a1
-    a2 = next(x for x in lines if x.strip().startswith("A2 "))
-    assert "in band 0 %" in a2  # 120 mmHg is 26 % under 163.2
+    assert "Fidelity, per cuff: the share of the time" in text
+    a1 = next(x for x in lines if x.strip().startswith("A1 ") and "mean" in x)
+    assert "mean  161.0" in a1 and "min  150.0" in a1 and "max  172.0" in a1
+    assert "  A1     fidelity 100.0 %" in lines  # estimated from its samples: no per-cuff figure in this record
+    assert "  A2     fidelity 0.0 %" in lines  # 120 mmHg is 26 % under 163.2
     assert "Alarms (2)" in lines
     assert any(
         "HIGH" in x and "OFF_TARGET" in x and "cleared 08:00:14" in x and "acknowledged 08:00:15 by alice" in x
@@ -163,9 +164,9 @@ def test_report_of_a_crashed_session_says_figures_are_estimates(tmp_path: Path) 
     with Records.open(tmp_path / "data") as r2:
         text = session_report(r2, sid)
     assert "(crash), duration 01:04" in text
-    assert "Under occlusion  01:05 (estimated after a crash)" in text
-    assert "Fidelity         100.0 % of time within +-10 % of target (estimated after a crash)" in text
-    assert "LOP              n/a, position not recorded" in text
+    assert "Under occlusion  01:05 (estimated from the samples after a crash)" in text
+    assert "  A1     fidelity 100.0 % (estimated from the samples after a crash)" in text
+    assert "Cuff A1          A1: LOP n/a (position not recorded), target not recorded" in text
     assert "Alarms (0)" in text and "  none" in text
 
 

@@ -132,6 +132,9 @@ class CuffSnapshot:
     patient_id: str | None = None
     pair: str | None = None
     """The other cuff of a two-limb session (config ``pair``), if any."""
+    lop_age_s: float | None = None
+    """How long ago the LOP was measured (a restored one too); None for a LOP from the config."""
+    lop_position: str = ""
     width_cm: float | None = None
     """The cuff's width from the config (a LOP depends on it), if given."""
 

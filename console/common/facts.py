@@ -23,6 +23,8 @@ POSITIONS: Final = ("supine", "seated", "standing")
 fixed word, never free text (it reaches the records, the report and every console)."""
 
 LOP_SOURCES: Final = ("auto", "doppler", "manual")
+UNASSIGNED: Final = "unassigned"
+"""The records' patient for a LOP taken before a patient was set on the cuff; moved to the patient later."""
 """Where a LOP came from: in-cuff pulsations (``auto``), a Doppler probe, or typed by hand."""
 
 ABSOLUTE_MAX_MMHG: Final = 300.0

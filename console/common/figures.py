@@ -27,3 +27,13 @@ def number_arg(value: object, what: str) -> float:
     if v != v or v in (float("inf"), float("-inf")):
         raise CommandRefused(f"{what} must be a finite number, not {value!r}.")
     return v
+
+
+def age_text(seconds: float) -> str:
+    """``40 min``, ``5 h``, ``3 d``: how old a LOP is, in the unit a clinician thinks in."""
+    s = max(0.0, seconds)
+    if s < 3600:
+        return f"{max(1, round(s / 60))} min"
+    if s < 2 * 86400:
+        return f"{round(s / 3600)} h"
+    return f"{round(s / 86400)} d"

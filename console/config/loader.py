@@ -26,10 +26,12 @@ from console.config.schema import (
     THEMES,
     AlarmsConfig,
     StationConfig,
+    TherapyConfig,
     UiConfig,
 )
 from console.config.validate import (
     ALARMS_KEYS,
+    THERAPY_KEYS,
     TOP_KEYS,
     UI_KEYS,
     or_fallback,
@@ -127,6 +129,10 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
         fps=or_fallback(ui_t.integer("fps", 20, lo=1, hi=60), 20),
         cue_bell=or_fallback(ui_t.flag("cue_bell", False), False),
     )
+    therapy_t = TableReader(read_table(top, "therapy"), "therapy", THERAPY_KEYS, problems)
+    therapy = TherapyConfig(
+        lop_max_age_days=or_fallback(therapy_t.number("lop_max_age_days", 14.0, lo=0.0, hi=365.0, lo_open=True), 14.0)
+    )
     controllers = read_controllers(read_array(top, "controllers", required=True), problems, safety)
     cuffs = read_cuffs(read_array(top, "cuffs", required=True), problems, controllers, station, safety)
     roles = read_roles(read_array(top, "roles"), problems)
@@ -144,6 +150,7 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
         roles=roles,
         plans=plans,
         path=Path(source).expanduser().resolve(),
+        therapy=therapy,
     )
 
 
@@ -181,6 +188,7 @@ def dump_config(config: StationConfig) -> str:
         "safety": table(config.safety),
         "alarms": table(config.alarms),
         "ui": table(config.ui),
+        "therapy": table(config.therapy),
         "controllers": controllers,
         "cuffs": [table(c) for c in config.cuffs],
     }

@@ -76,6 +76,12 @@ class AlarmsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TherapyConfig:
+    lop_max_age_days: float = 14.0
+    """The clinic's re-measure interval: an older LOP is flagged, and not restored into a cuff at start."""
+
+
+@dataclass(frozen=True, slots=True)
 class UiConfig:
     theme: str = "auto"
     """``auto`` | ``textual-dark`` | ``ansi``."""
@@ -183,6 +189,7 @@ class StationConfig:
     plans: dict[str, Plan]
     """The built-in library merged with the config's ``[[plans]]`` (which win by id)."""
     path: Path
+    therapy: TherapyConfig = TherapyConfig()
 
     def cuff(self, cuff_id: str) -> CuffConfig:
         for c in self.cuffs:

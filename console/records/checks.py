@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
-from console.records.rows import RecordsError
+from console.common.facts import LIMBS
+from console.records.rows import MAX_LOP_MMHG, RecordsError, SessionCuffRecord
 
 
 def finite(
@@ -53,3 +54,19 @@ def one_of(name: str, value: object, allowed: Sequence[str]) -> str:
     if given not in allowed:
         raise RecordsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
     return str(given)
+
+
+def session_cuff_row(x: SessionCuffRecord, cuff_ids: Sequence[str]) -> tuple[Any, ...]:
+    """A session cuff's row, checked like every other write."""
+    if not isinstance(x, SessionCuffRecord) or x.cuff_id not in cuff_ids:
+        raise RecordsError(f"per_cuff rows must be SessionCuffRecord of the session's cuffs, got {x!r}")
+    return (
+        x.cuff_id,
+        text("label", x.label),
+        one_of("limb", x.limb, LIMBS),
+        need("target_mmhg", x.target_mmhg, low=0.0, high=MAX_LOP_MMHG),
+        finite("lop_mmhg", x.lop_mmhg, optional=True, low=1.0, high=MAX_LOP_MMHG),
+        None if x.lop_id is None else int(x.lop_id),
+        None if x.position is None else text("position", x.position),
+        finite("cuff_width_cm", x.cuff_width_cm, optional=True, low=1.0, high=60.0),
+    )

@@ -13,15 +13,19 @@ import math
 import sqlite3
 from typing import Any
 
+from console.common.facts import UNASSIGNED
+from console.common.patients import LopEntry, PatientHistory, PatientSummary, SessionEntry
 from console.records.rows import (
     LOP_COLUMNS,
     SESSION_COLUMNS,
+    SESSION_CUFF_COLUMNS,
     AlarmRecord,
     CommandRecord,
     EmergencyRecord,
     LopRecord,
     Patient,
     SampleRecord,
+    SessionCuffRecord,
     SessionRecord,
     lop_from_row,
     session_from_row,
@@ -70,9 +74,30 @@ def sessions(c: sqlite3.Connection, patient_id: str | None) -> list[SessionRecor
     return [session_from_row(r) for r in rows]
 
 
+def session_cuffs(c: sqlite3.Connection, session_id: int) -> list[SessionCuffRecord]:
+    """Each cuff of a session, in the session's order of cuffs."""
+    rows = c.execute(f"SELECT {SESSION_CUFF_COLUMNS} FROM session_cuffs WHERE session_id = ?", (session_id,)).fetchall()
+    found = {r[0]: SessionCuffRecord(*r) for r in rows}
+    row = c.execute("SELECT cuffs FROM sessions WHERE id = ?", (session_id,)).fetchone()
+    order = json.loads(row[0]) if row else []
+    return [found[cid] for cid in order if cid in found] + [v for k, v in found.items() if k not in order]
+
+
+def latest_lop_per_cuff(c: sqlite3.Connection, since: float) -> dict[str, LopRecord]:
+    """Each cuff's newest LOP at or after ``since``."""
+    out: dict[str, LopRecord] = {}
+    for r in c.execute(f"SELECT {LOP_COLUMNS} FROM lop_measurements WHERE at >= ? ORDER BY at, id", (since,)):
+        rec = lop_from_row(r)
+        out[rec.cuff_id] = rec
+    return out
+
+
 def samples(c: sqlite3.Connection, session_id: int, cuff: str | None) -> list[SampleRecord]:
     """A session's per-second samples in time order (then by cuff)."""
-    sql = "SELECT session_id, cuff_id, t, pmin, pmean, pmax, target, in_band FROM session_samples WHERE session_id = ?"
+    sql = (
+        "SELECT session_id, cuff_id, t, pmin, pmean, pmax, target, in_band, t_end, held_s FROM session_samples"
+        " WHERE session_id = ?"
+    )
     args: tuple[Any, ...] = (session_id,)
     if cuff is not None:
         sql += " AND cuff_id = ?"
@@ -124,3 +149,60 @@ def pragma(c: sqlite3.Connection, name: str) -> Any:
 def _span(since: float | None, until: float | None) -> tuple[float, float]:
     """A read's time window; an open end is unbounded."""
     return (-math.inf if since is None else since, math.inf if until is None else until)
+
+
+def find_patients(c: sqlite3.Connection, text: str, limit: int) -> list[PatientSummary]:
+    """Patients whose id contains ``text``, most recently seen first (``unassigned`` last)."""
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = c.execute(
+        "SELECT p.id, p.created_at, COUNT(s.id), MAX(s.started_at) FROM patients p"
+        " LEFT JOIN sessions s ON s.patient_id = p.id WHERE p.id LIKE ? ESCAPE '\\' GROUP BY p.id"
+        " ORDER BY p.id = ?, COALESCE(MAX(s.started_at), p.created_at) DESC, p.id LIMIT ?",
+        (pattern, UNASSIGNED, limit),
+    )
+    return [PatientSummary(*r) for r in rows]
+
+
+def patient_history(c: sqlite3.Connection, patient_id: str) -> PatientHistory:
+    """A patient's LOPs and sessions (each with its alarm count), newest first."""
+    lop_rows = c.execute(
+        "SELECT id, cuff_id, limb, label, position, cuff_width_cm, lop_mmhg, source, at FROM lop_measurements"
+        " WHERE patient_id = ? ORDER BY at DESC, id DESC",
+        (patient_id,),
+    )
+    session_rows = c.execute(
+        "SELECT s.id, s.started_at, s.ended_at, s.plan_id, s.plan_name, s.end_reason, s.cuffs, s.sets_planned,"
+        " s.sets_done, s.sets_stopped, s.reps_per_set, s.occlusion_s, s.fidelity, s.target_mmhg, s.lop_mmhg,"
+        " (SELECT COUNT(*) FROM alarms a WHERE a.raised_at >= s.started_at"
+        "  AND a.raised_at <= COALESCE(s.ended_at, 1e300)"
+        "  AND (a.cuff_id IS NULL OR a.cuff_id IN (SELECT value FROM json_each(s.cuffs))))"
+        " FROM sessions s WHERE s.patient_id = ? ORDER BY s.started_at DESC, s.id DESC",
+        (patient_id,),
+    )
+    sessions = tuple(
+        SessionEntry(
+            id=r[0],
+            started_at=r[1],
+            ended_at=r[2],
+            plan_id=r[3],
+            plan_name=r[4],
+            end_reason=r[5],
+            cuffs=tuple(json.loads(r[6])),
+            sets_planned=r[7],
+            sets_done=r[8],
+            sets_stopped=r[9],
+            reps_per_set=tuple(json.loads(r[10] or "[]")),
+            occlusion_s=r[11],
+            fidelity=r[12],
+            target_mmhg=r[13],
+            lop_mmhg=r[14],
+            alarms=r[15],
+        )
+        for r in session_rows
+    )
+    return PatientHistory(patient_id, tuple(LopEntry(*r) for r in lop_rows), sessions)
+
+
+def lop_by_id(c: sqlite3.Connection, lop_id: int) -> LopRecord | None:
+    row = c.execute(f"SELECT {LOP_COLUMNS} FROM lop_measurements WHERE id = ?", (lop_id,)).fetchone()
+    return None if row is None else lop_from_row(row)

@@ -13,9 +13,10 @@ tab, carriage return at its start) is prefixed with ``'``.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from console.records.rows import (
     CommandRecord,
     RecordsError,
     SampleRecord,
+    SessionCuffRecord,
     SessionRecord,
 )
 from console.records.store import Records
@@ -92,7 +94,9 @@ def _header_rows(s: SessionRecord) -> list[tuple[str, str]]:
         ("position", s.position or ""),
         ("target_mmhg", _num(s.target_mmhg)),
         ("target_pct_lop", _num(s.target_pct_lop)),
+        ("sets_planned", "" if s.sets_planned is None else str(s.sets_planned)),
         ("sets_done", "" if s.sets_done is None else str(s.sets_done)),
+        ("sets_stopped", "" if s.sets_stopped is None else str(s.sets_stopped)),
         ("reps_per_set", " ".join(str(r) for r in s.reps_per_set)),
         ("occlusion_s", _num(s.occlusion_s)),
         ("fidelity", _num(s.fidelity, "{:.4f}")),
@@ -122,6 +126,10 @@ def export_session_csv(records: Records, session_id: int, path: Path) -> Path:
             out = csv.writer(f)
             for key, value in _header_rows(session):
                 out.writerow((f"#{key}", csv_cell(value)))
+            for c in session_cuffs(records, session, cuff_stats(samples)):
+                out.writerow((f"#cuff_{c.cuff_id}_lop_mmhg", _num(c.lop_mmhg)))
+                out.writerow((f"#cuff_{c.cuff_id}_target_mmhg", _num(c.target_mmhg)))
+                out.writerow((f"#cuff_{c.cuff_id}_fidelity", _num(c.fidelity, "{:.4f}")))
             out.writerow(())
             out.writerow(CSV_COLUMNS)
             for x in samples:
@@ -155,7 +163,7 @@ class CuffStats:
     low: float
     high: float
     in_band: float | None
-    """Share of seconds (with a target) whose mean was within +-10 % of target, or the station's own share."""
+    """Estimated fidelity from the samples (weighted by time held), for records without the station's figure."""
 
 
 def cuff_stats(samples: list[SampleRecord]) -> list[CuffStats]:
@@ -166,11 +174,9 @@ def cuff_stats(samples: list[SampleRecord]) -> list[CuffStats]:
     for cuff, rows in sorted(by_cuff.items()):
         held = [x for x in rows if x.target > 0]
         band: float | None = None
-        if held:
-            band = sum(
-                x.in_band if x.in_band is not None else float(abs(x.pmean - x.target) <= FIDELITY_BAND * x.target)
-                for x in held
-            ) / len(held)
+        weight = sum(_held(x) for x in held)
+        if weight > 0:
+            band = sum(_held(x) * _in_band(x) for x in held) / weight
         out.append(
             CuffStats(
                 cuff=cuff,
@@ -182,6 +188,61 @@ def cuff_stats(samples: list[SampleRecord]) -> list[CuffStats]:
             )
         )
     return out
+
+
+FIDELITY_MEANING = (
+    "Fidelity, per cuff: the share of the time the cuff was held at its target (sets and held rests)",
+    "that its pressure was within +-10 % of that target.",
+)
+
+
+def session_cuffs(records: Records, s: SessionRecord, stats: list[CuffStats]) -> list[SessionCuffRecord]:
+    """Each cuff with its own LOP, target and fidelity; for records from before schema 2 (or a crash),
+    what the session row and the samples say."""
+    rows = {c.cuff_id: c for c in records.session_cuffs(s.id)}
+    by_stats = {st.cuff: st for st in stats}
+    out = []
+    for i, cid in enumerate(s.cuffs):
+        c = rows.get(cid)
+        st = by_stats.get(cid)
+        if c is None:
+            c = SessionCuffRecord(
+                cuff_id=cid,
+                label=cid,
+                limb="",
+                target_mmhg=(s.target_mmhg if s.target_mmhg is not None else math.nan) if i == 0 else math.nan,
+                lop_mmhg=s.lop_mmhg if i == 0 else None,
+                position=s.position if i == 0 else None,
+            )
+        if c.fidelity is None and st is not None and st.in_band is not None:
+            c = replace(c, fidelity=st.in_band)
+        out.append(c)
+    return out
+
+
+def sets_text(s: SessionRecord) -> str:
+    """``3 of 4 completed, 1 stopped before its end`` (a set stopped after one rep is not a set done)."""
+    if s.sets_done is None:
+        return "n/a (the session did not end)"
+    done = s.sets_completed
+    planned = "" if s.sets_planned is None else f" of {s.sets_planned}"
+    text = f"{done}{planned} completed"
+    if s.sets_stopped:
+        last = s.reps_per_set[-1] if s.reps_per_set else 0
+        text += f", {s.sets_stopped} stopped before its end (after {last} rep{'s' if last != 1 else ''})"
+    return text
+
+
+def _width(w: float | None) -> str:
+    return "" if w is None else f"cuff {w:g} cm"
+
+
+def _held(x: SampleRecord) -> float:
+    return 1.0 if x.held_s is None else x.held_s
+
+
+def _in_band(x: SampleRecord) -> float:
+    return x.in_band if x.in_band is not None else float(abs(x.pmean - x.target) <= FIDELITY_BAND * x.target)
 
 
 def _alarm_line(a: AlarmRecord) -> str:
@@ -205,7 +266,9 @@ def session_report(records: Records, session_id: int) -> str:
     window_end = end if end is not None else float("inf")
     alarms = [a for a in records.alarms(since=s.started_at, until=end) if a.cuff_id is None or a.cuff_id in s.cuffs]
     emergencies = records.emergencies(since=s.started_at, until=None if end is None else window_end)
-    stats = cuff_stats(records.samples(session_id))
+    samples = records.samples(session_id)
+    stats = cuff_stats(samples)
+    cuffs = session_cuffs(records, s, stats)
 
     def row(key: str, value: str) -> str:
         return f"{key:<17}{value}"
@@ -219,31 +282,32 @@ def session_report(records: Records, session_id: int) -> str:
         lines.append(row("Ended", f"{local_time(end)} ({s.end_reason}), duration {duration(s.duration_s)}"))
     lines.append(row("Plan", f"{s.plan_name} ({s.plan_id})"))
     lines.append(row("Cuffs", ", ".join(s.cuffs)))
-    lop = "n/a" if s.lop_mmhg is None else f"{s.lop_mmhg:g} mmHg"
-    lines.append(row("LOP", f"{lop}, {s.position or 'position not recorded'}"))
-    target = "n/a" if s.target_mmhg is None else f"{s.target_mmhg:g} mmHg"
-    if s.target_pct_lop is not None:
-        target += f" ({s.target_pct_lop:g} % LOP)"
-    lines.append(row("Target", target))
-    lines.append(row("Sets done", "n/a" if s.sets_done is None else str(s.sets_done)))
+    pct = "" if s.target_pct_lop is None else f" ({s.target_pct_lop:g} % LOP)"
+    for c in cuffs:
+        lop = "LOP n/a" if c.lop_mmhg is None else f"LOP {c.lop_mmhg:g} mmHg"
+        where = ", ".join(x for x in (c.position or "position not recorded", _width(c.cuff_width_cm)) if x)
+        target = f"{c.target_mmhg:g} mmHg{pct}" if math.isfinite(c.target_mmhg) else "not recorded"
+        lines.append(row(f"Cuff {c.cuff_id}", f"{c.label}: {lop} ({where}), target {target}"))
+    lines.append(row("Sets", sets_text(s)))
     if s.reps_per_set:
         reps = ", ".join(str(r) for r in s.reps_per_set) + f" (total {sum(s.reps_per_set)})"
     else:
         reps = "n/a"
     lines.append(row("Reps per set", reps))
-    estimated = " (estimated after a crash)" if s.end_reason == "crash" else ""
+    estimated = " (estimated from the samples after a crash)" if s.end_reason == "crash" else ""
     lines.append(row("Under occlusion", duration(s.occlusion_s) + estimated))
-    fidelity = "n/a" if s.fidelity is None else f"{100 * s.fidelity:.1f} % of time within +-10 % of target"
-    lines.append(row("Fidelity", fidelity + (estimated if s.fidelity is not None else "")))
+    lines += ["", *FIDELITY_MEANING]
+    for c in cuffs:
+        fid = "n/a" if c.fidelity is None else f"{100 * c.fidelity:.1f} %"
+        occ = "" if c.occlusion_s is None else f", under occlusion {duration(c.occlusion_s)}"
+        lines.append(f"  {c.cuff_id:<6} fidelity {fid}{occ}{estimated if c.fidelity is not None else ''}")
 
     lines += ["", "Pressure per cuff (per-second samples)"]
     if not stats:
         lines.append("  no samples recorded")
-    for c in stats:
-        band = "n/a" if c.in_band is None else f"{100 * c.in_band:.0f} %"
+    for st in stats:
         lines.append(
-            f"  {c.cuff:<6} {duration(c.seconds):>8}  mean {c.mean:6.1f}  min {c.low:6.1f}  max {c.high:6.1f} mmHg"
-            f"  in band {band}"
+            f"  {st.cuff:<6} {duration(st.seconds):>8}  mean {st.mean:6.1f}  min {st.low:6.1f}  max {st.high:6.1f} mmHg"
         )
 
     lines += ["", f"Alarms ({len(alarms)})"]
@@ -255,6 +319,26 @@ def session_report(records: Records, session_id: int) -> str:
             confirmed = f", confirmed: {', '.join(e.confirmed)}" if e.confirmed else ""
             pending = f", NOT confirmed: {', '.join(e.pending)}" if e.pending else ""
             lines.append(f"  {clock_time(e.at)}  by {e.by}{confirmed}{pending}{latency}")
+    return "".join(shown(line) + "\n" for line in lines)
+
+
+SESSION_LIST_HEAD = f"{'#':<6} {'started':<16}  {'patient':<12} {'plan':<32} {'ended':<10} {'sets':>5} {'fidelity':>8}"
+
+
+def session_list(sessions: list[SessionRecord]) -> str:
+    """The sessions, one a line, under column headings (``report`` with no session)."""
+    if not sessions:
+        return "no sessions recorded yet\n"
+    lines = [SESSION_LIST_HEAD]
+    for s in sessions:
+        started = datetime.fromtimestamp(s.started_at).strftime("%Y-%m-%d %H:%M")
+        sets = "" if s.sets_done is None else f"{s.sets_completed}/{s.sets_planned or s.sets_done}"
+        fid = "" if s.fidelity is None else f"{100 * s.fidelity:.0f} %"
+        lines.append(
+            f"{s.id:<6} {started:<16}  {s.patient_id:<12} {s.plan_name:<32} {s.end_reason or 'running':<10}"
+            f" {sets:>5} {fid:>8}"
+        )
+    lines.append("sets: completed / planned; fidelity: share of held time within +-10 % of target, all cuffs")
     return "".join(shown(line) + "\n" for line in lines)
 
 

@@ -71,9 +71,21 @@ class SessionRecord:
     fidelity: float | None
     """Share (0..1) of time within +-10 % of target; after a crash an estimate from the samples."""
     target_mmhg: float | None
+    """The first cuff's target: each cuff's own is in :class:`SessionCuffRecord`."""
     target_pct_lop: float | None
     lop_mmhg: float | None
+    """The first cuff's LOP: each cuff's own is in :class:`SessionCuffRecord`."""
     position: str | None
+    sets_planned: int | None = None
+    sets_stopped: int | None = None
+    """Sets cut short (stopped, emergency, occlusion limit) among ``sets_done``; None before schema 2."""
+
+    @property
+    def sets_completed(self) -> int | None:
+        """Sets run to their end (the plan's reps, or skipped on by the therapist)."""
+        if self.sets_done is None:
+            return None
+        return self.sets_done - (self.sets_stopped or 0)
 
     @property
     def is_open(self) -> bool:
@@ -82,6 +94,29 @@ class SessionRecord:
     @property
     def duration_s(self) -> float | None:
         return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCuffRecord:
+    """One cuff of a session: where it sat, the LOP it was set from, its target, and how it held."""
+
+    cuff_id: str
+    label: str
+    limb: str
+    target_mmhg: float
+    lop_mmhg: float | None = None
+    lop_id: int | None = None
+    """The ``lop_measurements`` row the LOP came from, when the station knew it."""
+    position: str | None = None
+    cuff_width_cm: float | None = None
+    occlusion_s: float | None = None
+    fidelity: float | None = None
+    """Share (0..1) of this cuff's held time within +-10 % of its target (None while running)."""
+
+
+SESSION_CUFF_COLUMNS = (
+    "cuff_id, label, limb, target_mmhg, lop_mmhg, lop_id, position, cuff_width_cm, occlusion_s, fidelity"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +132,10 @@ class SampleRecord:
     target: float
     in_band: float | None
     """Share (0..1) of that second's samples within +-10 % of target, when the station counted it."""
+    t_end: float | None = None
+    """Wall time of the newest sample in the second (None in rows written before schema 2)."""
+    held_s: float | None = None
+    """Time within the second with a target, i.e. under occlusion (None before schema 2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +187,10 @@ class SecondSummary:
     """The target in force at the end of the second."""
     in_band: float | None
     """Share of samples within +-10 % of their target; None when no sample had a target."""
+    t_end: float | None = None
+    """Wall time of the newest sample in it: where a session cut short by a crash really ended."""
+    held_s: float | None = None
+    """Time within the second with a target (under occlusion), from sample to sample."""
 
     def row(self) -> tuple[float, float, float, float, float, float | None]:
         return (self.t, self.pmin, self.pmean, self.pmax, self.target, self.in_band)
@@ -157,14 +200,39 @@ class SecondAggregator:
     """Boils one cuff's 100 Hz samples down to one :class:`SecondSummary` per second.
 
     Why: the records keep a row per second, not per sample, so the station's loop
-    writes 16 rows a second for 16 cuffs instead of 1,600.
+    writes a row a second per cuff instead of 100. The second in progress is also
+    handed out every ``partial_s`` (the records replace it by the next one, same key),
+    so a kill -9 loses at most ``partial_s`` plus the records' commit interval of
+    pressure, not the whole second in progress.
     """
 
-    __slots__ = ("_sec", "_n", "_sum", "_min", "_max", "_target", "_held", "_in_band", "dropped")
+    __slots__ = (
+        "_sec",
+        "_n",
+        "_sum",
+        "_min",
+        "_max",
+        "_target",
+        "_held",
+        "_in_band",
+        "_held_s",
+        "_last_t",
+        "_last_target",
+        "_emitted_at",
+        "partial_s",
+        "dropped",
+    )
 
-    def __init__(self) -> None:
+    MAX_GAP_S = 0.25
+    """A gap between samples longer than this is not counted as time under occlusion."""
+
+    def __init__(self, partial_s: float = 0.2) -> None:
         self._sec: float | None = None
         self._reset()
+        self._last_t: float | None = None
+        self._last_target = 0.0
+        self._emitted_at = -math.inf
+        self.partial_s = partial_s
         self.dropped = 0
         """Non-finite samples skipped."""
 
@@ -176,9 +244,14 @@ class SecondAggregator:
         self._target = 0.0
         self._held = 0
         self._in_band = 0
+        self._held_s = 0.0
 
     def add(self, t: float, pressure: float, target: float) -> SecondSummary | None:
-        """Add a sample taken at wall time ``t``; returns the previous second's summary when ``t`` starts a new one."""
+        """Add a sample taken at wall time ``t``.
+
+        Returns the previous second's final summary when ``t`` starts a new one, else the second in
+        progress when ``partial_s`` has passed since the last one handed out, else None.
+        """
         if not (math.isfinite(t) and math.isfinite(pressure) and math.isfinite(target)):
             self.dropped += 1
             return None
@@ -191,28 +264,41 @@ class SecondAggregator:
         self._sum += pressure
         self._min = min(self._min, pressure)
         self._max = max(self._max, pressure)
+        if self._last_t is not None and self._last_target > 0 and 0 < t - self._last_t <= self.MAX_GAP_S:
+            self._held_s += t - self._last_t
+        self._last_t = t
+        self._last_target = target
         self._target = target
         if target > 0:
             self._held += 1
             if abs(pressure - target) <= FIDELITY_BAND * target:
                 self._in_band += 1
+        if out is None and t - self._emitted_at >= self.partial_s:
+            out = self._summary()
+        if out is not None:
+            self._emitted_at = t
         return out
 
     def flush(self) -> SecondSummary | None:
         """The summary of the second in progress (at session end), or None if it has no samples."""
+        out = self._summary()
+        self._sec = None
+        self._reset()
+        return out
+
+    def _summary(self) -> SecondSummary | None:
         if self._sec is None or self._n == 0:
             return None
-        out = SecondSummary(
+        return SecondSummary(
             t=self._sec,
             pmin=self._min,
             pmean=self._sum / self._n,
             pmax=self._max,
             target=self._target,
             in_band=self._in_band / self._held if self._held else None,
+            t_end=self._last_t,
+            held_s=round(self._held_s, 4),
         )
-        self._sec = None
-        self._reset()
-        return out
 
 
 # --------------------------------------------------------------------------- from SQL rows
@@ -222,7 +308,7 @@ LOP_COLUMNS = "id, patient_id, cuff_id, limb, label, position, cuff_width_cm, lo
 """The ``lop_measurements`` columns in :class:`LopRecord` field order."""
 SESSION_COLUMNS = (
     "id, patient_id, cuffs, plan_id, plan_name, started_at, ended_at, end_reason, sets_done, reps_per_set,"
-    " occlusion_s, fidelity, target_mmhg, target_pct_lop, lop_mmhg, position"
+    " occlusion_s, fidelity, target_mmhg, target_pct_lop, lop_mmhg, position, sets_planned, sets_stopped"
 )
 """The ``sessions`` columns in the order :func:`session_from_row` reads them."""
 
@@ -250,4 +336,6 @@ def session_from_row(r: Sequence[Any]) -> SessionRecord:
         target_pct_lop=r[13],
         lop_mmhg=r[14],
         position=r[15],
+        sets_planned=r[16],
+        sets_stopped=r[17],
     )

@@ -17,7 +17,7 @@ from console.records.rows import RecordsError
 
 DB_NAME = "records.sqlite3"
 """The records file inside the station's data directory."""
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Stored in ``PRAGMA user_version``; bump it and append to ``MIGRATIONS``."""
 
 MIGRATIONS: list[str] = [
@@ -102,6 +102,29 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX commands_by_time ON commands (at);
     """,
+    # 1 -> 2: where a crashed second really ended and how much of it was under occlusion; each cuff of a
+    # session with its own LOP and target; sets planned and the set cut short.
+    """
+    ALTER TABLE session_samples ADD COLUMN t_end REAL;
+    ALTER TABLE session_samples ADD COLUMN held_s REAL;
+    ALTER TABLE sessions ADD COLUMN sets_planned INTEGER;
+    ALTER TABLE sessions ADD COLUMN sets_stopped INTEGER;
+    CREATE TABLE session_cuffs (
+        session_id    INTEGER NOT NULL REFERENCES sessions(id),
+        cuff_id       TEXT NOT NULL,
+        label         TEXT NOT NULL,
+        limb          TEXT NOT NULL,
+        lop_mmhg      REAL,
+        lop_id        INTEGER,
+        position      TEXT,
+        cuff_width_cm REAL,
+        target_mmhg   REAL NOT NULL,
+        occlusion_s   REAL,
+        fidelity      REAL,
+        PRIMARY KEY (session_id, cuff_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX lop_by_cuff ON lop_measurements (cuff_id, at)
+    """,
 ]
 
 
@@ -173,7 +196,12 @@ def statements(script: str) -> list[str]:
 
 
 def end_crashed_sessions(conn: sqlite3.Connection, before_id: int) -> list[int]:
-    """End open sessions with id < ``before_id`` at their last sample, reason ``crash``, with estimated figures."""
+    """End open sessions with id < ``before_id`` at their last sample, reason ``crash``, with estimated figures.
+
+    The end is the newest sample's own time (``t_end``), and the time under occlusion per cuff the sum of
+    its rows' ``held_s``: both come from the same samples, so the occlusion never exceeds the duration.
+    Rows from before schema 2 (no ``t_end``) count whole seconds, as they always did.
+    """
     ids = [
         r[0]
         for r in conn.execute("SELECT id FROM sessions WHERE ended_at IS NULL AND id < ? ORDER BY id", (before_id,))
@@ -182,18 +210,29 @@ def end_crashed_sessions(conn: sqlite3.Connection, before_id: int) -> list[int]:
         return []
     with _transaction(conn):
         for sid in ids:
-            last_t, occluded, fidelity = conn.execute(
+            per_cuff = conn.execute(
                 """
-                SELECT MAX(t),
-                       COUNT(DISTINCT CASE WHEN target > 0 THEN t END),
-                       AVG(CASE WHEN target > 0 THEN COALESCE(in_band, ABS(pmean - target) <= ? * target) END)
-                FROM session_samples WHERE session_id = ?
+                SELECT cuff_id,
+                       MAX(COALESCE(t_end, t)),
+                       SUM(CASE WHEN target > 0 THEN COALESCE(held_s, 1.0) ELSE 0 END),
+                       SUM(CASE WHEN target > 0 THEN COALESCE(held_s, 1.0)
+                                * COALESCE(in_band, ABS(pmean - target) <= ? * target) END)
+                FROM session_samples WHERE session_id = ? GROUP BY cuff_id
                 """,
                 (FIDELITY_BAND, sid),
-            ).fetchone()
+            ).fetchall()
+            ends = [r[1] for r in per_cuff if r[1] is not None]
+            held = sum(r[2] or 0.0 for r in per_cuff)
+            within = sum(r[3] or 0.0 for r in per_cuff)
+            occluded = max((r[2] or 0.0 for r in per_cuff), default=0.0)
             conn.execute(
                 "UPDATE sessions SET ended_at = COALESCE(?, started_at), end_reason = 'crash', occlusion_s = ?,"
                 " fidelity = ? WHERE id = ?",
-                (last_t, float(occluded), fidelity, sid),
+                (max(ends) if ends else None, float(occluded), within / held if held > 0 else None, sid),
             )
+            for cuff_id, _, cuff_held, cuff_within in per_cuff:
+                conn.execute(
+                    "UPDATE session_cuffs SET occlusion_s = ?, fidelity = ? WHERE session_id = ? AND cuff_id = ?",
+                    (cuff_held or 0.0, cuff_within / cuff_held if cuff_held else None, sid, cuff_id),
+                )
     return ids

@@ -8,9 +8,10 @@ single writer thread owns the connection (:mod:`~console.records.database`).
 
 Write methods only validate their arguments and put a row on the writer
 thread's queue (microseconds); the thread commits at least every
-``commit_interval_s`` (0.5 s by default), and at once after an alarm, an
-emergency, a command or a session start/end. So a kill -9 loses at most the last
-``commit_interval_s`` of per-second samples. Ids that callers need back
+``commit_interval_s`` (0.25 s by default), and at once after an alarm, an
+emergency, a command or a session start/end. The therapy loop hands the second in
+progress over every 0.2 s (:class:`~console.records.rows.SecondAggregator`), so a
+kill -9 loses at most about 0.45 s of a session's pressure. Ids that callers need back
 (sessions, LOP, alarms, emergencies) are allocated here, in-process, so a write
 never waits for the database to learn its id.
 
@@ -35,29 +36,22 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
 from console.common.facts import LIMBS, LOP_SOURCES, PATIENT_ID
-from console.records import queries
-from console.records.checks import finite, need, one_of, text
+from console.records.checks import finite, need, one_of, session_cuff_row, text
 from console.records.database import Database
+from console.records.reads import RecordReads
 from console.records.rows import (
     END_REASONS,
     MAX_LOP_MMHG,
     PRIORITIES,
-    AlarmRecord,
-    CommandRecord,
-    EmergencyRecord,
-    LopRecord,
-    Patient,
     RecordsError,
-    SampleRecord,
-    SessionRecord,
+    SessionCuffRecord,
 )
 from console.records.schema import end_crashed_sessions
 from console.records.writer import RecordsHealth, Write
@@ -65,8 +59,8 @@ from console.records.writer import RecordsHealth, Write
 T = TypeVar("T")
 
 
-class Records:
-    """The station's records; open with :meth:`open`, always :meth:`close`."""
+class Records(RecordReads):
+    """The station's records; open with :meth:`open`, always :meth:`close`; the reads are in :class:`RecordReads`."""
 
     def __init__(self, db: Database) -> None:
         self.path = db.path
@@ -90,7 +84,7 @@ class Records:
     # ---------------------------------------------------------------- open / close
 
     @classmethod
-    def open(cls, data_dir: Path, *, readonly: bool = False, commit_interval_s: float = 0.5) -> Records:
+    def open(cls, data_dir: Path, *, readonly: bool = False, commit_interval_s: float = 0.25) -> Records:
         """Open (creating or migrating) ``<data_dir>/records.sqlite3`` and end sessions a crash left open.
 
         ``readonly`` opens for reports while a station may be writing: no lock, no recovery, no writes.
@@ -164,6 +158,19 @@ class Records:
         )
         return self._insert("lop_measurements", self._next_id("lop_measurements"), row)
 
+    def assign_lop(self, lop_id: int, patient_id: str, *, from_patient: str) -> None:
+        """File a LOP kept under ``from_patient`` (the ``unassigned`` placeholder) under the patient it was
+        measured on, once the station learns who that is. A LOP already filed under someone else stays."""
+        pid = self._known_patient(patient_id)
+        self._writable()
+        self._put(
+            Write(
+                "UPDATE lop_measurements SET patient_id = ? WHERE id = ? AND patient_id = ?",
+                (pid, int(lop_id), text("from_patient", from_patient)),
+                urgent=True,
+            )
+        )
+
     def start_session(
         self,
         patient_id: str,
@@ -176,8 +183,13 @@ class Records:
         target_pct_lop: float | None = None,
         lop_mmhg: float | None = None,
         position: str | None = None,
+        per_cuff: Sequence[SessionCuffRecord] = (),
+        sets_planned: int | None = None,
     ) -> int:
-        """Open a session record; returns its id for :meth:`session_sample` and :meth:`end_session`."""
+        """Open a session record; returns its id for :meth:`session_sample` and :meth:`end_session`.
+
+        ``per_cuff``: each cuff's own LOP and target (a pair's two legs rarely share one LOP).
+        """
         pid = self._known_patient(patient_id)
         if isinstance(cuffs, str) or not cuffs:
             raise RecordsError(f"cuffs must be a non-empty list of cuff ids, got {cuffs!r}")
@@ -193,9 +205,24 @@ class Records:
             finite("lop_mmhg", lop_mmhg, optional=True, low=1.0, high=MAX_LOP_MMHG),
             None if position is None else text("position", position),
         )
+        cuff_rows = [session_cuff_row(x, cuff_ids) for x in per_cuff]
+        if sets_planned is not None and (not isinstance(sets_planned, int) or sets_planned < 0):
+            raise RecordsError(f"sets_planned must be a whole number >= 0, got {sets_planned!r}")
         sid = self._next_id("sessions")
         self._open_sessions[sid] = frozenset(cuff_ids)
-        return self._insert("sessions", sid, row)
+        self._insert("sessions", sid, row)
+        if sets_planned is not None:
+            self._put(Write("UPDATE sessions SET sets_planned = ? WHERE id = ?", (sets_planned, sid)))
+        for cuff_row in cuff_rows:
+            self._put(
+                Write(
+                    "INSERT INTO session_cuffs (session_id, cuff_id, label, limb, target_mmhg, lop_mmhg, lop_id,"
+                    " position, cuff_width_cm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (sid, *cuff_row),
+                    urgent=True,
+                )
+            )
+        return sid
 
     def session_sample(
         self,
@@ -207,6 +234,9 @@ class Records:
         pmax: float,
         target: float,
         in_band: float | None = None,
+        *,
+        t_end: float | None = None,
+        held_s: float | None = None,
     ) -> bool:
         """Queue one second of one cuff (cheap: call it once a second per cuff from the loop).
 
@@ -223,6 +253,8 @@ class Records:
         try:
             ok = all(math.isfinite(v) for v in values) and min(pmin, pmean, pmax, target) >= -50.0
             ok = ok and pmin <= pmean <= pmax and (in_band is None or 0.0 <= in_band <= 1.0)
+            ok = ok and (t_end is None or (math.isfinite(t_end) and t <= t_end < t + 1.0))
+            ok = ok and (held_s is None or 0.0 <= held_s <= 1.0)
         except TypeError:
             ok = False
         if not ok:
@@ -230,8 +262,9 @@ class Records:
             return False
         self._put(
             Write(
-                "INSERT OR REPLACE INTO session_samples (session_id, cuff_id, t, pmin, pmean, pmax, target, in_band)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO session_samples"
+                " (session_id, cuff_id, t, pmin, pmean, pmax, target, in_band, t_end, held_s)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     session_id,
                     cuff,
@@ -241,6 +274,8 @@ class Records:
                     float(pmax),
                     float(target),
                     None if in_band is None else float(in_band),
+                    None if t_end is None else float(t_end),
+                    None if held_s is None else float(held_s),
                 ),
             )
         )
@@ -256,8 +291,14 @@ class Records:
         reps_per_set: Sequence[int],
         occlusion_s: float,
         fidelity: float | None,
+        sets_stopped: int | None = None,
+        per_cuff: Mapping[str, tuple[float, float | None]] | None = None,
     ) -> None:
-        """Close a session with its summary; ``fidelity`` is the share (0..1) of time within +-10 % of target."""
+        """Close a session with its summary; ``fidelity`` is the share (0..1) of time within +-10 % of target.
+
+        ``sets_stopped``: how many of ``sets_done`` were cut short; ``per_cuff``: cuff id ->
+        (occlusion_s, fidelity) of each cuff.
+        """
         if session_id not in self._open_sessions:
             raise RecordsError(f"session {session_id!r} is not open in these records")
         why = one_of("reason", reason, END_REASONS)
@@ -273,7 +314,28 @@ class Records:
             need("occlusion_s", occlusion_s, low=0.0),
             finite("fidelity", fidelity, optional=True, low=0.0, high=1.0),
         )
+        if sets_stopped is not None and (not isinstance(sets_stopped, int) or not 0 <= sets_stopped <= sets_done):
+            raise RecordsError(f"sets_stopped must be a whole number 0..sets_done, got {sets_stopped!r}")
+        cuff_rows = [
+            (
+                need("occlusion_s", occ, low=0.0),
+                finite("fidelity", fid, optional=True, low=0.0, high=1.0),
+                session_id,
+                c,
+            )
+            for c, (occ, fid) in (per_cuff or {}).items()
+            if c in self._open_sessions[session_id]
+        ]
         del self._open_sessions[session_id]
+        for cuff_row in cuff_rows:
+            self._put(
+                Write(
+                    "UPDATE session_cuffs SET occlusion_s = ?, fidelity = ? WHERE session_id = ? AND cuff_id = ?",
+                    cuff_row,
+                )
+            )
+        if sets_stopped is not None:
+            self._put(Write("UPDATE sessions SET sets_stopped = ? WHERE id = ?", (sets_stopped, session_id)))
         self._put(
             Write(
                 "UPDATE sessions SET ended_at = ?, end_reason = ?, sets_done = ?, reps_per_set = ?, occlusion_s = ?,"
@@ -381,47 +443,6 @@ class Records:
         """
         self._writable()
         return tuple(self._call(lambda conn: end_crashed_sessions(conn, self._first_session_id)))
-
-    # ---------------------------------------------------------------- reads (after every write queued before them)
-
-    def patients(self) -> list[Patient]:
-        return self._call(queries.patients)
-
-    def lops(self, patient_id: str) -> list[LopRecord]:
-        """Every LOP of a patient, newest first."""
-        return self._call(lambda c: queries.lops(c, patient_id))
-
-    def latest_lop(self, patient_id: str, label: str, position: str) -> LopRecord | None:
-        """The newest LOP for this patient, cuff site (``label`` or limb) and body position."""
-        return self._call(lambda c: queries.latest_lop(c, patient_id, label, position))
-
-    def session(self, session_id: int) -> SessionRecord | None:
-        return self._call(lambda c: queries.session(c, session_id))
-
-    def sessions(self, patient_id: str | None = None) -> list[SessionRecord]:
-        """Sessions, oldest first; of one patient when given."""
-        return self._call(lambda c: queries.sessions(c, patient_id))
-
-    def samples(self, session_id: int, cuff: str | None = None) -> list[SampleRecord]:
-        """A session's per-second samples in time order (then by cuff)."""
-        return self._call(lambda c: queries.samples(c, session_id, cuff))
-
-    def alarms(self, since: float | None = None, until: float | None = None) -> list[AlarmRecord]:
-        """Alarms raised in [since, until], oldest first."""
-        return self._call(lambda c: queries.alarms(c, since, until))
-
-    def emergencies(self, since: float | None = None, until: float | None = None) -> list[EmergencyRecord]:
-        return self._call(lambda c: queries.emergencies(c, since, until))
-
-    def commands(self, since: float | None = None, until: float | None = None) -> list[CommandRecord]:
-        """The audit trail in [since, until], oldest first: who did what, in which role."""
-        return self._call(lambda c: queries.commands(c, since, until))
-
-    def pragma(self, name: str) -> Any:
-        """One PRAGMA's value, for tests and diagnostics (``journal_mode``, ``synchronous``, ...)."""
-        if not re.fullmatch(r"[a-z_]+", name):
-            raise RecordsError(f"not a pragma name: {name!r}")
-        return self._call(lambda c: queries.pragma(c, name))
 
     # ---------------------------------------------------------------- internals
 

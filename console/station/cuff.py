@@ -54,6 +54,9 @@ class CuffState:
         "lop_position",
         "lop_width_cm",
         "lop_source",
+        "lop_at",
+        "lop_record_id",
+        "lop_patient",
         "patient_id",
         "pressure",
         "target",
@@ -100,6 +103,12 @@ class CuffState:
         self.lop_position = ""
         self.lop_width_cm: float | None = spec.width_cm
         self.lop_source = "config" if spec.lop is not None else ""
+        self.lop_at: float | None = None
+        """Wall time the LOP was measured (None for one from the config)."""
+        self.lop_record_id: int | None = None
+        """Its ``lop_measurements`` row, when the records have it."""
+        self.lop_patient = ""
+        """Whom the records file it under (``unassigned`` until a patient is set on the cuff)."""
         self.patient_id: str | None = None
         self.pressure: float | None = None
         self.target = 0.0

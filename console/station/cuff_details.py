@@ -7,6 +7,7 @@ then they are told to observers and put in the audit trail."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from console.common.api import CommandRefused
 from console.common.facts import LOP_PLAUSIBLE_MMHG, LOP_SOURCES, PATIENT_ID, PATIENT_ID_RULE, POSITIONS
@@ -14,6 +15,7 @@ from console.common.figures import figure, number_arg
 from console.config.schema import with_article
 from console.station.cuff import CuffState
 from console.station.events import AuditTrail, StationEvent, actor_var
+from console.station.lop_records import attach_lop, file_lop
 from console.station.snapshots import SnapshotBuilder
 from console.station.supervisor import ControllerState
 
@@ -41,8 +43,17 @@ class CuffDetails:
         self._view = view
 
     async def set_lop(
-        self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None, source: str = "doppler"
+        self,
+        cuff_id: str,
+        lop: float,
+        *,
+        position: str,
+        cuff_width_cm: float | None,
+        source: str = "doppler",
+        confidence: float | None = None,
+        record: Any = None,
     ) -> None:
+        """Check and set a cuff's LOP, and file it; ``record``: a stored one re-used (kept, not filed again)."""
         what = f"set LOP of {cuff_id!r} to {lop!r} mmHg ({position!r}, {source!r})"
         try:
             cuff, _ = self._lookup(cuff_id)
@@ -68,14 +79,32 @@ class CuffDetails:
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         what = f"set LOP of {cuff_id} to {figure(value)} mmHg ({position}, {source})"
+        if record is not None:
+            what += f" from LOP record #{record.id} of patient {record.patient_id}"
         cuff.lop = round(value, 1)
         cuff.lop_position = position
         cuff.lop_source = source
-        if cuff_width_cm is not None:
-            cuff.lop_width_cm = float(cuff_width_cm)
+        cuff.lop_width_cm = float(cuff_width_cm) if cuff_width_cm is not None else cuff.spec.width_cm
         self._view.dirty = True
         self._audit.record_command(actor_var.get(), what)
+        if record is None:
+            file_lop(self._audit, cuff, source, confidence, stale_patient=self._stale_patient(cuff))
+        else:
+            cuff.lop_at, cuff.lop_record_id, cuff.lop_patient = record.at, record.id, record.patient_id
         self._audit.emit(StationEvent("lop", self._audit.clock.wall(), actor_var.get(), what, cuff=cuff_id))
+
+    def _stale_patient(self, cuff: CuffState) -> bool:
+        """The cuff's patient is only the one its finished session left there (nobody set them since):
+        a LOP taken now is most likely the next patient's."""
+        hook = self._view.sessions
+        if hook is None or not cuff.patient_id:
+            return False
+        try:
+            session, _ = hook.cuff_extras(cuff.id)
+        except Exception:
+            return False
+        over = session is not None and session.phase in ("done", "stopped", "between")
+        return over and session is not None and session.patient_id == cuff.patient_id
 
     async def set_patient(self, cuff_id: str, patient_id: str) -> None:
         what = f"set patient of {cuff_id} to {patient_id!r}"
@@ -89,4 +118,6 @@ class CuffDetails:
         cuff.patient_id = pid or None
         self._view.dirty = True
         self._audit.record_command(actor_var.get(), what)
+        if pid and (moved := attach_lop(self._audit, cuff, pid)):
+            self._audit.record_command("station", moved)
         self._audit.emit(StationEvent("patient", self._audit.clock.wall(), actor_var.get(), what, cuff=cuff_id))

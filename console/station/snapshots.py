@@ -182,6 +182,9 @@ class SnapshotBuilder:
             lop_measure=lop_measure,
             patient_id=c.patient_id,
             pair=c.spec.pair,
+            # Whole minutes: an age that changed every frame would make every snapshot differ (and repaint).
+            lop_age_s=None if c.lop_at is None else 60.0 * (max(0.0, self.clock.wall() - c.lop_at) // 60),
+            lop_position=c.lop_position,
             width_cm=spec.width_cm,
         )
 

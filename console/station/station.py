@@ -42,6 +42,8 @@ from console.station.events import (
 )
 from console.station.limits import Limits
 from console.station.link_reports import LinkReports
+from console.station.lop_records import restore_lops
+from console.station.patient_desk import PatientDesk
 from console.station.records_watch import RecordsWatch
 from console.station.session_commands import SessionCommands
 from console.station.session_hook import SessionHook
@@ -61,7 +63,7 @@ READY_TIMEOUT_S = 3.0
 """How long :meth:`Station.start` waits for the links before carrying on without the slow ones."""
 
 
-class Station:
+class Station(PatientDesk):
     """The engine behind every console (role operator).
 
     Args:
@@ -254,6 +256,9 @@ class Station:
             ctrl.down_since = now
         await self.connections.open()
         self.audit.emit(StationEvent("station", self.clock.wall(), "station", "station started"))
+        for said in restore_lops(self.audit, self.cuffs, self.config.therapy.lop_max_age_days * 86400.0):
+            self.audit.record_command("station", said)
+        self.view.dirty = True
         if self.check_interval_s is not None:
             self._check_task = asyncio.create_task(self._check_loop(), name="station:supervisor")
 
@@ -465,9 +470,19 @@ class Station:
         await self.alarm_desk.silence(seconds)
 
     async def set_lop(
-        self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None, source: str = "doppler"
+        self,
+        cuff_id: str,
+        lop: float,
+        *,
+        position: str,
+        cuff_width_cm: float | None,
+        source: str = "doppler",
+        confidence: float | None = None,
     ) -> None:
-        await self.details.set_lop(cuff_id, lop, position=position, cuff_width_cm=cuff_width_cm, source=source)
+        """Set a cuff's LOP; it is filed in the records (``confidence``: of an automatic measurement)."""
+        await self.details.set_lop(
+            cuff_id, lop, position=position, cuff_width_cm=cuff_width_cm, source=source, confidence=confidence
+        )
 
     async def set_patient(self, cuff_id: str, patient_id: str) -> None:
         await self.details.set_patient(cuff_id, patient_id)

@@ -20,7 +20,7 @@ from typing import Any
 
 from console.common.api import AlarmSnapshot, CommandRefused, LopProgress, Priority
 from console.common.clock import Clock
-from console.common.facts import PATIENT_ID
+from console.common.facts import UNASSIGNED
 from console.common.figures import figure
 from console.station.limits import ControllerView
 from console.therapy.cuff_ops import check_free, concerns, deflate, wait_first_reading
@@ -39,8 +39,8 @@ OVERSHOOT_MMHG = 30.0
 """During a measurement, pressure this far above the step's target ..."""
 OVERSHOOT_S = 2.5
 """... for this long (longer than a vent down between steps takes) cancels it."""
-NO_PATIENT = "unassigned"
-"""Records need a patient for a LOP: a measurement on a cuff with no patient is filed under this id."""
+NO_PATIENT = UNASSIGNED
+"""Records need a patient for a LOP: the station files one taken on a cuff with no patient under this id."""
 
 
 class LopJobs:
@@ -255,14 +255,18 @@ class LopJobs:
                 try:
                     with self.station.acting_as("station"):
                         await self.station.set_lop(
-                            cid, res.lop, position=job.position, cuff_width_cm=spec.width_cm, source="auto"
+                            cid,
+                            res.lop,
+                            position=job.position,
+                            cuff_width_cm=spec.width_cm,
+                            source="auto",
+                            confidence=_share(res.confidence),
                         )
                 except CommandRefused as exc:
                     job.final = LopProgress(
                         "failed", 0.0, elapsed, None, None, f"result {figure(res.lop)} mmHg not kept: {exc}"
                     )
                     return
-                self._record(job, res.lop, res.confidence)
                 low, high = res.bracket if res.bracket is not None else (None, None)
                 job.final = LopProgress(
                     "done",
@@ -288,26 +292,6 @@ class LopJobs:
             self.board.unfeed(job)
             self.station.mark_changed()
 
-    def _record(self, job: LopJob, lop: float, confidence: float | None) -> None:
-        if not self.records.enabled:
-            return
-        cuff = self.station.cuffs[job.cuff_id]
-        pid = cuff.patient_id if cuff.patient_id and PATIENT_ID.fullmatch(cuff.patient_id) else NO_PATIENT
-        at = self.clock.wall()
-        self.records.add_patient(pid, at=at, note="" if pid != NO_PATIENT else "LOPs measured with no patient set")
-        conf = None if confidence is None or not math.isfinite(confidence) else min(1.0, max(0.0, confidence))
-        self.records.record_lop(
-            pid,
-            cuff_id=cuff.id,
-            limb=cuff.spec.limb,
-            label=cuff.spec.label or cuff.spec.limb,
-            position=job.position,
-            lop_mmhg=lop,
-            at=at,
-            cuff_width_cm=cuff.spec.width_cm,
-            confidence=conf,
-        )
-
     def progress(self, job: LopJob, now: float) -> LopProgress:
         """What the cuff's snapshot shows of this measurement."""
         if job.final is not None:
@@ -324,3 +308,8 @@ class LopJobs:
         if job.note and prog.state == "running":
             return LopProgress(prog.state, prog.pressure_step, elapsed, message=f"{prog.message}; {job.note}")
         return LopProgress(prog.state, prog.pressure_step, elapsed, prog.lop, prog.confidence, prog.message)
+
+
+def _share(x: float | None) -> float | None:
+    """A confidence the records accept: None when unknown, else clamped to 0..1."""
+    return None if x is None or not math.isfinite(x) else min(1.0, max(0.0, x))

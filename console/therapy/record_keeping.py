@@ -9,10 +9,10 @@ writes: nothing is written).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from console.records.rows import SecondSummary
+from console.records.rows import SecondSummary, SessionCuffRecord
 from console.therapy.station_port import RecordsPort, TherapyStation
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,8 @@ class SafeRecords:
         target_pct_lop: float,
         lop_mmhg: float | None,
         position: str | None,
+        per_cuff: Sequence[SessionCuffRecord] = (),
+        sets_planned: int | None = None,
     ) -> int | None:
         """Open a session record: its id, or None when there are no records or they refused."""
         return self._safe(
@@ -89,12 +91,17 @@ class SafeRecords:
                 target_pct_lop=target_pct_lop,
                 lop_mmhg=lop_mmhg,
                 position=position,
+                per_cuff=per_cuff,
+                sets_planned=sets_planned,
             ),
         )
 
     def session_sample(self, session_id: int, cuff: str, sec: SecondSummary) -> None:
         """One second of one cuff."""
-        self._safe("session_sample", lambda r: r.session_sample(session_id, cuff, *sec.row()))
+        self._safe(
+            "session_sample",
+            lambda r: r.session_sample(session_id, cuff, *sec.row(), t_end=sec.t_end, held_s=sec.held_s),
+        )
 
     def end_session(
         self,
@@ -106,6 +113,8 @@ class SafeRecords:
         reps_per_set: Sequence[int],
         occlusion_s: float,
         fidelity: float | None,
+        sets_stopped: int | None = None,
+        per_cuff: Mapping[str, tuple[float, float | None]] | None = None,
     ) -> None:
         self._safe(
             "end_session",
@@ -117,6 +126,8 @@ class SafeRecords:
                 reps_per_set=reps_per_set,
                 occlusion_s=occlusion_s,
                 fidelity=fidelity,
+                sets_stopped=sets_stopped,
+                per_cuff=per_cuff,
             ),
         )
 

@@ -400,9 +400,10 @@ class SessionRunner:
         src = self._paused_from if self.phase == "paused" else self.phase
         if src == "set" and len(self._log.reps_by_set) == self._set_i:
             if self.plan.mode == "reps":
-                self._log.record_set(min(self._current_rep(now), self.plan.sets[self._set_i]), self._detected_now())
+                reps = min(self._current_rep(now), self.plan.sets[self._set_i])
+                self._log.record_set(reps, self._detected_now(), stopped=True)
             else:
-                self._log.record_set(0, 0)
+                self._log.record_set(0, 0, stopped=True)
 
     def _end_work(self, now: float) -> None:
         """The set (or on-phase) is over: record it, then rest, or finish after the last one."""

@@ -21,7 +21,7 @@ from console.common.api import AlarmSnapshot, CommandRefused, Priority
 from console.common.clock import Clock
 from console.common.facts import PATIENT_ID
 from console.common.figures import figure
-from console.records.rows import SecondAggregator
+from console.records.rows import SecondAggregator, SessionCuffRecord
 from console.therapy.cuff_ops import check_free, concerns, deflate, wait_first_reading
 from console.therapy.driver import Driver
 from console.therapy.jobs import JobBoard, SessionJob
@@ -164,6 +164,22 @@ class SessionJobs:
             target_pct_lop=float(job.plan.pct_lop),
             lop_mmhg=lops.get(first),
             position=self.station.cuffs[first].lop_position or None,
+            per_cuff=[self._cuff_row(job, c, lops.get(c)) for c in job.cuffs],
+            sets_planned=job.runner.set_count,
+        )
+
+    def _cuff_row(self, job: SessionJob, cuff_id: str, lop: float | None) -> SessionCuffRecord:
+        """What the record keeps of one cuff at the start: its own LOP (and where it came from) and target."""
+        cuff = self.station.cuffs[cuff_id]
+        return SessionCuffRecord(
+            cuff_id=cuff_id,
+            label=cuff.spec.label or cuff.spec.limb,
+            limb=cuff.spec.limb,
+            target_mmhg=job.runner.target(cuff_id),
+            lop_mmhg=lop,
+            lop_id=cuff.lop_record_id,
+            position=cuff.lop_position or None,
+            cuff_width_cm=cuff.lop_width_cm,
         )
 
     async def command(self, cuff_id: str, command: str) -> None:
@@ -242,7 +258,14 @@ class SessionJobs:
                     job.then(partial(deflate, self.station, act.cuff_id, act.reason or "session"))
             elif isinstance(act, Finished):
                 self._close_record(job, act.summary)
-            elif isinstance(act, (PhaseChanged, Beat)):
+            elif isinstance(act, PhaseChanged):
+                if job.record_id is not None and not job.recorded_end:
+                    # In the audit trail, so the session's plots can shade its sets and rests.
+                    self.station.record_command(
+                        "station", f"session #{job.record_id} phase {act.phase} {act.set_index}"
+                    )
+                self.station.mark_changed()
+            elif isinstance(act, Beat):
                 self.station.mark_changed()
 
     async def _inflate(self, job: SessionJob, cuff_id: str, mmhg: float) -> None:
@@ -350,8 +373,18 @@ class SessionJobs:
             sets_done=summary.sets_done,
             reps_per_set=list(summary.reps_by_set),
             occlusion_s=max(0.0, summary.occlusion_s),
-            fidelity=None if fid is None or not math.isfinite(fid) else min(1.0, max(0.0, fid)),
+            fidelity=_share(fid),
+            sets_stopped=summary.sets_stopped,
+            per_cuff={
+                c: (max(0.0, summary.occlusion_by_cuff.get(c, 0.0)), _share(summary.fidelity_by_cuff.get(c)))
+                for c in summary.cuffs
+            },
         )
+
+
+def _share(x: float | None) -> float | None:
+    """A fidelity the records accept: None when unknown, else clamped to 0..1."""
+    return None if x is None or not math.isfinite(x) else min(1.0, max(0.0, x))
 
 
 def _a(limb: str) -> str:

@@ -31,10 +31,13 @@ class SessionLog:
         self.reps_by_set: list[int] = []
         """Reps of each set done (0 for an on-phase); the last can be corrected by hand."""
         self.detected_by_set: list[int] = []
+        self.sets_stopped = 0
+        """Sets recorded as cut short (stop, emergency, occlusion limit)."""
         self.alarms: list[tuple[float, str, str]] = []
         """(time, priority, cause) of each alarm the session was told about."""
 
-    def record_set(self, reps: int, detected: int) -> None:
+    def record_set(self, reps: int, detected: int, *, stopped: bool = False) -> None:
+        self.sets_stopped += int(stopped)
         self.reps_by_set.append(reps)
         self.detected_by_set.append(detected)
 
@@ -52,6 +55,7 @@ class SessionLog:
             ended_at=now,
             sets_planned=self.set_count,
             sets_done=len(reps),
+            sets_stopped=self.sets_stopped,
             reps_by_set=reps,
             detected_by_set=tuple(self.detected_by_set),
             reps_done=sum(reps),

@@ -104,6 +104,8 @@ class SessionSummary:
     sets_planned: int
     sets_done: int
     """Sets (or on-phases) finished, including one cut short by skip or the occlusion limit."""
+    sets_stopped: int
+    """Of ``sets_done``, those cut short by a stop, an emergency or the occlusion limit (not by skip)."""
     reps_by_set: tuple[int, ...]
     detected_by_set: tuple[int, ...]
     reps_done: int

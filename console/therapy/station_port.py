@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 from console.common.api import AlarmSnapshot
 from console.common.clock import Clock
+from console.records.rows import SessionCuffRecord
 from console.station.limits import ControllerView
 from console.therapy.plans import Plan
 
@@ -58,6 +59,12 @@ class CuffView(Protocol):
 
     @property
     def lop_position(self) -> str: ...
+
+    @property
+    def lop_width_cm(self) -> float | None: ...
+
+    @property
+    def lop_record_id(self) -> int | None: ...
 
     @property
     def patient_id(self) -> str | None: ...
@@ -153,6 +160,8 @@ class RecordsPort(Protocol):
         target_pct_lop: float | None = None,
         lop_mmhg: float | None = None,
         position: str | None = None,
+        per_cuff: Sequence[SessionCuffRecord] = (),
+        sets_planned: int | None = None,
     ) -> int: ...
 
     def session_sample(
@@ -165,6 +174,9 @@ class RecordsPort(Protocol):
         pmax: float,
         target: float,
         in_band: float | None = None,
+        *,
+        t_end: float | None = None,
+        held_s: float | None = None,
     ) -> bool: ...
 
     def end_session(
@@ -177,6 +189,8 @@ class RecordsPort(Protocol):
         reps_per_set: Sequence[int],
         occlusion_s: float,
         fidelity: float | None,
+        sets_stopped: int | None = None,
+        per_cuff: Mapping[str, tuple[float, float | None]] | None = None,
     ) -> None: ...
 
 
@@ -227,7 +241,14 @@ class TherapyStation(Protocol):
     async def deflate(self, cuff_id: str) -> None: ...
 
     async def set_lop(
-        self, cuff_id: str, lop: float, *, position: str, cuff_width_cm: float | None, source: str = "doppler"
+        self,
+        cuff_id: str,
+        lop: float,
+        *,
+        position: str,
+        cuff_width_cm: float | None,
+        source: str = "doppler",
+        confidence: float | None = None,
     ) -> None: ...
 
     async def set_patient(self, cuff_id: str, patient_id: str) -> None: ...

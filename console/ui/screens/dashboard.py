@@ -14,10 +14,12 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 
 from console.common.api import AlarmSnapshot, CuffSnapshot, Role, StationSnapshot
+from console.common.patients import PatientBook
 from console.ui.actions import ConsoleActions
 from console.ui.alerting import flash_on
 from console.ui.screens.dialogs import InflateDialog, InflateRequest
 from console.ui.screens.lists import AlarmListScreen
+from console.ui.screens.patients import PatientsScreen
 from console.ui.screens.therapy import CommandDialog, DopplerLopDialog, MeasureLopDialog, SessionDialog
 from console.ui.widgets.cuff_panel import CuffPanel
 from console.ui.widgets.footer import KeyFooter
@@ -69,6 +71,7 @@ class DashboardScreen(Screen[None]):
         Binding("A", "ack_all", "ack all", key_display="A", show=False, tooltip="acknowledge every alarm"),
         Binding("s", "silence", "silence", tooltip="silence the alarm sound for 120 s"),
         Binding("l", "alarm_list", "alarms", show=False, tooltip="alarm list"),
+        Binding("P", "patients", "patients", key_display="P", show=False, tooltip="patients: LOP history, sessions"),
         Binding("q", "request_quit", "quit", show=False, tooltip="quit (asks while a cuff is inflated)"),
     ]
 
@@ -207,14 +210,18 @@ class DashboardScreen(Screen[None]):
     async def action_enter_lop(self) -> None:
         await self._open_therapy_dialog("doppler")
 
-    async def _open_therapy_dialog(self, kind: str) -> None:
+    async def _open_therapy_dialog(self, kind: str, *, patient: str | None = None) -> None:
         """``session`` | ``measure`` | ``doppler``: opened and focused before the next key is read."""
         cuff = self.actions.selected_cuff()
         if cuff is None:
             return
+        snap = self.view.last_snapshot
+        if patient is not None:  # from the patients screen, which just set the LOP: the newest state
+            snap = self.actions.handle.snapshot()
+            cuff = cuff_by_id(snap, cuff.id) or cuff
         dialog: CommandDialog
         if kind == "session":
-            dialog = SessionDialog(self.view.last_snapshot, cuff, self.actions)
+            dialog = SessionDialog(snap, cuff, self.actions, patient)
         elif kind == "measure":
             dialog = MeasureLopDialog(cuff, self.actions)
         else:
@@ -242,6 +249,17 @@ class DashboardScreen(Screen[None]):
 
     def action_rep(self, delta: int) -> None:
         self.actions.session_command("rep+" if delta > 0 else "rep-")
+
+    async def action_patients(self) -> None:
+        handle = self.actions.handle
+        if not isinstance(handle, PatientBook):
+            self.notify("Patient records are kept at the station: open them on its own console.")
+            return
+
+        async def start(patient_id: str) -> None:
+            await self._open_therapy_dialog("session", patient=patient_id)
+
+        await self.app.push_screen(PatientsScreen(self.actions, handle, self.actions.selected_cuff(), start))
 
     def action_alarm_list(self) -> None:
         self.app.push_screen(AlarmListScreen(self.actions))

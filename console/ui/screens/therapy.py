@@ -201,8 +201,13 @@ class SessionDialog(CommandDialog):
 
     AUTO_FOCUS = "#patient"
 
-    def __init__(self, snap: StationSnapshot, cuff: CuffSnapshot, actions: ConsoleActions) -> None:
+    def __init__(
+        self, snap: StationSnapshot, cuff: CuffSnapshot, actions: ConsoleActions, patient: str | None = None
+    ) -> None:
         super().__init__(cuff, actions)
+        self.patient = patient if patient is not None else (cuff.patient_id or "")
+        self.from_patients = patient is not None
+        """Opened from the patients screen: its patient wins over a draft left on the cuff."""
         self.plans = plans_for(snap, cuff)
         self.partners = partner_choices(snap, cuff)
 
@@ -212,7 +217,7 @@ class SessionDialog(CommandDialog):
             yield Label(plain(f"Session on {_cuff_title(c)}"), id="dialog-title")
             yield Label(_lop_info(c))
             draft = self.actions.session_drafts.get(c.id)
-            typed = draft.patient if draft is not None else (c.patient_id or "")
+            typed = draft.patient if draft is not None and not self.from_patients else self.patient
             patient = OrderedInput(
                 clean(typed), placeholder="pseudonymous id, e.g. P-0042", id="patient", max_length=64
             )

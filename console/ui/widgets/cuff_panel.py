@@ -19,6 +19,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from console.common.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority, SessionSnapshot
+from console.common.figures import age_text
 from console.ui import cue, render, therapy_text
 from console.ui.alarm_words import fit, for_cuff
 from console.ui.plain import clean, plain
@@ -393,6 +394,8 @@ class CuffPanel(Widget):
         if m is not None:
             return therapy_text.lop_text(m).line
         lop = f"LOP {c.lop:.0f}" if c.lop is not None else "LOP not set"
+        if c.lop is not None and c.lop_age_s is not None:
+            lop += f" {c.lop_position} {age_text(c.lop_age_s)} ago"
         pat = f"  patient {c.patient_id}" if c.patient_id else ""
         return f"{lop}  max {c.max_pct_lop:.0f}%{pat}"
 
