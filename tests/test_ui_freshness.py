@@ -39,10 +39,11 @@ async def test_an_alarm_shows_on_the_next_frame_while_rows_are_held_back() -> No
         st.set_cuff("A1", pressure=150.6)  # the clock has not moved: digits and trace are still held
         app.refresh_now()  # one frame
         await pilot.pause()
-        assert "A1 pressure off target" in app.dashboard.banner.plain
-        assert "A1 pressure off target" in _rows(app, "A1")[7]
+        # The clinician's words for a HIGH off-target alarm (console/ui/alarm_words.py), not the code's text.
+        assert "A1: pressure too high" in app.dashboard.banner.plain
+        assert "pressure too high" in _rows(app, "A1")[7]
         assert app.dashboard.panels["A1"].has_class("-alarm-high")
-        assert "A1 pressure off target" in screen_text(app)
+        assert "pressure too high" in screen_text(app)
 
 
 async def test_a_state_change_shows_on_the_next_frame() -> None:
