@@ -310,6 +310,9 @@ class LopMeasurement:
                 return (self._climb(top), self._coarse())
             return (min(self.ceiling, top + max(6.0, 0.04 * top)), self.fine_dwell_s)
         first = above[0]
+        if br.hi is not None and first is not br.hi and br.width > RESOLUTION_MMHG:
+            # An unclear level inside a bracket already closed above: halve it (a level met again pools).
+            return (round(0.5 * (lo.target + br.hi.target), 1), self.fine_dwell_s)
         if br.hi is None or first is not br.hi:
             # The first level above the pulse is unclear: hold it again, else look under it.
             if first.plateaus <= MAX_REHOLDS:
