@@ -59,7 +59,11 @@ STRONG_Z = 18.0
 STRONG_BAND_Z = 12.0
 """... or its band power this many SDs over the noise's (an irregular rhythm)."""
 ABSENT_FRACTION = 0.5
-"""Absence is confirmed on a plateau when no pulse shows and one of this share of the peak's amplitude would have."""
+"""Absence is confirmed on a plateau when no pulse shows and one of this share of the peak's amplitude would have
+(a loose test on purpose: what may hide under that floor is the guard's to judge, see :meth:`Bracket.hidden`)."""
+GONE_FRACTION = 0.25
+"""A level under one with a pulse contradicts it (the pulse came back) only if one of this share of the peak's
+would have shown there: a looser floor only leaves that level unclear."""
 END_POWER = 2.0
 """The assumed gentlest end of a fade (2: a parabola, as cos^2 ends; 1: a straight line)."""
 MAX_ERROR_MMHG = 8.5
@@ -265,15 +269,10 @@ class Bracket:
     back_above: Level | None
     """A level above ``hi`` where the pulse showed again."""
 
-    def absent(self, lv: Level) -> bool:
+    def absent(self, lv: Level, fraction: float = ABSENT_FRACTION) -> bool:
         """No pulse here, and one of :data:`ABSENT_FRACTION` of the peak's would have shown: confirmed only on a
         plateau the regulator left alone (what a correction's fit takes away can be the pulse itself)."""
-        return (
-            not lv.present
-            and not lv.corrected
-            and not lv.band_hint
-            and lv.upper() <= ABSENT_FRACTION * self.peak.amplitude
-        )
+        return not lv.present and not lv.corrected and not lv.band_hint and lv.upper() <= fraction * self.peak.amplitude
 
     @property
     def width(self) -> float:
@@ -330,7 +329,7 @@ def bracket(amps: Sequence[StepAmplitude]) -> Bracket | None:
     lo = max(present, key=lambda x: x.pressure)
     shell = Bracket(tuple(lv), peak, regular, lo, None, False, None)
     faded = [x for x in lv if x.pressure > peak.pressure and x is not lo]
-    gone_below = [x for x in faded if x.pressure < lo.pressure and shell.absent(x)]
+    gone_below = [x for x in faded if x.pressure < lo.pressure and shell.absent(x, GONE_FRACTION)]
     if gone_below:
         # Absent at a level under one where the pulse shows: the bracket is the first absence, contradicted.
         return Bracket(tuple(lv), peak, regular, lo, gone_below[0], False, lo)
