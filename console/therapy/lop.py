@@ -110,8 +110,10 @@ class LopMeasurement:
     has faded under :data:`LOSS_FRACTION` of its peak, longer plateaus
     (``fine_dwell_s``) go up in small steps past the loss of the signal until
     its absence is confirmed; halving steps then narrow the bracket to
-    :data:`RESOLUTION_MMHG`; a level whose reading is unclear, or whose floor
-    leaves too much room above it, is held again. No plateau starts that
+    :data:`RESOLUTION_MMHG`; a level whose reading is unclear is held again, and
+    while the floor above leaves too much room for a hidden pulse the bracket's
+    two ends are held again in turn (``final_dwell_s``, up to :data:`FINAL_REHOLDS`
+    times; re-holds of one level pool into one reading). No plateau starts that
     would end after ``budget_s``. Never targets above ``ceiling_mmhg`` or 300.
     At ``timeout_s`` it gives up. Every ending deflates.
     """
@@ -342,10 +344,11 @@ class LopMeasurement:
         # Too much room above the bracket: lower the upper floor, or make the lower pulse surer (what
         # may hide shrinks with the ratio of the two; both are held again, in turn, as the budget allows).
         hi = br.hi
-        if hi.plateaus <= FINAL_REHOLDS and (hi.plateaus <= lo.plateaus or lo.plateaus > FINAL_REHOLDS):
+        low = br.anchor() or lo  # the level with a pulse that bounds the hidden end best
+        if hi.plateaus <= FINAL_REHOLDS and (hi.plateaus <= low.plateaus or low.plateaus > FINAL_REHOLDS):
             return (hi.target, self.final_dwell_s)
-        if lo.plateaus <= FINAL_REHOLDS:
-            return (lo.target, self.final_dwell_s)
+        if low.plateaus <= FINAL_REHOLDS:
+            return (low.target, self.final_dwell_s)
         return None
 
     # -- outputs

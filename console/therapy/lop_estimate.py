@@ -279,6 +279,26 @@ class Bracket:
         assert self.lo is not None and self.hi is not None
         return self.hi.pressure - self.lo.pressure
 
+    def anchor(self) -> Level | None:
+        """The level with a pulse whose bound on what may hide above ``hi`` is the tightest (the one to hold again)."""
+        assert self.lo is not None and self.hi is not None
+        best, where = math.inf, None
+        for x in self.levels:
+            b = self._hidden_from(x)
+            if b < best:
+                best, where = b, x
+        return where
+
+    def _hidden_from(self, x: Level) -> float:
+        assert self.hi is not None
+        if not x.present or x.pressure < self.peak.pressure or x.pressure >= self.hi.pressure:
+            return math.inf
+        low = x.lower()
+        if low <= 0.0:
+            return math.inf
+        rho = math.pow(self.hi.upper() / low, 1.0 / END_POWER)
+        return (self.hi.pressure - x.pressure) * rho / (1.0 - rho) if rho < 1.0 else math.inf
+
     def hidden(self) -> float:
         """How far above ``hi`` a pulse under its floor could reach, under the fade-end assumption (inf: any).
 
@@ -287,17 +307,7 @@ class Bracket:
         the tightest bound holds.
         """
         assert self.lo is not None and self.hi is not None
-        best = math.inf
-        for x in self.levels:
-            if not x.present or x.pressure < self.peak.pressure or x.pressure >= self.hi.pressure:
-                continue
-            low = x.lower()
-            if low <= 0.0:
-                continue
-            rho = math.pow(self.hi.upper() / low, 1.0 / END_POWER)
-            if rho < 1.0:
-                best = min(best, (self.hi.pressure - x.pressure) * rho / (1.0 - rho))
-        return best
+        return min((self._hidden_from(x) for x in self.levels), default=math.inf)
 
     def estimate(self) -> float:
         """The number given: the middle of where the LOP can lie (from ``lo`` to ``hi`` plus what may hide
