@@ -38,7 +38,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.lop_oracle import oracle_error  # noqa: E402
+from bench.lop_oracle import certifies, oracle_error  # noqa: E402
 from console.common.clock import ManualClock  # noqa: E402
 from console.therapy.lop import LopMeasurement  # noqa: E402
 from console.therapy.lop_estimate import LopResult  # noqa: E402
@@ -66,6 +66,10 @@ class Limb:
         return oracle_error(
             lop=self.lop, amplitude=self.pulse_amplitude, noise=self.noise, hz=self.hz, model=self.model
         )
+
+    def ideal_certifies(self) -> bool:
+        """Whether an ideal observer could give a number under the verdict's guard (:func:`bench.lop_oracle.certifies`)."""
+        return certifies(lop=self.lop, amplitude=self.pulse_amplitude, noise=self.noise, hz=self.hz, model=self.model)
 
     @property
     def should_succeed(self) -> bool:
@@ -264,8 +268,10 @@ def _row(fade: str, outs: list[Outcome]) -> str:
     ideal = [o.limb.ideal_error() for o in eligible]
     reachable = sum(e is not None and e >= -FAIL_MMHG for e in ideal)
     ideal_share = 100 * reachable / len(eligible) if eligible else float("nan")
+    guarded = sum(o.limb.ideal_certifies() for o in eligible)
+    guard_share = 100 * guarded / len(eligible) if eligible else float("nan")
     return (
-        f"{fade:8} {len(outs):5d} {share:6.1f} ({len(good)}/{len(eligible)}) {ideal_share:6.1f} {figs} "
+        f"{fade:8} {len(outs):5d} {share:6.1f} ({len(good)}/{len(eligible)}) {ideal_share:6.1f} {guard_share:6.1f} {figs} "
         f"{len(refused):3d}/{len(moving):<3d} {statistics.fmean(sims):5.1f} {max(sims):5.1f}"
     )
 
@@ -297,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_describe(o))
     print(f"LOP bench: seed {args.seed}, {len(outcomes)} limbs, wall {wall:.0f} s")
     print(
-        "shape    limbs  still measured (n/eligible) ideal    n   bias    SD  worst  >10%  moving refused"
+        "shape    limbs  still measured (n/eligible) ideal  guard    n   bias    SD  worst  >10%  moving refused"
         "  mean   max (s)"
     )
     for fade in shapes:
@@ -310,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         "ideal: share of the still limbs with a pulse above the noise that an ideal observer (every beat known,"
         " 60 s at one pressure, SNR 3; bench/lop_oracle.py) reads within 10 mmHg: the most any observing"
         " procedure can measure"
+    )
+    print(
+        "guard: share of those an ideal observer could give a number for under the verdict's guard (a fade ends"
+        " no more gently than a parabola; 30 s at the LOP, 30 s below it; lop_oracle.certifies)"
     )
     print("anchor: Masri 2016 in-cuff vs Doppler 1 +- 8 (upper limb), 0 +- 15 mmHg (lower)")
     return 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+from console.therapy.lop_estimate import END_POWER, MAX_ERROR_MMHG
 from drivers.emulator.limb import LimbModel
 from drivers.emulator.physics import beat_shape
 
@@ -70,3 +71,39 @@ def oracle_error(
         else:
             hi = mid
     return lo - lop
+
+
+def certifies(
+    *,
+    lop: float,
+    amplitude: float,
+    noise: float,
+    hz: float,
+    model: LimbModel,
+    seconds: float = 60.0,
+    snr: float = ORACLE_SNR,
+) -> bool:
+    """Whether the ideal observer could *give* a number under the verdict's guard, not only see the pulse.
+
+    The verdict (:mod:`console.therapy.lop_estimate`) assumes only that a fade ends no more gently than
+    a parabola, so it gives a number only when the pulse under the upper plateau's floor could not
+    reach far above it. The ideal observer at its most favourable: half the budget on a plateau exactly
+    at the LOP (its floor: ``snr`` SDs of the amplitude), half on the best plateau below it (its pulse
+    known to ``snr`` SDs), and the verdict's own rule on the result. What this cannot certify, no
+    procedure behind that guard can.
+    """
+    n = 0.5 * seconds * hz
+    sd = noise / math.sqrt(n * SHAPE_VARIANCE * (1.0 + 0.5 * model.breathing**2))
+    floor = snr * sd
+    peak = model.peak_at * lop
+    lo = lop - 0.25
+    while lo > peak:
+        low = amplitude * model.envelope(lo, lop) - snr * sd
+        if low > floor:
+            rho = math.pow(floor / low, 1.0 / END_POWER)
+            hidden = (lop - lo) * rho / (1.0 - rho)
+            est = min(lop, 0.5 * (lo + lop + hidden))
+            if max(est - lo, lop + hidden - est) <= MAX_ERROR_MMHG:
+                return True
+        lo -= 0.25
+    return False

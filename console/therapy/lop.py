@@ -70,10 +70,17 @@ SETTLED_MMHG = 2.5
 """A plateau has settled once the pressure is this close to its target (small steps down take a vent burst)."""
 LOSS_FRACTION = 0.4
 """The climb slows down once the pulse on the top plateau is under this share of the peak's amplitude."""
-RESOLUTION_MMHG = 5.0
-"""The halving steps stop once the bracket is this narrow."""
+RESOLUTION_MMHG = 8.0
+"""The halving steps stop once the bracket is this narrow (narrower gains little: what may hide above the
+bracket, not its width, is what usually limits the result, and re-holding its ends lowers that)."""
 MAX_REHOLDS = 2
 """Times one level is held again to lower its floor (or to make an unclear reading clear)."""
+FINAL_REHOLDS = 5
+"""Times the bracket's two levels may be held again once it is narrow, to lower what may hide above it."""
+CLIMB_SHARE = 0.25
+"""While the pulse is strong, each coarse step climbs by this share of the pressure (15 mmHg at least) ..."""
+CLIMB_MAX_MMHG = 40.0
+"""... and at most this: the climb should leave most of the budget for the plateaus around the LOP."""
 COARSE_BEATS = 2.5
 """Heartbeats a coarse plateau holds at least."""
 MAX_COARSE_S = 3.6
@@ -99,12 +106,14 @@ class LopMeasurement:
     once the action was ``deflate``.
 
     Plan: fill to ``start_mmhg``; coarse plateaus (``coarse_dwell_s``) climb
-    by 20 % of the pressure (15..35 mmHg) while the pulse is strong; once it
+    by :data:`CLIMB_SHARE` of the pressure (15..:data:`CLIMB_MAX_MMHG` mmHg) while the pulse is strong; once it
     has faded under :data:`LOSS_FRACTION` of its peak, longer plateaus
     (``fine_dwell_s``) go up in small steps past the loss of the signal until
     its absence is confirmed; halving steps then narrow the bracket to
-    :data:`RESOLUTION_MMHG`; a level whose reading is unclear, or whose floor
-    leaves too much room above it, is held again. No plateau starts that
+    :data:`RESOLUTION_MMHG`; a level whose reading is unclear is held again, and
+    while the floor above leaves too much room for a hidden pulse the bracket's
+    two ends are held again in turn (``final_dwell_s``, up to :data:`FINAL_REHOLDS`
+    times; re-holds of one level pool into one reading). No plateau starts that
     would end after ``budget_s``. Never targets above ``ceiling_mmhg`` or 300.
     At ``timeout_s`` it gives up. Every ending deflates.
     """
@@ -118,7 +127,8 @@ class LopMeasurement:
         budget_s: float = 56.0,
         coarse_dwell_s: float = 1.4,
         fine_dwell_s: float = 4.0,
-        max_fine: int = 12,
+        final_dwell_s: float = 6.0,
+        max_fine: int = 16,
         settle_extra_s: float = 0.3,
         step_timeout_s: float = 8.0,
         clock: Clock,
@@ -138,6 +148,7 @@ class LopMeasurement:
         self.budget_s = min(float(budget_s), self.timeout_s)
         self.coarse_dwell_s = coarse_dwell_s
         self.fine_dwell_s = fine_dwell_s
+        self.final_dwell_s = final_dwell_s
         self.max_fine = max_fine
         self.settle_extra_s = settle_extra_s
         self.step_timeout_s = step_timeout_s
@@ -288,7 +299,7 @@ class LopMeasurement:
         return max(self.coarse_dwell_s, min(MAX_COARSE_S, COARSE_BEATS * beat_s))
 
     def _climb(self, top: float) -> float:
-        return min(self.ceiling, top + min(35.0, max(15.0, 0.2 * top)))
+        return min(self.ceiling, top + min(CLIMB_MAX_MMHG, max(15.0, CLIMB_SHARE * top)))
 
     def _plan_next(self, amps: list[StepAmplitude]) -> tuple[float, float] | None:
         """The next (target, dwell), or None when the staircase is complete."""
@@ -310,6 +321,12 @@ class LopMeasurement:
                 return (self._climb(top), self._coarse())
             return (min(self.ceiling, top + max(6.0, 0.04 * top)), self.fine_dwell_s)
         first = above[0]
+        if br.hi is not None and first is not br.hi and br.width > RESOLUTION_MMHG:
+            # An unclear level inside a bracket already closed above: halve it (a level met again pools).
+            return (round(0.5 * (lo.target + br.hi.target), 1), self.fine_dwell_s)
+        if br.hi is None and first.target >= top - 0.5 and lo.amplitude > LOSS_FRACTION * br.peak.amplitude:
+            # Still climbing, the pulse strong just below: an unclear short plateau is no loss; climb on.
+            return None if at_ceiling else (self._climb(top), self._coarse())
         if br.hi is None or first is not br.hi:
             # The first level above the pulse is unclear: hold it again, else look under it.
             if first.plateaus <= MAX_REHOLDS:
@@ -324,12 +341,14 @@ class LopMeasurement:
             return (round(0.5 * (lo.target + br.hi.target), 1), self.fine_dwell_s)
         if br.error_bound() <= MAX_ERROR_MMHG:
             return None
-        # Too much room above the bracket: lower the upper floor, or make the lower pulse surer.
+        # Too much room above the bracket: lower the upper floor, or make the lower pulse surer (what
+        # may hide shrinks with the ratio of the two; both are held again, in turn, as the budget allows).
         hi = br.hi
-        if hi.plateaus <= MAX_REHOLDS and (hi.plateaus <= lo.plateaus or lo.plateaus > MAX_REHOLDS):
-            return (hi.target, self.fine_dwell_s)
-        if lo.plateaus <= MAX_REHOLDS:
-            return (lo.target, self.fine_dwell_s)
+        low = br.anchor() or lo  # the level with a pulse that bounds the hidden end best
+        if hi.plateaus <= FINAL_REHOLDS and (hi.plateaus <= low.plateaus or low.plateaus > FINAL_REHOLDS):
+            return (hi.target, self.final_dwell_s)
+        if low.plateaus <= FINAL_REHOLDS:
+            return (low.target, self.final_dwell_s)
         return None
 
     # -- outputs

@@ -8,7 +8,8 @@ that is enough), apart from the per-plateau signal processing
 The way a Doppler probe is used: the LOP lies between the highest plateau
 where a pulse was seen and the lowest plateau above it where its absence was
 confirmed against the noise floor measured on that plateau. The result is the
-middle of that bracket, reported with the bracket and its width (the
+middle of where the LOP can lie (the bracket, plus what may hide above it), but
+never outside the bracket, reported with the bracket and its width (the
 resolution). Nothing models the fade's shape.
 
 What it does assume, and checks:
@@ -18,9 +19,14 @@ What it does assume, and checks:
   is at least ``a_lo * ((L - P) / (L - P_lo)) ** END_POWER``. Then a pulse
   under the upper plateau's floor ``f`` can hide at most
   ``h = W * rho / (1 - rho)`` above it, ``rho = (f / a_lo) ** (1 / END_POWER)``,
-  ``W`` the bracket's width. A result is given only when the bracket's half
-  width plus ``h`` is within :data:`MAX_ERROR_MMHG`; otherwise it says the pulse
-  fades too gently to see where it ends at this noise.
+  ``W`` the bracket's width. A result is given only when the number is within
+  :data:`MAX_ERROR_MMHG` of every LOP from ``P_lo`` to ``P_hi + h``; otherwise it
+  says the pulse fades too gently to see where it ends at this noise. Amplitude
+  bounds are taken in amplitude (noise nearly normal there), with
+  :data:`~console.therapy.lop_signal.REL_SCATTER` for beat-to-beat scatter.
+- A level held several times is one record: the pulse is seen there when the
+  plateaus' power ratios add up past a threshold with one plateau's false rate
+  (:func:`gamma_threshold`), so re-holds count together.
 - The sensor noise is white (independent from sample to sample), so the floor
   measured on a plateau from its second differences is the floor in the
   pulse's band.
@@ -37,7 +43,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from console.therapy.lop_signal import (
+    BAND_PRESENT_Z,
     PRESENT_Z,
+    REL_SCATTER,
     PlateauCache,
     StepAmplitude,
     StepInfo,
@@ -50,14 +58,19 @@ STRONG_Z = 18.0
 """The strongest plateau's pulse must stand this far out of its noise (power ratio), or it is too weak to follow."""
 STRONG_BAND_Z = 12.0
 """... or its band power this many SDs over the noise's (an irregular rhythm)."""
-ABSENT_FRACTION = 0.25
-"""Absence is confirmed on a plateau when no pulse shows and one of this share of the peak's amplitude would have."""
+ABSENT_FRACTION = 0.5
+"""Absence is confirmed on a plateau when no pulse shows and one of this share of the peak's amplitude would have
+(a loose test on purpose: what may hide under that floor is the guard's to judge, see :meth:`Bracket.hidden`)."""
+GONE_FRACTION = 0.25
+"""A level under one with a pulse contradicts it (the pulse came back) only if one of this share of the peak's
+would have shown there: a looser floor only leaves that level unclear."""
 END_POWER = 2.0
 """The assumed gentlest end of a fade (2: a parabola, as cos^2 ends; 1: a straight line)."""
-MAX_ERROR_MMHG = 7.0
-"""Half the bracket plus what may hide above it must stay within this, or no number is given."""
-MAX_WIDTH_MMHG = 8.0
-"""A bracket wider than this is not a result (its middle could be 4+ mmHg off on its own)."""
+MAX_ERROR_MMHG = 8.5
+"""The farthest the number may be from the LOP (the bracket plus what may hide above it allow), or no number
+is given: under the 10 mmHg that counts as a wrong result, with room for the plateau's pressure itself."""
+MAX_WIDTH_MMHG = 12.0
+"""A bracket wider than this is not a result, however little may hide above it."""
 REGULAR_COHERENCE = 0.5
 """A rhythm is followed coherently when the heart rate's line holds at least this share of the band's power."""
 BOUND_SD = 3.0
@@ -115,18 +128,32 @@ class Level:
     """The band (any rhythm) shows more than noise here (over :data:`BAND_HINT_Z`), though not enough to count."""
     corrected: bool = False
     """Every plateau here had regulator corrections."""
+    noise: float = math.inf
+    """What noise alone adds to the pooled power (its expectation), mmHg^2."""
 
     @property
     def amplitude(self) -> float:
         return math.sqrt(max(0.0, self.power))
 
+    def _spread(self) -> tuple[float, float]:
+        # Noise moves the amplitude by sqrt(noise / 2) along the pulse (one SD); beat-to-beat and
+        # breathing scatter move it by REL_SCATTER of itself per plateau.
+        return BOUND_SD * math.sqrt(self.noise / 2.0), BOUND_SD * REL_SCATTER / math.sqrt(self.plateaus)
+
     def upper(self) -> float:
-        """Upper bound (:data:`BOUND_SD` SDs) of the pulse's amplitude here, mmHg."""
-        return math.sqrt(max(0.0, self.power) + BOUND_SD * math.sqrt(self.var))
+        """Upper bound (:data:`BOUND_SD` SDs) of the pulse's amplitude here, mmHg: bounded in amplitude, where
+        the noise is nearly normal, not in power (whose lower tail a normal law would put far too low)."""
+        if not math.isfinite(self.noise):
+            return math.sqrt(max(0.0, self.power) + BOUND_SD * math.sqrt(self.var))
+        add, rel = self._spread()
+        return self.amplitude * (1.0 + rel) + add
 
     def lower(self) -> float:
         """Lower bound (:data:`BOUND_SD` SDs) of the pulse's amplitude here, mmHg (0 when it may be nothing)."""
-        return math.sqrt(max(0.0, self.power - BOUND_SD * math.sqrt(self.var)))
+        if not math.isfinite(self.noise):
+            return math.sqrt(max(0.0, self.power - BOUND_SD * math.sqrt(self.var)))
+        add, rel = self._spread()
+        return max(0.0, (self.amplitude - add) * (1.0 - rel))
 
 
 BAND_HINT_Z = 3.5
@@ -147,6 +174,41 @@ def _seen(a: StepAmplitude, regular: bool) -> bool:
     return a.z > PRESENT_Z or not regular
 
 
+def gamma_threshold(k: int, z: float | None = None) -> float:
+    """Sum of ``k`` noise-only power ratios (each exponential with mean 1) exceeded as rarely as one ratio
+    exceeds ``z`` (:data:`PRESENT_Z`): the pooled test of a level held ``k`` times keeps one plateau's false rate."""
+    z = PRESENT_Z if z is None else z
+    target = math.exp(-z)
+
+    def tail(x: float) -> float:
+        term, total = 1.0, 1.0
+        for j in range(1, k):
+            term *= x / j
+            total += term
+        return math.exp(-x) * total
+
+    lo, hi = z, z + 8.0 * k
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if tail(mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _pooled_seen(group: Sequence[StepAmplitude], regular: bool) -> bool:
+    """The pulse seen on a level held several times: the plateaus' power ratios summed (regular rhythm),
+    or their band excesses (irregular), against a threshold with the single plateau's false rate. Re-holds
+    thus add up instead of each needing the pulse on its own. Plateaus with corrections are left out."""
+    clean = [a for a in group if not a.corrections and not a.disturbed]
+    if len(clean) < 2:
+        return False
+    if regular:
+        return math.fsum(a.z for a in clean) > gamma_threshold(len(clean))
+    return math.fsum(a.band_z for a in clean) / math.sqrt(len(clean)) > BAND_PRESENT_Z
+
+
 def _pool(group: Sequence[StepAmplitude], regular: bool) -> Level:
     est = [(a.power, a.power_var) if regular else (a.band_power, a.band_var) for a in group]
     weights = [1.0 / v if math.isfinite(v) and v > 0 else 0.0 for _, v in est]
@@ -156,15 +218,18 @@ def _pool(group: Sequence[StepAmplitude], regular: bool) -> Level:
     else:
         power = math.fsum(w * p for w, (p, _) in zip(weights, est)) / total
         var = 1.0 / total
+    floors = [a.noise_power if regular else math.sqrt(a.band_var) for a in group]
+    inv = math.fsum(1.0 / x for x in floors if math.isfinite(x) and x > 0)
     return Level(
         target=group[0].target,
         pressure=math.fsum(a.pressure for a in group) / len(group),
         power=power,
         var=var,
-        present=any(_seen(a, regular) for a in group),
+        present=any(_seen(a, regular) for a in group) or _pooled_seen(group, regular),
         plateaus=len(group),
         band_hint=any(a.band_z > BAND_HINT_Z for a in group),
         corrected=all(a.corrections for a in group),
+        noise=1.0 / inv if inv > 0 else math.inf,
     )
 
 
@@ -204,20 +269,35 @@ class Bracket:
     back_above: Level | None
     """A level above ``hi`` where the pulse showed again."""
 
-    def absent(self, lv: Level) -> bool:
+    def absent(self, lv: Level, fraction: float = ABSENT_FRACTION) -> bool:
         """No pulse here, and one of :data:`ABSENT_FRACTION` of the peak's would have shown: confirmed only on a
         plateau the regulator left alone (what a correction's fit takes away can be the pulse itself)."""
-        return (
-            not lv.present
-            and not lv.corrected
-            and not lv.band_hint
-            and lv.upper() <= ABSENT_FRACTION * self.peak.amplitude
-        )
+        return not lv.present and not lv.corrected and not lv.band_hint and lv.upper() <= fraction * self.peak.amplitude
 
     @property
     def width(self) -> float:
         assert self.lo is not None and self.hi is not None
         return self.hi.pressure - self.lo.pressure
+
+    def anchor(self) -> Level | None:
+        """The level with a pulse whose bound on what may hide above ``hi`` is the tightest (the one to hold again)."""
+        assert self.lo is not None and self.hi is not None
+        best, where = math.inf, None
+        for x in self.levels:
+            b = self._hidden_from(x)
+            if b < best:
+                best, where = b, x
+        return where
+
+    def _hidden_from(self, x: Level) -> float:
+        assert self.hi is not None
+        if not x.present or x.pressure < self.peak.pressure or x.pressure >= self.hi.pressure:
+            return math.inf
+        low = x.lower()
+        if low <= 0.0:
+            return math.inf
+        rho = math.pow(self.hi.upper() / low, 1.0 / END_POWER)
+        return (self.hi.pressure - x.pressure) * rho / (1.0 - rho) if rho < 1.0 else math.inf
 
     def hidden(self) -> float:
         """How far above ``hi`` a pulse under its floor could reach, under the fade-end assumption (inf: any).
@@ -227,21 +307,25 @@ class Bracket:
         the tightest bound holds.
         """
         assert self.lo is not None and self.hi is not None
-        best = math.inf
-        for x in self.levels:
-            if not x.present or x.pressure < self.peak.pressure or x.pressure >= self.hi.pressure:
-                continue
-            low = x.lower()
-            if low <= 0.0:
-                continue
-            rho = math.pow(self.hi.upper() / low, 1.0 / END_POWER)
-            if rho < 1.0:
-                best = min(best, (self.hi.pressure - x.pressure) * rho / (1.0 - rho))
-        return best
+        return min((self._hidden_from(x) for x in self.levels), default=math.inf)
+
+    def estimate(self) -> float:
+        """The number given: the middle of where the LOP can lie (from ``lo`` to ``hi`` plus what may hide
+        above it), but never above ``hi``: always a pressure inside the bracket the plateaus held."""
+        assert self.lo is not None and self.hi is not None
+        h = self.hidden()
+        if math.isinf(h):
+            return self.hi.pressure
+        return min(self.hi.pressure, 0.5 * (self.lo.pressure + self.hi.pressure + h))
 
     def error_bound(self) -> float:
-        """Half the bracket plus what may hide above it, mmHg."""
-        return 0.5 * self.width + self.hidden()
+        """How far the estimate can be from the LOP, which lies between ``lo`` and ``hi`` plus what may hide, mmHg."""
+        assert self.lo is not None and self.hi is not None
+        h = self.hidden()
+        if math.isinf(h):
+            return math.inf
+        est = self.estimate()
+        return max(est - self.lo.pressure, self.hi.pressure + h - est)
 
 
 def bracket(amps: Sequence[StepAmplitude]) -> Bracket | None:
@@ -255,7 +339,7 @@ def bracket(amps: Sequence[StepAmplitude]) -> Bracket | None:
     lo = max(present, key=lambda x: x.pressure)
     shell = Bracket(tuple(lv), peak, regular, lo, None, False, None)
     faded = [x for x in lv if x.pressure > peak.pressure and x is not lo]
-    gone_below = [x for x in faded if x.pressure < lo.pressure and shell.absent(x)]
+    gone_below = [x for x in faded if x.pressure < lo.pressure and shell.absent(x, GONE_FRACTION)]
     if gone_below:
         # Absent at a level under one where the pulse shows: the bracket is the first absence, contradicted.
         return Bracket(tuple(lv), peak, regular, lo, gone_below[0], False, lo)
@@ -333,14 +417,14 @@ def verdict(amps: Sequence[StepAmplitude], hr: float | None, noise: float | None
             f"but one under that plateau's floor ({br.hi.upper():.2f} mmHg) could reach {hidden} higher"
         )
     limit = min(ceiling, MAX_LOP_MMHG)
-    lop = min(0.5 * (lo + hi), limit)
+    lop = min(br.estimate(), limit)
     confidence = max(0.0, min(1.0, 1.0 - bound / (2.0 * MAX_ERROR_MMHG)))
     return LopResult(
         True,
         round(lop, 1),
         round(confidence, 3),
-        f"pulse seen at {lo:.0f}, gone at {hi:.0f} mmHg (+-{0.5 * br.width:.1f}; up to {br.hidden():.1f} may hide "
-        f"above; peak {br.peak.amplitude:.2f} mmHg at {br.peak.pressure:.0f}, {rhythm} rhythm"
+        f"pulse seen at {lo:.0f}, gone at {hi:.0f} mmHg (up to {br.hidden():.1f} may hide above; within "
+        f"{bound:.1f}; peak {br.peak.amplitude:.2f} mmHg at {br.peak.pressure:.0f}, {rhythm} rhythm"
         + (f" {hr_bpm:.0f}/min" if hr_bpm is not None and br.regular else "")
         + ")",
         tuple(amps),
