@@ -41,7 +41,7 @@ def test_setup_screen_writes_a_config_the_console_starts_with(bench: tuple[Emula
     tmux.start("setup", f"cd {REPO} && env TERM=linux {cmd}; sleep 30")
     tmux.wait("setup", "the scan's result", shows("1 controller(s) answered, 1 port(s) did not"))
     tmux.wait("setup", "why the missing port did not answer", shows("no such port"))
-    tmux.wait("setup", "the controller's identity", shows("serial E0001"))
+    tmux.wait("setup", "the controller's identity", shows(f"serial {emu.serial}"))
 
     tmux.keys("setup", "Enter")
     tmux.wait("setup", "the cuff dialog, on the name", shows("> name (one word)"))
@@ -75,7 +75,7 @@ def test_setup_screen_writes_a_config_the_console_starts_with(bench: tuple[Emula
     tmux.wait("setup", "the file written", shows("Wrote"))
     tmux.keys("setup", "q")
     written = tomllib.loads(cfg.read_text())
-    assert written["controllers"] == [{"id": "A", "port": emu.port, "serial": "E0001", "channels": 2}]
+    assert written["controllers"] == [{"id": "A", "port": emu.port, "serial": emu.serial, "channels": 2}]
     assert [c["id"] for c in written["cuffs"]] == ["LT", "A2"]
 
     tmux.start("console", f"cd {REPO} && env TERM=linux {BIN / 'bfr-console'} --config {cfg}; sleep 5")

@@ -35,8 +35,15 @@ class Emulator:
     def __init__(self, channels: int, lops: str, stderr: Path) -> None:
         # stderr goes to a file: a pipe nobody reads would block the emulator once it filled.
         self._stderr = stderr.open("w")
+        self.serial = f"T{os.getpid()}-{id(self) % 10**6}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "drivers.emulator", "--channels", str(channels), "--lop", lops, "--seed", "7"],
+            [
+                sys.executable,
+                *("-m", "drivers.emulator", "--channels", str(channels), "--lop", lops, "--seed", "7"),
+                # Its own name and serial: a /dev/pts number freed when it stops is soon another test's
+                # emulator, with the default serial too, and a console would reconnect to that one.
+                *("--link", str(stderr.with_suffix(".port")), "--serial", self.serial),
+            ],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
