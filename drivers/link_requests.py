@@ -148,7 +148,8 @@ class RequestBook(Generic[PortT]):
         self._seq = first_seq
         self._pending: dict[int, _Request] = {}
         self._queue: deque[_Request] = deque()
-        self._abandoned: OrderedDict[int, None] = OrderedDict()
+        self._abandoned: OrderedDict[int, _Request | None] = OrderedDict()
+        """SEQs given up on, and the command an attempt belonged to when that command was resent."""
         self._last_answer_at = 0.0
         self._unanswered_since: float | None = None
         """Loop time of the first line written since the last answer (None: nothing unanswered)."""
@@ -194,12 +195,19 @@ class RequestBook(Generic[PortT]):
         self._unanswered_since = None
         req = self._pending.pop(msg.seq, None)
         if req is None:
-            if msg.seq in self._abandoned:
-                self._owner.stats.late_answers += 1
-            else:
+            if msg.seq not in self._abandoned:
                 self._owner.stats.errors += 1
                 log.warning("%s: answer to unknown #%d ignored", self._owner.name, msg.seq)
-            return
+                return
+            self._owner.stats.late_answers += 1
+            earlier = self._abandoned[msg.seq]
+            if earlier is None or earlier.future.done() or self._pending.get(earlier.seq) is not earlier:
+                return
+            # A late answer to an earlier attempt of a command still being resent: the controller did
+            # it (every command is idempotent), so this answer is the command's.
+            req = earlier
+            del self._pending[req.seq]
+            self._abandon(req.seq)
         if req.timer is not None:
             req.timer.cancel()
         if not req.future.done():
@@ -366,7 +374,7 @@ class RequestBook(Generic[PortT]):
         if self._pending.get(seq) is not req:
             return
         del self._pending[seq]
-        self._abandon(seq)
+        self._abandon(seq, req)
         self._owner.stats.timeouts += 1
         conn = self._port()
         refusal = None if req.tail.startswith("DEFLATE ") else self._permit(req.tail)
@@ -397,7 +405,8 @@ class RequestBook(Generic[PortT]):
                 return
         self._pump()
 
-    def _abandon(self, seq: int) -> None:
-        self._abandoned[seq] = None
+    def _abandon(self, seq: int, resent: _Request | None = None) -> None:
+        """Give up on ``seq``; ``resent``: its command, which a late answer to it may still resolve."""
+        self._abandoned[seq] = resent
         if len(self._abandoned) > _ABANDONED_KEEP:
             self._abandoned.popitem(last=False)

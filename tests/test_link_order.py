@@ -106,3 +106,21 @@ async def test_late_answers_fail_a_command_but_give_the_port_up_only_after_the_s
     await until(lambda: rig.link.state is not LinkState.READY, "a silent controller's port given up", 15.0)
     assert asyncio.get_running_loop().time() - t0 >= 3.0 - 0.1, "given up before the silence allowed"
     assert any("silent" in r for r in lost_reasons(rig.rec))
+
+
+async def test_a_late_answer_to_an_earlier_attempt_confirms_the_command(emu, make_link):
+    """Answers 0.35 s late with a 0.25 s resend: the OK to the first attempt arrives while the
+    second is out. The command was done (every command is idempotent), so that OK completes it,
+    instead of being thrown away until the attempts run out (seen in CI: a slow controller's
+    DEFLATE reported unconfirmed although it had answered OK every time)."""
+    rig = await make_link(answer_timeout=0.25, retries=2)
+    await rig.link.wait_ready(10.0)
+    await held(emu, rig, 1, 60)
+    rig.link.keepalive_enabled = False
+    emu.fw.faults.slow_answer_s = 0.35
+    late = rig.link.stats.late_answers
+    await asyncio.wait_for(rig.link.deflate(1), 10.0)
+    emu.fw.faults.slow_answer_s = 0.0
+    rig.link.keepalive_enabled = True
+    assert rig.link.stats.late_answers > late, "the OK that completed it was a late one"
+    assert emu.fw.channel(1).target == 0 and rig.link.state is LinkState.READY
