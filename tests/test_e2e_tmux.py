@@ -230,10 +230,17 @@ name = "E2E bay"
 data_dir = "{tmp_path / "var"}"
 socket = "{tmp_path / "sock" / "bfr.sock"}"
 
+# Loaded-machine link, deflate and watchdog times (as the station tests have them): one stall of a
+# busy CI machine must not vent a cuff or raise an alarm these tests are not about.
+[safety]
+link_timeout_s = 5.0
+deflate_confirm_s = 5.0
+
 [[controllers]]
 id = "rack"
 port = "{emu.port}"
 channels = 2
+watchdog_ms = 3000
 
 [[cuffs]]
 id = "L1"
