@@ -219,14 +219,15 @@ def panel_pressure(lines: list[str], cuff: str) -> float | None:
     return None
 
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[tuple[Emulator, Path, Tmux]]:
+def two_leg_bay(tmp_path: Path, name: str) -> tuple[Emulator, Path, Tmux]:
+    """An emulator with two leg channels (LOPs 180 and 200), a station config for it named ``name``,
+    and a private tmux server: the rig of the tmux tests that need one controller."""
     emu = Emulator(2, "180,200", tmp_path / "emulator.stderr")
     cfg = tmp_path / "station.toml"
     cfg.write_text(
         f"""
 [station]
-name = "E2E bay"
+name = "{name}"
 data_dir = "{tmp_path / "var"}"
 socket = "{tmp_path / "sock" / "bfr.sock"}"
 
@@ -259,7 +260,12 @@ label = "right thigh"
 lop = 200.0
 """
     )
-    tmux = Tmux(tmp_path / "tmux.sock")
+    return emu, cfg, Tmux(tmp_path / "tmux.sock")
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[tuple[Emulator, Path, Tmux]]:
+    emu, cfg, tmux = two_leg_bay(tmp_path, "E2E bay")
     try:
         yield emu, cfg, tmux
     finally:

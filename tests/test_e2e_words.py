@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_e2e_tmux import BIN, REPO, Emulator, Tmux, inflate, pytestmark, wait_until
+from tests.test_e2e_tmux import BIN, REPO, Emulator, Tmux, inflate, pytestmark, two_leg_bay, wait_until
 
 __all__ = ["pytestmark"]  # skipped, like the other tmux tests, where tmux is not installed
 
@@ -28,45 +28,7 @@ SIZES = [
 
 @pytest.fixture
 def bay(tmp_path: Path) -> Iterator[tuple[Emulator, Path, Tmux]]:
-    emu = Emulator(2, "180,200", tmp_path / "emulator.stderr")
-    cfg = tmp_path / "station.toml"
-    cfg.write_text(
-        f"""
-[station]
-name = "Words bay"
-data_dir = "{tmp_path / "var"}"
-socket = "{tmp_path / "sock" / "bfr.sock"}"
-
-# Loaded-machine link, deflate and watchdog times (as the station tests have them): one stall of a
-# busy CI machine must not vent a cuff or raise an alarm these tests are not about.
-[safety]
-link_timeout_s = 5.0
-deflate_confirm_s = 5.0
-
-[[controllers]]
-id = "rack"
-port = "{emu.port}"
-channels = 2
-watchdog_ms = 3000
-
-[[cuffs]]
-id = "L1"
-controller = "rack"
-channel = 1
-limb = "leg"
-label = "left thigh"
-lop = 180.0
-
-[[cuffs]]
-id = "L2"
-controller = "rack"
-channel = 2
-limb = "leg"
-label = "right thigh"
-lop = 200.0
-"""
-    )
-    tmux = Tmux(tmp_path / "tmux.sock")
+    emu, cfg, tmux = two_leg_bay(tmp_path, "Words bay")
     try:
         yield emu, cfg, tmux
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from console.common.api import CommandRefused
@@ -33,18 +33,24 @@ class PatientRecords(Protocol):
 
 
 class PatientDesk:
-    """Mixed into :class:`~console.station.station.Station`: the :class:`~console.common.patients.PatientBook` port."""
+    """The :class:`~console.common.patients.PatientBook` port's answers; the station owns one and
+    delegates its four methods here (composition, not a mixin: the station's state stays in one class)."""
 
-    cuffs: Mapping[str, CuffState]
-    details: CuffDetails
-    config: StationConfig
-
-    @property
-    def records(self) -> RecordsSink | None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        records: Callable[[], RecordsSink | None],
+        cuffs: Mapping[str, CuffState],
+        details: CuffDetails,
+        config: StationConfig,
+    ) -> None:
+        """``records`` gives the station's records now (None: it keeps none)."""
+        self._records = records
+        self.cuffs = cuffs
+        self.details = details
+        self.config = config
 
     def _patient_records(self) -> PatientRecords:
-        rec = self.records
+        rec = self._records()
         if not isinstance(rec, PatientRecords):
             raise CommandRefused("This station keeps no records of patients.")
         return rec

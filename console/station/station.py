@@ -24,6 +24,7 @@ from typing import Any
 from console.common.api import AlarmSnapshot, CommandRefused, EmergencySnapshot, Priority, Role, StationSnapshot
 from console.common.clock import Clock, SystemClock
 from console.common.figures import figure, number_arg
+from console.common.patients import PatientHistory, PatientSummary
 from console.config.schema import StationConfig
 from console.station.alarm_desk import AlarmDesk
 from console.station.alarms import AlarmManager
@@ -63,7 +64,7 @@ READY_TIMEOUT_S = 3.0
 """How long :meth:`Station.start` waits for the links before carrying on without the slow ones."""
 
 
-class Station(PatientDesk):
+class Station:
     """The engine behind every console (role operator).
 
     Args:
@@ -97,8 +98,6 @@ class Station(PatientDesk):
         self.audit = AuditTrail(self.clock, records, self.mark_changed)
         self.alarms = AlarmManager(self.clock, silence_max_s=config.alarms.silence_max_s, listener=self.audit.on_alarm)
         self.cuffs: dict[str, CuffState] = {}
-        self._nudging: dict[str, asyncio.Lock] = {}
-        """Per cuff: a nudge reads the target its predecessor set (two presses of - go down twice)."""
         for c in config.cuffs:
             lim = config.limits(c.id)
             spec = CuffSpec(
@@ -160,6 +159,7 @@ class Station(PatientDesk):
             blind_after_s=sf.link_timeout_s,
         )
         self.details = CuffDetails(self.lookup, self._refuse, self.audit, self.view)
+        self.patients = PatientDesk(lambda: self.records, self.cuffs, self.details, config)
         self.records_watch = RecordsWatch(self.alarms, records, lambda: self.audit.refused_rows)
         self.sessions = SessionCommands(self._refuse, self.record_command, lambda: self.records_watch.broken)
         self.alarm_desk = AlarmDesk(
@@ -398,25 +398,12 @@ class Station(PatientDesk):
             raise self._refuse(what, str(exc)) from None
 
     async def nudge_target(self, cuff_id: str, delta_mmhg: float) -> None:
-        what = (
-            f"nudge {cuff_id} {delta_mmhg:+g} mmHg"
-            if isinstance(delta_mmhg, (int, float))
-            else f"nudge {cuff_id} {delta_mmhg!r}"
-        )
+        shown = f"{delta_mmhg:+g} mmHg" if isinstance(delta_mmhg, (int, float)) else repr(delta_mmhg)
+        what = f"nudge {cuff_id} {shown}"
         try:
             cuff, ctrl = self.lookup(cuff_id)
-            async with self._nudging.setdefault(cuff_id, asyncio.Lock()):
-                if cuff.target <= 0:
-                    raise CommandRefused(f"{cuff_id} is not inflated; inflate it first.")
-                new = round(cuff.target + number_arg(delta_mmhg, f"{cuff_id}: the change"), 1)
-                if new <= 0:
-                    raise CommandRefused(
-                        f"{cuff_id}: that would bring the target to {figure(new)} mmHg; deflate instead."
-                    )
-                busy = self.sessions.manual_refusal(cuff_id)
-                if busy:
-                    raise CommandRefused(busy)
-                await self.targets.set(cuff, ctrl, new)
+            delta = number_arg(delta_mmhg, f"{cuff_id}: the change")
+            await self.targets.nudge(cuff, ctrl, delta, self.sessions.manual_refusal(cuff_id))
         except CommandRefused as exc:
             raise self._refuse(what, str(exc)) from None
         self.record_command(actor_var.get(), f"{what} -> {figure(cuff.target)} mmHg")
@@ -468,6 +455,20 @@ class Station(PatientDesk):
 
     async def silence(self, seconds: float = 120.0) -> None:
         await self.alarm_desk.silence(seconds)
+
+    # -- the PatientBook port (console.common.patients), answered by the patient desk
+
+    async def find_patients(self, text: str, limit: int = 50) -> list[PatientSummary]:
+        return await self.patients.find_patients(text, limit)
+
+    async def patient_history(self, patient_id: str) -> PatientHistory:
+        return await self.patients.patient_history(patient_id)
+
+    async def session_plot(self, session_id: int) -> Any:
+        return await self.patients.session_plot(session_id)
+
+    async def use_recorded_lop(self, cuff_id: str, lop_id: int) -> None:
+        await self.patients.use_recorded_lop(cuff_id, lop_id)
 
     async def set_lop(
         self,

@@ -75,6 +75,20 @@ class Targets:
         self.link_timeout_s = link_timeout_s
         self.epoch = 0
         """Bumped by every emergency: an inflate in flight across one is undone."""
+        self._nudging: dict[str, asyncio.Lock] = {}
+
+    async def nudge(self, cuff: CuffState, ctrl: ControllerState, delta: float, busy: str | None) -> None:
+        """Move the target by ``delta``. Nudges of one cuff run one after another, each from the target
+        the last one set: two quick presses of - go down twice (``busy``: why manual control is refused)."""
+        async with self._nudging.setdefault(cuff.id, asyncio.Lock()):
+            if cuff.target <= 0:
+                raise CommandRefused(f"{cuff.id} is not inflated; inflate it first.")
+            new = round(cuff.target + delta, 1)
+            if new <= 0:
+                raise CommandRefused(f"{cuff.id}: that would bring the target to {figure(new)} mmHg; deflate instead.")
+            if busy:
+                raise CommandRefused(busy)
+            await self.set(cuff, ctrl, new)
 
     async def set(self, cuff: CuffState, ctrl: ControllerState, mmhg: float, *, purpose: str = "manual") -> None:
         if ctrl.id in self.emergency.retrying:
