@@ -9,6 +9,7 @@ real ones.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import json
 import os
@@ -107,6 +108,26 @@ def python_for(uid: int, gid: int) -> str:
     pytest.skip(f"no Python that uid {uid} may run")
 
 
+_CLIENT_CODE: list[Path] = []
+
+
+def client_code() -> Path:
+    """A copy of this repo's packages that any uid may read: the checkout itself may sit under a
+    directory only root can enter (a clone in ``mktemp -d``). Made once; only the stdlib and
+    these packages are needed by the client."""
+    if not _CLIENT_CODE:
+        root = Path(tempfile.mkdtemp(prefix="bfr-client-code-"))
+        atexit.register(shutil.rmtree, root, True)
+        for package in ("console", "drivers"):
+            shutil.copytree(
+                Path(__file__).parents[1] / package, root / package, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        for path in (root, *root.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        _CLIENT_CODE.append(root)
+    return _CLIENT_CODE[0]
+
+
 async def run_as(uid: int, gid: int, socket: Path, action: str) -> dict:
     """The client in a child process running as ``uid``: only the stdlib and this repo are needed."""
     proc = await asyncio.create_subprocess_exec(
@@ -119,7 +140,7 @@ async def run_as(uid: int, gid: int, socket: Path, action: str) -> dict:
         group=gid,
         extra_groups=[],
         cwd="/",
-        env={"PYTHONPATH": str(Path(__file__).parents[1])},
+        env={"PYTHONPATH": str(client_code())},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
