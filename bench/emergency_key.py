@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.ui_term import connect_when_serving
+
 F12 = b"\x1b[24~"
 INFLATED_MMHG = 20.0
 
@@ -128,8 +130,6 @@ async def key_runs(
     ports: list[str], runs: int, floor_once: Any, base: Path
 ) -> tuple[list[float], list[float], list[float], int]:
     """``runs`` F12 presses in the running console: (key to last OK, key to call, floor, output bytes)."""
-    from console.remote.client import RemoteStation
-
     base.mkdir(parents=True, exist_ok=True)
     config = write_config(base, ports, 4)
     socket = base / "sock" / "bfr.sock"
@@ -141,14 +141,7 @@ async def key_runs(
     holding = 0
     try:
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                remote = await RemoteStation.connect(socket, reconnect=False)
-                break
-            except (ConnectionError, OSError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
+        remote = await connect_when_serving(socket, deadline)
         try:
             while not all(c.online for c in remote.snapshot().cuffs):
                 if time.monotonic() > deadline:

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -188,18 +189,22 @@ def inflate_all(socket: Path, mmhg: float = 100.0, timeout: float = 30.0) -> Non
     asyncio.run(_inflate_all(socket, mmhg, timeout))
 
 
-async def _wait_online(socket: Path, timeout: float) -> None:
+async def connect_when_serving(socket: Path, deadline: float) -> Any:
+    """A RemoteStation on ``socket`` once the station serves it (retried until ``deadline``, monotonic)."""
     from console.remote.client import RemoteStation
 
-    deadline = time.monotonic() + timeout
     while True:
         try:
-            remote = await RemoteStation.connect(socket, reconnect=False)
-            break
+            return await RemoteStation.connect(socket, reconnect=False)
         except (ConnectionError, OSError):
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.1)
+
+
+async def _wait_online(socket: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    remote = await connect_when_serving(socket, deadline)
     try:
         while not all(c.online and c.state == "VENTED" for c in remote.snapshot().cuffs):
             if time.monotonic() > deadline:

@@ -263,9 +263,10 @@ lop = 200.0
     return emu, cfg, Tmux(tmp_path / "tmux.sock")
 
 
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[tuple[Emulator, Path, Tmux]]:
-    emu, cfg, tmux = two_leg_bay(tmp_path, "E2E bay")
+@contextlib.contextmanager
+def running_bay(tmp_path: Path, name: str) -> Iterator[tuple[Emulator, Path, Tmux]]:
+    """:func:`two_leg_bay`, torn down after: every console in its tmux must end on SIGTERM."""
+    emu, cfg, tmux = two_leg_bay(tmp_path, name)
     try:
         yield emu, cfg, tmux
     finally:
@@ -274,6 +275,12 @@ def rig(tmp_path: Path) -> Iterator[tuple[Emulator, Path, Tmux]]:
         finally:
             emu.stop()
     assert not stuck, f"console(s) {stuck} did not end on SIGTERM"
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[tuple[Emulator, Path, Tmux]]:
+    with running_bay(tmp_path, "E2E bay") as bay:
+        yield bay
 
 
 def console_cmd(cfg: Path, *extra: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_e2e_tmux import BIN, REPO, Emulator, Tmux, inflate, pytestmark, two_leg_bay, wait_until
+from tests.test_e2e_tmux import BIN, REPO, Emulator, Tmux, inflate, pytestmark, running_bay, wait_until
 
 __all__ = ["pytestmark"]  # skipped, like the other tmux tests, where tmux is not installed
 
@@ -28,15 +28,8 @@ SIZES = [
 
 @pytest.fixture
 def bay(tmp_path: Path) -> Iterator[tuple[Emulator, Path, Tmux]]:
-    emu, cfg, tmux = two_leg_bay(tmp_path, "Words bay")
-    try:
-        yield emu, cfg, tmux
-    finally:
-        try:
-            stuck = tmux.kill()
-        finally:
-            emu.stop()
-    assert not stuck, f"console(s) {stuck} did not end on SIGTERM"
+    with running_bay(tmp_path, "Words bay") as rig:
+        yield rig
 
 
 def cmd(cfg: Path, *extra: str) -> str:
