@@ -123,3 +123,28 @@ async def test_offline_controller_shows_offline_and_no_number(station: Station) 
         # The banner raises the controller's high alarm (the header's "no alarms" must not count).
         await wait_for(pilot, lambda: app.dashboard.banner.has_class("-high"), 10, "a high alarm in the banner")
         assert "no alarms" not in app.dashboard.header.plain
+
+
+async def test_the_pull_loop_ticking_while_textual_shuts_down_raises_nothing(station: Station) -> None:
+    """CI once failed here: the 20 fps timer ticked after Textual had emptied its screen stacks.
+
+    Textual 8 clears the stacks inside ``App._close_all`` while app timers may still fire; the
+    tick is made to happen at exactly that moment, before and after the stacks go.
+    """
+    app = BfrApp(station, bell=False, term="xterm")
+    ticked: list[bool] = []
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: "VENTED" in screen_text(app), 10)
+        await press(pilot, "i", *"11")  # a dialog on top of the dashboard, as when a therapist quits mid-entry
+        close_all = app._close_all
+
+        async def close_all_with_ticks() -> None:
+            app.refresh_now()
+            ticked.append(True)
+            await close_all()
+            app.refresh_now()
+            ticked.append(True)
+
+        app._close_all = close_all_with_ticks  # type: ignore[method-assign]
+    assert ticked == [True, True], "both ticks ran without raising"
+    assert fw(station).channel(1).target == 0, "quitting the console mid-dialog inflated nothing"

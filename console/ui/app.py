@@ -154,8 +154,8 @@ class BfrApp(App[None]):
     def refresh_now(self) -> None:
         """Read the newest snapshot and update only what changed; also steps flash and bell."""
         dash = self._dashboard
-        if dash is None or not dash.is_mounted:
-            return
+        if dash is None or not dash.is_mounted or not self.is_running or not self.screen_stack:
+            return  # not up yet, or shutting down: Textual empties the screen stacks before this timer stops
         snap = self.handle.snapshot()
         changed = snap.seq != self._seq
         role_changed = snap.role != self.last_snapshot.role
