@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,18 +238,29 @@ async def _noop() -> None:
     return None
 
 
-def test_signal_handlers_are_removed_afterwards() -> None:
-    before = signal.getsignal(signal.SIGHUP)
+def _python_handler(signum: int, frame: object) -> None:
+    return None
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        got: list[signal.Signals] = []
-        remove = lifecycle.install_signal_handlers(loop, got.append, (signal.SIGHUP,))
-        assert signal.getsignal(signal.SIGHUP) != before
-        os.kill(os.getpid(), signal.SIGHUP)
-        await wait_for(lambda: got, "SIGHUP delivered to the handler", 5)
-        remove()
-        assert got == [signal.SIGHUP]
 
-    asyncio.run(main())
-    assert signal.getsignal(signal.SIGHUP) == before
+@pytest.mark.parametrize(
+    "before", [signal.SIG_DFL, signal.SIG_IGN, _python_handler], ids=["default", "ignored", "handler"]
+)
+def test_signal_handlers_are_removed_afterwards_and_what_was_there_is_back(before: Any) -> None:
+    """Under ``nohup`` SIGHUP is ignored; asyncio's removal alone would reset it to SIG_DFL (found by .ci/stress)."""
+    outer = signal.signal(signal.SIGHUP, before)
+    try:
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            got: list[signal.Signals] = []
+            remove = lifecycle.install_signal_handlers(loop, got.append, (signal.SIGHUP,))
+            assert signal.getsignal(signal.SIGHUP) != before
+            os.kill(os.getpid(), signal.SIGHUP)
+            await wait_for(lambda: got, "SIGHUP delivered to the handler", 5)
+            remove()
+            assert got == [signal.SIGHUP]
+
+        asyncio.run(main())
+        assert signal.getsignal(signal.SIGHUP) == before
+    finally:
+        signal.signal(signal.SIGHUP, outer)

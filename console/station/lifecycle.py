@@ -20,6 +20,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from console.common.api import EmergencySnapshot
 from console.station.station import Station
@@ -34,19 +35,26 @@ def install_signal_handlers(
     on_signal: Callable[[signal.Signals], None],
     signals: tuple[signal.Signals, ...] = STOP_SIGNALS,
 ) -> Callable[[], None]:
-    """Route ``signals`` to ``on_signal`` inside the loop; returns a function that removes them."""
-    installed: list[signal.Signals] = []
+    """Route ``signals`` to ``on_signal`` inside the loop; returns a function that puts back what was there.
+
+    asyncio's own removal resets a signal to SIG_DFL, so a station started under ``nohup`` (SIGHUP
+    ignored) would, after removing its handlers, die of the hang-up it was told to ignore.
+    """
+    installed: list[tuple[signal.Signals, Any]] = []
     for sig in signals:
         try:
+            before = signal.getsignal(sig)
             loop.add_signal_handler(sig, on_signal, sig)
-            installed.append(sig)
+            installed.append((sig, before))
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal
             log.warning("cannot handle %s here", sig.name)
 
     def remove() -> None:
-        for sig in installed:
+        for sig, before in installed:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
+                if before is not None:  # None: set from outside Python; SIG_DFL is the best guess left
+                    signal.signal(sig, before)
 
     return remove
 
