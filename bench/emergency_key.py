@@ -121,8 +121,9 @@ async def inflate_all(station: Any, mmhg: float = 60.0, timeout: float = 30.0) -
                 asked[c.id] = time.monotonic()
                 try:
                     await station.inflate(c.id, mmhg=mmhg)
-                except CommandRefused:  # e.g. the deflate every station sends when it starts is on its way
-                    pass
+                except CommandRefused as exc:  # e.g. the deflate every station sends when it starts is on its way
+                    if "latched" in str(exc):  # the last station's end tripped the watchdog: as a therapist would
+                        await station.acknowledge(None)
         await asyncio.sleep(0.02)
 
 

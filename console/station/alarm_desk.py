@@ -11,9 +11,10 @@ from collections.abc import Callable
 
 from console.common.api import CommandRefused, Priority
 from console.station.alarms import AlarmManager
+from console.station.controller_state import ControllerState
 from console.station.events import actor_var
 from console.station.snapshots import SnapshotBuilder
-from console.station.supervisor import LATCHING_EVENTS, ControllerState, Supervisor
+from console.station.supervisor import LATCHING_EVENTS, Supervisor
 from drivers.link_errors import LinkError
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 
 from console.config.schema import ControllerConfig
-from console.station.supervisor import ControllerState
+from console.station.controller_state import ControllerState
 from drivers.emulator.firmware import ControllerFirmware
 from drivers.emulator.pty_port import PtyEmulator
 from drivers.link import CuffLink

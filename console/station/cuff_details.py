@@ -13,11 +13,11 @@ from console.common.api import CommandRefused
 from console.common.facts import LOP_PLAUSIBLE_MMHG, LOP_SOURCES, PATIENT_ID, PATIENT_ID_RULE, POSITIONS
 from console.common.figures import figure, number_arg
 from console.config.schema import with_article
+from console.station.controller_state import ControllerState
 from console.station.cuff import CuffState
 from console.station.events import AuditTrail, StationEvent, actor_var
 from console.station.lop_records import attach_lop, file_lop
 from console.station.snapshots import SnapshotBuilder
-from console.station.supervisor import ControllerState
 
 
 class CuffDetails:

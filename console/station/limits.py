@@ -94,6 +94,20 @@ class Limits:
     leak_pump_s = property(attrgetter("safety.leak_pump_s"))
 
 
+LATCH_WORDS = {
+    "WDT": "its controller's watchdog",
+    "OVERPRESSURE": "an over-pressure",
+    "SENSOR": "a pressure sensor fault",
+    "VENTFAIL": "a vent failure",
+}
+
+
+def latched_refusal(name: str, cause: str) -> str:
+    """Why a latched cuff cannot inflate, and the one way on (acknowledging its alarm sends CLEAR)."""
+    after = LATCH_WORDS.get(cause, "a fault its controller reported")
+    return f"{name} is latched (vented) after {after}: acknowledge its alarm (a) to clear it, then try again."
+
+
 def check_target(
     limits: Limits, cuff: CuffState, ctrl: ControllerView, mmhg: float, *, purpose: str = "manual"
 ) -> None:
@@ -115,8 +129,7 @@ def check_target(
     if not ctrl.online:
         raise CommandRefused(f"{name}: controller {ctrl.id} is offline ({ctrl.link_state}); cannot inflate.")
     if cuff.latched:
-        cause = cuff.latch_cause or "fault"
-        raise CommandRefused(f"{name} is latched by a {cause} fault: acknowledge its alarm first.")
+        raise CommandRefused(latched_refusal(name, cuff.latch_cause))
     if mmhg > lim.ceiling_mmhg:
         raise CommandRefused(
             f"{name}: {figure(mmhg)} mmHg is above the station ceiling of {figure(lim.ceiling_mmhg)} mmHg."

@@ -20,10 +20,11 @@ from console.common.api import Priority
 from console.common.clock import Clock
 from console.common.figures import figure
 from console.station.alarms import AlarmManager
+from console.station.controller_state import ControllerState
 from console.station.cuff import CuffState
 from console.station.events import AuditTrail, StationEvent
 from console.station.snapshots import SnapshotBuilder
-from console.station.supervisor import ControllerState, Supervisor
+from console.station.supervisor import Supervisor
 from drivers.codec import Event, Sample, Status
 from drivers.link_errors import LinkError, LinkStateChange
 

@@ -25,10 +25,10 @@ from console.common.api import (
 )
 from console.common.clock import Clock
 from console.station.alarms import AlarmManager
+from console.station.controller_state import ControllerState
 from console.station.cuff import CuffState
 from console.station.emergency import EmergencyDeflater
 from console.station.session_hook import SessionHook
-from console.station.supervisor import ControllerState
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,7 @@
 One :class:`Station` owns every controller link (the real driver, also for the
 built-in emulator, which it serves on a fresh pseudo-terminal), keeps every
 cuff's state from the samples, status lines and events, runs the supervisor on
-each of them and on a periodic tick, and answers the console's commands
-(:class:`~console.common.api.StationHandle`). No Textual in here.
+each of them and on a periodic tick, and answers the console's commands (StationHandle). No Textual.
 
 This module holds the state and the commands; collaborators with one job each are handed
 what they need: ``connections`` (links up and down), ``link_reports`` (the per-sample hot
@@ -29,6 +28,7 @@ from console.config.schema import StationConfig
 from console.station.alarm_desk import AlarmDesk
 from console.station.alarms import AlarmManager
 from console.station.connections import Connections
+from console.station.controller_state import ControllerState
 from console.station.cuff import CuffSpec, CuffState
 from console.station.cuff_details import CuffDetails
 from console.station.emergency import EmergencyDeflater
@@ -49,7 +49,7 @@ from console.station.records_watch import RecordsWatch
 from console.station.session_commands import SessionCommands
 from console.station.session_hook import SessionHook
 from console.station.snapshots import SnapshotBuilder
-from console.station.supervisor import ControllerState, Supervisor
+from console.station.supervisor import Supervisor
 from console.station.targets import Targets
 from drivers.emulator.pty_port import PtyEmulator
 from drivers.link import CuffLink

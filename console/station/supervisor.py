@@ -18,79 +18,14 @@ from collections.abc import Callable
 from console.common.api import Priority
 from console.common.figures import figure
 from console.station.alarms import AlarmManager
+from console.station.controller_state import ControllerState
 from console.station.cuff import CuffState
 from console.station.limits import Limits
 from drivers.codec import Event, Status
-from drivers.link import CuffLink
 
-LATCHING_EVENTS = ("WDT", "OVERPRESSURE", "SENSOR", "VENTFAIL")
-"""Controller events that latch channels (protocol section 3): high alarms until CLEAR."""
-
-
-class ControllerState:
-    """The station's view of one controller and the cuffs on it."""
-
-    __slots__ = (
-        "id",
-        "port",
-        "link",
-        "watchdog_s",
-        "cuffs",
-        "by_channel",
-        "link_state",
-        "ever_ready",
-        "down_since",
-        "last_sample_at",
-        "error",
-        "lost_alarm",
-        "wrong_raised",
-        "ready_at",
-        "startup_deflated",
-    )
-
-    def __init__(self, id: str, port: str, cuffs: tuple[CuffState, ...], watchdog_s: float = 3.0) -> None:
-        self.id = id
-        self.port = port
-        self.watchdog_s = watchdog_s
-        """The controller's watchdog time as the station sets it: it vents every channel this long after
-        the last frame from the station."""
-        self.link: CuffLink | None = None
-        self.cuffs = cuffs
-        self.by_channel: dict[int, CuffState] = {c.channel: c for c in cuffs}
-        self.link_state = "connecting"
-        self.ever_ready = False
-        self.down_since: float | None = None
-        """Clock time the link stopped being READY (or the station started)."""
-        self.last_sample_at: float | None = None
-        self.error = ""
-        self.lost_alarm = False
-        self.wrong_raised = False
-        """A WRONG_CONTROLLER alarm is up: the port answered as another controller."""
-        self.ready_at: float | None = None
-        """Clock time the link last became READY."""
-        self.startup_deflated = False
-        """DEFLATE ALL was confirmed on first contact."""
-
-    @property
-    def online(self) -> bool:
-        return self.link_state == "ready"
-
-    def cuff_names(self) -> str:
-        return ", ".join(c.id for c in self.cuffs) or "no cuffs"
-
-    def max_pressure(self) -> float | None:
-        info = self.link.info if self.link is not None else None
-        return None if info is None else float(info.max_pressure)
-
-    def channel_count(self) -> int | None:
-        """How many channels the controller said it has (HELLO), or None before its first HELLO."""
-        info = self.link.info if self.link is not None else None
-        return None if info is None else int(info.channels)
-
-    def missing(self) -> list[CuffState]:
-        """Cuffs the config puts on channels this controller does not have (by its HELLO)."""
-        n = self.channel_count()
-        return [] if n is None else [c for c in self.cuffs if c.channel > n]
+LATCHING_EVENTS = ("WDT", "OVERPRESSURE", "SENSOR", "VENTFAIL", "LATCHED")
+"""Controller events that latch channels (protocol section 3): high alarms until CLEAR. ``LATCHED``
+is the station's own: a channel found latched whose event it never heard (it started after it)."""
 
 
 DeflateCuff = Callable[[CuffState, str], None]
@@ -156,9 +91,26 @@ class Supervisor:
         else:
             cuff.leak_since = None
         if status.state == "FAULT" and not cuff.latched:
-            cuff.latched = True
-            cuff.latch_cause = cuff.latch_cause or "FAULT"
+            self.found_latched(cuff, "reports the channel in FAULT")
         self._check_leak(cuff, now)
+
+    def found_latched(self, cuff: CuffState, how: str) -> None:
+        """A latch the station learnt of without its event (it started, or reconnected, after it).
+
+        Without an alarm there would be nothing to acknowledge, and acknowledging is what sends CLEAR:
+        the cuff would stay unusable until someone power-cycled its controller.
+        """
+        if cuff.latched:
+            return
+        cuff.latched = True
+        cuff.latch_cause = cuff.latch_cause or "LATCHED"
+        self.alarms.raise_alarm(
+            "LATCHED",
+            Priority.MEDIUM,
+            f"{cuff.id}: its controller {how}: the channel is vented and latched by a fault raised before "
+            "the station heard of it. Acknowledge to clear it.",
+            cuff=cuff.id,
+        )
 
     def on_event(self, ctrl: ControllerState, event: Event, now: float) -> None:
         code = event.code

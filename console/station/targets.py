@@ -16,11 +16,12 @@ from console.common.api import CommandRefused, Priority
 from console.common.clock import Clock
 from console.common.figures import figure
 from console.station.alarms import AlarmManager
+from console.station.controller_state import ControllerState
 from console.station.cuff import CuffState
 from console.station.emergency import EmergencyDeflater
-from console.station.limits import check_target
+from console.station.limits import check_target, latched_refusal
 from console.station.snapshots import SnapshotBuilder
-from console.station.supervisor import ControllerState, Supervisor
+from console.station.supervisor import Supervisor
 from drivers.link_errors import CommandError, LinkDown, LinkError, LinkTimeout, Rebooted, Superseded
 
 log = logging.getLogger(__name__)
@@ -106,11 +107,8 @@ class Targets:
             await link.set_target(cuff.channel, mmhg)
         except CommandError as exc:
             if exc.code == "LATCHED":
-                cuff.latched = True
-                cuff.latch_cause = cuff.latch_cause or "fault"
-                raise CommandRefused(
-                    f"{cuff.id} is latched by a fault on controller {ctrl.id}: acknowledge its alarm first."
-                ) from None
+                self.supervisor.found_latched(cuff, "refused a SET with LATCHED")
+                raise CommandRefused(latched_refusal(cuff.id, cuff.latch_cause)) from None
             raise CommandRefused(f"{cuff.id}: controller {ctrl.id} refused {figure(mmhg)} mmHg ({exc.code}).") from None
         except LinkTimeout:
             raise CommandRefused(f"{cuff.id}: controller {ctrl.id} did not answer; not inflated.") from None

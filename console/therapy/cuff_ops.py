@@ -11,6 +11,7 @@ import logging
 
 from console.common.api import AlarmSnapshot, CommandRefused
 from console.common.figures import figure
+from console.station.limits import latched_refusal
 from console.therapy.jobs import JobBoard
 from console.therapy.session import TERMINAL
 from console.therapy.station_port import TherapyStation
@@ -38,9 +39,7 @@ def check_free(station: TherapyStation, board: JobBoard, cuff_id: str) -> None:
     if ctrl.id in station.emergency.retrying:
         raise CommandRefused(f"{cuff_id}: controller {ctrl.id} has not confirmed the emergency deflate yet.")
     if cuff.latched:
-        raise CommandRefused(
-            f"{cuff_id} is latched by a {cuff.latch_cause or 'fault'} fault: acknowledge its alarm first."
-        )
+        raise CommandRefused(latched_refusal(cuff_id, cuff.latch_cause))
     lj = board.lops.get(cuff_id)
     if lj is not None and lj.stage != "ended":
         raise CommandRefused(f"{cuff_id} is already measuring its LOP.")

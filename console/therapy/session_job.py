@@ -22,6 +22,7 @@ from console.common.clock import Clock
 from console.common.facts import PATIENT_ID
 from console.common.figures import figure
 from console.records.rows import SecondAggregator, SessionCuffRecord
+from console.station.limits import latched_refusal
 from console.therapy.cuff_ops import check_free, concerns, deflate, wait_first_reading
 from console.therapy.driver import Driver
 from console.therapy.jobs import JobBoard, SessionJob
@@ -203,9 +204,7 @@ class SessionJobs:
                     if not ctrl.online:
                         raise CommandRefused(f"controller {ctrl.id} of {c} is offline")
                     if cuff.latched:
-                        raise CommandRefused(
-                            f"{c} is latched by a {cuff.latch_cause or 'fault'}: acknowledge its alarm first"
-                        )
+                        raise CommandRefused(latched_refusal(c, cuff.latch_cause))
                 runner.resume()
             elif command == "skip":
                 runner.skip()
