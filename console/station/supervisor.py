@@ -91,25 +91,28 @@ class Supervisor:
         else:
             cuff.leak_since = None
         if status.state == "FAULT" and not cuff.latched:
-            self.found_latched(cuff, "reports the channel in FAULT")
+            self.found_latched(ctrl, cuff, "reports it in FAULT")
         self._check_leak(cuff, now)
 
-    def found_latched(self, cuff: CuffState, how: str) -> None:
+    def found_latched(self, ctrl: ControllerState, cuff: CuffState, how: str) -> None:
         """A latch the station learnt of without its event (it started, or reconnected, after it).
 
         Without an alarm there would be nothing to acknowledge, and acknowledging is what sends CLEAR:
-        the cuff would stay unusable until someone power-cycled its controller.
+        the cuff would stay unusable until someone power-cycled its controller. One alarm per
+        controller, naming its latched cuffs, because CLEAR clears the whole controller: acknowledging
+        it from any of those cuffs (``a``) is enough.
         """
         if cuff.latched:
             return
         cuff.latched = True
         cuff.latch_cause = cuff.latch_cause or "LATCHED"
+        names = ", ".join(c.id for c in ctrl.cuffs if c.latched)
         self.alarms.raise_alarm(
             "LATCHED",
             Priority.MEDIUM,
-            f"{cuff.id}: its controller {how}: the channel is vented and latched by a fault raised before "
-            "the station heard of it. Acknowledge to clear it.",
-            cuff=cuff.id,
+            f"Controller {ctrl.id} {how}: {names} vented and latched by a fault raised before the station "
+            "heard of it. Acknowledge to clear.",
+            controller=ctrl.id,
         )
 
     def on_event(self, ctrl: ControllerState, event: Event, now: float) -> None:

@@ -22,7 +22,7 @@ _SAY: dict[str, str] = {
     "WDT": "{who}: controller lost the console; vented. Check, ack (a).",
     "OVERPRESSURE": "{who}: pressure too high, cuff vented. Check it, then ack (a).",
     "SENSOR": "{who}: pressure sensor fault, vented. Call a technician.",
-    "LATCHED": "{who}: found latched by its controller, vented. Ack (a).",
+    "LATCHED": "{who}: found latched by the controller, vented. Ack (a).",
     "VENTFAIL": "{who}: cuff did not empty. Remove the cuff by hand now.",
     "NOT_REACHED": "{who}: target not reached. Check cuff and tubing for a leak.",
     "LEAK": "{who}: leak, the pump keeps running. Check cuff and tubing.",
