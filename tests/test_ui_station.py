@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from textual import events
 
 from console.station.station import Station
 from console.ui.app import BfrApp
@@ -148,3 +149,25 @@ async def test_the_pull_loop_ticking_while_textual_shuts_down_raises_nothing(sta
         app._close_all = close_all_with_ticks  # type: ignore[method-assign]
     assert ticked == [True, True], "both ticks ran without raising"
     assert fw(station).channel(1).target == 0, "quitting the console mid-dialog inflated nothing"
+
+
+async def test_keys_typed_in_one_burst_after_i_land_in_the_inflate_dialog(station: Station) -> None:
+    """``i70`` Enter as a terminal sends a quick typist's keys: read together, before the dialog opens.
+
+    Posted to the app the way Textual's driver posts what it read in one go (no pause between
+    them, unlike ``pilot.press``); seen in tmux, where ``70`` and Enter used to be lost.
+    """
+    app = BfrApp(station, bell=False, term="xterm")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: "VENTED" in screen_text(app), 10)
+        driver = app._driver
+        assert driver is not None
+        for key, char in (("i", "i"), ("7", "7"), ("0", "0"), ("enter", "\r")):
+            event = events.Key(key, char)
+            event.set_sender(app)
+            driver.send_message(event)  # what Pilot does per key, without waiting for idle in between
+        await wait_for(pilot, lambda: fw(station).channel(1).target == 70, 10, "A1 inflated to the burst's 70")
+        await wait_for(pilot, lambda: not isinstance(app.screen, InflateDialog), 10, "the dialog closed on the answer")
+        assert app.selected == "A1", "the digits did not select another cuff on the way"
+        await press(pilot, "d")
+        await wait_for(pilot, lambda: fw(station).channel(1).target == 0, 10, "A1 deflated")

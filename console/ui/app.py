@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widgets import Input
 
 from console.common.api import CuffSnapshot, Role, StationHandle, StationSnapshot
 from console.ui.actions import ConsoleActions
@@ -179,6 +181,21 @@ class BfrApp(App[None]):
             self.bell()
         if changed and self._cue.due(snap) and self.cue_bell and not rings:
             self.bell()  # the patient's cue; an alarm's bell that rings now takes its place
+
+    def on_key(self, event: events.Key) -> None:
+        """Keys typed ahead into a dialog that opened after they were read go into its field.
+
+        Textual routes each key when it reads it: ``i60`` Enter in one burst (a quick typist, a
+        terminal that sends them together) sends ``6``, ``0`` and Enter to the dashboard before ``i``
+        has opened the inflate dialog, and the dashboard has no use for them. A key that reaches the
+        app unused while a text field has the focus can only be one of those: it goes to that field,
+        in the order typed. (This runs before Textual's own key handling, and stops it.)
+        """
+        field = self.focused
+        if isinstance(field, Input) and (event.is_printable or event.key in ("enter", "backspace")):
+            event.prevent_default()
+            event.stop()
+            field.post_message(events.Key(event.key, event.character))
 
     # -- selection -------------------------------------------------------------------
     def select(self, cuff_id: str) -> None:

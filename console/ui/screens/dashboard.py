@@ -8,10 +8,13 @@ lives on the App so it works on every screen.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
+from textual.widgets import Input
 
 from console.common.api import AlarmSnapshot, CuffSnapshot, Role, StationSnapshot
 from console.common.patients import PatientBook
@@ -37,6 +40,18 @@ OPERATOR_ACTIONS = (
 PANEL_MIN_WIDTH = 38
 
 _REPS = Binding.Group("rep", compact=True)
+
+
+def focus_first_field(dialog: Screen[Any]) -> None:
+    """Focus the dialog's first field now, before the app reads the next key.
+
+    ``Widget.focus()`` (and ``AUTO_FOCUS``) wait a turn of the loop; keys that arrived with the one
+    that opened the dialog (``i60`` Enter in one burst, as a quick typist or a terminal sends them)
+    were read before it and lost.
+    """
+    fields = dialog.query(Input)
+    if fields:
+        dialog.set_focus(fields.first())
 
 
 class CuffGrid(VerticalScroll, can_focus=False):
@@ -179,7 +194,9 @@ class DashboardScreen(Screen[None]):
         cuff = self.actions.selected_cuff()
         if cuff is not None:
             asked_at = self.actions.emergencies
-            await self.app.push_screen(InflateDialog(cuff, self.actions), self._inflate)
+            dialog = InflateDialog(cuff, self.actions)
+            await self.app.push_screen(dialog, self._inflate)
+            focus_first_field(dialog)
             self._close_if_overtaken(asked_at)
 
     def _inflate(self, request: InflateRequest | None) -> None:
@@ -228,6 +245,7 @@ class DashboardScreen(Screen[None]):
             dialog = DopplerLopDialog(cuff, self.actions)
         asked_at = self.actions.emergencies
         await self.app.push_screen(dialog)
+        focus_first_field(dialog)
         self._close_if_overtaken(asked_at)
 
     def _close_if_overtaken(self, asked_at: int) -> None:
