@@ -319,7 +319,7 @@ async def test_losing_the_station_is_plain_on_screen_and_the_client_reconnects(
         assert all(c.state == "lost" for c in lost.controllers)
         assert remote.alarm_log()[0].cause == STATION_LOST
         with pytest.raises(CommandRefused, match="EMERGENCY DEFLATE NOT SENT"):
-            await remote.emergency_deflate()
+            remote.emergency_deflate()  # said in the call itself (the key's handler), not when awaited
         with pytest.raises(CommandRefused, match="Not connected"):
             await remote.inflate("C1", mmhg=100)
         srv = StationServer(station, sock, resolver, fps=100)

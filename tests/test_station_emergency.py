@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,5 +115,32 @@ async def test_a_deflate_in_flight_wins_over_an_inflate(tmp_path: Path) -> None:
             await inflate
         await wait_for(lambda: fw.channel(2).target == 0, "A2 target 0 on the controller")
         assert cuff(st, "A2").target == 0
+    finally:
+        await st.stop()
+
+
+async def test_emergency_deflate_writes_in_the_call_itself_before_anything_is_awaited(tmp_path: Path) -> None:
+    """The console calls it from the key's handler: the DEFLATE ALL lines must be on every port when the
+    call returns, not when a task created for it first runs (after a frame the loop was about to draw)."""
+    st = Station(make_config(tmp_path, controllers=2))
+    await st.start()
+    try:
+        await st.inflate("A1", mmhg=100)
+        await st.inflate("B1", mmhg=70)
+        written: list[str] = []
+        for cid, link in st.links.items():
+            real = link.deflate_all_now
+
+            def spy(cid: str = cid, real: Any = real) -> Any:
+                fut = real()  # the line is on the transport when this returns (drivers.link)
+                written.append(cid)
+                return fut
+
+            link.deflate_all_now = spy  # type: ignore[method-assign]
+        pending = st.emergency_deflate()  # no await yet
+        assert sorted(written) == ["A", "B"], "DEFLATE ALL written to every controller in the call"
+        assert all(c.target == 0 for c in st.snapshot().cuffs), "and every target is 0 already"
+        snap = await pending
+        assert snap.confirmed == ("A", "B") and snap.pending == ()
     finally:
         await st.stop()

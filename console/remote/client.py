@@ -23,7 +23,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -341,6 +341,11 @@ class RemoteStation:
     # ------------------------------------------------------------ commands
 
     async def _call(self, name: str, args: dict[str, Any], *, not_sent: str | None = None) -> Any:
+        cmd_id, fut = self._send(name, args, not_sent=not_sent)
+        return await self._answer(name, cmd_id, fut)
+
+    def _send(self, name: str, args: dict[str, Any], *, not_sent: str | None = None) -> tuple[int, asyncio.Future[Any]]:
+        """Write the command now; the future is its answer. Raises CommandRefused when it cannot be sent."""
         writer = self._writer
         if not self.connected or writer is None or writer.transport.is_closing():
             raise CommandRefused(
@@ -351,8 +356,11 @@ class RemoteStation:
         cmd_id = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = fut
+        writer.write(protocol.encode({"op": protocol.CMD, "id": cmd_id, "name": name, "args": args}))
+        return cmd_id, fut
+
+    async def _answer(self, name: str, cmd_id: int, fut: asyncio.Future[Any]) -> Any:
         try:
-            writer.write(protocol.encode({"op": protocol.CMD, "id": cmd_id, "name": name, "args": args}))
             return await asyncio.wait_for(asyncio.shield(fut), timeout=self.command_timeout_s)
         except TimeoutError:
             raise CommandRefused(
@@ -371,9 +379,10 @@ class RemoteStation:
         else:
             fut.set_exception(CommandRefused(str(message.get("error") or "the station refused")))
 
-    async def emergency_deflate(self) -> EmergencySnapshot:
-        """Sent at once, never queued behind other commands; raises when it cannot be sent."""
-        value = await self._call(
+    def emergency_deflate(self) -> Coroutine[Any, Any, EmergencySnapshot]:
+        """Written in this call (from the key's handler, ahead of any frame), never queued behind other
+        commands; raises CommandRefused at once when it cannot be sent. Awaiting it gives the answer."""
+        cmd_id, fut = self._send(
             "emergency_deflate",
             {},
             not_sent=(
@@ -381,7 +390,11 @@ class RemoteStation:
                 "Use the station's own emergency key."
             ),
         )
-        return emergency_from_wire(value)
+
+        async def answered() -> EmergencySnapshot:
+            return emergency_from_wire(await self._answer("emergency_deflate", cmd_id, fut))
+
+        return answered()
 
     async def inflate(self, cuff_id: str, *, mmhg: float | None = None, pct_lop: float | None = None) -> None:
         await self._call("inflate", {"cuff_id": cuff_id, "mmhg": mmhg, "pct_lop": pct_lop})

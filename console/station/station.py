@@ -5,11 +5,10 @@ built-in emulator, which it serves on a fresh pseudo-terminal), keeps every
 cuff's state from the samples, status lines and events, runs the supervisor on
 each of them and on a periodic tick, and answers the console's commands (StationHandle). No Textual.
 
-This module holds the state and the commands; collaborators with one job each are handed
-what they need: ``connections`` (links up and down), ``link_reports`` (the per-sample hot
-path), ``events`` (observers, audit trail, records), ``targets`` (inflates, deflates and
-their retries), ``alarm_desk`` (acknowledge, silence, latches), ``session_commands`` (the
-sessions/LOP plug) and ``snapshots`` (the cached view the consoles read).
+This module holds the state and the commands; collaborators with one job each are handed what they
+need: ``connections`` (links up and down), ``link_reports`` (the per-sample hot path), ``events``
+(observers, audit trail, records), ``targets`` (inflates, deflates and their retries), ``alarm_desk``
+(acknowledge, silence, latches), ``session_commands`` (sessions/LOP) and ``snapshots`` (the view).
 """
 
 from __future__ import annotations
@@ -438,8 +437,9 @@ class Station:
         """Deflate without awaiting (supervisor rules, races): target 0 now, DEFLATE on the wire next."""
         self.targets.deflate_soon(cuff, reason, record=record)
 
-    async def emergency_deflate(self) -> EmergencySnapshot:
-        """DEFLATE ALL to every controller at once; never refused."""
+    def emergency_deflate(self) -> Coroutine[Any, Any, EmergencySnapshot]:
+        """DEFLATE ALL to every controller, written in this call, not when awaited (the key's handler calls it,
+        ahead of any frame being drawn); never refused. Awaiting it gives the controllers' confirmations."""
         links = {cid: ctrl.link for cid, ctrl in self.controllers.items()}
         run = self.emergency.fire(links, by=actor_var.get())  # the writes, first
         self.targets.all_zero()
@@ -448,7 +448,7 @@ class Station:
             with contextlib.suppress(Exception):
                 hook.on_emergency()
         self.record_command(actor_var.get(), "EMERGENCY DEFLATE ALL")
-        return await self.emergency.confirm(run)
+        return self.emergency.confirm(run)
 
     async def acknowledge(self, alarm_id: int | None = None) -> None:
         await self.alarm_desk.acknowledge(alarm_id)
