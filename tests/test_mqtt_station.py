@@ -132,9 +132,7 @@ async def test_a_broker_down_at_start_changes_nothing_for_the_station(tmp_path: 
     await station.start()
     pub = start_publisher(station, config)
     try:
-        await wait_for(
-            lambda: any("unreachable" in n for n in station.snapshot().notices), "the broker-down notice", T
-        )
+        await wait_for(lambda: any("unreachable" in n for n in station.snapshot().notices), "the broker-down notice", T)
         await wait_for(lambda: all(c.online for c in station.snapshot().cuffs), "every cuff online", T)
         await station.inflate("A1", mmhg=80)
         await wait_for(lambda: (station.snapshot().cuffs[0].pressure or 0) > 60, "A1 inflating", T)
