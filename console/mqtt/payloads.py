@@ -58,9 +58,18 @@ def status_payload(
     }
 
 
-def offline_payload(station: str, name: str, time: float, why: str) -> dict[str, Any]:
-    """The last will (``why`` = ``vanished``) and the clean goodbye (``stopped``)."""
-    return {"v": VERSION, "station": station, "name": name, "state": OFFLINE, "why": why, "time": round(time, 3)}
+def offline_payload(station: str, name: str, time: float, why: str, attach: str = "") -> dict[str, Any]:
+    """The last will (``why`` = ``vanished``) and the clean goodbye (``stopped``): the board still
+    shows how to attach, to go and look."""
+    return {
+        "v": VERSION,
+        "station": station,
+        "name": name,
+        "state": OFFLINE,
+        "why": why,
+        "time": round(time, 3),
+        "attach": attach,
+    }
 
 
 def cuff_payload(c: CuffSnapshot, *, station: str, time: float) -> dict[str, Any]:

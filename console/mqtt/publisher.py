@@ -101,7 +101,7 @@ class MqttPublisher:
             self._unsubscribe()
         client = self._client if self.connected else None
         if client is not None:
-            bye = pl.offline_payload(self.station, self._name, time.time(), "stopped")
+            bye = pl.offline_payload(self.station, self._name, time.time(), "stopped", self.attach)
             with contextlib.suppress(Exception):
                 await client.publish(self._status_topic, pl.encode(bye), qos=1, retain=True, timeout=GOODBYE_TIMEOUT_S)
         for task in self._tasks:
@@ -174,7 +174,7 @@ class MqttPublisher:
 
     def _client_for(self) -> aiomqtt.Client:
         cfg = self.cfg
-        will = pl.offline_payload(self.station, self._name, time.time(), "vanished")
+        will = pl.offline_payload(self.station, self._name, time.time(), "vanished", self.attach)
         tls = ssl.create_default_context(cafile=str(cfg.ca_file) if cfg.ca_file else None) if cfg.tls else None
         return aiomqtt.Client(
             cfg.host,
