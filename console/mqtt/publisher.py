@@ -90,6 +90,7 @@ class MqttPublisher:
     def start(self) -> None:
         """Listen to the station and start the feed and the broker tasks (returns at once)."""
         self._unsubscribe = self._add_observer(self._on_event)
+        self._name = self._snapshot().name  # the last will names the station from the first connection on
         self._tasks = [
             asyncio.create_task(self._feed(), name="mqtt:feed"),
             asyncio.create_task(self._connect_loop(), name="mqtt:broker"),

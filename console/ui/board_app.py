@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
