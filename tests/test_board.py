@@ -18,7 +18,7 @@ from console.mqtt.wiring import start_publisher, stop_publisher
 from console.station.station import Station
 from console.ui.board_app import BoardApp
 from console.ui.board_text import alarm_lines, header, station_block
-from tests.mqtt_support import Broker, broker  # noqa: F401 (fixture)
+from tests.mqtt_support import Broker
 from tests.station_support import make_config
 from tests.ui_support import screen_text, wait_for
 
@@ -88,7 +88,7 @@ def _config(tmp_path: Path, name: str, port: int):  # type: ignore[no-untyped-de
 
 async def test_the_board_shows_every_station_their_alarms_and_one_going_offline(
     tmp_path: Path,
-    broker: Broker,  # noqa: F811
+    broker: Broker,
 ) -> None:
     stations = []
     pubs = []

@@ -15,7 +15,9 @@ def test_publishing_is_off_without_the_section(tmp_path: Path) -> None:
 
 
 def test_a_full_section_loads_and_round_trips(tmp_path: Path) -> None:
-    text = MINIMAL + """
+    text = (
+        MINIMAL
+        + """
 [station]
 name = "Bay A"
 
@@ -28,6 +30,7 @@ ca_file = "/etc/bfr/clinic-ca.crt"
 cuff_hz = 2
 queue = 500
 """
+    )
     config = load_config(write(tmp_path, text))
     m = config.mqtt
     assert m is not None

@@ -18,7 +18,7 @@ from console.common.api import Priority
 from console.config.schema import MqttConfig, StationConfig
 from console.mqtt.wiring import start_publisher, stop_publisher
 from console.station.station import Station
-from tests.mqtt_support import Broker, Listener, broker  # noqa: F401 (fixture)
+from tests.mqtt_support import Broker, Listener
 from tests.station_support import make_config, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +31,7 @@ def with_mqtt(config: StationConfig, port: int, **kw: object) -> StationConfig:
     return dataclasses.replace(config, mqtt=dataclasses.replace(cfg, **kw))
 
 
-async def test_retained_status_and_cuff_states(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
+async def test_retained_status_and_cuff_states(tmp_path: Path, broker: Broker) -> None:
     config = with_mqtt(make_config(tmp_path), broker.port, cuff_hz=2.0)
     station = Station(config)
     await station.start()
@@ -90,7 +90,7 @@ async def test_alarms_reach_a_board_through_a_broker_restart(tmp_path: Path) -> 
             assert emergency.pending == ()
             station.alarms.raise_alarm("TEST_CAUSE", Priority.HIGH, "A1: raised while the broker was away.", cuff="A1")
             await wait_for(
-                lambda: any("Clinic board not updated" in n for n in station.snapshot().notices),
+                lambda: any("Clinic board: broker" in n for n in station.snapshot().notices),
                 "the notice on the station's snapshot",
                 T,
             )
@@ -178,7 +178,7 @@ limb = "leg"
     return path
 
 
-async def test_last_will_marks_a_killed_station_offline(tmp_path: Path, broker: Broker) -> None:  # noqa: F811
+async def test_last_will_marks_a_killed_station_offline(tmp_path: Path, broker: Broker) -> None:
     cfg = _station_toml(tmp_path, broker.port)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "console.cli", "serve", "--config", str(cfg), cwd=str(REPO),
@@ -205,3 +205,28 @@ async def test_last_will_marks_a_killed_station_offline(tmp_path: Path, broker: 
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_the_console_says_the_clinic_board_is_not_updated(tmp_path: Path) -> None:
+    """The real console at 80x24 on a station whose broker is down: a line says so, the cuffs are as ever."""
+    from console.ui.app import BfrApp
+    from tests.ui_support import screen_text
+    from tests.ui_support import wait_for as ui_wait
+
+    broker = Broker(tmp_path)  # never started
+    config = with_mqtt(make_config(tmp_path), broker.port)
+    station = Station(config)
+    await station.start()
+    pub = start_publisher(station, config)
+    app = BfrApp(station, bell=False, term="linux")
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await ui_wait(
+                pilot, lambda: "Clinic board: broker unreachable" in screen_text(app), T, "the notice in the header"
+            )
+            await ui_wait(pilot, lambda: "VENTED" in screen_text(app), T, "the cuffs")
+            header = next(line for line in screen_text(app).splitlines() if "Clinic board: broker unreachable" in line)
+            assert "Station: Test bay" in header and len(header) <= 80, header
+    finally:
+        await stop_publisher(pub)
+        await station.stop()

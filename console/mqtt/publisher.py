@@ -114,11 +114,11 @@ class MqttPublisher:
         o = self.outbox
         lost = ""
         if o.dropped or o.lost_alarms:
-            lost = f"; lost {o.lost_alarms} alarm messages, {o.dropped} cuff/status updates"
+            lost = f"; {o.lost_alarms} alarm messages lost, {o.dropped} updates dropped"
         if not self.connected and self.error:
-            return f"Clinic board not updated: broker {self.cfg.host}:{self.cfg.port} {self.error}{lost}"
+            return f"Clinic board: broker {self.error}{lost}"
         if o.lost_alarms:
-            return f"Clinic board{lost}"
+            return f"Clinic board missed alarms{lost}"
         return ""
 
     @property

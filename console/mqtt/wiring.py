@@ -34,7 +34,7 @@ def start_publisher(station: Any, config: StationConfig) -> MqttPublisher | None
     try:
         password = read_password(cfg)
     except OSError as exc:
-        line = f"Clinic board not updated: cannot read mqtt.password_file ({exc.strerror or exc})"
+        line = f"Clinic board: not updated, cannot read mqtt.password_file ({exc.strerror or exc})"
         log.error("mqtt: %s", line)
         station.view.notices.append(lambda: line)
         return None
