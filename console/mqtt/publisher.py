@@ -83,7 +83,7 @@ class MqttPublisher:
         self._status_at = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: Callable[[], None] | None = None
-        self._client: aiomqtt.Client | None = None
+        self._stopping = False
 
     # ------------------------------------------------------------------ the station's side
 
@@ -97,14 +97,20 @@ class MqttPublisher:
         ]
 
     async def stop(self) -> None:
-        """Say ``offline`` (``stopped``) if the broker is there, within GOODBYE_TIMEOUT_S, then end."""
+        """Send what alarms wait, then ``offline`` (``stopped``), within GOODBYE_TIMEOUT_S if the broker is there.
+
+        The goodbye goes out from the sending task itself, after the waiting alarms and
+        before anything else: no state published after it can make the station look online.
+        """
         if self._unsubscribe is not None:
             self._unsubscribe()
-        client = self._client if self.connected else None
-        if client is not None:
-            bye = pl.offline_payload(self.station, self._name, time.time(), "stopped", self.attach)
-            with contextlib.suppress(Exception):
-                await client.publish(self._status_topic, pl.encode(bye), qos=1, retain=True, timeout=GOODBYE_TIMEOUT_S)
+        self._stopping = True
+        if self._tasks:
+            self._tasks[0].cancel()  # no more snapshots
+            self.outbox.wake.set()
+            if self.connected:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(self._tasks[1]), GOODBYE_TIMEOUT_S)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -196,7 +202,6 @@ class MqttPublisher:
         while True:
             try:
                 async with self._client_for() as client:
-                    self._client = client
                     self.connected, self.error = True, ""
                     self.connects += 1
                     pause = RETRY_MIN_S
@@ -210,7 +215,8 @@ class MqttPublisher:
                 log.exception("mqtt: publishing failed; trying again")
             finally:
                 self.connected = False
-                self._client = None
+            if self._stopping:
+                return
             await asyncio.sleep(pause)
             pause = min(pause * 2, self.retry_max_s)
 
@@ -228,6 +234,10 @@ class MqttPublisher:
                 if o.alarms and o.alarms[0][1] is payload:
                     o.alarms.popleft()
                 o.sent += 1
+            if self._stopping:
+                bye = pl.offline_payload(self.station, self._name, time.time(), "stopped", self.attach)
+                await client.publish(self._status_topic, pl.encode(bye), qos=1, retain=True, timeout=GOODBYE_TIMEOUT_S)
+                return
             item = o.next_latest()
             if item is not None:
                 topic, payload, retain = item
