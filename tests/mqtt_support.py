@@ -96,6 +96,7 @@ class Broker:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused broker cannot act on SIGTERM
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=START_TIMEOUT_S)
@@ -103,6 +104,15 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: a broker that hangs (accepts nothing, answers nothing) with every connection open."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def log(self) -> str:
         p = self.dir / "log"

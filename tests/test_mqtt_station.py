@@ -230,3 +230,40 @@ async def test_the_console_says_the_clinic_board_is_not_updated(tmp_path: Path) 
     finally:
         await stop_publisher(pub)
         await station.stop()
+
+
+async def test_a_hung_broker_changes_nothing_and_the_alarms_follow_once_it_answers(tmp_path: Path) -> None:
+    """The broker stops answering (SIGSTOP) with the station's connection open: publishes block in it,
+    never in the station; alarms raised meanwhile reach a board once it answers again."""
+    broker = Broker(tmp_path)
+    broker.start()
+    station = None
+    pub = None
+    try:
+        board = Listener(broker.port, "bfr/clinic/+/alarms", identifier="board-hung", clean_session=False)
+        async with board:
+            config = with_mqtt(make_config(tmp_path), broker.port, cuff_hz=2.0)
+            station = Station(config)
+            await station.start()
+            pub = start_publisher(station, config)
+            await wait_for(lambda: pub is not None and pub.connected, "the publisher connected", T)
+            broker.pause()
+            await wait_for(lambda: all(c.online for c in station.snapshot().cuffs), "every cuff online", T)
+            station.alarms.raise_alarm("HUNG_CAUSE", Priority.HIGH, "A1: raised while the broker hung.", cuff="A1")
+            await station.inflate("A1", mmhg=80)
+            await wait_for(lambda: (station.snapshot().cuffs[0].pressure or 0) > 60, "A1 inflating", T)
+            emergency = await asyncio.wait_for(station.emergency_deflate(), T)
+            assert emergency.pending == ()
+            assert len(pub.outbox.alarms) <= pub.cfg.queue
+            broker.resume()
+            await wait_for(
+                lambda: board.matching(lambda t, p: p["event"] == "raised" and p["cause"] == "HUNG_CAUSE"),
+                "the alarm raised while the broker hung",
+                60,
+                board.seen,
+            )
+    finally:
+        await stop_publisher(pub)
+        if station is not None:
+            await station.stop()
+        broker.stop()
