@@ -444,3 +444,27 @@ def describe_config(config: Any) -> str:
     lines.append(f"plans: {', '.join(sorted(config.plans))}")
     lines.append(f"records: {config.station.data_dir}; socket: {config.station.socket}")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the clinic board
+
+
+def run_board(
+    url: str, site: str, *, user: str | None, password_file: str | None, ca_file: str | None, theme: str
+) -> int:
+    """``bfr-console board``: the board on this terminal until q (it needs no station config)."""
+    from console.mqtt.board_feed import BoardFeed
+    from console.mqtt.board_model import BoardModel
+    from console.ui.board_app import BoardApp
+
+    password = None
+    if password_file:
+        try:
+            with open(password_file, encoding="utf-8") as f:
+                password = f.readline().rstrip("\r\n")
+        except OSError as exc:
+            return _fail(f"board: cannot read {password_file}: {exc.strerror or exc}")
+    feed = BoardFeed(url, BoardModel(site), user=user, password=password, ca_file=ca_file)
+    app = BoardApp(feed, theme=theme)
+    app.run()
+    return int(app.return_code or 0)

@@ -153,8 +153,8 @@ def _setup(args: argparse.Namespace) -> int:
 
 def _board(args: argparse.Namespace) -> int:
     """``board``: needs no station config, only the broker and the site."""
+    from console.app_runner import run_board
     from console.mqtt.topics import parse_url, valid_level
-    from console.ui.board_app import run_board
 
     try:
         parse_url(args.url)

@@ -128,3 +128,12 @@ async def test_the_board_shows_every_station_their_alarms_and_one_going_offline(
             await stop_publisher(pub)
         for st in stations:
             await st.stop()
+
+
+def test_the_board_command_refuses_a_bad_url_or_site(capsys: object) -> None:
+    from console.cli import main
+
+    assert main(["board", "--url", "http://broker", "--site", "clinic"]) == 2
+    assert main(["board", "--url", "mqtt://broker", "--site", "North Clinic"]) == 2
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "mqtt://host:port" in err and "--site 'North Clinic'" in err

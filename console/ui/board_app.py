@@ -101,21 +101,3 @@ class BoardApp(App[int]):
             tiles.update(text)
         else:
             tiles.update(f" No station has published under bfr/{self.model.site}/ yet.")
-
-
-def run_board(
-    url: str, site: str, *, user: str | None, password_file: str | None, ca_file: str | None, theme: str
-) -> int:
-    """``bfr-console board``: the board on this terminal until q."""
-    password = None
-    if password_file:
-        try:
-            with open(password_file, encoding="utf-8") as f:
-                password = f.readline().rstrip("\r\n")
-        except OSError as exc:
-            print(f"bfr-console board: cannot read {password_file}: {exc.strerror or exc}")
-            return 2
-    feed = BoardFeed(url, BoardModel(site), user=user, password=password, ca_file=ca_file)
-    app = BoardApp(feed, theme=theme)
-    app.run()
-    return int(app.return_code or 0)
