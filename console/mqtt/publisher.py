@@ -221,13 +221,19 @@ class MqttPublisher:
             pause = min(pause * 2, self.retry_max_s)
 
     async def _send(self, client: aiomqtt.Client) -> None:
-        """Status first (after a reconnect too), then alarms in order, then cuff states."""
+        """The status first (at every connection too), then alarms in order, then cuff states."""
         o = self.outbox
         if self._status is not None:
             await client.publish(self._status_topic, self._status, qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S)
             o.latest.pop(self._status_topic, None)
         while True:
             o.wake.clear()
+            # A status is built from a snapshot taken before the alarm events waiting now: sent after
+            # them, it would take a just-raised alarm off a board until the next status.
+            status = o.latest.pop(self._status_topic, None)
+            if status is not None and not self._stopping:
+                await client.publish(self._status_topic, status[0], qos=1, retain=True, timeout=PUBLISH_TIMEOUT_S)
+                o.sent += 1
             while o.alarms:
                 topic, payload = o.alarms[0]
                 await client.publish(topic, payload, qos=1, timeout=PUBLISH_TIMEOUT_S)

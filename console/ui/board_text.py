@@ -111,6 +111,9 @@ def alarm_lines(model: BoardModel, width: int, limit: int) -> Text:
     for b in shown:
         a = b.alarm
         state = ("ACK" if a.get("acknowledged") else "NEW") + ("" if a.get("active") else ", cleared")
+        view = model.stations.get(b.station)
+        if view is not None and view.state == "offline":
+            state += ", station offline"  # its last word: nobody there can clear it
         line = f" {str(a.get('priority', '?')).upper():<6} {b.station:<10} [{state}] {a.get('message', '')}"
         out.append(line[: max(20, width - 1)] + "\n", style=STYLE.get(str(a.get("priority")), ""))
     if len(shown) < len(alarms):
