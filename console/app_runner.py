@@ -443,6 +443,17 @@ def describe_config(config: Any) -> str:
         )
     lines.append(f"plans: {', '.join(sorted(config.plans))}")
     lines.append(f"records: {config.station.data_dir}; socket: {config.station.socket}")
+    m = config.mqtt
+    if m is None:
+        lines.append("clinic board: off (no [mqtt])")
+    else:
+        from console.mqtt.topics import station_prefix, topic_name
+
+        who = f" as {m.user}" if m.user else ""
+        url = f"{'mqtts' if m.tls else 'mqtt'}://{m.host}:{m.port}"
+        lines.append(
+            f"clinic board: publishes to {url}{who} under {station_prefix(m.site, topic_name(config.station.name))}/"
+        )
     return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from console.app_runner import describe_config
 from console.config.loader import dump_config, load_config, parse_config
 from console.mqtt.topics import parse_topic, topic_name
 from tests.test_config import MINIMAL, problem, refuse, write
@@ -39,6 +40,8 @@ queue = 500
     assert (m.cuff_hz, m.queue) == (2.0, 500)
     again = parse_config(tomllib.loads(dump_config(config)), str(config.path), base_dir=config.path.parent)
     assert again.mqtt == m
+    said = describe_config(config)
+    assert "publishes to mqtts://broker.clinic.lan:8883 as bay-a under bfr/north-clinic/bay-a/" in said
 
 
 def test_bad_values_are_refused_with_the_key(tmp_path: Path) -> None:
