@@ -85,6 +85,7 @@ def run_console(config: Any, *, kiosk: bool = False, theme: str | None = None) -
 
 
 async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
+    from console.mqtt.wiring import start_publisher, stop_publisher
     from console.remote.server import serve_station
     from console.remote.socket_file import ServeError
     from console.station.lifecycle import deflate_and_stop
@@ -99,6 +100,7 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
         station, kiosk=kiosk, theme=theme, fps=config.ui.fps, bell=config.alarms.bell, cue_bell=config.ui.cue_bell
     )
     server = None
+    publisher = None
     why = ["console closed"]
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Future[Any]] = []
@@ -128,6 +130,7 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
             server = await serve_station(station, config, fps=float(config.ui.fps))
         except ServeError as exc:
             log.warning("runner: remote supervision is off: %s", exc)
+        publisher = start_publisher(station, config)
         # The console comes up at once; controllers show CONNECTING until their links are ready.
         starting = asyncio.create_task(station.start(), name="station:start")
 
@@ -157,6 +160,8 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
         if server is not None:
             with contextlib.suppress(Exception):
                 await server.stop()
+        with contextlib.suppress(Exception):
+            await stop_publisher(publisher)
         if records is not None:
             with contextlib.suppress(Exception):
                 records.close()
@@ -204,6 +209,7 @@ async def serve(config: Any) -> int:
     """``bfr-console serve``: the station with no console; consoles attach over its socket."""
     from console import service
     from console.common.sd_notify import Notifier
+    from console.mqtt.wiring import start_publisher, stop_publisher
     from console.remote.server import serve_station
     from console.remote.socket_file import ServeError
     from console.station.lifecycle import run_station_until_signal
@@ -217,6 +223,7 @@ async def serve(config: Any) -> int:
             records.close()
         return _fail(f"cannot serve the station: {exc}")
     _say(f"SERVING {config.station.socket}")
+    publisher = start_publisher(station, config)
     notifier = Notifier()
     service.watch(station, notifier)
     announcing: list[asyncio.Task[str]] = []
@@ -233,6 +240,8 @@ async def serve(config: Any) -> int:
         notifier.stopping()
         with contextlib.suppress(Exception):
             await server.stop()
+        with contextlib.suppress(Exception):
+            await stop_publisher(publisher)
         if records is not None:
             records.close()
     return 0 if why in ("SIGTERM", "SIGINT", "SIGHUP") else 3
@@ -434,4 +443,39 @@ def describe_config(config: Any) -> str:
         )
     lines.append(f"plans: {', '.join(sorted(config.plans))}")
     lines.append(f"records: {config.station.data_dir}; socket: {config.station.socket}")
+    m = config.mqtt
+    if m is None:
+        lines.append("clinic board: off (no [mqtt])")
+    else:
+        from console.mqtt.topics import station_prefix, topic_name
+
+        who = f" as {m.user}" if m.user else ""
+        url = f"{'mqtts' if m.tls else 'mqtt'}://{m.host}:{m.port}"
+        lines.append(
+            f"clinic board: publishes to {url}{who} under {station_prefix(m.site, topic_name(config.station.name))}/"
+        )
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ the clinic board
+
+
+def run_board(
+    url: str, site: str, *, user: str | None, password_file: str | None, ca_file: str | None, theme: str
+) -> int:
+    """``bfr-console board``: the board on this terminal until q (it needs no station config)."""
+    from console.mqtt.board_feed import BoardFeed
+    from console.mqtt.board_model import BoardModel
+    from console.ui.board_app import BoardApp
+
+    password = None
+    if password_file:
+        try:
+            with open(password_file, encoding="utf-8") as f:
+                password = f.readline().rstrip("\r\n")
+        except OSError as exc:
+            return _fail(f"board: cannot read {password_file}: {exc.strerror or exc}")
+    feed = BoardFeed(url, BoardModel(site), user=user, password=password, ca_file=ca_file)
+    app = BoardApp(feed, theme=theme)
+    app.run()
+    return int(app.return_code or 0)

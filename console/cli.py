@@ -80,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("--kiosk", action="store_true", default=argparse.SUPPRESS)
     setup.add_argument("--theme", choices=["auto", "textual-dark", "ansi"], default=argparse.SUPPRESS)
 
+    board = sub.add_parser("board", help="a read-only board of every station of a site, from the MQTT broker")
+    board.add_argument("--url", required=True, help="the broker: mqtt://host:port or mqtts://host:port")
+    board.add_argument("--site", required=True, help="the site's topic level (the stations' [mqtt] site)")
+    board.add_argument("--user", help="the board's broker account")
+    board.add_argument("--password-file", metavar="PATH", help="a file whose first line is the account's password")
+    board.add_argument("--ca-file", metavar="PATH", help="with mqtts://: the clinic's CA certificate")
+    board.add_argument("--theme", choices=["auto", "textual-dark", "ansi"], default=argparse.SUPPRESS)
+
     sub.add_parser("emulator", help="run a controller emulator on a pseudo-terminal (see --help)", add_help=False)
     return p
 
@@ -143,6 +151,27 @@ def _setup(args: argparse.Namespace) -> int:
     return run_setup_app(ports=args.ports, timeout=args.timeout, write_to=args.out, theme=theme)
 
 
+def _board(args: argparse.Namespace) -> int:
+    """``board``: needs no station config, only the broker and the site."""
+    from console.app_runner import run_board
+    from console.mqtt.topics import parse_url, valid_level
+
+    try:
+        parse_url(args.url)
+    except ValueError as exc:
+        print(f"bfr-console board: --url {args.url!r}: {exc}", file=sys.stderr)
+        return 2
+    if not valid_level(args.site):
+        print(
+            f"bfr-console board: --site {args.site!r}: expected lower-case letters, digits, '-' or '_'", file=sys.stderr
+        )
+        return 2
+    theme = getattr(args, "theme", None) or "auto"
+    return run_board(
+        args.url, args.site, user=args.user, password_file=args.password_file, ca_file=args.ca_file, theme=theme
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["emulator"]:
@@ -159,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if command == "setup":
         return _setup(args)
+    if command == "board":
+        return _board(args)
     config = _load(args)
     if command == "check-config":
         from console.app_runner import describe_config

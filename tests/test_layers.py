@@ -8,6 +8,7 @@ rules are the README's code map:
 - ``console.common`` (the shared leaf) imports nothing else of ours;
 - the engine (``console.station``) never imports Textual, therapy, records, the UI or remote;
 - therapy reaches cuffs only through the engine: never ``drivers``, never Textual or the UI;
+- publishing (``console.mqtt``) knows no Textual, no serial port, no records: it reads snapshots and events;
 - records know no Textual, no serial port and no engine;
 - the UI does no serial I/O and no SQL: never ``drivers``, ``serial``, ``sqlite3`` or the records' store;
 - nothing imports a ``_private`` name from another module, and no product module passes 500 lines.
@@ -102,7 +103,17 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "drivers",
         "textual",
     ),
-    "console.station": ("textual", "console.therapy", "console.records", "console.ui", "console.remote", "sqlite3"),
+    "console.station": (
+        "textual",
+        "console.therapy",
+        "console.records",
+        "console.ui",
+        "console.remote",
+        "console.mqtt",
+        "aiomqtt",
+        "sqlite3",
+    ),
+    "console.mqtt": ("textual", "drivers", "console.ui", "console.remote", "console.records", "sqlite3", "serial"),
     "console.therapy": ("drivers", "textual", "console.ui", "console.remote", "serial", "serial_asyncio_fast"),
     "console.records": ("textual", "drivers", "console.station", "console.ui", "console.remote", "serial"),
     "console.config": ("textual", "drivers", "console.station", "console.ui", "console.remote", "sqlite3"),

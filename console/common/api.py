@@ -214,6 +214,9 @@ class StationSnapshot:
     role: Role = Role.OPERATOR
     """The role of the console reading this snapshot."""
     plans: tuple[PlanSummary, ...] = field(default_factory=tuple)
+    notices: tuple[str, ...] = field(default_factory=tuple)
+    """Lines about the station's helpers, shown while they say something (e.g. the clinic board
+    is not being updated, and how many messages were lost)."""
 
 
 @runtime_checkable

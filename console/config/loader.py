@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from console.common.api import Role
+from console.config.mqtt_section import mqtt_table, read_mqtt
 from console.config.schema import (
     THEMES,
     AlarmsConfig,
@@ -137,6 +138,7 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
     cuffs = read_cuffs(read_array(top, "cuffs", required=True), problems, controllers, station, safety)
     roles = read_roles(read_array(top, "roles"), problems)
     plans = read_plans(read_array(top, "plans"), problems, safety)
+    mqtt = read_mqtt(read_table(top, "mqtt"), problems, base, station.name) if "mqtt" in data else None
 
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems], source)
@@ -151,6 +153,7 @@ def parse_config(data: Mapping[str, Any], source: str, *, base_dir: Path | None 
         plans=plans,
         path=Path(source).expanduser().resolve(),
         therapy=therapy,
+        mqtt=mqtt,
     )
 
 
@@ -192,6 +195,8 @@ def dump_config(config: StationConfig) -> str:
         "controllers": controllers,
         "cuffs": [table(c) for c in config.cuffs],
     }
+    if config.mqtt is not None:
+        doc["mqtt"] = mqtt_table(config.mqtt)
     if config.roles:
         doc["roles"] = [table(r) for r in config.roles]
     user_plans = []

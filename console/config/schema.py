@@ -177,6 +177,27 @@ class CuffLimits:
     tolerance_mmhg: float
 
 
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """``[mqtt]``: publishing to the clinic's broker (off when the section is absent)."""
+
+    host: str
+    port: int
+    tls: bool
+    """``mqtts://``: TLS, checked against ``ca_file`` or the system's CAs."""
+    site: str
+    user: str | None = None
+    password_file: Path | None = None
+    """The password is read from this file at start, never written in the config."""
+    ca_file: Path | None = None
+    cuff_hz: float = 1.0
+    """How often each cuff's state goes out (1 to 2 Hz)."""
+    queue: int = 1000
+    """At most this many alarm messages wait for the broker; older ones are dropped (and counted)."""
+    attach: str = ""
+    """The command that attaches to this station over SSH, shown on the board (default: from the hostname)."""
+
+
 @dataclass(frozen=True)
 class StationConfig:
     station: StationSettings
@@ -190,6 +211,8 @@ class StationConfig:
     """The built-in library merged with the config's ``[[plans]]`` (which win by id)."""
     path: Path
     therapy: TherapyConfig = TherapyConfig()
+    mqtt: MqttConfig | None = None
+    """None: publishing is off (the default)."""
 
     def cuff(self, cuff_id: str) -> CuffConfig:
         for c in self.cuffs:

@@ -44,7 +44,7 @@ _SERIAL = re.compile(r"[!-)+-~]{1,16}\Z")
 """A controller serial as HELLO can carry it: printable ASCII, no space, no '*' (the CRC mark)."""
 
 
-TOP_KEYS: Final = ("station", "safety", "alarms", "ui", "controllers", "cuffs", "roles", "plans", "therapy")
+TOP_KEYS: Final = ("station", "safety", "alarms", "ui", "controllers", "cuffs", "roles", "plans", "therapy", "mqtt")
 THERAPY_KEYS: Final = ("lop_max_age_days",)
 STATION_KEYS: Final = ("name", "ceiling_mmhg", "data_dir", "socket", "occlusion_threshold_mmhg")
 SAFETY_KEYS: Final = (

@@ -9,7 +9,7 @@ many consoles ask. The station owns one builder and hands it the live state it r
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from console.common.api import (
@@ -88,6 +88,8 @@ class SnapshotBuilder:
         self._snap_key: tuple[int, float] = (-1, 0.0)
         self._seq = 0
         self._plans: tuple[PlanSummary, ...] | None = None
+        self.notices: list[Callable[[], str]] = []
+        """Helpers' lines for the consoles (the MQTT publisher's); an empty one is not shown."""
 
     def snapshot(self) -> StationSnapshot:
         """The newest state, rebuilt only when something changed (or timers moved)."""
@@ -126,6 +128,7 @@ class SnapshotBuilder:
             seq=self._seq,
             role=Role.OPERATOR,
             plans=self._plan_summaries(),
+            notices=tuple(line for line in (n() for n in self.notices) if line),
         )
         self._snap = snap
         self._snap_key = (self.alarms.version, now)

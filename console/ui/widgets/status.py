@@ -71,6 +71,10 @@ class StationHeader(_Line):
         elif snap.role.value != "operator":
             mid += f"  [{snap.role.value}]"
         right = time.strftime("%H:%M:%S ", time.localtime(snap.time))
+        if snap.notices:  # e.g. the clinic board is not updated: said where it fits, never over the alarms
+            room = width - len(left) - len(mid) - len(right) - 6
+            if room >= 12:
+                mid = (mid + "  | " if mid else "") + fit(snap.notices[0], room)
         width = max(width, len(left) + len(mid) + len(right) + 2)
         gap = width - len(left) - len(mid) - len(right)
         text = left + " " * (gap // 2) + mid + " " * (gap - gap // 2) + right
