@@ -9,6 +9,8 @@ protocol.md alone, its own thread and clock), latched by its own watchdog before
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,21 @@ async def latch_by_its_watchdog(server: Any, channels: int) -> None:
     await wait_for(
         lambda: all(latched(server, ch) for ch in range(1, channels + 1)), "the controller latched by its watchdog", 10
     )
+    # Its E WDT went into the pty with nobody reading: gone, as it is for a station that was not running.
+    await wait_for(lambda: b"E WDT" in drain(server.link_path), "the E WDT line read and dropped", 10)
+
+
+def drain(path: Any) -> bytes:
+    """Read and drop what the controller wrote while no station had the port open."""
+    fd = os.open(str(path), os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        out = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(fd, 65536):
+                out += chunk
+        return out
+    finally:
+        os.close(fd)
 
 
 async def test_channels_found_latched_at_start_are_an_alarm_that_acknowledging_clears(
@@ -44,6 +61,7 @@ async def test_channels_found_latched_at_start_are_an_alarm_that_acknowledging_c
 
     st = await run_station({"A": (str(tmp_path / "usb-A"), 2)})
     await wait_for(lambda: all(cuff(st, c).latched for c in ("A1", "A2")), "both cuffs known latched", 10)
+    await wait_for(lambda: alarms(st, "LATCHED"), "the LATCHED alarm, once no event came to explain it", 10)
     (found,) = alarms(st, "LATCHED")  # one alarm for the controller: its CLEAR clears both
     assert found.controller == "A" and found.priority is Priority.MEDIUM
     assert "A1, A2" in found.message, found.message

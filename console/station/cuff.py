@@ -65,6 +65,7 @@ class CuffState:
         "duty",
         "latched",
         "latch_cause",
+        "latch_found_at",
         "samples",
         "last_sample_at",
         "occlusion_since",
@@ -119,6 +120,8 @@ class CuffState:
         self.duty = 0
         self.latched = False
         self.latch_cause = ""
+        self.latch_found_at: float | None = None
+        """When a status (or a refused SET) first showed the latch; None once its alarm is known."""
         self.samples = 0
         self.last_sample_at: float | None = None
         self.occlusion_since: float | None = None

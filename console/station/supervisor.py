@@ -27,6 +27,10 @@ LATCHING_EVENTS = ("WDT", "OVERPRESSURE", "SENSOR", "VENTFAIL", "LATCHED")
 """Controller events that latch channels (protocol section 3): high alarms until CLEAR. ``LATCHED``
 is the station's own: a channel found latched whose event it never heard (it started after it)."""
 
+LATCH_EVENT_GRACE_S = 1.0
+"""A FAULT status may come just before its event (the emulator and the foreign controller both send the
+state line first); only a latch with no latching alarm this long after it was seen gets ``LATCHED``."""
+
 
 DeflateCuff = Callable[[CuffState, str], None]
 """Station callback: deflate this cuff now (never awaits), with a reason for the record."""
@@ -91,27 +95,40 @@ class Supervisor:
         else:
             cuff.leak_since = None
         if status.state == "FAULT" and not cuff.latched:
-            self.found_latched(ctrl, cuff, "reports it in FAULT")
+            self.found_latched(cuff, now)
         self._check_leak(cuff, now)
 
-    def found_latched(self, ctrl: ControllerState, cuff: CuffState, how: str) -> None:
-        """A latch the station learnt of without its event (it started, or reconnected, after it).
-
-        Without an alarm there would be nothing to acknowledge, and acknowledging is what sends CLEAR:
-        the cuff would stay unusable until someone power-cycled its controller. One alarm per
-        controller, naming its latched cuffs, because CLEAR clears the whole controller: acknowledging
-        it from any of those cuffs (``a``) is enough.
-        """
+    def found_latched(self, cuff: CuffState, now: float) -> None:
+        """A latch seen in a status or a refused SET: :meth:`check` makes sure it has an alarm."""
         if cuff.latched:
             return
         cuff.latched = True
         cuff.latch_cause = cuff.latch_cause or "LATCHED"
+        cuff.latch_found_at = now
+
+    def _check_latch_known(self, ctrl: ControllerState, cuff: CuffState, now: float) -> None:
+        """A latch whose event never came (the station started, or reconnected, after it) gets an alarm.
+
+        Without one there would be nothing to acknowledge, and acknowledging is what sends CLEAR: the
+        cuff would stay unusable until someone power-cycled its controller. One alarm per controller,
+        naming its latched cuffs, because CLEAR clears the whole controller: acknowledging it from any of
+        those cuffs (``a``) is enough.
+        """
+        found = cuff.latch_found_at
+        if found is None or now - found < LATCH_EVENT_GRACE_S:
+            return
+        cuff.latch_found_at = None
+        if not cuff.latched or any(
+            a.cause in LATCHING_EVENTS and (a.cuff == cuff.id or a.controller == ctrl.id)
+            for a in self.alarms.open_alarms()
+        ):
+            return
         names = ", ".join(c.id for c in ctrl.cuffs if c.latched)
         self.alarms.raise_alarm(
             "LATCHED",
             Priority.MEDIUM,
-            f"Controller {ctrl.id} {how}: {names} vented and latched by a fault raised before the station "
-            "heard of it. Acknowledge to clear.",
+            f"Controller {ctrl.id} reports {names} in FAULT: vented and latched by a fault raised before the "
+            "station heard of it. Acknowledge to clear.",
             controller=ctrl.id,
         )
 
@@ -255,6 +272,7 @@ class Supervisor:
             for cuff in ctrl.cuffs:
                 self._check_cuff(cuff, now)
                 self._check_leak(cuff, now)
+                self._check_latch_known(ctrl, cuff, now)
 
     # ------------------------------------------------------------------ rules
 

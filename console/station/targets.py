@@ -107,7 +107,7 @@ class Targets:
             await link.set_target(cuff.channel, mmhg)
         except CommandError as exc:
             if exc.code == "LATCHED":
-                self.supervisor.found_latched(ctrl, cuff, "refused a SET with LATCHED")
+                self.supervisor.found_latched(cuff, self.clock.monotonic())
                 raise CommandRefused(latched_refusal(cuff.id, cuff.latch_cause)) from None
             raise CommandRefused(f"{cuff.id}: controller {ctrl.id} refused {figure(mmhg)} mmHg ({exc.code}).") from None
         except LinkTimeout:
