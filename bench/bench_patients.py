@@ -73,7 +73,7 @@ def build(var: Path, patients: int, sessions: int) -> int:
                 )
                 for cuff, lop in (("A1", 188), ("A2", 184)):
                     c.execute(
-                        "INSERT INTO session_cuffs VALUES (?, ?, ?, 'leg', ?, NULL, 'seated', 11.5, ?, 700, 0.95)",
+                        "INSERT INTO session_cuffs VALUES (?, ?, ?, 'leg', ?, NULL, 'seated', 11.5, ?, 700, 0.95, 15)",
                         (sid, cuff, f"{cuff} thigh", lop, lop * 0.8),
                     )
                 if k % 4 == 0:
@@ -97,7 +97,7 @@ def build(var: Path, patients: int, sessions: int) -> int:
         rows = []
         for cuff in cuffs:
             c.execute(
-                "INSERT INTO session_cuffs VALUES (?, ?, ?, 'leg', 200, NULL, 'seated', 11.5, 140, 540, 0.9)",
+                "INSERT INTO session_cuffs VALUES (?, ?, ?, 'leg', 200, NULL, 'seated', 11.5, 140, 540, 0.9, 15)",
                 (big, cuff, f"cuff {cuff}"),
             )
             for t in range(600):

@@ -36,6 +36,11 @@ def patients(c: sqlite3.Connection) -> list[Patient]:
     return [Patient(*r) for r in c.execute("SELECT id, created_at, note FROM patients ORDER BY id")]
 
 
+def patient(c: sqlite3.Connection, patient_id: str) -> Patient | None:
+    row = c.execute("SELECT id, created_at, note FROM patients WHERE id = ?", (patient_id,)).fetchone()
+    return None if row is None else Patient(*row)
+
+
 def lops(c: sqlite3.Connection, patient_id: str) -> list[LopRecord]:
     """Every LOP of a patient, newest first."""
     return [
