@@ -147,3 +147,19 @@ async def test_refusals_exit_non_zero_and_write_nothing(
         )
     assert info.value.code != 0 and "not a day: '2026-13-01'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_decimation_keeps_every_spike_and_a_bounded_number_of_points() -> None:
+    from console.records.pdf import PLOT_POINTS, decimate
+
+    n = 3600  # an hour of per-second rows
+    t = tuple(float(i) for i in range(n))
+    pressure = [150.0 + (i % 7) * 0.1 for i in range(n)]
+    pressure[1234], pressure[2345] = 290.0, 3.0  # a spike and a drop, one second each
+    target = [150.0] * n
+    dt, dp, dtarget = decimate(t, pressure, target)
+    assert len(dt) <= PLOT_POINTS and len(dt) == len(dp) == len(dtarget)
+    assert 290.0 in dp and 3.0 in dp and dt == sorted(dt)
+    assert dt[dp.index(290.0)] == 1234.0, "each kept point keeps its own time"
+    short = decimate(t[:100], pressure[:100])
+    assert short == [list(t[:100]), pressure[:100]], "a short session is drawn whole"
