@@ -114,6 +114,7 @@ async def test_the_plot_band_is_the_alarm_tolerance_and_fidelity_the_swain_figur
     assert f"alarm band: target +/-{tolerance:g} mmHg" in plots, plots
     assert "fidelity" in plots and "(time within +/-10 % of target)" in plots
     assert "the share of held time within +/-10 % of target" in plots.replace("\r\n", " ").replace("\n", " ")
+    assert f"alarm band target +-{tolerance:g} mmHg" in texts[0], "the report's text says it per cuff too"
     # The band drawn: tab:green at a quarter over the sets' blue shade.
     assert has_colour(images[-1], (166, 210, 202), tol=8), "the alarm band is drawn over the set"
 
