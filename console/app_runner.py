@@ -404,14 +404,37 @@ def run_report(
         records.close()
 
 
-def run_pdf_report(config: Any, *, session: int | None, patient: str | None, pdf: str | None) -> int:
-    """``bfr-console report --session N --pdf FILE`` or ``--patient ID --pdf FILE``."""
-    from console.records.pdf import course_pdf, session_pdf
+def run_pdf_report(
+    config: Any,
+    *,
+    session: int | None,
+    patient: str | None,
+    pdf: str | None,
+    first_day: date | None = None,
+    last_day: date | None = None,
+) -> int:
+    """``bfr-console report --session N --pdf FILE`` or ``--patient ID [--from DAY] [--to DAY] --pdf FILE``.
+
+    A refusal (bad arguments, an empty range, an unknown patient) exits non-zero and writes nothing.
+    """
+    from datetime import datetime, time, timedelta
+
+    from console.records.pdf import patient_pdf, session_pdf
     from console.records.rows import RecordsError
     from console.records.store import Records
 
     if not pdf or (session is None) == (patient is None):
-        return _fail("--pdf FILE with exactly one of --session N (a session) or --patient ID (their course)")
+        return _fail(
+            "--pdf FILE with exactly one of --session N (a session) or --patient ID (their course and sessions,"
+            " --from / --to YYYY-MM-DD to choose the days)"
+        )
+    if (first_day or last_day) and patient is None:
+        return _fail("--from / --to choose a patient's sessions: add --patient ID")
+    if first_day and last_day and first_day > last_day:
+        return _fail(f"empty range: --from {first_day} is after --to {last_day}")
+    # Local days, as the clinic's calendar has them: from the first day's midnight to the one after the last.
+    since = datetime.combine(first_day, time()).timestamp() if first_day else None
+    until = datetime.combine(last_day + timedelta(days=1), time()).timestamp() if last_day else None
     data_dir = Path(config.station.data_dir)
     if not (data_dir / "records.sqlite3").exists():
         return _fail(f"no records yet in {data_dir}")
@@ -420,7 +443,7 @@ def run_pdf_report(config: Any, *, session: int | None, patient: str | None, pdf
             path = (
                 session_pdf(records, session, Path(pdf))
                 if session is not None
-                else course_pdf(records, str(patient), Path(pdf))
+                else patient_pdf(records, str(patient), Path(pdf), since=since, until=until)
             )
     except RecordsError as exc:
         return _fail(str(exc))

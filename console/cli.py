@@ -68,8 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         "--audit", action="store_true", help="list who did what, in which role: of --session N, else of --day"
     )
     rep.add_argument("--day", metavar="YYYY-MM-DD", type=_day, help="the day for --audit (default: today)")
-    rep.add_argument("--pdf", metavar="PATH", help="write --session N (or --patient ID's course) as a PDF with plots")
-    rep.add_argument("--patient", metavar="ID", help="with --pdf: the patient's progress over their sessions")
+    rep.add_argument(
+        "--pdf", metavar="PATH", help="write --session N (or --patient ID's course and sessions) as a PDF with plots"
+    )
+    rep.add_argument("--patient", metavar="ID", help="with --pdf: the patient's course, then each of their sessions")
+    rep.add_argument("--from", dest="first_day", metavar="YYYY-MM-DD", type=_day, help="with --patient: from this day")
+    rep.add_argument("--to", dest="last_day", metavar="YYYY-MM-DD", type=_day, help="with --patient: to this day")
 
     setup = sub.add_parser("setup", help="find the controllers and write a config (a screen, or --write FILE)")
     setup.add_argument("--ports", nargs="+", metavar="PORT", default=[], help="try exactly these ports")
@@ -199,10 +203,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "report":
         from console.app_runner import run_report
 
-        if args.pdf or args.patient:
+        if args.pdf or args.patient or args.first_day or args.last_day:
             from console.app_runner import run_pdf_report
 
-            return run_pdf_report(config, session=args.session, patient=args.patient, pdf=args.pdf)
+            return run_pdf_report(
+                config,
+                session=args.session,
+                patient=args.patient,
+                pdf=args.pdf,
+                first_day=args.first_day,
+                last_day=args.last_day,
+            )
         return run_report(config, session=args.session, csv=args.csv, audit=args.audit, day=args.day)
     # measure-lop keeps the terminal for its progress (stderr) and its answer (stdout): log to the file only.
     _setup_logging(config, to_stderr=command == "serve")

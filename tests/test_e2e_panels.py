@@ -2,8 +2,8 @@
 
 Panels show exactly their state after moving the selection and after a link loss (no half-old
 border, no ``target OP``), the emergency key is named in full with a footer of whole keys, Down
-goes to the nearest cuff of a short row, and a session shows the patient's cue (LIFT / LOWER, the
-rest's countdown and the next set, what a pause means). Reuses the tmux and emulator helpers of
+goes to the nearest cuff of a short row, and a session shows the patient's cue (LIFT / LOWER in big
+letters beside the pressure, the rest's big countdown and the next set, what a pause means). Reuses the tmux and emulator helpers of
 tests/test_e2e_tmux.py.
 """
 
@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from console.ui.render import big_lines
 from tests.station_support import LOADED_MACHINE_TIMEOUT_S
-from tests.test_e2e_tmux import BIN, REPO, Emulator, Tmux, pytestmark, wait_until  # noqa: F401
+from tests.test_e2e_tmux import BIN, REPO, Emulator, Tmux, panel_pressure, pytestmark, wait_until  # noqa: F401
+from tests.ui_support import big_cue, big_text_at
 
 EMERGENCY_LINE = "F12 / Ctrl+E: EMERGENCY DEFLATE ALL"
 
@@ -189,6 +191,36 @@ def footer_ok(lines: list[str]) -> str | None:
     return None
 
 
+def set_panel_ok(lines: list[str]) -> str | None:
+    """None when, in a set, L1's panel shows beside the big cue word everything the cue must not
+    hide: the state word, the target, the pressure in big digits, and the emergency key in full."""
+    title = next((r for r, ln in enumerate(lines) if " L1  left thigh" in ln), None)
+    if title is None:
+        return "no L1 panel"
+    panel = lines[title : title + 9]
+    if big_cue(panel) not in ("LIFT", "LOWER"):
+        return "no big cue word in L1's panel"
+    # The word may be INFLATING for a top-up within the band: either is the state word, shown.
+    if not re.search(r"\b(HOLDING|INFLATING)\b", panel[1]) or not re.search(r"target 108 mmHg +60%LOP", panel[1]):
+        return f"state word or target missing: {panel[1]!r}"
+    pressure = panel_pressure(lines, "L1")
+    if pressure is None or abs(pressure - 108) > 15:
+        return f"the pressure does not read near 108 mmHg: {pressure}"
+    if not any(EMERGENCY_LINE in ln for ln in lines):
+        return "no full emergency line"
+    return None
+
+
+def rest_countdown(lines: list[str]) -> str | None:
+    """The rest's countdown read off the big digits (``0:14``), beside the word REST."""
+    for n in range(20, -1, -1):
+        clock = f"0:{n:02d}"
+        for r, c, font in big_text_at(lines, clock):
+            if lines[r][c + len(big_lines(clock, font)[0]) :].lstrip().startswith("REST"):
+                return clock
+    return None
+
+
 def select(rig: Rig, session: str, look: Look, key: str, cuff: str) -> None:
     rig.tmux.keys(session, key)
     rig.tmux.wait(session, f"{cuff} selected after {key}", lambda lines: selected_cuff(lines, look) == cuff)
@@ -225,14 +257,21 @@ def test_session_shows_the_cue_the_rest_and_what_a_pause_means(look: Look, rig_f
     tmux.wait(s, "the tiny plan first", lambda lines: any("Tiny legs 2 x 3" in ln for ln in lines))
     tmux.keys(s, "P-E2E", "Enter")
     tmux.wait(s, "the dialog closed", lambda lines: not any("Start (Enter)" in ln for ln in lines))
-    # The patient's cue: LIFT and LOWER in turn, with the half-period the plan's cadence gives.
-    tmux.wait(s, "LIFT", lambda lines: any(" LIFT " in ln for ln in lines), timeout=30)
-    tmux.wait(s, "LOWER", lambda lines: any(" LOWER " in ln for ln in lines), timeout=10)
-    assert any(" 1 s " in ln for ln in tmux.screen(s)), "\n".join(tmux.screen(s))
+    # The patient's cue: LIFT and LOWER in turn, in big letters read off the screen (ASCII strokes
+    # on the kiosk), with the half-periods the plan's cadence gives on the panel's last row.
+    # A set lasts 6 s here: one wait for the word and everything it must not hide, on the same screen.
+    lines = tmux.wait(
+        s,
+        "a big LIFT beside the state, target, pressure and emergency key",
+        lambda lines: lines if big_cue(lines) == "LIFT" and set_panel_ok(lines) is None else None,
+        timeout=30,
+    )
+    assert any("cadence: lift 1 s, lower 1 s" in ln for ln in lines), "\n".join(lines)  # type: ignore[union-attr]
+    tmux.wait(s, "a big LOWER", lambda lines: big_cue(lines) == "LOWER", timeout=10)
     tmux.wait(s, "the footer whole in a session", lambda lines: footer_ok(lines) is None)
-    # The rest: the countdown and what comes next.
+    # The rest: the countdown in big digits beside REST, and what comes next.
     tmux.wait(s, "the rest", lambda lines: any(re.search(r"next: set 2/2 in 0:[01]\d", ln) for ln in lines), 30)
-    assert any(" REST " in ln for ln in tmux.screen(s))
+    tmux.wait(s, "a big countdown in the rest", lambda lines: rest_countdown(lines) is not None, 10)
     # A pause keeps the cuff up, and says so; v vents it, and that is said too.
     tmux.keys(s, "Space")
     tmux.wait(s, "paused, cuffs up", lambda lines: any("cuffs up, occlusion clock running" in ln for ln in lines))

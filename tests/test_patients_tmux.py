@@ -58,6 +58,9 @@ async def test_patients_screen_at_80x24_on_the_linux_console(rig: tuple[Emulator
         ),
     )
     assert isinstance(plot, list) and any("A1 cuff A1, fidelity" in x for x in plot), plot
+    # The band drawn is the cuff's alarm band (the [safety] tolerance); fidelity is the other, +-10 %.
+    note = " ".join(x.strip() for x in plot)
+    assert "alarm band +-15 mmHg" in note and "fidelity = time within +-10 %" in note, plot
     assert not [x for x in plot if any(0x2800 <= ord(ch) <= 0x28FF for ch in x)], "no braille on TERM=linux"
     tmux.keys("pat", "F10")
     tmux.wait("pat", "back on the patients screen", lambda lines: any("Patients:" in x for x in lines))

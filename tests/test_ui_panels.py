@@ -24,9 +24,9 @@ from console.ui.screens.dashboard import grid_neighbour
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog
 from console.ui.screens.lists import AlarmListScreen, HelpScreen
 from console.ui.screens.therapy import DopplerLopDialog, MeasureLopDialog, SessionDialog
-from console.ui.theme import ASCII
+from console.ui.theme import ASCII, UNICODE
 from console.ui.widgets.footer import KeyFooter
-from tests.ui_support import FakeStation, press, screen_lines, screen_text, wait_for
+from tests.ui_support import FakeStation, big_cue, big_text_at, press, screen_lines, screen_text, wait_for
 
 WIDGETS = Path(widgets_pkg.__file__).parent
 
@@ -264,16 +264,27 @@ async def test_v_pauses_vented_and_the_panel_says_what_the_pause_means() -> None
 
 def test_cue_words_for_each_phase() -> None:
     from console.ui.demo_station import PLANS, make_session
+    from console.ui.render import big_lines
 
     s = make_session(PLANS[0], ("A1",), "P", phase="set", beat=True, cadence_s=3.0, reps_target=15)
-    assert cue.cue(s, True, ASCII).rows[1].strip() == "LIFT" and "1.5 s" in cue.cue(s, True, ASCII).rows[2]
-    assert "^" in cue.cue(s, True, ASCII).rows[0]
-    low = cue.cue(replace(s, beat=False), True, ASCII)
-    assert low.rows[0].strip() == "LOWER" and "v" in low.rows[1] and low.style != cue.cue(s, True, ASCII).style
+    for glyphs in (UNICODE, ASCII):
+        lift, low = cue.cue(s, True, glyphs), cue.cue(replace(s, beat=False), True, glyphs)
+        # The word in the big font the digits use (three rows), centred in the block.
+        assert big_cue(list(lift.rows)) == "LIFT" and big_cue(list(low.rows)) == "LOWER", (lift, low)
+        assert list(low.rows) == list(big_lines("LOWER", glyphs.font)), "LOWER fills the block exactly"
+        assert low.style != lift.style
+        assert all(len(r) == cue.CUE_WIDTH for r in (*lift.rows, *low.rows))
+    assert ASCII.font == "seg7" and all(ch.isascii() for ch in "".join(cue.cue(s, True, ASCII).rows))
+    assert cue.note(s, True) == "cadence: lift 1.5 s, lower 1.5 s", "the half-periods on the last row"
+    assert cue.note(replace(s, message="medium alarm on A1: leak"), True) == "medium alarm on A1: leak"
     rest = replace(s, phase="rest", set_index=1, set_count=4, phase_remaining_s=11.2)
     assert cue.next_text(rest) == "next: set 2/4 in 0:12", "rounded up: 0:00 only when the rest is over"
     timed = replace(rest, reps_target=0)
     assert cue.next_text(timed) == "next: cycle 2/4 in 0:12"
+    for glyphs in (UNICODE, ASCII):
+        # The rest's countdown in big digits, with what it is and what comes next beside it.
+        rows = list(cue.cue(rest, True, glyphs).rows)
+        assert big_text_at(rows, "0:12") and [r.split()[-1] for r in rows] == ["REST", "next", "2/4"], rows
     assert [r.strip() for r in cue.cue(replace(s, phase="paused"), True, ASCII).rows] == [
         "PAUSED",
         "cuffs UP",
@@ -281,6 +292,8 @@ def test_cue_words_for_each_phase() -> None:
     ]
     assert [r.strip() for r in cue.cue(replace(s, phase="paused"), False, ASCII).rows][:2] == ["PAUSED", "vented"]
     assert all(len(r) == cue.CUE_WIDTH for r in cue.cue(rest, True, ASCII).rows)
+    long_rest = replace(rest, phase_remaining_s=600.0)  # 10:00 is too wide for big digits: small words
+    assert [r.strip() for r in cue.cue(long_rest, True, UNICODE).rows] == ["REST", "10:00", "next 2/4"]
 
 
 def test_cue_bell_config_is_off_by_default_and_checked(tmp_path: Path) -> None:

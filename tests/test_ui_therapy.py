@@ -24,6 +24,8 @@ from console.ui.therapy_text import lop_text, phase_word, progress_text
 from tests.ui_support import (
     Call,
     FakeStation,
+    big_cue,
+    big_text_at,
     notices,
     press,
     screen_lines,
@@ -373,7 +375,9 @@ async def test_panel_shows_each_phase_with_pressure_as_pct_lop(size: tuple[int, 
         assert len(lines) == size[1] and all(len(line) == size[0] for line in lines)
         assert f"set 2/4  rep  9/15 {on}" in text and "patient P-0042" in text
         assert "Legs 30-15-15-15" in text, "the plan's name on the panel"
-        assert " LIFT " in text and "80%LOP" in text and "target 184 mmHg" in text
+        # The cue in big letters, beside the pressure (its unit and % LOP stacked), the target above.
+        assert big_cue(lines) == "LIFT" and "80%LOP" in text and "target 184 mmHg" in text
+        assert big_text_at(lines, "183") and " 80%" in text and " LOP " in text
         assert "HOLDING" in text and "F12 / Ctrl+E: EMERGENCY DEFLATE ALL" in lines[-2]
 
         async def shows(what: str) -> None:
@@ -382,12 +386,12 @@ async def test_panel_shows_each_phase_with_pressure_as_pct_lop(size: tuple[int, 
 
         st.set_session("A1", beat=False, rep=10)
         await shows(f"set 2/4  rep 10/15 {off}")
-        assert " LOWER " in screen_text(app) and " LIFT " not in screen_text(app)
+        assert big_cue(screen_text(app)) == "LOWER"
         st.set_session("A1", beat=True, rep=11)
         await shows(f"rep 11/15 {on}")
         st.set_session("A1", phase="rest", beat=False, rep=15, phase_remaining_s=23.0)
         await shows("next: set 3/4 in 0:23")
-        assert " REST " in screen_text(app)
+        assert "REST" in screen_text(app) and big_text_at(screen_text(app), "0:23")
         st.set_session("A1", phase_remaining_s=22.2)
         await shows("next: set 3/4 in 0:23")
         st.set_session("A1", phase_remaining_s=21.9)

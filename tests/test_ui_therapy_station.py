@@ -21,7 +21,7 @@ from console.ui.app import BfrApp
 from console.ui.screens.dialogs import ConfirmDialog
 from console.ui.screens.therapy import DopplerLopDialog, SessionDialog
 from tests.station_support import make_config
-from tests.ui_support import notices, press, screen_text, wait_for
+from tests.ui_support import big_cue, notices, press, screen_text, wait_for
 
 therapy = pytest.importorskip("console.therapy.manager")
 
@@ -86,7 +86,7 @@ async def test_doppler_lop_then_a_session_from_the_keys_inflates_counts_reps_and
         await _start_tiny(app, station, pilot)
         await wait_for(pilot, lambda: "set 1/2  rep 1/3" in screen_text(app), 20, "the metronome counts")
         text = screen_text(app)
-        assert (" LIFT " in text or " LOWER " in text) and "patient P-7" in text and "Tiny 3-2" in text
+        assert big_cue(text) in ("LIFT", "LOWER") and "patient P-7" in text and "Tiny 3-2" in text
         assert cuff(station, "A1").patient_id == "P-7"
         await press(pilot, "space")
         await wait_for(pilot, lambda: "PAUSED" in screen_text(app), 10, "paused")

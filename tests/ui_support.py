@@ -112,3 +112,27 @@ async def wait_for(
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.02)
+
+
+def big_text_at(lines: list[str] | str, text: str) -> list[tuple[int, int, str]]:
+    """Where ``text`` stands in big letters or digits (either font), read off the screen's rows as
+    (row, column, font): its three glyph rows one above the other, as a person on the mat sees it."""
+    from console.ui.render import FONTS, big_lines
+
+    rows = lines.splitlines() if isinstance(lines, str) else lines
+    found = []
+    for font in FONTS:
+        top, mid, bot = big_lines(text, font)
+        for r in range(len(rows) - 2):
+            start = 0
+            while (c := rows[r].find(top, start)) >= 0:
+                start = c + 1
+                if rows[r + 1][c : c + len(mid)] == mid and rows[r + 2][c : c + len(bot)] == bot:
+                    found.append((r, c, font))
+    return found
+
+
+def big_cue(lines: list[str] | str) -> str | None:
+    """The patient's cue word shown in big letters (LIFT or LOWER), None when neither is."""
+    words = [w for w in ("LOWER", "LIFT") if big_text_at(lines, w)]
+    return words[0] if len(words) == 1 else ("/".join(words) if words else None)

@@ -47,3 +47,8 @@ class ManualClock:
         if seconds < 0:
             raise ValueError("time does not run backwards")
         self._now += seconds
+
+    def jump_wall(self, seconds: float) -> None:
+        """Move only the wall clock (days between a patient's sessions, or NTP stepping it): the
+        monotonic time every timer runs on does not move, so nothing in the station fires."""
+        self._wall_offset += seconds

@@ -1,6 +1,10 @@
 """What a picture of a session shows: each cuff's pressure and target, the phases, alarms and emergencies.
 
 Pure types, so the records can build them and the consoles draw them without importing each other.
+Two bands that are easy to mix up, so both drawings word them from here: the band drawn around the
+target is the cuff's **alarm band** (``[safety] tolerance_mmhg``, what the station alarmed on during
+that session), while **fidelity** is the share of held time within +-10 % of target, the figure
+Swain 2025 compared devices with.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ class CuffSeries:
     pressure: tuple[float, ...]
     target: tuple[float, ...]
     fidelity: float | None
+    tolerance: float | None = None
+    """The off-target alarm band in mmHg the station held this cuff to; None when not recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,4 +53,30 @@ class SessionPlot:
     spans: tuple[Span, ...]
     marks: tuple[Mark, ...]
     duration_s: float
-    band: float = FIDELITY_BAND
+    fidelity_band: float = FIDELITY_BAND
+    """Fidelity counts the time within this share of target (0.10: +-10 %)."""
+
+
+def alarm_band(c: CuffSeries) -> tuple[list[float], list[float]] | None:
+    """The alarm band's lower and upper edge at each point (NaN where no target is held: a rest
+    vented, the deflate); None when the session's records do not say what the band was."""
+    if c.tolerance is None:
+        return None
+    nan = float("nan")
+    lo = [x - c.tolerance if x > 0 else nan for x in c.target]
+    hi = [x + c.tolerance if x > 0 else nan for x in c.target]
+    return lo, hi
+
+
+def alarm_band_text(c: CuffSeries, pm: str = "±") -> str:
+    """``alarm band: target ±15 mmHg`` (or that the records do not say)."""
+    if c.tolerance is None:
+        return "alarm band not recorded (a session from before this version)"
+    return f"alarm band: target {pm}{c.tolerance:g} mmHg"
+
+
+def fidelity_text(c: CuffSeries, band: float = FIDELITY_BAND, pm: str = "±") -> str:
+    """``fidelity 92 % (time within ±10 % of target)``, the Swain 2025 figure; empty when unknown."""
+    if c.fidelity is None:
+        return ""
+    return f"fidelity {100 * c.fidelity:.0f} % (time within {pm}{100 * band:.0f} % of target)"

@@ -69,4 +69,5 @@ def session_cuff_row(x: SessionCuffRecord, cuff_ids: Sequence[str]) -> tuple[Any
         None if x.lop_id is None else int(x.lop_id),
         None if x.position is None else text("position", x.position),
         finite("cuff_width_cm", x.cuff_width_cm, optional=True, low=1.0, high=60.0),
+        finite("tolerance_mmhg", x.tolerance_mmhg, optional=True, low=0.0, high=MAX_LOP_MMHG),
     )

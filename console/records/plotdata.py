@@ -1,7 +1,7 @@
 """What a picture of a session needs, read once from the records: the same for the screen and the PDF.
 
-Each cuff's per-second mean pressure and target, the fidelity band (+-10 % of
-target), the phases (sets and rests, from the station's ``session #N phase``
+Each cuff's per-second mean pressure and target, the alarm band the station held it to
+(its recorded ``[safety]`` tolerance), its fidelity (time within +-10 % of target), the phases (sets and rests, from the station's ``session #N phase``
 rows in the audit trail), and the alarms and emergency deflates, all in seconds
 from the session's start.
 """
@@ -64,6 +64,7 @@ def session_plot(records: PlotReads, session_id: int) -> SessionPlot:
                 pressure=tuple(x.pmean for x in rows),
                 target=tuple(x.target for x in rows),
                 fidelity=info.fidelity if info is not None else None,
+                tolerance=info.tolerance_mmhg if info is not None else None,
             )
         )
     commands = records.commands(since=t0, until=end)

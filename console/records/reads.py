@@ -40,6 +40,10 @@ class RecordReads:
     def patients(self) -> list[Patient]:
         return self._call(queries.patients)
 
+    def patient(self, patient_id: str) -> Patient | None:
+        """One patient by id (None: not in the records)."""
+        return self._call(lambda c: queries.patient(c, patient_id))
+
     def lops(self, patient_id: str) -> list[LopRecord]:
         """Every LOP of a patient, newest first."""
         return self._call(lambda c: queries.lops(c, patient_id))

@@ -300,7 +300,9 @@ def session_report(records: Records, session_id: int) -> str:
     for c in cuffs:
         fid = "n/a" if c.fidelity is None else f"{100 * c.fidelity:.1f} %"
         occ = "" if c.occlusion_s is None else f", under occlusion {duration(c.occlusion_s)}"
-        lines.append(f"  {c.cuff_id:<6} fidelity {fid}{occ}{estimated if c.fidelity is not None else ''}")
+        # The band the station alarmed on: another figure than fidelity's +-10 %, and the plots' band.
+        band = "" if c.tolerance_mmhg is None else f", alarm band target +-{c.tolerance_mmhg:g} mmHg"
+        lines.append(f"  {c.cuff_id:<6} fidelity {fid}{occ}{estimated if c.fidelity is not None else ''}{band}")
 
     lines += ["", "Pressure per cuff (per-second samples)"]
     if not stats:

@@ -112,10 +112,13 @@ class SessionCuffRecord:
     occlusion_s: float | None = None
     fidelity: float | None = None
     """Share (0..1) of this cuff's held time within +-10 % of its target (None while running)."""
+    tolerance_mmhg: float | None = None
+    """The off-target alarm band (``[safety] tolerance_mmhg``) the station held this cuff to (None before schema 3)."""
 
 
 SESSION_CUFF_COLUMNS = (
-    "cuff_id, label, limb, target_mmhg, lop_mmhg, lop_id, position, cuff_width_cm, occlusion_s, fidelity"
+    "cuff_id, label, limb, target_mmhg, lop_mmhg, lop_id, position, cuff_width_cm, occlusion_s, fidelity,"
+    " tolerance_mmhg"
 )
 
 

@@ -17,7 +17,7 @@ from console.records.rows import RecordsError
 
 DB_NAME = "records.sqlite3"
 """The records file inside the station's data directory."""
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Stored in ``PRAGMA user_version``; bump it and append to ``MIGRATIONS``."""
 
 MIGRATIONS: list[str] = [
@@ -124,6 +124,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (session_id, cuff_id)
     ) WITHOUT ROWID;
     CREATE INDEX lop_by_cuff ON lop_measurements (cuff_id, at)
+    """,
+    # 2 -> 3: the off-target alarm band each cuff ran with (the session's plots draw it).
+    """
+    ALTER TABLE session_cuffs ADD COLUMN tolerance_mmhg REAL
     """,
 ]
 

@@ -217,7 +217,7 @@ class Records(RecordReads):
             self._put(
                 Write(
                     "INSERT INTO session_cuffs (session_id, cuff_id, label, limb, target_mmhg, lop_mmhg, lop_id,"
-                    " position, cuff_width_cm) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " position, cuff_width_cm, tolerance_mmhg) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (sid, *cuff_row),
                     urgent=True,
                 )

@@ -181,6 +181,7 @@ class SessionJobs:
             lop_id=cuff.lop_record_id,
             position=cuff.lop_position or None,
             cuff_width_cm=cuff.lop_width_cm,
+            tolerance_mmhg=cuff.spec.tolerance,
         )
 
     async def command(self, cuff_id: str, command: str) -> None:

@@ -35,6 +35,11 @@ class CuffSpecView(Protocol):
     @property
     def width_cm(self) -> float | None: ...
 
+    @property
+    def tolerance(self) -> float:
+        """The off-target alarm band in mmHg (``[safety] tolerance_mmhg``): the session's record keeps it."""
+        ...
+
 
 class CuffView(Protocol):
     """The station's live view of one cuff (:class:`console.station.cuff.CuffState`)."""

@@ -1,10 +1,11 @@
 """The patient's cue: what to do now, readable from the exercise mat, and the bell that marks it.
 
-A session's panel carries a block three rows high beside the big pressure digits:
-``LIFT`` or ``LOWER`` with arrows and the half-period the plan's cadence gives, the
-rest's countdown with the set that comes next, or why the session is paused (and
-whether its cuffs are still up). It is coloured per phase, so the flip from lift to
-lower shows across the room. Pure functions of the snapshot: every timing comes from
+A session's panel carries a block three rows high beside the big pressure digits. In a set
+of reps it is the word itself, ``LIFT`` or ``LOWER``, in the big font the digits use (ASCII
+strokes on the Linux text console), coloured per phase so the flip shows across the room;
+the half-periods the plan's cadence gives are on the panel's last row. A rest (or a timed
+phase) shows its countdown in big digits, with the set that comes next; a pause says why
+and whether its cuffs are still up. Pure functions of the snapshot: every timing comes from
 the session runner, which runs on the station's injected clock.
 """
 
@@ -13,10 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from console.common.api import SessionSnapshot, StationSnapshot
+from console.ui.render import big_lines, big_width
 from console.ui.theme import Glyphs
 
-CUE_WIDTH = 10
-"""Cells of the cue block (what is left of a 36-cell panel beside the digits and the unit)."""
+CUE_WIDTH = 19
+"""Cells of the cue block: what a 36-cell panel leaves beside the big digits (11) and their
+unit column (5, plus a space). ``LOWER`` in the big font is exactly this wide."""
+SIDE_WIDTH = 5
+"""The small column beside a big countdown (``REST``, ``next``, ``2/4``)."""
 
 LIFT_STYLE = "bold reverse green"
 LOWER_STYLE = "bold reverse blue"
@@ -61,35 +66,60 @@ OPERATOR_PAUSES = ("paused by the operator", "paused vented")
 
 
 def note(s: SessionSnapshot, cuff_up: bool) -> str:
-    """The panel's last row in a session: the runner's message, or in a pause asked for, what it means."""
+    """The panel's last row in a session: the runner's message, in a pause asked for what it means,
+    in a set of reps the cadence (the big word has no room for it)."""
     if s.phase == "paused" and (not s.message or s.message.startswith(OPERATOR_PAUSES)):
         return pause_text(cuff_up)  # cuffs up: the limb is still occluded, its clock runs
+    if not s.message and s.phase == "set" and s.reps_target:
+        return cadence_text(s)
     return s.message
+
+
+def cadence_text(s: SessionSnapshot) -> str:
+    """``cadence: lift 1 s, lower 1 s``: the metronome's halves as the plan gives them."""
+    half = seconds_text(s.cadence_s / 2)
+    return f"cadence: lift {half}, lower {half}"
 
 
 def cue(s: SessionSnapshot, cuff_up: bool, glyphs: Glyphs) -> Cue:
     """The block for the session's phase; ``cuff_up``: the panel's cuff holds a target."""
     phase = s.phase
+    font = glyphs.font
     if phase == "set" and s.reps_target:
-        half = seconds_text(s.cadence_s / 2)
         if s.beat:
-            return _cue((" ".join(glyphs.up * 3), "LIFT", half), LIFT_STYLE)
-        return _cue(("LOWER", " ".join(glyphs.down * 3), half), LOWER_STYLE)
+            return _big("LIFT", font, (" ".join(glyphs.up * 3), "LIFT", seconds_text(s.cadence_s / 2)), LIFT_STYLE)
+        return _big("LOWER", font, ("LOWER", " ".join(glyphs.down * 3), seconds_text(s.cadence_s / 2)), LOWER_STYLE)
+    nxt = min(s.set_index + 1, s.set_count)
     if phase == "set":
-        return _cue(("ON", clock_text(s.phase_remaining_s), f"{s.set_index}/{s.set_count}"), LIFT_STYLE)
+        return _countdown(s.phase_remaining_s, font, ("ON", "set", f"{s.set_index}/{s.set_count}"), LIFT_STYLE)
     if phase == "rest":
-        nxt = min(s.set_index + 1, s.set_count)
-        return _cue(("REST", clock_text(s.phase_remaining_s), f"next {nxt}/{s.set_count}"), REST_STYLE)
+        return _countdown(s.phase_remaining_s, font, ("REST", "next", f"{nxt}/{s.set_count}"), REST_STYLE)
     if phase == "paused":
         return _cue(("PAUSED", "cuffs UP" if cuff_up else "vented", "occl runs" if cuff_up else ""), PAUSED_STYLE)
     if phase == "inflating":
         return _cue(("", "INFLATING", ""), REST_STYLE)
     if phase == "between":
-        return _cue(("BREAK", clock_text(s.phase_remaining_s), ""), REST_STYLE)
+        return _countdown(s.phase_remaining_s, font, ("BREAK", "next", f"{nxt}/{s.set_count}"), REST_STYLE)
     return _cue(("", phase.upper(), ""), "bold")
 
 
-def _cue(rows: tuple[str, str, str], style: str) -> Cue:
+def _big(word: str, font: str, small: tuple[str, str, str], style: str) -> Cue:
+    """The word in the big font, centred; the small rows only if the font's word would not fit."""
+    if big_width(word, font) > CUE_WIDTH:
+        return _cue(small, style)
+    return _cue(big_lines(word, font), style)
+
+
+def _countdown(seconds: float | None, font: str, side: tuple[str, str, str], style: str) -> Cue:
+    """A big ``0:12`` with a small column beside it (what phase, what comes next)."""
+    clock = clock_text(seconds)
+    if not clock or big_width(clock, font) + 1 + SIDE_WIDTH > CUE_WIDTH:
+        return _cue((side[0], clock, f"{side[1]} {side[2]}"), style)
+    big = big_lines(clock, font)
+    return _cue(tuple(f"{b} {x[:SIDE_WIDTH]:<{SIDE_WIDTH}}" for b, x in zip(big, side)), style)
+
+
+def _cue(rows: tuple[str, ...], style: str) -> Cue:
     a, b, c = (r[:CUE_WIDTH].center(CUE_WIDTH) for r in rows)
     return Cue((a, b, c), style)
 

@@ -30,7 +30,18 @@ _BLOCK = {
     "9": ("█▀█", "▀▀█", "▀▀▀"),
     "-": ("   ", "▀▀▀", "   "),
     ".": (" ", " ", "▀"),
+    ":": (" ", "▀", "▀"),
     " ": ("   ", "   ", "   "),
+    # The patient's cue (LIFT, LOWER): letters as narrow as they stay legible, so LOWER fits beside
+    # the digits. O is round, never the digit 0 (a reader of the digits must not find one in LOWER).
+    "L": ("█ ", "█ ", "▀▀"),
+    "I": ("█", "█", "▀"),
+    "F": ("█▀", "█▀", "▀ "),
+    "T": ("▀█▀", " █ ", " ▀ "),
+    "O": ("▄▀▄", "█ █", " ▀ "),
+    "W": ("█   █", "█ █ █", "▀▀ ▀▀"),
+    "E": ("█▀", "█▀", "▀▀"),
+    "R": ("█▀█", "█▀▄", "▀ ▀"),
 }
 _SEG7 = {
     "0": (" _ ", "| |", "|_|"),
@@ -45,7 +56,17 @@ _SEG7 = {
     "9": (" _ ", "|_|", " _|"),
     "-": ("   ", " _ ", "   "),
     ".": (" ", " ", "."),
+    ":": (" ", ".", "."),
     " ": ("   ", "   ", "   "),
+    # ASCII letters for the Linux text console; O is round, never the digit 0.
+    "L": ("  ", "| ", "|_"),
+    "I": (" ", "|", "|"),
+    "F": (" _", "|_", "| "),
+    "T": ("___", " | ", " | "),
+    "O": (" _ ", "/ \\", "\\_/"),
+    "W": ("     ", "| | |", "|_|_|"),
+    "E": (" _", "|_", "|_"),
+    "R": (" _ ", "|_)", "| \\"),
 }
 FONTS = {"block": _BLOCK, "seg7": _SEG7}
 
@@ -64,7 +85,7 @@ def fmt_mmss(seconds: float) -> str:
 
 
 def big_lines(text: str, font: str = "block") -> tuple[str, str, str]:
-    """Three rows of large digits; characters outside the font render as blanks."""
+    """Three rows of large digits (or the cue's letters); characters outside the font render as blanks."""
     glyphs = FONTS[font]
     rows: list[list[str]] = [[], [], []]
     for ch in text:

@@ -6,7 +6,7 @@ with keys as a therapist would, and saves what the terminal shows (``tmux captur
 -p``) as plain text:
 
 - ``main.txt``: the main screen at 120x40, one arm cuff held at 50 % LOP;
-- ``session-set.txt``: a two-leg session in its first set (the patient's cue);
+- ``session-set.txt``: a two-leg session in its first set (the patient's cue in big letters);
 - ``kiosk.txt``: the kiosk, attached to the same station, at 80x24 ``TERM=linux``;
 - ``session-rest.txt``: the same session in its rest (countdown and the next set).
 
@@ -103,6 +103,23 @@ def has(text: str) -> Callable[[list[str]], bool]:
     return lambda lines: any(text in line for line in lines)
 
 
+def has_big(*words: str) -> Callable[[list[str]], bool]:
+    """One of ``words`` in the big letters of the patient's cue (either font), as the screen shows it."""
+    from console.ui.render import FONTS, big_lines
+
+    def check(lines: list[str]) -> bool:
+        for word in words:
+            for font in FONTS:
+                top, mid, bot = big_lines(word, font)
+                for r in range(len(lines) - 2):
+                    c = lines[r].find(top)
+                    if c >= 0 and lines[r + 1][c:].startswith(mid) and lines[r + 2][c:].startswith(bot):
+                        return True
+        return False
+
+    return check
+
+
 def main() -> int:
     if shutil.which("tmux") is None:
         print("make_screens: tmux is needed", file=sys.stderr)
@@ -124,13 +141,11 @@ def main() -> int:
         s.wait("desk", "the session dialog", has("Session on A1"))
         s.keys("desk", "P-0042", "Enter")
         s.wait("desk", "the first set under way", lambda lines: any(re.search(r"rep +[2-9]/", ln) for ln in lines))
-        s.wait("desk", "a lift", has(" LIFT "))
+        s.wait("desk", "a lift", has_big("LIFT"))
         s.save("desk", "session-set.txt")
 
         s.start("kiosk", f"attach --config {cfg} --kiosk --theme ansi", (80, 24), "linux")
-        s.wait(
-            "kiosk", "the kiosk attached, cue on screen", lambda lines: has(" LIFT ")(lines) or has(" LOWER ")(lines)
-        )
+        s.wait("kiosk", "the kiosk attached, cue on screen", has_big("LIFT", "LOWER"))
         s.save("kiosk", "kiosk.txt")
         embed_in_readme("kiosk.txt")
 
@@ -148,4 +163,5 @@ def main() -> int:
 
 if __name__ == "__main__":
     os.chdir(REPO)
+    sys.path.insert(0, str(REPO))
     raise SystemExit(main())

@@ -10,6 +10,7 @@ is flagged and needs ``p`` a second time. The screen asks the station (the
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -78,6 +79,8 @@ class PatientsScreen(Screen[None]):
         self.book = book
         self.cuff = cuff
         self.found: list[PatientSummary] = []
+        # The first list, asked for now: the station answers while the screen is composed and mounted.
+        self._first_find: asyncio.Task[list[PatientSummary]] | None = asyncio.ensure_future(book.find_patients("", 200))
         self.history: PatientHistory | None = None
         self.offer: LopOffer | None = None
         self._armed_lop: int | None = None
@@ -139,11 +142,16 @@ class PatientsScreen(Screen[None]):
         self.run_worker(self._find(text), group="find", exclusive=True)
 
     async def _find(self, text: str) -> None:
+        first, self._first_find = self._first_find, None
         try:
-            found = await self.book.find_patients(text, 200)
+            found = await (first if first is not None and text == "" else self.book.find_patients(text, 200))
+            # The list opens on its first patient: their history now, not after the highlight's round trip.
+            history = await self.book.patient_history(found[0].id) if found and self.history is None else None
         except CommandRefused as exc:
             self._say(str(exc))
             return
+        if history is not None:
+            self._show(history)
         self.found = found
         box = self.query_one("#found", OptionList)
         box.clear_options()
@@ -289,3 +297,7 @@ class PatientsScreen(Screen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def on_unmount(self) -> None:
+        if self._first_find is not None:  # closed before it was shown: nobody reads the answer
+            self._first_find.cancel()

@@ -2,8 +2,9 @@
 
 Drawn with textual-plotext (Plotext in a Textual widget), not by hand. On the
 Linux text console (``-ansi``) the points are plain ASCII and the colours the 16
-of the console. A session: each cuff's pressure against its target and the
-+-10 % band, sets shaded, alarms and the emergency marked by vertical lines. A
+of the console. A session: each cuff's pressure against its target and the cuff's
+alarm band (its ``[safety]`` tolerance; fidelity, the +-10 % figure, is in the
+title), sets shaded, alarms and the emergency marked by vertical lines. A
 course: LOP and prescribed pressure, reps per set, time under occlusion.
 """
 
@@ -22,6 +23,7 @@ from textual_plotext import PlotextPlot
 
 from console.common.api import CommandRefused
 from console.common.patients import PatientBook, PatientHistory, progress
+from console.common.plots import CuffSeries, alarm_band, alarm_band_text, fidelity_text
 from console.ui.actions import ConsoleActions
 from console.ui.plain import plain
 from console.ui.widgets.status import EmergencyBar
@@ -115,25 +117,34 @@ class SessionPlotScreen(PlotScreen):
             self._draw(plot.plt, data, c)
             plot.refresh()
         s = data.session
+        pm = "+-" if self.ascii_only else "±"
+        bands = sorted({f"{pm}{c.tolerance:g} mmHg" for c in data.cuffs if c.tolerance is not None})
+        band = f"green: target and its alarm band {', '.join(bands)}" if bands else "green: target"
         self.note(
-            f"{s.patient_id} {s.plan_name}: green target +-{100 * data.band:.0f} %, shaded sets; "
-            f"red/orange alarms, magenta emergency ({len(data.marks)} marked)"
+            f"{s.patient_id} {s.plan_name}: {band}; fidelity = time within {pm}{100 * data.fidelity_band:.0f} % "
+            f"of target; shaded sets; red/orange alarms, magenta emergency ({len(data.marks)} marked)"
         )
 
-    def _draw(self, plt: Any, data: SessionPlot, c: Any) -> None:
+    def _draw(self, plt: Any, data: SessionPlot, c: CuffSeries) -> None:
         plt.clear_figure()
-        top = max([*c.pressure, *(x * (1 + data.band) for x in c.target), 10.0]) * 1.1
+        band = alarm_band(c)
+        edges = [x for x in band[1] if x == x] if band is not None else []  # x == x: not NaN (a vented rest)
+        top = max([*c.pressure, *c.target, *edges, 10.0]) * 1.1
         for span in data.spans:
             if span.kind == "set":
                 plt.plot([span.start, span.end], [top, top], fillx=True, color="gray", marker=self.marker())
-        plt.plot(c.t, [x * (1 - data.band) for x in c.target], color="green", marker=self.marker())
-        plt.plot(c.t, [x * (1 + data.band) for x in c.target], color="green", marker=self.marker())
+        if band is not None:
+            # Dots, not lines: no edge is drawn across a rest in which no target was held.
+            for edge in band:
+                held = [(t, x) for t, x in zip(c.t, edge, strict=True) if x == x]
+                plt.scatter([t for t, _ in held], [x for _, x in held], color="green", marker=self.marker())
         plt.plot(c.t, c.target, color="green+", marker="-" if self.ascii_only else "hd")
         plt.plot(c.t, c.pressure, color="cyan", marker=self.marker())
         for m in data.marks:
             plt.vline(m.t, MARK_COLOURS.get(m.kind, "red"))
-        fid = "" if c.fidelity is None else f", fidelity {100 * c.fidelity:.0f} %"
-        plt.title(f"{c.cuff_id} {c.label}{fid}")
+        pm = "+-" if self.ascii_only else "±"
+        fid = fidelity_text(c, data.fidelity_band, pm)
+        plt.title(f"{c.cuff_id} {c.label}" + (f", {fid}" if fid else f"; {alarm_band_text(c, pm)}"))
         plt.xlim(0, max(data.duration_s, 1.0))
         plt.ylim(0, top)
         plt.xlabel("s")

@@ -48,8 +48,6 @@ GAUGE_ROW, TRACE_ROW = 4, 6
 """Rows that follow the samples: the gauge when a cell of it changes, the trace every ``TRACE_PERIOD_S``."""
 
 PANEL_ROWS = 8
-SIDE_END = 26
-"""Where the cue block starts in rows 1-3: after the big digits (17 cells) and the unit or % LOP."""
 """Content rows; with the border a panel is 10 rows, so two rows fit 80x24."""
 
 
@@ -288,20 +286,21 @@ class CuffPanel(Widget):
 
         # Rows 1-3: big pressure digits with the unit and % LOP beside.
         big = render.big_lines(render.fmt_pressure(pressure), g.font)
-        side = [
-            " mmHg",
-            "",
-            f" {c.pressure_pct_lop:3.0f}%LOP" if (online and c.pressure_pct_lop is not None) else "",
-        ]
+        pct = f"{c.pressure_pct_lop:3.0f}" if (online and c.pressure_pct_lop is not None) else ""
+        block = cue.cue(c.session, c.target > 0, g) if online and c.session is not None else None
         if not online:
             side = [" mmHg", " no data", ""]
+        elif block is not None:
+            # The patient's cue takes the rest of the rows: the unit and % LOP stack in one narrow column.
+            side = [" mmHg", f" {pct}%" if pct else "", "  LOP" if pct else ""]
+        else:
+            side = [" mmHg", "", f" {pct}%LOP" if pct else ""]
         big_style = "bold" if online else "dim"
-        block = cue.cue(c.session, c.target > 0, g) if online and c.session is not None else None
         for r in range(3):
             row = Text.assemble((big[r], big_style), side[r])
             if block is not None:
-                # The patient's cue beside the digits, at a fixed place so it does not jump with the unit.
-                row = Text.assemble(row, " " * max(1, SIDE_END - len(row)), (block.rows[r], block.style))
+                # At a fixed place, so it does not jump with the unit; its rows are CUE_WIDTH cells.
+                row = Text.assemble(row, " " * max(1, width - cue.CUE_WIDTH - len(row)), (block.rows[r], block.style))
             rows.append(row)
 
         rows.append(self._gauge_row(width))
