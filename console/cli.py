@@ -201,10 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe_config(config))
         return 0
     if command == "report":
-        from console.app_runner import run_report
+        from console.report_runner import run_report
 
         if args.pdf or args.patient or args.first_day or args.last_day:
-            from console.app_runner import run_pdf_report
+            from console.report_runner import run_pdf_report
 
             return run_pdf_report(
                 config,

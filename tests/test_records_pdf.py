@@ -7,8 +7,8 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pytest
 
-from console.app_runner import run_pdf_report
 from console.records.plotdata import session_plot
+from console.report_runner import run_pdf_report
 from tests.test_records_report_session import advance_sync
 from tests.therapy_support import Rig, advance, phase, rig, set_lops, start_and_fill, until
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from console.app_runner import run_pdf_report
 from console.cli import main as cli_main
 from console.common.plots import alarm_band
 from console.records.plotdata import session_plot
+from console.report_runner import run_pdf_report
 from tests.test_records_pdf import has_colour, pages
 from tests.therapy_support import (
     TERMINAL,

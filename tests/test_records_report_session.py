@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from console.app_runner import run_report
 from console.records.report import export_session_csv, session_list, session_report
+from console.report_runner import run_report
 from tests.therapy_support import Rig, advance, phase, rig, set_lops, start_and_fill, until
 
 __all__ = ["rig"]
