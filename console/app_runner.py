@@ -18,19 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from console.cli_output import fail, say
 from console.ui.exit_guard import BACKSTOP, ConsoleGuard
 
 log = logging.getLogger("bfr.runner")
-
-
-def _say(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def _fail(message: str) -> int:
-    print(f"bfr-console: {message}", file=sys.stderr)
-    return 2
 
 
 def open_records(config: Any) -> Any:
@@ -41,7 +32,7 @@ def open_records(config: Any) -> Any:
     try:
         return Records.open(Path(config.station.data_dir))
     except RecordsError as exc:
-        raise SystemExit(_fail(f"the records cannot be opened, nothing was started:\n{exc}")) from None
+        raise SystemExit(fail(f"the records cannot be opened, nothing was started:\n{exc}")) from None
 
 
 def build_station(config: Any, records: Any = None) -> Any:
@@ -92,7 +83,7 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
     from console.ui.quit_words import closed_line
 
     if await station_serving(config.station.socket):
-        return _fail(already_serving(config))
+        return fail(already_serving(config))
     records = open_records(config)
     station = build_station(config, records)
     app = BfrApp(
@@ -166,7 +157,7 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
                 records.close()
         guard.remove()
     if why[0] == "console closed":  # a signal or a fault has its own last line (the app's exit message)
-        _say(closed_line(*(vented[0] if vented else ([], []))))
+        say(closed_line(*(vented[0] if vented else ([], []))))
     return int(app.return_code or 0)
 
 
@@ -220,15 +211,15 @@ async def serve(config: Any) -> int:
     except ServeError as exc:
         if records is not None:
             records.close()
-        return _fail(f"cannot serve the station: {exc}")
-    _say(f"SERVING {config.station.socket}")
+        return fail(f"cannot serve the station: {exc}")
+    say(f"SERVING {config.station.socket}")
     publisher = start_publisher(station, config)
     notifier = Notifier()
     service.watch(station, notifier)
     announcing: list[asyncio.Task[str]] = []
 
     def started(st: Any) -> None:
-        _say("STARTED " + ",".join(c.id for c in config.controllers))
+        say("STARTED " + ",".join(c.id for c in config.controllers))
         announcing.append(asyncio.create_task(service.announce_ready(st, notifier), name="serve:sd-ready"))
 
     try:
@@ -249,8 +240,8 @@ async def serve(config: Any) -> int:
 def _say_stopped(snap: Any, why: str) -> None:
     """What ``serve`` prints on its way out (the journal keeps it): who confirmed the deflate, and why."""
     if snap is not None:
-        _say(f"DEFLATED confirmed={','.join(snap.confirmed)} pending={','.join(snap.pending)}")
-    _say(f"STOPPED {why}")
+        say(f"DEFLATED confirmed={','.join(snap.confirmed)} pending={','.join(snap.pending)}")
+    say(f"STOPPED {why}")
 
 
 # ------------------------------------------------------------------ attach to a running station
@@ -269,7 +260,7 @@ async def _run_attached(socket_path: str, *, kiosk: bool, theme: str, cue_bell: 
     try:
         remote = await attach(socket_path)
     except (StationUnavailable, AccessRefused) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     app = BfrApp(remote, kiosk=kiosk, theme=theme, attached=True, cue_bell=cue_bell)
 
     def on_stop(reason: str) -> None:
@@ -286,7 +277,7 @@ async def _run_attached(socket_path: str, *, kiosk: bool, theme: str, cue_bell: 
             await remote.close()
         finally:
             guard.remove()
-    _say(detached_line(app.last_snapshot.name, *app.actions.cuffs_up()))
+    say(detached_line(app.last_snapshot.name, *app.actions.cuffs_up()))
     return int(app.return_code or 0)
 
 
@@ -304,7 +295,7 @@ async def measure_lop(config: Any, *, cuff_id: str, position: str, observer: Any
     from console.station.lifecycle import deflate_and_stop, install_signal_handlers
 
     if config.cuff(cuff_id) is None:
-        return _fail(f"no cuff {cuff_id!r} in {config.path} (cuffs: {', '.join(c.id for c in config.cuffs)})")
+        return fail(f"no cuff {cuff_id!r} in {config.path} (cuffs: {', '.join(c.id for c in config.cuffs)})")
     records = open_records(config)
     station = build_station(config, records)
     stop = asyncio.Event()
@@ -313,16 +304,16 @@ async def measure_lop(config: Any, *, cuff_id: str, position: str, observer: Any
     try:
         await station.start()
         if stop.is_set():  # a stop signal during start-up: never begin inflating after it
-            _say("FAILED interrupted")
+            say("FAILED interrupted")
             return code
         cuff = next(c for c in station.snapshot().cuffs if c.id == cuff_id)
         if not cuff.online:
-            _say(f"FAILED controller {cuff.controller} is not connected")
+            say(f"FAILED controller {cuff.controller} is not connected")
             return 1
         try:
             await station.measure_lop(cuff_id, position=position)
         except CommandRefused as exc:
-            _say(f"FAILED {exc}")
+            say(f"FAILED {exc}")
             return 1
         watch = observer if observer is not None else LopProgressPrinter(sys.stderr)
         shown_at: float | None = None
@@ -334,14 +325,14 @@ async def measure_lop(config: Any, *, cuff_id: str, position: str, observer: Any
                 watch.finished()
                 if prog.state == "done" and prog.lop is not None:
                     conf = f" confidence={prog.confidence:.2f}" if prog.confidence is not None else ""
-                    _say(f"LOP {prog.lop:.0f}{conf} position={position}")
+                    say(f"LOP {prog.lop:.0f}{conf} position={position}")
                     code = 0
                 else:
-                    _say(f"FAILED {prog.message or 'no result'}")
+                    say(f"FAILED {prog.message or 'no result'}")
                 break
             if not cuff.online:
                 watch.finished()
-                _say(f"FAILED controller {cuff.controller} went offline during the measurement")
+                say(f"FAILED controller {cuff.controller} went offline during the measurement")
                 break
             if shown_at is None or now - shown_at >= POLL_S:
                 shown_at = now
@@ -349,7 +340,7 @@ async def measure_lop(config: Any, *, cuff_id: str, position: str, observer: Any
             await asyncio.sleep(0.1)
         else:
             watch.finished()
-            _say("FAILED interrupted")
+            say("FAILED interrupted")
     finally:
         await deflate_and_stop(station, by="measure-lop exit")
         if records is not None:
@@ -407,7 +398,7 @@ def run_board(
             with open(password_file, encoding="utf-8") as f:
                 password = f.readline().rstrip("\r\n")
         except OSError as exc:
-            return _fail(f"board: cannot read {password_file}: {exc.strerror or exc}")
+            return fail(f"board: cannot read {password_file}: {exc.strerror or exc}")
     feed = BoardFeed(url, BoardModel(site), user=user, password=password, ca_file=ca_file)
     app = BoardApp(feed, theme=theme)
     app.run()

@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from console.app_runner import _fail, _say
+from console.cli_output import fail, say
 
 
 def run_report(
@@ -19,33 +19,31 @@ def run_report(
 
     data_dir = Path(config.station.data_dir)
     if not (data_dir / "records.sqlite3").exists():
-        return _fail(f"no records yet in {data_dir}")
+        return fail(f"no records yet in {data_dir}")
     try:
         records = Records.open(data_dir, readonly=True)
     except RecordsError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     try:
         if audit:
             try:
-                _say(
-                    session_audit(records, session) if session is not None else day_audit(records, day or date.today())
-                )
+                say(session_audit(records, session) if session is not None else day_audit(records, day or date.today()))
             except RecordsError as exc:
-                return _fail(str(exc))
+                return fail(str(exc))
             return 0
         if session is None:
             if csv:
-                return _fail("--csv exports one session: add --session N (see the list: bfr-console report)")
-            _say(session_list(records.sessions()).rstrip("\n"))
+                return fail("--csv exports one session: add --session N (see the list: bfr-console report)")
+            say(session_list(records.sessions()).rstrip("\n"))
             return 0
         try:
             if csv:
                 path = export_session_csv(records, session, Path(csv))
-                _say(f"wrote {path}")
+                say(f"wrote {path}")
             else:
-                _say(session_report(records, session))
+                say(session_report(records, session))
         except RecordsError as exc:
-            return _fail(str(exc))
+            return fail(str(exc))
         return 0
     finally:
         records.close()
@@ -71,20 +69,20 @@ def run_pdf_report(
     from console.records.store import Records
 
     if not pdf or (session is None) == (patient is None):
-        return _fail(
+        return fail(
             "--pdf FILE with exactly one of --session N (a session) or --patient ID (their course and sessions,"
             " --from / --to YYYY-MM-DD to choose the days)"
         )
     if (first_day or last_day) and patient is None:
-        return _fail("--from / --to choose a patient's sessions: add --patient ID")
+        return fail("--from / --to choose a patient's sessions: add --patient ID")
     if first_day and last_day and first_day > last_day:
-        return _fail(f"empty range: --from {first_day} is after --to {last_day}")
+        return fail(f"empty range: --from {first_day} is after --to {last_day}")
     # Local days, as the clinic's calendar has them: from the first day's midnight to the one after the last.
     since = datetime.combine(first_day, time()).timestamp() if first_day else None
     until = datetime.combine(last_day + timedelta(days=1), time()).timestamp() if last_day else None
     data_dir = Path(config.station.data_dir)
     if not (data_dir / "records.sqlite3").exists():
-        return _fail(f"no records yet in {data_dir}")
+        return fail(f"no records yet in {data_dir}")
     try:
         with Records.open(data_dir, readonly=True) as records:
             path = (
@@ -93,6 +91,6 @@ def run_pdf_report(
                 else patient_pdf(records, str(patient), Path(pdf), since=since, until=until)
             )
     except RecordsError as exc:
-        return _fail(str(exc))
-    _say(f"wrote {path}")
+        return fail(str(exc))
+    say(f"wrote {path}")
     return 0
