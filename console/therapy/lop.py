@@ -34,6 +34,7 @@ from console.common.clock import Clock
 from console.therapy.lop_estimate import (
     MAX_ERROR_MMHG,
     MAX_LOP_MMHG,
+    STRONG_Z,
     Bracket,
     Level,
     LopResult,
@@ -309,7 +310,10 @@ class LopMeasurement:
     def _after_step(self, now: float) -> Action:
         amps, f, noise = analyse_steps(self.times, self.pressures, self.steps, self._cache)
         self._amps = amps
-        self._hr, self._noise = f, noise
+        # A heart rate counts for the plateaus' length only once a plateau's pulse stands out at it: one read
+        # off noise is often too fast, and plateaus cut to it are then too short to find the true, slower one.
+        self._hr = f if any(a.z >= STRONG_Z and not a.corrections for a in amps) else None
+        self._noise = noise
         if any(a.disturbed for a in amps):
             return self._finish(now, verdict(amps, f, noise, ceiling=self.ceiling))
         nxt = self._plan_next(amps)
