@@ -27,13 +27,16 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from console.common.api import LopProgress
 from console.common.clock import Clock
 from console.therapy.lop_estimate import (
     MAX_ERROR_MMHG,
     MAX_LOP_MMHG,
+    STRONG_Z,
+    Bracket,
+    Level,
     LopResult,
     bracket,
     failure,
@@ -95,6 +98,34 @@ class _Stepping:
     from_pressure: float
     settled_at: float | None = None
     retargeted: bool = False
+
+
+def _held_again(lv: Level) -> Level:
+    """``lv`` as it would likely read after one more plateau: the same pulse, its noise pooled over one more."""
+    k = lv.plateaus
+    return replace(lv, plateaus=k + 1, noise=lv.noise * k / (k + 1), var=lv.var * k / (k + 1))
+
+
+def _best_rehold(br: Bracket) -> Level | None:
+    """The level whose re-hold should shrink the error bound most: the upper end (a lower floor) or a level with
+    a pulse on the fading side (a surer amplitude), judged by the bound the verdict would compute after it.
+
+    Looks one plateau ahead: a level whose pulse is still near its noise (no bound from it yet) can win, which
+    the bound as it stands would never pick. Assumes the next plateau reads like the ones before it."""
+    assert br.lo is not None and br.hi is not None
+    hi = br.hi
+    cands = [hi] + [x for x in br.levels if x.present and br.peak.pressure <= x.pressure < hi.pressure]
+    best: tuple[float, int, Level] | None = None
+    for c in cands:
+        if c.plateaus > FINAL_REHOLDS:
+            continue
+        again = _held_again(c)
+        lvls = tuple(again if x is c else x for x in br.levels)
+        trial = replace(br, levels=lvls, hi=again if c is hi else hi, lo=again if c is br.lo else br.lo)
+        key = (trial.error_bound(), c.plateaus)  # no bound either way: the level held fewer times
+        if best is None or key < best[:2]:
+            best = (*key, c)
+    return best[2] if best is not None else None
 
 
 class LopMeasurement:
@@ -279,7 +310,10 @@ class LopMeasurement:
     def _after_step(self, now: float) -> Action:
         amps, f, noise = analyse_steps(self.times, self.pressures, self.steps, self._cache)
         self._amps = amps
-        self._hr, self._noise = f, noise
+        # A heart rate counts for the plateaus' length only once a plateau's pulse stands out at it: one read
+        # off noise is often too fast, and plateaus cut to it are then too short to find the true, slower one.
+        self._hr = f if any(a.z >= STRONG_Z and not a.corrections for a in amps) else None
+        self._noise = noise
         if any(a.disturbed for a in amps):
             return self._finish(now, verdict(amps, f, noise, ceiling=self.ceiling))
         nxt = self._plan_next(amps)
@@ -343,13 +377,8 @@ class LopMeasurement:
             return None
         # Too much room above the bracket: lower the upper floor, or make the lower pulse surer (what
         # may hide shrinks with the ratio of the two; both are held again, in turn, as the budget allows).
-        hi = br.hi
-        low = br.anchor() or lo  # the level with a pulse that bounds the hidden end best
-        if hi.plateaus <= FINAL_REHOLDS and (hi.plateaus <= low.plateaus or low.plateaus > FINAL_REHOLDS):
-            return (hi.target, self.final_dwell_s)
-        if low.plateaus <= FINAL_REHOLDS:
-            return (low.target, self.final_dwell_s)
-        return None
+        pick = _best_rehold(br)
+        return (pick.target, self.final_dwell_s) if pick is not None else None
 
     # -- outputs
 

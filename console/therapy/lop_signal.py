@@ -30,8 +30,9 @@ from console.therapy.lop_lstsq import lstsq
 
 HR_MIN_HZ = 0.7
 """Lowest heart rate searched, Hz (42 /min)."""
-HR_MAX_HZ = 2.1
-"""Highest heart rate searched, Hz (126 /min)."""
+HR_MAX_HZ = 2.3
+"""Highest heart rate searched, Hz (138 /min): patients reach 130 /min, and the refinement needs a grid point
+beyond (at 126 /min, limbs at 127-130 showed "no pulsation at any step" with a 4 mmHg pulse)."""
 HARMONICS = 3
 """Harmonics of the heart rate fitted on each plateau (the fundamental gives the amplitude)."""
 PRESENT_Z = 10.0
