@@ -43,7 +43,7 @@ CHILD = textwrap.dedent(
         offset = st.clock.wall() - st.clock.monotonic()
         last = [0.0]
 
-        def fed(cuff: str, t: float, p: float) -> None:
+        def fed(cuff: str, t: float, p: float, taken: float) -> None:
             if cuff == "A1" and t - last[0] >= 0.05:
                 last[0] = t
                 print(f"fed {t + offset:.3f}", flush=True)

@@ -19,10 +19,10 @@ from tests.therapy_support import Rig, real_rig, vented_at_emulator
 TRUE_LOPS = (125.0, 140.0)
 TOLERANCE = 15.0
 ATTEMPTS = 2
-"""The measurement times the pulse by when each sample reaches the station. With both cores taken by
-other processes (a loaded CI machine: .ci/stress), that arrival jitter can hide the pulse, and the
-measurement then refuses, correctly, both limbs; a second attempt on the same rig must then give a
-number. A measurement that never works still fails the test."""
+"""The pulse is timed by the controller's own sample stamps (console.station.sample_clock), so the
+station loop's stalls on a loaded machine no longer blur it; a second attempt on the same rig is left
+for a measurement that refuses, correctly, on a bad moment (movement of the noise). A measurement that
+never works still fails the test."""
 
 
 async def measure_both(rig: Rig) -> dict[str, float]:

@@ -99,8 +99,10 @@ class StationEvent:
 
 
 Observer = Callable[[StationEvent], None]
-SampleListener = Callable[[str, float, float], None]
-"""fn(cuff_id, station_monotonic_time, pressure): every sample of every cuff."""
+SampleListener = Callable[[str, float, float, float], None]
+"""fn(cuff_id, arrival, pressure, taken): every sample of every cuff. ``arrival`` is the station clock
+when it was read; ``taken`` the same clock's time the controller took it (console.station.sample_clock):
+what a pulse is timed by, free of the station loop's stalls."""
 
 
 class AuditTrail:

@@ -23,6 +23,7 @@ from console.station.alarms import AlarmManager
 from console.station.controller_state import ControllerState
 from console.station.cuff import CuffState
 from console.station.events import AuditTrail, StationEvent
+from console.station.sample_clock import SampleClock
 from console.station.snapshots import SnapshotBuilder
 from console.station.supervisor import Supervisor
 from drivers.codec import Event, Sample, Status
@@ -77,6 +78,7 @@ class LinkReports:
         audit = self.audit
         threshold = occlusion_threshold_mmhg
         pairs = tuple((c, c.channel - 1) for c in ctrl.cuffs)
+        stamps = SampleClock()
 
         def on_msg(msg: object) -> None:
             try:
@@ -103,10 +105,11 @@ class LinkReports:
                 view.dirty = True
                 listeners = audit.sample_listeners
                 if listeners:
+                    taken = stamps.time_of(msg.uptime_ms, now)  # type: ignore[attr-defined]
                     for cuff, idx in pairs:
                         if idx < n:
                             for fn in listeners:
-                                fn(cuff.id, now, ps[idx])
+                                fn(cuff.id, now, ps[idx], taken)
             elif cls is Status:
                 self._on_status(ctrl, msg)  # type: ignore[arg-type]
             elif cls is Event:

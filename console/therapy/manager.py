@@ -188,7 +188,9 @@ class TherapyManager:
 
     # ================================================================== station inputs
 
-    def _on_sample(self, cuff_id: str, t: float, p: float) -> None:
+    def _on_sample(self, cuff_id: str, t: float, p: float, taken: float) -> None:
+        """``t`` the arrival (sessions: per-second records, reps); ``taken`` the controller's stamp
+        on the same clock (the LOP's pulse, which arrival jitter would blur)."""
         job = self._board.feeds.get(cuff_id)
         if job is None:
             return
@@ -196,7 +198,7 @@ class TherapyManager:
             if type(job) is LopJob:
                 meas = job.meas
                 if meas is not None:
-                    meas.feed(t, p)
+                    meas.feed(taken, p)
             elif type(job) is SessionJob:
                 self._sessions.feed(job, cuff_id, t, p)
         except Exception:
