@@ -21,7 +21,7 @@ TOLERANCE = 15.0
 ATTEMPTS = 2
 """The pulse is timed by the controller's own sample stamps (console.station.sample_clock), so the
 station loop's stalls on a loaded machine no longer blur it; a second attempt on the same rig is left
-for a measurement that refuses, correctly, on a bad moment (movement of the noise). A measurement that
+for a measurement that refuses, correctly, on a bad moment (movement, noise). A measurement that
 never works still fails the test."""
 
 
