@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stats import pct  # noqa: E402
+from bench.stats import cpu_share, pct  # noqa: E402
 from console.common.api import AlarmSnapshot, CuffSnapshot, Priority, StationSnapshot  # noqa: E402
 from console.config.loader import parse_config  # noqa: E402
 from console.config.schema import MqttConfig  # noqa: E402
@@ -190,12 +190,6 @@ def station_config(base: Path, port: int) -> Any:
         "cuffs": cuffs,
     }
     return parse_config(data, str(base / "config.toml"))
-
-
-async def cpu_share(seconds: float) -> float:
-    c0, w0 = time.process_time(), time.monotonic()
-    await asyncio.sleep(seconds)
-    return (time.process_time() - c0) / (time.monotonic() - w0)
 
 
 async def child(role: str, *args: str) -> asyncio.subprocess.Process:

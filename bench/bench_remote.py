@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.remote_consoles import consoles  # noqa: E402
 from bench.remote_hostile import flooder, fork_as, hostile  # noqa: E402
-from bench.stats import pct  # noqa: E402
+from bench.stats import cpu_share, pct  # noqa: E402
 from console.common.api import Role  # noqa: E402
 from console.config.loader import parse_config  # noqa: E402
 from console.config.schema import RoleRule  # noqa: E402
@@ -81,12 +81,6 @@ def station_config(base: Path, socket: Path) -> Any:
         "cuffs": cuffs,
     }
     return parse_config(data, str(base / "config.toml"))
-
-
-async def cpu_share(seconds: float) -> float:
-    c0, w0 = time.process_time(), time.monotonic()
-    await asyncio.sleep(seconds)
-    return (time.process_time() - c0) / (time.monotonic() - w0)
 
 
 async def main(args: argparse.Namespace) -> None:

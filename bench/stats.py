@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 
 
 def pct(values: list[float], q: float) -> float:
@@ -11,3 +13,10 @@ def pct(values: list[float], q: float) -> float:
     if not ordered:
         return math.nan
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def cpu_share(seconds: float) -> float:
+    """This process's CPU time over ``seconds`` of wall time, as a share of one core."""
+    c0, w0 = time.process_time(), time.monotonic()
+    await asyncio.sleep(seconds)
+    return (time.process_time() - c0) / (time.monotonic() - w0)

@@ -65,6 +65,11 @@ async def test_channels_found_latched_at_start_are_an_alarm_that_acknowledging_c
     (found,) = alarms(st, "LATCHED")  # one alarm for the controller: its CLEAR clears both
     assert found.controller == "A" and found.priority is Priority.MEDIUM
     assert "A1, A2" in found.message, found.message
+    link = st.controllers["A"].link
+    assert link is not None
+    for _ in range(3):  # the same latch, said again by every status: still the one alarm
+        await link.status()
+    assert [a.id for a in alarms(st, "LATCHED")] == [found.id]
 
     with pytest.raises(CommandRefused) as refused:
         await st.inflate("A1", mmhg=60)
@@ -77,19 +82,3 @@ async def test_channels_found_latched_at_start_are_an_alarm_that_acknowledging_c
     await st.inflate("A1", mmhg=60)
     await wait_for(lambda: server.call(lambda c: c.channel(1).target) == 60, "the inflate reached the controller")
     await st.deflate("A1")
-
-
-async def test_a_latch_found_once_is_one_alarm_however_many_statuses_say_it_again(
-    foreign: Make,  # noqa: F811
-    run_station: Any,  # noqa: F811
-    tmp_path: Path,
-) -> None:
-    server = foreign("A", channels=1)
-    await latch_by_its_watchdog(server, 1)
-    st = await run_station({"A": (str(tmp_path / "usb-A"), 1)})
-    await wait_for(lambda: alarms(st, "LATCHED"), "the LATCHED alarm", 10)
-    link = st.controllers["A"].link
-    assert link is not None
-    for _ in range(3):
-        await link.status()
-    assert len(alarms(st, "LATCHED")) == 1
