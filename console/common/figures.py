@@ -37,3 +37,8 @@ def age_text(seconds: float) -> str:
     if s < 2 * 86400:
         return f"{round(s / 3600)} h"
     return f"{round(s / 86400)} d"
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 station``, ``3 stations``: a count with its noun, as a person says it."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from console.common.figures import counted
 from console.mqtt.board_feed import BoardFeed
 from console.mqtt.board_model import BoardModel
 from console.ui.board_text import alarm_lines, header, station_block
@@ -86,7 +87,7 @@ class BoardApp(App[int]):
         self.query_one("#board-header", Static).update(header(self.model))
         broker = self.query_one("#board-broker", Static)
         if self.feed.connected:
-            broker.update(f" broker {self.feed.url}: connected, {len(self.model.stations)} stations heard")
+            broker.update(f" broker {self.feed.url}: connected, {counted(len(self.model.stations), 'station')} heard")
         else:
             why = self.feed.error or "connecting"
             broker.update(f" broker {self.feed.url}: NOT CONNECTED ({why}); what is shown may be old")

@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.text import Text
 
+from console.common.figures import counted
 from console.mqtt.board_model import RANK, BoardModel, StationView
 
 TILE_W = 26
@@ -81,7 +82,7 @@ def station_block(view: StationView, width: int, now: float) -> Text:
     if view.alarms:
         worst = max(view.alarms.values(), key=lambda a: RANK.get(str(a.get("priority")), 0))
         out.append(
-            f"  {len(view.alarms)} alarm{'s' if len(view.alarms) != 1 else ''}",
+            f"  {counted(len(view.alarms), 'alarm')}",
             style=STYLE.get(str(worst.get("priority")), ""),
         )
     if view.lost_alarms:
@@ -128,8 +129,8 @@ def header(model: BoardModel, now_wall: float | None = None) -> str:
     alarms = model.alarm_list()
     high = sum(1 for b in alarms if b.alarm.get("priority") == "high")
     clock = time.strftime("%H:%M:%S", time.localtime(now_wall if now_wall is not None else time.time()))
-    said = f" BFR board  site {model.site}  {len(views)} stations"
+    said = f" BFR board  site {model.site}  {counted(len(views), 'station')}"
     if offline:
         said += f", {offline} offline"
-    said += f"  {len(alarms)} alarms" + (f" ({high} high)" if high else "")
+    said += f"  {counted(len(alarms), 'alarm')}" + (f" ({high} high)" if high else "")
     return f"{said}  {clock}"
