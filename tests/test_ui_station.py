@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from textual import events
+from textual.widgets import Input
 
 from console.station.station import Station
 from console.ui.app import BfrApp
@@ -169,5 +170,19 @@ async def test_keys_typed_in_one_burst_after_i_land_in_the_inflate_dialog(statio
         await wait_for(pilot, lambda: fw(station).channel(1).target == 70, 10, "A1 inflated to the burst's 70")
         await wait_for(pilot, lambda: not isinstance(app.screen, InflateDialog), 10, "the dialog closed on the answer")
         assert app.selected == "A1", "the digits did not select another cuff on the way"
+        await press(pilot, "d")
+        await wait_for(pilot, lambda: fw(station).channel(1).target == 0, 10, "A1 deflated")
+
+
+async def test_backspace_and_enter_edit_and_submit_the_inflate_field(station: Station) -> None:
+    """A mistyped target is corrected with Backspace (the type-ahead forwarding once swallowed it)."""
+    app = BfrApp(station, bell=False, term="xterm")
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: "VENTED" in screen_text(app), 10)
+        await press(pilot, "i", *"609", "backspace", "backspace")
+        assert isinstance(app.screen, InflateDialog)
+        assert app.screen.query_one(Input).value == "6"
+        await press(pilot, "5", "enter")
+        await wait_for(pilot, lambda: fw(station).channel(1).target == 65, 10, "A1 inflated to the corrected 65")
         await press(pilot, "d")
         await wait_for(pilot, lambda: fw(station).channel(1).target == 0, 10, "A1 deflated")

@@ -182,20 +182,31 @@ class BfrApp(App[None]):
         if changed and self._cue.due(snap) and self.cue_bell and not rings:
             self.bell()  # the patient's cue; an alarm's bell that rings now takes its place
 
-    def on_key(self, event: events.Key) -> None:
-        """Keys typed ahead into a dialog that opened after they were read go into its field.
+    async def on_key(self, event: events.Key) -> None:
+        """Keys typed ahead into a dialog that opened after they were read go into its field, in order.
 
         Textual routes each key when it reads it: ``i60`` Enter in one burst (a quick typist, a
         terminal that sends them together) sends ``6``, ``0`` and Enter to the dashboard before ``i``
-        has opened the inflate dialog, and the dashboard has no use for them. A key that reaches the
-        app unused while a text field has the focus can only be one of those: it goes to that field,
-        in the order typed. (This runs before Textual's own key handling, and stops it.)
+        has opened the inflate dialog, and they come back here unused. A printable key that reaches
+        the app while a text field has the focus can only be one of those (the field takes every one
+        it sees), so it is typed into the field here; Backspace and Enter, which a field leaves to its
+        bindings, are done here too, so they keep their place among the typed keys (Textual would
+        submit before the digits typed ahead of Enter were in). This runs before Textual's own key
+        handling and stops it for these keys only; F12 and Ctrl+E never get here (priority bindings).
         """
         field = self.focused
-        if isinstance(field, Input) and (event.is_printable or event.key in ("enter", "backspace")):
-            event.prevent_default()
-            event.stop()
-            field.post_message(events.Key(event.key, event.character))
+        if not isinstance(field, Input):
+            return
+        if event.is_printable and event.character:
+            field.insert_text_at_cursor(event.character)
+        elif event.key == "backspace":
+            field.action_delete_left()
+        elif event.key == "enter":
+            await field.action_submit()
+        else:
+            return
+        event.prevent_default()
+        event.stop()
 
     # -- selection -------------------------------------------------------------------
     def select(self, cuff_id: str) -> None:
