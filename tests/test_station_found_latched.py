@@ -82,3 +82,27 @@ async def test_channels_found_latched_at_start_are_an_alarm_that_acknowledging_c
     await st.inflate("A1", mmhg=60)
     await wait_for(lambda: server.call(lambda c: c.channel(1).target) == 60, "the inflate reached the controller")
     await st.deflate("A1")
+
+
+async def test_a_clear_that_failed_is_tried_again_by_acknowledging_again(
+    foreign: Make,  # noqa: F811
+    run_station: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Acknowledged while the cable was out, the CLEAR could not go: the alarm is acknowledged already,
+    and without a retry the cuff would stay latched with nothing left to acknowledge (found in review)."""
+    server = foreign("A", channels=1)
+    await latch_by_its_watchdog(server, 1)
+    st = await run_station({"A": (str(tmp_path / "usb-A"), 1)})
+    await wait_for(lambda: alarms(st, "LATCHED"), "the LATCHED alarm", 10)
+    (found,) = alarms(st, "LATCHED")
+    server.unplug()
+    await wait_for(lambda: not st.snapshot().controllers[0].state == "ready", "the link lost", 10)
+    await st.acknowledge(found.id)  # the CLEAR cannot go out
+    assert latched(server, 1)
+    server.replug()
+    await wait_for(lambda: st.snapshot().controllers[0].state == "ready", "the link back", 15)
+    assert latched(server, 1) and cuff(st, "A1").latched, "nothing cleared it meanwhile"
+    await st.acknowledge(found.id)  # nothing new to acknowledge: the CLEAR is tried again
+    await wait_for(lambda: not latched(server, 1), "CLEAR reached the controller", 10)
+    await wait_for(lambda: not cuff(st, "A1").latched, "the station knows", 10)

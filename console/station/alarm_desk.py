@@ -58,8 +58,9 @@ class AlarmDesk:
             raise self._refuse(what, f"No open alarm number {alarm_id}.") from None
         self._record_command(who, what)
         self._view.dirty = True
-        if acked:
-            await self.clear_acknowledged_latches()
+        # Also when nothing new was acknowledged: a CLEAR that failed (the link was down) is tried
+        # again, else the cuff stays latched with nothing left to acknowledge.
+        await self.clear_acknowledged_latches()
 
     async def clear_acknowledged_latches(self) -> None:
         """CLEAR a controller once every latch alarm on it has been acknowledged (channels stay vented)."""

@@ -260,6 +260,13 @@ class ConsoleActions:
             for a in self.view.last_snapshot.alarms
             if not a.acknowledged and (a.cuff == cid or (a.cuff is None and ctrl is not None and a.controller == ctrl))
         ]
+        if not ids and cuff is not None and cuff.latched:
+            # Acknowledged already, still latched (its CLEAR failed): acknowledging again retries the CLEAR.
+            ids = [
+                a.id
+                for a in self.view.last_snapshot.alarms
+                if a.cuff == cid or (a.cuff is None and ctrl is not None and a.controller == ctrl)
+            ][:1]
         if not ids:
             notify_plain(self.app, f"No alarm on {cid} to acknowledge (A acknowledges all).")
             return
