@@ -53,7 +53,7 @@ class AlarmDesk:
         who = actor_var.get()
         what = "acknowledge " + ("all alarms" if alarm_id is None else f"alarm {alarm_id}")
         try:
-            acked = self.alarms.acknowledge(alarm_id, who=who)
+            self.alarms.acknowledge(alarm_id, who=who)
         except KeyError:
             raise self._refuse(what, f"No open alarm number {alarm_id}.") from None
         self._record_command(who, what)
