@@ -194,6 +194,7 @@ class MqttPublisher:
             timeout=PUBLISH_TIMEOUT_S,
             keepalive=10,
             max_queued_outgoing_messages=cfg.queue,
+            max_queued_incoming_messages=1,  # it subscribes to nothing: a broker that pushes anyway costs no memory
             logger=log,
         )
 
