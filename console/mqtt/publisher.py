@@ -113,7 +113,8 @@ class MqttPublisher:
                     await asyncio.wait_for(asyncio.shield(self._tasks[1]), GOODBYE_TIMEOUT_S)
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # a hung broker's disconnect may wait 10 s: never longer than this on the way out
+            await asyncio.wait(self._tasks, timeout=GOODBYE_TIMEOUT_S)
 
     def notice(self) -> str:
         """The line consoles show: empty while every message reaches the broker."""
