@@ -54,8 +54,8 @@ class BoardApp(App[int]):
         """Times the alarm list was redrawn (the benchmark reads it)."""
 
     def compose(self) -> ComposeResult:
-        yield Static(id="board-header")
-        yield Static(id="board-broker")
+        yield Static(id="board-header", markup=False)  # site, URL and broker errors: shown as written
+        yield Static(id="board-broker", markup=False)
         yield Static(id="board-alarms")
         with VerticalScroll(id="board-stations"):
             yield Static(id="board-tiles")
