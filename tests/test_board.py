@@ -10,6 +10,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+from textual.widgets import Static
+
 from console.common.api import Priority
 from console.config.schema import MqttConfig
 from console.mqtt.board_feed import BoardFeed
@@ -137,3 +139,15 @@ def test_the_board_command_refuses_a_bad_url_or_site(capsys: object) -> None:
     assert main(["board", "--url", "mqtt://broker", "--site", "North Clinic"]) == 2
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert "mqtt://host:port" in err and "--site 'North Clinic'" in err
+
+
+async def test_a_broker_error_that_looks_like_markup_is_shown_as_written() -> None:
+    """The broker line carries outside text (the URL, the error the client library gave): never markup."""
+    feed = BoardFeed("mqtt://127.0.0.1:1", BoardModel("clinic"))  # nothing listens there
+    app = BoardApp(feed, theme="auto", term="linux")
+    async with app.run_test(size=(80, 24)):
+        feed.error = "[b]refused[/b] by [red]broker"
+        feed.connected = False
+        app.refresh_tiles()
+        shown = str(app.query_one("#board-broker", Static).render())
+        assert "[b]refused[/b] by [red]broker" in shown, shown
