@@ -79,15 +79,32 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
     from console.remote.server import serve_station
     from console.remote.socket_file import ServeError
     from console.station.lifecycle import deflate_and_stop
+    from console.station.station_thread import StationThread
+    from console.station.threaded_handle import ThreadedStation
     from console.ui.app import BfrApp
     from console.ui.quit_words import closed_line
 
     if await station_serving(config.station.socket):
         return fail(already_serving(config))
-    records = open_records(config)
-    station = build_station(config, records)
+    # The station, its socket server and its board publisher live on a loop of their own: nothing the
+    # screen draws delays a sample, a safety check or the emergency (console.station.station_thread).
+    host = StationThread()
+    host.start()
+    try:
+        records = host.call(lambda: open_records(config))
+        station = host.call(lambda: build_station(config, records))
+    except BaseException:
+        host.stop()
+        raise
+    handle = ThreadedStation(station, host)
     app = BfrApp(
-        station, kiosk=kiosk, theme=theme, fps=config.ui.fps, bell=config.alarms.bell, cue_bell=config.ui.cue_bell
+        handle,
+        kiosk=kiosk,
+        theme=theme,
+        fps=config.ui.fps,
+        bell=config.alarms.bell,
+        cue_bell=config.ui.cue_bell,
+        emergency_key=handle,
     )
     server = None
     publisher = None
@@ -100,7 +117,7 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
         """Deflate and stop the station once, whoever asks first (a signal, the end of the app, a fault)."""
         if not stopping:
             vented.append(app.actions.cuffs_up())
-            stopping.append(asyncio.ensure_future(deflate_and_stop(station, by=f"console exit ({why[0]})")))
+            stopping.append(asyncio.ensure_future(host.run(deflate_and_stop(station, by=f"console exit ({why[0]})"))))
         return stopping[0]
 
     def on_stop(reason: str) -> None:
@@ -117,15 +134,15 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
     guard.install()
     try:
         try:
-            server = await serve_station(station, config, fps=float(config.ui.fps))
+            server = await host.run(serve_station(station, config, fps=float(config.ui.fps)))
         except ServeError as exc:
             log.warning("runner: remote supervision is off: %s", exc)
-        publisher = start_publisher(station, config)
+        publisher = host.call(lambda: start_publisher(station, config))
         # The console comes up at once; controllers show CONNECTING until their links are ready.
-        starting = asyncio.create_task(station.start(), name="station:start")
+        starting = host.submit(station.start())
 
         async def watch_failure() -> None:
-            await station.failed.wait()
+            await host.run(station.failed.wait())
             why[0] = "station fault"
             app.exit(
                 return_code=3, message="bfr-console: the station stopped itself after a fault; every cuff was deflated."
@@ -140,7 +157,7 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
             plug.cancel()
             if not starting.done():
                 with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(asyncio.shield(starting), 10)
+                    await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(starting)), 10)
     finally:
         task = begin_stop()
         try:
@@ -149,13 +166,14 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
             await task
         if server is not None:
             with contextlib.suppress(Exception):
-                await server.stop()
+                await host.run(server.stop())
         with contextlib.suppress(Exception):
-            await stop_publisher(publisher)
+            await host.run(stop_publisher(publisher))
         if records is not None:
             with contextlib.suppress(Exception):
-                records.close()
+                host.call(records.close, timeout=EXIT_GRACE_S)
         guard.remove()
+        host.stop()
     if why[0] == "console closed":  # a signal or a fault has its own last line (the app's exit message)
         say(closed_line(*(vented[0] if vented else ([], []))))
     return int(app.return_code or 0)

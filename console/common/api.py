@@ -37,6 +37,10 @@ class CommandRefused(Exception):
     """A station command was refused; ``str(exc)`` is a sentence for the screen."""
 
 
+OVERTAKEN_BY_EMERGENCY = "not sent, the emergency deflate came after it was asked for."
+"""Why a command asked for before an emergency deflate is dropped rather than sent after it."""
+
+
 # Cuff ``state`` values: the controller's channel states plus the station's own.
 OFFLINE = "OFFLINE"
 """The cuff's controller link is down: pressure unknown, never shown as zero."""

@@ -11,6 +11,7 @@ at once, never queued behind another command.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 from textual.app import App
 
 from console.common.api import (
+    OVERTAKEN_BY_EMERGENCY,
     CommandRefused,
     CuffSnapshot,
     EmergencySnapshot,
@@ -34,7 +36,7 @@ from console.ui.theme import Glyphs
 log = logging.getLogger(__name__)
 
 SILENCE_S = 120.0
-NOT_SENT = "not sent, the emergency deflate came after it was asked for."
+NOT_SENT = OVERTAKEN_BY_EMERGENCY
 
 
 class ConsoleView(Protocol):
@@ -137,15 +139,16 @@ class ConsoleActions:
         """Whether an emergency was asked for since ``asked_at`` (``emergencies`` when a command was asked for)."""
         return self.emergencies != asked_at
 
-    def emergency(self) -> None:
+    def emergency(self, started: concurrent.futures.Future[EmergencySnapshot] | None = None) -> None:
         """DEFLATE ALL, now: called straight from the key, no confirmation, no queue.
 
         Then every dialog that could command a cuff closes, with what was typed in it, and commands
-        asked for before this one and not yet sent are dropped.
+        asked for before this one and not yet sent are dropped. ``started``: the emergency the terminal's
+        input thread already handed to the station (its confirmations are reported here).
         """
         self.emergencies += 1
         try:
-            started = self.handle.emergency_deflate()
+            confirming = asyncio.wrap_future(started) if started is not None else self.handle.emergency_deflate()
         except Exception as exc:  # a handle that fails at the call itself
             log.exception("emergency deflate failed")
             notify_plain(self.app, f"EMERGENCY DEFLATE FAILED: {exc}", severity="error", timeout=30)
@@ -155,7 +158,7 @@ class ConsoleActions:
 
         async def report() -> None:
             try:
-                result: EmergencySnapshot = await started
+                result: EmergencySnapshot = await confirming
             except Exception as exc:  # never refused by contract; a broken handle still gets said loudly
                 log.exception("emergency deflate failed")
                 notify_plain(self.app, f"EMERGENCY DEFLATE FAILED: {exc}", severity="error", timeout=30)
@@ -203,9 +206,8 @@ class ConsoleActions:
             lambda: self.handle.inflate(request.cuff_id, mmhg=request.mmhg, pct_lop=request.pct_lop),
         )
 
-    def inflate_command(self, request: InflateRequest) -> Awaitable[None]:
-        """The inflate dialog's own send: refused, unsent, if the emergency key comes before it goes out."""
-        asked_at = self.emergencies
+    def inflate_command(self, request: InflateRequest, asked_at: int) -> Awaitable[None]:
+        """The inflate dialog's own send: refused, unsent, if the emergency key came after the dialog opened."""
 
         async def send() -> None:
             if self.overtaken(asked_at):

@@ -27,6 +27,7 @@ from console.common.api import CuffSnapshot, Role, StationHandle, StationSnapsho
 from console.ui.actions import ConsoleActions
 from console.ui.alerting import BellScheduler, loudest_audible
 from console.ui.cue import CueBell
+from console.ui.emergency_key import EmergencyKeyPressed, KeyEmergencyPort, emergency_key_driver
 from console.ui.plug_notice import NewControllers
 from console.ui.screens.dashboard import DashboardScreen, cuff_by_id
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog
@@ -94,12 +95,16 @@ class BfrApp(App[None]):
         term: str | None = None,
         attached: bool = False,
         cue_bell: bool = False,
+        emergency_key: KeyEmergencyPort | None = None,
     ) -> None:
         """``clock`` drives flash and bell timing (monotonic seconds); tests inject a manual one.
 
         ``attached``: this console watches a station elsewhere (``attach``); quitting it leaves the cuffs.
+        ``emergency_key``: the station, as the terminal's input thread may ask it; given, that thread hands
+        DEFLATE ALL over the moment it reads F12 or Ctrl+E (:mod:`console.ui.emergency_key`).
         """
-        super().__init__()
+        super().__init__(driver_class=emergency_key_driver(emergency_key) if emergency_key is not None else None)
+        self.emergency_key = emergency_key
         self.handle = handle
         self.kiosk = kiosk
         self.fps = max(1, fps)
@@ -232,6 +237,16 @@ class BfrApp(App[None]):
     def action_emergency(self) -> None:
         """DEFLATE ALL, now: called straight from the key, no confirmation, no queue."""
         self.actions.emergency()
+
+    def on_emergency_key_pressed(self, message: EmergencyKeyPressed) -> None:
+        """The input thread has already handed the DEFLATE ALL over: close the dialogs, report the confirmations.
+
+        Commands asked for before it and still on their way are refused at the station until then; from
+        here on, every one of them is dropped here (``actions.emergency``), and a dialog opened before it
+        sends nothing (``opened_at``)."""
+        self.actions.emergency(started=message.started)
+        if self.emergency_key is not None:
+            self.emergency_key.emergency_key_seen()
 
     def action_setup_new(self) -> None:
         self.new_controllers.open_setup(self)

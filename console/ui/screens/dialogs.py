@@ -71,8 +71,11 @@ def parse_target(text: str, cuff: CuffSnapshot) -> InflateRequest:
 class InflateSender(Protocol):
     """How the inflate dialog sends its target itself, so a refusal stays in the dialog with what was typed."""
 
-    def inflate_command(self, request: InflateRequest) -> Awaitable[None]:
-        """The inflate, checked against an emergency asked for since this call; raises CommandRefused."""
+    emergencies: int
+    """Emergency deflates asked for on this console so far."""
+
+    def inflate_command(self, request: InflateRequest, asked_at: int) -> Awaitable[None]:
+        """The inflate, refused (CommandRefused) if an emergency came after ``asked_at`` (an ``emergencies``)."""
         ...
 
     def spawn(self, awaitable: Awaitable[Any]) -> asyncio.Future[Any]: ...
@@ -95,6 +98,9 @@ class InflateDialog(ClosesOnEmergency, ModalScreen[InflateRequest | None]):
         self.cuff = cuff
         self.sender = sender
         self.pending = False
+        self.opened_at = sender.emergencies if sender is not None else 0
+        """What it sends was asked for when it opened: an emergency since then (which closes it, but an Enter
+        read before the emergency may still reach it) means nothing is sent."""
 
     def compose(self) -> ComposeResult:
         c = self.cuff
@@ -136,7 +142,7 @@ class InflateDialog(ClosesOnEmergency, ModalScreen[InflateRequest | None]):
             return
         self.pending = True
         self.query_one("#error", Static).update(plain(f"Inflating {self.cuff.id} to {request.describe()}..."))
-        command = self.sender.inflate_command(request)  # the emergency count is taken now, at Enter
+        command = self.sender.inflate_command(request, self.opened_at)
 
         async def run() -> None:
             try:

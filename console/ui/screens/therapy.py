@@ -112,6 +112,8 @@ class CommandDialog(ClosesOnEmergency, ModalScreen[bool]):
         self.actions = actions
         self.pending = False
         self._at_enter: dict[str, str] = {}
+        self.opened_at = actions.emergencies
+        """Its command was asked for when it opened: after an emergency since then, nothing is sent."""
 
     def say(self, text: str) -> None:
         self.query_one("#error", Static).update(plain(text))  # refusals name plans, cuffs, patients
@@ -156,11 +158,11 @@ class CommandDialog(ClosesOnEmergency, ModalScreen[bool]):
             return
         self.pending = True
         self.say(f"{what}...")
-        asked_at = self.actions.emergencies
+        asked_at = self.opened_at
 
         async def run() -> None:
             try:
-                if self.actions.overtaken(asked_at):  # the emergency came between Enter and the send
+                if self.actions.overtaken(asked_at):  # an emergency since the dialog opened (an Enter read before it)
                     self._failed(what, f"{what}: {NOT_SENT}")
                     return
                 await make()

@@ -1,0 +1,281 @@
+"""The console's station on a thread of its own, and F12 handed to it from the terminal's input thread.
+
+The real Station and its in-process emulators run on a StationThread; the test's own loop plays
+the console's (and is blocked on purpose, as a frame being drawn blocks it). The emergency key goes
+in the way the console's driver hands it over (``on_input_thread`` in a thread of its own, then
+``post_message`` to the app, which is what Textual's ``Driver.process_message`` does with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual import events
+
+from console.common.api import OVERTAKEN_BY_EMERGENCY, CommandRefused
+from console.station import threaded_handle
+from console.station.station import Station
+from console.station.station_thread import SWITCH_INTERVAL_S, StationThread, StationThreadStopped
+from console.station.threaded_handle import ThreadedStation
+from console.ui.app import BfrApp
+from console.ui.emergency_key import EMERGENCY_KEYS, EmergencyKeyPressed, on_input_thread
+from tests.station_support import make_config
+from tests.ui_support import notices, press, screen_text, wait_for
+
+# -- the thread itself ------------------------------------------------------------------------------
+
+
+def test_call_runs_on_the_station_thread_and_hands_back_results_and_errors() -> None:
+    host = StationThread()
+    before = sys.getswitchinterval()
+    host.start()
+    try:
+        assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL_S))
+        assert host.call(lambda: threading.current_thread().name) == "station"
+        with pytest.raises(SystemExit):  # what open_records raises for a broken records directory
+            host.call(lambda: sys.exit(2))
+        with pytest.raises(ValueError, match="boom"):
+            host.call(lambda: int("boom"))
+
+        def own_timeout() -> None:
+            raise TimeoutError("the fn's own")
+
+        with pytest.raises(TimeoutError, match="the fn's own"):
+            host.call(own_timeout, timeout=1.0)
+        host.call_soon(time.sleep, 0.4)  # the station's loop busy
+        with pytest.raises(TimeoutError, match="did not answer within 0.05"):
+            host.call(lambda: 1, timeout=0.05)
+        assert host.call(lambda: 2, timeout=2.0) == 2
+    finally:
+        host.stop()
+    assert sys.getswitchinterval() == pytest.approx(before)
+    assert not host.running
+    with pytest.raises(StationThreadStopped):
+        host.call_soon(print)
+
+    async def nothing() -> None:
+        return None
+
+    with pytest.raises(StationThreadStopped):
+        host.submit(nothing())
+
+
+def test_stop_cancels_what_still_runs_on_the_station_loop() -> None:
+    host = StationThread()
+    host.start()
+    cancelled = threading.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    host.submit(forever())
+    time.sleep(0.05)
+    host.stop()
+    assert cancelled.is_set() and not host.running
+
+
+# -- the handle over a real station -----------------------------------------------------------------
+
+
+@pytest.fixture
+async def threaded(tmp_path: Path) -> AsyncIterator[ThreadedStation]:
+    host = StationThread()
+    host.start()
+    station = host.call(lambda: Station(make_config(tmp_path)))
+    await host.run(station.start())
+    try:
+        yield ThreadedStation(station, host)
+    finally:
+        await host.run(station.stop())
+        host.stop()
+
+
+def firmware_target(handle: ThreadedStation, cuff: str) -> float:
+    """The emulator's own target for a cuff, read on the station's thread (where the emulator runs)."""
+    return handle.host.call(
+        lambda: handle.station.emulators[cuff[0]].firmware.channel(int(cuff[1:])).target, timeout=5.0
+    )
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out: {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_commands_and_reads_pass_through_and_refusals_come_back(threaded: ThreadedStation) -> None:
+    await until(lambda: all(c.online for c in threaded.snapshot().cuffs), "every cuff online")
+    await threaded.inflate("A1", mmhg=80)
+    await until(lambda: firmware_target(threaded, "A1") == 80, "A1 inflated at the emulator")
+    with pytest.raises(CommandRefused, match="Z9"):
+        await threaded.inflate("Z9", mmhg=80)
+    await threaded.nudge_target("A1", 5)
+    await until(lambda: firmware_target(threaded, "A1") == 85, "A1 nudged at the emulator")
+    await threaded.deflate("A1")
+    await until(lambda: firmware_target(threaded, "A1") == 0, "A1 deflated")
+    assert threaded.alarm_log() == threaded.host.call(threaded.station.alarm_log)
+    assert threaded.snapshot().name == threaded.station.snapshot().name
+
+
+async def test_f12_from_another_thread_deflates_while_the_console_loop_is_busy(threaded: ThreadedStation) -> None:
+    """The console's loop holds the GIL drawing (here: a busy loop); the emergency, fired from another
+    thread, is written and confirmed by every controller before that loop is free again."""
+    await until(lambda: all(c.online for c in threaded.snapshot().cuffs), "every cuff online")
+    await threaded.inflate("A1", mmhg=80)
+    await threaded.inflate("B2", mmhg=60)
+    await until(lambda: firmware_target(threaded, "B2") == 60, "B2 inflated")
+    fired: list[Any] = []
+    key = threading.Thread(target=lambda: fired.append(threaded.fire_emergency_from_key()))
+    busy_until = time.monotonic() + 3.0
+    key.start()
+    confirmed_while_busy = False
+    while time.monotonic() < busy_until:  # no await: this loop draws a "frame" of up to 3 s
+        if fired and fired[0].done():
+            confirmed_while_busy = True
+            break
+    key.join()
+    assert confirmed_while_busy, "the emergency waited for the console's loop"
+    snap = fired[0].result()
+    assert snap.confirmed == ("A", "B") and snap.pending == () and snap.latency_s is not None
+    assert firmware_target(threaded, "A1") == 0 and firmware_target(threaded, "B2") == 0
+    threaded.emergency_key_seen()
+
+
+async def test_pressure_commands_wait_for_the_console_to_hear_of_the_key(threaded: ThreadedStation) -> None:
+    """A command the console asked for before it heard of F12 may reach the station after its DEFLATE ALL:
+    until the console says it has heard of the key, no command that raises a pressure is sent; a deflate
+    always is. A console that never says so holds them for KEY_CATCH_UP_S at most."""
+    await until(lambda: all(c.online for c in threaded.snapshot().cuffs), "every cuff online")
+    await threaded.inflate("A2", mmhg=70)
+    await asyncio.wrap_future(threaded.fire_emergency_from_key())
+    for command in (
+        lambda: threaded.inflate("A1", mmhg=80),
+        lambda: threaded.nudge_target("A1", 5),
+        lambda: threaded.measure_lop("A1"),
+        lambda: threaded.session_command("A1", "resume"),
+    ):
+        with pytest.raises(CommandRefused, match=OVERTAKEN_BY_EMERGENCY):
+            await command()
+    await threaded.deflate("A2")  # never refused
+    await asyncio.sleep(0.2)
+    assert firmware_target(threaded, "A1") == 0
+    threaded.emergency_key_seen()
+    await threaded.inflate("A1", mmhg=80)
+    await until(lambda: firmware_target(threaded, "A1") == 80, "an inflate asked after the key goes through")
+
+
+async def test_a_console_that_never_hears_of_the_key_holds_commands_for_a_bounded_time(
+    threaded: ThreadedStation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(threaded_handle, "KEY_CATCH_UP_S", 0.5)
+    await until(lambda: all(c.online for c in threaded.snapshot().cuffs), "every cuff online")
+    await asyncio.wrap_future(threaded.fire_emergency_from_key())
+    with pytest.raises(CommandRefused, match=OVERTAKEN_BY_EMERGENCY):
+        await threaded.inflate("A1", mmhg=80)
+    await asyncio.sleep(0.6)
+    assert not threaded.waiting_for_console()
+    await threaded.inflate("A1", mmhg=80)
+    await until(lambda: firmware_target(threaded, "A1") == 80, "commands flow again once the wait is over")
+
+
+async def test_a_command_asked_before_the_emergency_is_not_sent_after_it(threaded: ThreadedStation) -> None:
+    """The station's loop is busy; an inflate is asked, then the emergency: the inflate's turn comes after
+    the ask of the emergency, and it is refused rather than sent."""
+    await until(lambda: all(c.online for c in threaded.snapshot().cuffs), "every cuff online")
+    threaded.host.call_soon(time.sleep, 0.3)
+    inflate = asyncio.ensure_future(threaded.inflate("A1", mmhg=80))
+    await asyncio.sleep(0)  # the inflate is handed over, then the emergency
+    snap = await threaded.emergency_deflate()
+    assert snap.confirmed == ("A", "B")
+    with pytest.raises(CommandRefused, match=OVERTAKEN_BY_EMERGENCY):
+        await inflate
+    await asyncio.sleep(0.2)
+    assert firmware_target(threaded, "A1") == 0
+
+
+async def test_a_stopped_station_thread_refuses_the_emergency_at_the_call(tmp_path: Path) -> None:
+    host = StationThread()
+    host.start()
+    station = host.call(lambda: Station(make_config(tmp_path, controllers=1)))
+    handle = ThreadedStation(station, host)
+    host.stop()
+    with pytest.raises(StationThreadStopped):
+        handle.fire_emergency()
+    with pytest.raises(StationThreadStopped):
+        handle.emergency_deflate()
+    # The input thread does not raise: the app is told to ask the station itself, which says so on screen.
+    message = on_input_thread(events.Key("f12", None), handle)
+    assert isinstance(message, EmergencyKeyPressed) and message.started is None
+
+
+# -- the app, with the key handed over as the console's driver does ------------------------------------
+
+
+def test_the_keys_acted_on_in_the_input_thread_are_the_apps_emergency_keys() -> None:
+    keys = {b.key for b in BfrApp.BINDINGS if not isinstance(b, tuple) and getattr(b, "action", "") == "emergency"}
+    assert keys == set(EMERGENCY_KEYS)
+    other = events.Key("a", "a")
+    assert on_input_thread(other, object()) is other  # type: ignore[arg-type]
+
+
+def type_from_input_thread(app: BfrApp, handle: ThreadedStation | None, *keys: str) -> None:
+    """As Textual's input thread: each key through the console's hook (``handle``; None: Textual's own
+    driver, no hook), then posted to the app."""
+
+    def run() -> None:
+        for key in keys:
+            event = events.Key(key, key if len(key) == 1 else None)
+            app.post_message(on_input_thread(event, handle) if handle is not None else event)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
+async def test_f12_in_the_console_deflates_while_its_loop_is_blocked(threaded: ThreadedStation) -> None:
+    app = BfrApp(threaded, bell=False, term="xterm", emergency_key=threaded)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: "VENTED" in screen_text(app), 10, "cuffs shown")
+        await press(pilot, "i", *"80", "enter")
+        await wait_for(pilot, lambda: firmware_target(threaded, "A1") == 80, 10, "A1 inflated")
+        type_from_input_thread(app, threaded, "f12")
+        blocked_until = time.monotonic() + 3.0
+        while time.monotonic() < blocked_until and firmware_target(threaded, "A1") != 0:
+            pass  # the console's loop is blocked: no key of it is handled, no frame drawn
+        assert firmware_target(threaded, "A1") == 0, "F12 waited for the console's loop"
+        await wait_for(pilot, lambda: any("All deflated" in n for n in notices(app)), 10, "the app reports it")
+        assert not threaded.waiting_for_console(), "the app told the station it heard of the key"
+        await press(pilot, "i", *"70", "enter")
+        await wait_for(pilot, lambda: firmware_target(threaded, "A1") == 70, 10, "inflates again after the key")
+
+
+@pytest.mark.parametrize("hook", [True, False], ids=["input-thread", "app-binding"])
+async def test_enter_typed_just_before_f12_does_not_inflate_after_the_emergency(
+    threaded: ThreadedStation, hook: bool
+) -> None:
+    """``i80`` then Enter and F12 in one burst: the input thread writes the DEFLATE ALL before the app has
+    acted on Enter, and even the app's own F12 binding runs before the dialog's field takes Enter (the
+    app forwards a key to the field's queue). The inflate is not sent after the emergency either way."""
+    app = BfrApp(threaded, bell=False, term="xterm", emergency_key=threaded if hook else None)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: "VENTED" in screen_text(app), 10, "cuffs shown")
+        await press(pilot, "i", *"80")
+        type_from_input_thread(app, threaded if hook else None, "enter", "f12")
+        await wait_for(pilot, lambda: any("All deflated" in n for n in notices(app)), 10, "the emergency reported")
+        await pilot.pause(0.5)
+        assert firmware_target(threaded, "A1") == 0, "the inflate typed before F12 landed after it"
+        assert any("not sent" in n for n in notices(app)), notices(app)
+        assert not threaded.waiting_for_console(), "the app told the station it heard of the key"
