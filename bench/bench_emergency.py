@@ -231,7 +231,9 @@ async def main(runs: int, key_run_count: int) -> None:
         _, key99 = describe("key to last DEFLATE ALL OK", key_ok)
         worst = ", ".join(f"{v * 1000:.2f}" for v in sorted(key_ok)[-5:])
         worst_floor = ", ".join(f"{v * 1000:.2f}" for v in sorted(key_floor)[-5:])
-        print(f"  key to last OK p90 {pct(key_ok, 0.90) * 1000:.3f} ms; five slowest: {worst} ms (floor's: {worst_floor})")
+        print(
+            f"  key to last OK p90 {pct(key_ok, 0.90) * 1000:.3f} ms; five slowest: {worst} ms (floor's: {worst_floor})"
+        )
         print(f"  ratio p99 key-to-last-OK / p99 floor: {key99 / kfloor99:.2f} (goal <= 3)")
     finally:
         for proc in procs:
