@@ -130,6 +130,27 @@ async def test_commands_and_reads_pass_through_and_refusals_come_back(threaded: 
     assert threaded.snapshot().name == threaded.station.snapshot().name
 
 
+async def test_a_late_station_is_said_on_screen_not_shown_as_live(threaded: ThreadedStation) -> None:
+    live = threaded.snapshot()
+    assert threaded_handle.STATION_LATE not in live.notices
+    threaded.host.call_soon(time.sleep, 2 * threaded_handle.READ_WAIT_S)  # the station's loop stuck
+    late = threaded.snapshot()
+    assert threaded_handle.STATION_LATE in late.notices and late.cuffs == live.cuffs
+    assert threaded.late_reads == 1
+    await asyncio.sleep(2 * threaded_handle.READ_WAIT_S)
+    assert threaded_handle.STATION_LATE not in threaded.snapshot().notices
+
+
+async def test_the_console_says_when_its_station_is_late(threaded: ThreadedStation) -> None:
+    app = BfrApp(threaded, bell=False, term="xterm", emergency_key=threaded)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await wait_for(pilot, lambda: "VENTED" in screen_text(app), 10, "cuffs shown")
+        assert "NOT ANSWERING" not in screen_text(app)
+        threaded.host.call_soon(time.sleep, 1.5)
+        await wait_for(pilot, lambda: "NOT ANSWERING" in screen_text(app), 5, "the late station said on screen")
+        await wait_for(pilot, lambda: "NOT ANSWERING" not in screen_text(app), 10, "gone once it answers")
+
+
 async def test_f12_from_another_thread_deflates_while_the_console_loop_is_busy(threaded: ThreadedStation) -> None:
     """The console's loop holds the GIL drawing (here: a busy loop); the emergency, fired from another
     thread, is written and confirmed by every controller before that loop is free again."""

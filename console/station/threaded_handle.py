@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from console.common.api import (
@@ -39,6 +40,8 @@ READ_WAIT_S = 0.25
 (a station busy that long is late for its own safety checks too; the frame must not freeze with it)."""
 LOG_WAIT_S = 2.0
 """How long the alarm list waits for the station's log."""
+STATION_LATE = "STATION NOT ANSWERING: what is shown is not live. F12 still deflates every cuff."
+"""Shown instead of a silent, stale screen when the station's loop is late with a snapshot."""
 KEY_CATCH_UP_S = 2.0
 """How long after an emergency key the station waits, at most, for the console to say it has heard of it; a
 console that never says so (its loop stuck, the key lost on the way) holds commands no longer than this."""
@@ -69,7 +72,8 @@ class ThreadedStation:
                 raise
             self.late_reads += 1
             log.warning("the station's loop did not hand over a snapshot within %.2f s", READ_WAIT_S)
-            return self._last
+            # A seq no live snapshot has (they count up from 0): the screen redraws, with the notice first.
+            return replace(self._last, notices=(STATION_LATE, *self._last.notices), seq=-1 - self._last.seq)
         self._last = snap
         return snap
 
