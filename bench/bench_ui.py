@@ -18,7 +18,8 @@ The tmux server's CPU is shown beside it: what drawing costs the terminal.
 
 Launch: from the shell command (``tmux new-session`` running the real
 ``.venv/bin/bfr-console``, imports included) until ``capture-pane`` first shows
-a cuff ``VENTED`` (its controller answered and its live reading is drawn).
+a cuff in a state only a live controller
+gives (``VENTED``, ``VENTING``, ``INFLATING``, ``HOLDING``: its live reading is drawn).
 Polled every 10 ms.
 
 Sample to screen: the CPU phases run the console through ``bench/ui_probe.py``
@@ -61,7 +62,9 @@ from bench.ui_term import (  # noqa: E402
     write_config,
 )
 
-LIVE = "VENTED"
+LIVE = ("VENTED", "VENTING", "INFLATING", "HOLDING")
+"""States only a cuff whose controller answers is drawn in (not CONNECTING or OFFLINE): a live reading is on screen.
+Any of them, not VENTED alone: the phase before leaves cuffs still venting from 100 mmHg when the console starts."""
 CODE_ENV: dict[str, str] = {}
 """``--code DIR``: ``PYTHONPATH`` (and the probe's path) pointing at another checkout, e.g. the code before a change."""
 

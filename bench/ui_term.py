@@ -151,11 +151,12 @@ class Pane:
         subprocess.run(["tmux", "kill-session", "-t", self.session], capture_output=True)
 
 
-def wait_for_screen(pane: Pane, live: str, timeout: float = 30.0) -> float:
-    """Poll the pane until it shows ``live``; returns the monotonic time it was first seen."""
+def wait_for_screen(pane: Pane, live: tuple[str, ...], timeout: float = 30.0) -> float:
+    """Poll the pane until it shows any of ``live``; returns the monotonic time it was first seen."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if live in pane.capture():
+        screen = pane.capture()
+        if any(word in screen for word in live):
             return time.monotonic()
         time.sleep(0.01)
     raise RuntimeError(f"{live!r} never appeared on screen:\n{pane.capture()}")
