@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from console.cli_output import fail, say
+from console.common import heap
 from console.ui.exit_guard import BACKSTOP, ConsoleGuard
 
 log = logging.getLogger("bfr.runner")
@@ -132,6 +133,7 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
     # still ends STOP_BOUND_S after the signal (the controllers' watchdogs vent what it could not).
     guard = ConsoleGuard(loop, on_stop, bound_s=STOP_BOUND_S)
     guard.install()
+    settling = heap.settle_later(loop)  # the GIL is shared with the station's thread: see console.common.heap
     try:
         try:
             server = await host.run(serve_station(station, config, fps=float(config.ui.fps)))
@@ -172,6 +174,7 @@ async def _run_console(config: Any, *, kiosk: bool, theme: str) -> int:
         if records is not None:
             with contextlib.suppress(Exception):
                 host.call(records.close, timeout=EXIT_GRACE_S)
+        settling.cancel()
         guard.remove()
         host.stop()
     if why[0] == "console closed":  # a signal or a fault has its own last line (the app's exit message)
@@ -240,9 +243,11 @@ async def serve(config: Any) -> int:
         say("STARTED " + ",".join(c.id for c in config.controllers))
         announcing.append(asyncio.create_task(service.announce_ready(st, notifier), name="serve:sd-ready"))
 
+    settling = heap.settle_later(asyncio.get_running_loop())
     try:
         why = await run_station_until_signal(station, on_ready=started, on_stopped=_say_stopped)
     finally:
+        settling.cancel()
         for task in announcing:
             task.cancel()
         notifier.stopping()
@@ -288,9 +293,11 @@ async def _run_attached(socket_path: str, *, kiosk: bool, theme: str, cue_bell: 
     # The same guard as the local console: a dropped SSH session never leaves this process behind.
     guard = ConsoleGuard(asyncio.get_running_loop(), on_stop, bound_s=ATTACH_BOUND_S)
     guard.install()
+    settling = heap.settle_later(asyncio.get_running_loop())
     try:
         await app.run_async()
     finally:
+        settling.cancel()
         try:
             await remote.close()
         finally:
