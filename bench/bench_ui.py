@@ -15,6 +15,9 @@ every thread) as a share of one core, for ``--seconds`` with every cuff
 vented, then again with all 16 holding 100 mmHg (inflated through the
 station's socket, as ``attach`` would; the client leaves before measuring).
 The tmux server's CPU is shown beside it: what drawing costs the terminal.
+Of the console's CPU, the share of its station thread (named ``bfr-station``
+for the system) is shown apart: the rest is the screen's (Textual, the
+panels, the pull loop, the input and output threads).
 
 Launch: from the shell command (``tmux new-session`` running the real
 ``.venv/bin/bfr-console``, imports included) until ``capture-pane`` first shows
@@ -57,6 +60,7 @@ from bench.ui_term import (  # noqa: E402
     cpu_share,
     end,
     inflate_all,
+    thread_cpu_seconds,
     wait_for_screen,
     wait_online,
     write_config,
@@ -65,6 +69,8 @@ from bench.ui_term import (  # noqa: E402
 LIVE = ("VENTED", "VENTING", "INFLATING", "HOLDING")
 """States only a cuff whose controller answers is drawn in (not CONNECTING or OFFLINE): a live reading is on screen.
 Any of them, not VENTED alone: the phase before leaves cuffs still venting from 100 mmHg when the console starts."""
+STATION_THREAD = "bfr-station"
+"""The console's station thread as the system names it (console.station.station_thread.OS_THREAD_NAME)."""
 CODE_ENV: dict[str, str] = {}
 """``--code DIR``: ``PYTHONPATH`` (and the probe's path) pointing at another checkout, e.g. the code before a change."""
 
@@ -73,6 +79,8 @@ CODE_ENV: dict[str, str] = {}
 class Row:
     what: str
     cpu: dict[str, float] = field(default_factory=dict)
+    station_cpu: dict[str, float] = field(default_factory=dict)
+    """The console's station thread (``bfr-station``), part of ``cpu``: the rest is the screen's."""
     term_cpu: dict[str, float] = field(default_factory=dict)
     launch_s: float = math.nan
     newest_ms: list[float] = field(default_factory=list)
@@ -142,14 +150,17 @@ def screen_phase(
         wait_online(socket)
         tmux = pane.server_pid()
         time.sleep(1.0)
-        w0 = time.time()
-        row.cpu["vented"], row.term_cpu["vented"] = cpu_share([pane.pid, tmux], seconds)
-        windows.append((w0, time.time()))
-        inflate_all(socket)
-        time.sleep(1.0)
-        w0 = time.time()
-        row.cpu["holding"], row.term_cpu["holding"] = cpu_share([pane.pid, tmux], seconds)
-        windows.append((w0, time.time()))
+        for phase in ("vented", "holding"):
+            if phase == "holding":
+                inflate_all(socket)
+                time.sleep(1.0)
+            w0 = time.time()
+            s0 = thread_cpu_seconds(pane.pid, STATION_THREAD)
+            row.cpu[phase], row.term_cpu[phase] = cpu_share([pane.pid, tmux], seconds)
+            s1 = thread_cpu_seconds(pane.pid, STATION_THREAD)
+            if s0 is not None and s1 is not None:
+                row.station_cpu[phase] = (s1 - s0) / (time.time() - w0)
+            windows.append((w0, time.time()))
         if "HOLDING" not in pane.capture():
             print(f"warning: {what}: no cuff shows HOLDING on screen", file=sys.stderr)
     finally:
@@ -170,18 +181,22 @@ def print_table(rows: list[Row], seconds: float) -> None:
     print(f"\n16 cuffs at 100 Hz from 2 emulator processes; {seconds:.0f} s per figure; {os.cpu_count()} cores")
     print("CPU as a share of one core; tmux = the terminal's own CPU meanwhile\n")
     head = (
-        "| what runs | vented | all 16 holding | tmux (vented / holding) | launch to live frame"
+        "| what runs | vented | all 16 holding | of which station thread (vented / holding)"
+        " | tmux (vented / holding) | launch to live frame"
         " | frames/s | sample to screen p50 / p99 (newest) | p99 (every cuff) |"
     )
     print(head)
     print("|" + "---|" * head.count(" | ") + "---|")
     for r in rows:
         tmux = "-" if not r.term_cpu else f"{fmt_pct(r.term_cpu['vented'])} / {fmt_pct(r.term_cpu['holding'])}"
+        st = r.station_cpu
+        station = "-" if not st else f"{fmt_pct(st.get('vented'))} / {fmt_pct(st.get('holding'))}"
         launch = "-" if math.isnan(r.launch_s) else f"{r.launch_s:.2f} s"
         fps = "-" if math.isnan(r.frames_per_s) else f"{r.frames_per_s:.1f}"
         fresh = "-" if not r.newest_ms else f"{fmt_ms(r.newest_ms, 0.5)} / {fmt_ms(r.newest_ms, 0.99)}"
         print(
-            f"| {r.what} | {fmt_pct(r.cpu.get('vented'))} | {fmt_pct(r.cpu.get('holding'))} | {tmux} | {launch}"
+            f"| {r.what} | {fmt_pct(r.cpu.get('vented'))} | {fmt_pct(r.cpu.get('holding'))} | {station} | {tmux}"
+            f" | {launch}"
             f" | {fps} | {fresh} | {fmt_ms(r.every_ms, 0.99)} |"
         )
 

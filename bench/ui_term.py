@@ -83,6 +83,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def thread_cpu_seconds(pid: int, name: str) -> float | None:
+    """utime + stime of the threads of ``pid`` the system knows as ``name``; None if it has none."""
+    total, found = 0.0, False
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            if (task / "comm").read_text().strip() != name:
+                continue
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICK
+        found = True
+    return total if found else None
+
+
 def cpu_share(pids: list[int], seconds: float) -> list[float]:
     """Each process's CPU over ``seconds`` of wall time, as a share of one core."""
     c0 = [cpu_seconds(p) for p in pids]

@@ -22,7 +22,7 @@ from textual import events
 from console.common.api import OVERTAKEN_BY_EMERGENCY, CommandRefused
 from console.station import threaded_handle
 from console.station.station import Station
-from console.station.station_thread import SWITCH_INTERVAL_S, StationThread, StationThreadStopped
+from console.station.station_thread import OS_THREAD_NAME, SWITCH_INTERVAL_S, StationThread, StationThreadStopped
 from console.station.threaded_handle import ThreadedStation
 from console.ui.app import BfrApp
 from console.ui.emergency_key import EMERGENCY_KEYS, EmergencyKeyPressed, on_input_thread
@@ -39,6 +39,9 @@ def test_call_runs_on_the_station_thread_and_hands_back_results_and_errors() -> 
     try:
         assert sys.getswitchinterval() == pytest.approx(min(before, SWITCH_INTERVAL_S))
         assert host.call(lambda: threading.current_thread().name) == "station"
+        if sys.platform.startswith("linux"):  # the system sees it by name too (top -H, bench_ui's split)
+            tid = host.call(threading.get_native_id)
+            assert Path(f"/proc/self/task/{tid}/comm").read_text().strip() == OS_THREAD_NAME.decode()
         with pytest.raises(SystemExit):  # what open_records raises for a broken records directory
             host.call(lambda: sys.exit(2))
         with pytest.raises(ValueError, match="boom"):
