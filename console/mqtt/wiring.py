@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.config.schema import StationConfig
-from console.mqtt.publisher import MqttPublisher, read_password
 from console.mqtt.topics import topic_name
+
+if TYPE_CHECKING:  # the MQTT client is imported only by a station that publishes
+    from console.mqtt.publisher import MqttPublisher
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ def start_publisher(station: Any, config: StationConfig) -> MqttPublisher | None
     cfg = config.mqtt
     if cfg is None:
         return None
+    from console.mqtt.publisher import MqttPublisher, read_password
+
     try:
         password = read_password(cfg)
     except OSError as exc:

@@ -10,7 +10,6 @@ from textual.app import App
 
 from console.setup.scan import PortReport
 from console.ui.plain import notify_plain
-from console.ui.screens.setup import SetupScreen
 
 KEY = "S"
 
@@ -34,4 +33,6 @@ class NewControllers:
             return
         base = self.config_path
         write_to = str(base.with_name(base.stem + ".new.toml")) if base is not None else "station.toml"
+        from console.ui.screens.setup import SetupScreen  # its tables load when S is first pressed, not at start
+
         app.push_screen(SetupScreen(list(self.found), timeout=1.0, write_to=write_to, extend=base))

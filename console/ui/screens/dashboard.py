@@ -22,7 +22,6 @@ from console.ui.actions import ConsoleActions
 from console.ui.alerting import flash_on
 from console.ui.screens.dialogs import InflateDialog, InflateRequest
 from console.ui.screens.lists import AlarmListScreen
-from console.ui.screens.patients import PatientsScreen
 from console.ui.screens.therapy import CommandDialog, DopplerLopDialog, MeasureLopDialog, SessionDialog
 from console.ui.widgets.cuff_panel import CuffPanel
 from console.ui.widgets.footer import KeyFooter
@@ -276,6 +275,8 @@ class DashboardScreen(Screen[None]):
 
         async def start(patient_id: str) -> None:
             await self._open_therapy_dialog("session", patient=patient_id)
+
+        from console.ui.screens.patients import PatientsScreen  # loaded when first opened, not at start
 
         await self.app.push_screen(PatientsScreen(self.actions, handle, self.actions.selected_cuff(), start))
 
