@@ -2,7 +2,8 @@
 
 Every full collection walks every object the process holds, and holds the GIL
 while it does: measured in the running console (160x50, 16 cuffs at 100 Hz),
-27-52 ms every ~3 s, in whichever thread happened to allocate. During that
+27-52 ms every ~3 s on one 2-core machine and up to ~200 ms on a slower one,
+in whichever thread happened to allocate. During that
 time the station's thread cannot read a controller's answer and Textual's
 input thread cannot read F12: the emergency's slowest presses were exactly
 the ones that met a full collection. Most of what it walks never dies: the
