@@ -105,7 +105,9 @@ async def test_a_flood_of_emergencies_is_merged_into_the_first_which_goes_out_at
         t0 = asyncio.get_running_loop().time()
         writer.write(b"".join(emergency(i) for i in range(1, 5001)))  # thousands in one read
         await wait_until(lambda: station.emergencies == 1, what="the first")
-        assert station.fired_at[0] - t0 < 0.1, "the first goes out at once"
+        # at once, not after the flood (5000 read at 2000 a second past a burst of 2000: 1.5 s at least); the
+        # bound is that, not a speed: 0.13 s was seen on a 2-core machine with both cores busy
+        assert station.fired_at[0] - t0 < 1.0, "the first goes out at once"
         got = await results(reader, set(range(1, 5001)))
         assert all(m["ok"] for m in got.values()), "every request is answered as carried out"
         # merged while nothing was raised; read at 2000 a second once past the burst, so the 1 s hold may end
@@ -122,7 +124,7 @@ async def test_a_flood_of_emergencies_is_merged_into_the_first_which_goes_out_at
 
 
 async def test_an_emergency_after_something_was_raised_again_goes_out_at_once(sock: Path) -> None:
-    station = RestingStation(confirm_s=0.5)
+    station = RestingStation(confirm_s=3.0)  # joined to the first instead, it would wait for these 3 s
     srv = StationServer(station, sock, observer, fps=20)
     await srv.start()
     reader, writer, _ = await connect_raw(sock)
@@ -134,7 +136,7 @@ async def test_an_emergency_after_something_was_raised_again_goes_out_at_once(so
         assert station.emergencies == 1
         station.set_targets(150.0)  # an operator inflated meanwhile
         writer.write(emergency(3))
-        await wait_until(lambda: station.emergencies == 2, what="a second, at once", timeout=0.3)
+        await wait_until(lambda: station.emergencies == 2, what="a second, at once", timeout=1.5)
         got = await results(reader, {1, 2, 3})
         assert all(m["ok"] for m in got.values())
     finally:
@@ -143,7 +145,7 @@ async def test_an_emergency_after_something_was_raised_again_goes_out_at_once(so
 
 
 async def test_a_flooding_console_never_delays_another_consoles_emergency(sock: Path) -> None:
-    station = RestingStation(confirm_s=2.0)  # a slow confirmation: the flooder's requests pile up behind it
+    station = RestingStation(confirm_s=3.0)  # a slow confirmation: the flooder's requests pile up behind it
     srv = StationServer(station, sock, observer, fps=20)
     await srv.start()
     flood_reader, flooder, _ = await connect_raw(sock)
@@ -154,8 +156,8 @@ async def test_a_flooding_console_never_delays_another_consoles_emergency(sock: 
         station.set_targets(150.0)  # an operator inflated meanwhile
         t0 = asyncio.get_running_loop().time()
         other.write(emergency(1))
-        await wait_until(lambda: station.emergencies == 2, what="the other console's emergency", timeout=0.5)
-        assert station.fired_at[1] - t0 < 0.2, "it went out at once, not after the flood"
+        await wait_until(lambda: station.emergencies == 2, what="the other console's emergency", timeout=1.5)
+        assert station.fired_at[1] - t0 < 1.0, "it went out at once, not after the flood (3 s behind the first)"
         got = await results(flood_reader, set(range(1, 3001)))
         assert all(m["ok"] for m in got.values())
         assert (await results(other_reader, {1}))[1]["ok"]
@@ -177,8 +179,8 @@ async def test_a_blocked_flooder_is_read_again_the_moment_its_next_request_would
         assert station.emergencies == 1, "blocked behind the one in progress"
         station.set_targets(150.0)  # an operator inflated meanwhile: the flooder's next line must deflate it
         t0 = asyncio.get_running_loop().time()
-        await wait_until(lambda: station.emergencies == 2, what="its next request carried out", timeout=0.5)
-        assert station.fired_at[1] - t0 < 0.1
+        await wait_until(lambda: station.emergencies == 2, what="its next request carried out", timeout=1.5)
+        assert station.fired_at[1] - t0 < 1.0, "read again at once, not once the first is confirmed (3 s)"
         got = await results(reader, set(range(1, 3001)), timeout=30)
         assert all(m["ok"] for m in got.values())
     finally:
@@ -198,8 +200,8 @@ async def test_requests_that_change_nothing_are_read_at_a_pace_and_at_once_again
         assert 2000 <= read <= 2000 + 2000 * 1.5, f"{read} read in 1 s: not held to 2000 a second past the burst"
         station.set_targets(150.0)  # an operator inflated meanwhile
         t0 = asyncio.get_running_loop().time()
-        await wait_until(lambda: station.emergencies == 2, what="its next request carried out", timeout=0.5)
-        assert station.fired_at[1] - t0 < 0.1
+        await wait_until(lambda: station.emergencies == 2, what="its next request carried out", timeout=1.5)
+        assert station.fired_at[1] - t0 < 1.0, "read again at once, not at the pace of 2000 a second (30 s hold)"
         got = await results(reader, set(range(1, 5001)), timeout=30)
         assert all(m["ok"] for m in got.values())
     finally:
