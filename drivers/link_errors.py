@@ -71,6 +71,10 @@ class LinkTimeout(LinkError):
     """No answer after all retries, or not READY in time."""
 
 
+class QueueFull(LinkError):
+    """A command refused because QUEUE_LIMIT commands already wait to be sent (a runaway caller)."""
+
+
 class LinkDown(LinkError):
     """The link is not READY (or no port is open), or it went down while waiting."""
 

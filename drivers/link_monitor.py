@@ -16,7 +16,7 @@ from typing import Protocol
 
 from drivers.codec import Ok
 from drivers.link_connection import Connection
-from drivers.link_errors import LinkDown, LinkStats
+from drivers.link_errors import LinkDown, LinkStats, QueueFull
 from drivers.link_quiet import QuietRule
 from drivers.link_requests import RequestBook, swallow_outcome
 
@@ -75,8 +75,12 @@ async def watch(
                 if link.keepalive_enabled:
                     due = requests.last_sent + ping_every
                     if now >= due and (ping is None or ping.done()):
-                        ping = requests.submit("PING", (), urgent=False, require_ready=False)
-                        ping.add_done_callback(swallow_outcome)
+                        try:
+                            ping = requests.submit("PING", (), urgent=False, require_ready=False)
+                        except QueueFull:  # commands wait to go out: the host is not idle, and they feed the watchdog
+                            ping = None
+                        else:
+                            ping.add_done_callback(swallow_outcome)
                         due = now + ping_every
                     wake = min(wake, due)
                 if link.stream_rate > 0:

@@ -32,6 +32,7 @@ from drivers.link_errors import (
     LinkState,
     LinkStats,
     LinkTimeout,
+    QueueFull,
     Rebooted,
     Superseded,
 )
@@ -184,7 +185,7 @@ class RequestBook(Generic[PortT]):
             self._send(conn, req)
         else:
             if len(self._queue) >= QUEUE_LIMIT:
-                raise LinkError(f"{owner.name}: {len(self._queue)} commands already waiting; {tail} refused")
+                raise QueueFull(f"{owner.name}: {len(self._queue)} commands already waiting; {tail} refused")
             self._queue.append(req)
             self._pump()
         return req.future

@@ -21,6 +21,7 @@ from drivers.link_errors import (
     LinkState,
     LinkStateChange,
     LinkTimeout,
+    QueueFull,
     Superseded,
 )
 from drivers.link_requests import QUEUE_LIMIT
@@ -234,6 +235,27 @@ async def test_runaway_queue_is_refused_but_deflate_still_goes_out(emu, make_lin
         await rig.link.command("PING")
     fut = rig.link.deflate_all_now()
     assert rig.spy.verbs()[-1] == "DEFLATE ALL"
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    emu.fw.faults.slow_answer_s = 0.0
+    assert (await fut).fields == {"ch": "ALL"}
+
+
+async def test_a_keepalive_due_while_the_queue_is_full_keeps_the_link(emu, make_link):
+    """Failure path: the keepalive came due while a runaway caller filled the queue. It used to crash the
+    monitor, which dropped the link and failed the DEFLATE ALL in flight (seen once in .ci/stress)."""
+    rig = await make_link(answer_timeout=2.0, watchdog_ms=600)  # a ping due 0.2 s after each send
+    await rig.link.wait_ready(5.0)
+    emu.fw.faults.slow_answer_s = 0.3  # a send every 0.3 s: the keepalive comes due between sends
+    tasks = [asyncio.create_task(rig.link.command("PING")) for _ in range(4 + QUEUE_LIMIT)]
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFull):
+        await rig.link.command("PING")
+    await asyncio.sleep(1.0)  # five keepalives come due meanwhile
+    assert rig.link.state is LinkState.READY and rig.link.stats.errors == 0
+    assert not any(t.done() and isinstance(t.exception(), LinkDown) for t in tasks if not t.cancelled())
+    fut = rig.link.deflate_all_now()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
