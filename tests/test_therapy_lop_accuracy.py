@@ -18,15 +18,17 @@ from tests.therapy_support import Rig, real_rig, vented_at_emulator
 
 TRUE_LOPS = (125.0, 140.0)
 TOLERANCE = 15.0
-ATTEMPTS = 2
+ATTEMPTS = 3
 """The pulse is timed by the controller's own sample stamps (console.station.sample_clock), so the
-station loop's stalls on a loaded machine no longer blur it; a second attempt on the same rig is left
+station loop's stalls on a loaded machine no longer blur it; further attempts on the same rig are left
 for a measurement that refuses, correctly, on a bad moment (movement, noise). A measurement that
-never works still fails the test."""
+never works still fails the test, naming why each attempt refused. Two attempts were not enough once
+in about ten runs of the suite on a slow 2-core machine (2026-12-02; the refusals were not recorded then)."""
 
 
-async def measure_both(rig: Rig) -> dict[str, float]:
-    """Both cuffs measured at once, every ending checked; the LOPs that came out, by cuff."""
+async def measure_both(rig: Rig, refusals: list[str]) -> dict[str, float]:
+    """Both cuffs measured at once, every ending checked; the LOPs that came out, by cuff (why the others
+    refused goes into ``refusals``)."""
     st = rig.station
     await st.measure_lop("A1", position="seated")
     await st.measure_lop("A2", position="supine")
@@ -51,6 +53,7 @@ async def measure_both(rig: Rig) -> dict[str, float]:
         p = cuff(st, cid).lop_measure
         if p.state == "failed":
             assert p.message and p.lop is None and cuff(st, cid).lop is None, "a clean failure"
+            refusals.append(f"{cid}: {p.message}")
             continue
         assert p.lop is not None and abs(p.lop - true) <= TOLERANCE, (cid, p, true)
         assert p.bracket_low is not None and p.bracket_high is not None and p.resolution is not None
@@ -62,7 +65,7 @@ async def measure_both(rig: Rig) -> dict[str, float]:
     return results
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(360)
 async def test_two_cuffs_measured_at_once_end_vented_with_their_lop_set_and_recorded(tmp_path: Path) -> None:
     rig = await real_rig(tmp_path, lops=TRUE_LOPS, pulse_mmhg=4.0, lop_options={"budget_s": 40.0})
     st = rig.station
@@ -71,11 +74,12 @@ async def test_two_cuffs_measured_at_once_end_vented_with_their_lop_set_and_reco
     try:
         await st.set_patient("A1", "P-010")
         results: dict[str, float] = {}
+        refusals: list[str] = []
         for _attempt in range(ATTEMPTS):
-            results = await measure_both(rig)
+            results = await measure_both(rig, refusals)
             if results:
                 break
-        assert results, "at least one of two clean limbs gave a LOP"
+        assert results, f"at least one of two clean limbs gave a LOP; refused: {refusals}"
         if "A1" in results:
             (rec,) = rig.records.lops("P-010")
             assert rec.lop_mmhg == results["A1"] and rec.source == "auto" and rec.position == "seated"
