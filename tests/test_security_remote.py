@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import stat
 from collections.abc import Iterator
@@ -117,7 +118,12 @@ async def test_a_flood_of_emergencies_is_merged_into_the_first_which_goes_out_at
         await wait_until(lambda: joined_total(station) == srv.emergencies.merged, what="every joined request told")
         rows = [w for who, w in station.records if "EMERGENCY" in w or w == "emergency_deflate"]
         assert rows[0] == "emergency_deflate" and len(rows) <= 8, rows  # each start, then a few summing rows
-        assert rows[1].startswith(f"EMERGENCY DEFLATE ALL (1023 times; joined the one olga@uid{os.getuid()} began at ")
+        # how many the first summing row holds depends on how the reads fell (1023: the rest of the first read;
+        # 1055 was seen on a busy machine); together they hold every merged one (joined_total, above)
+        joined = re.match(
+            rf"EMERGENCY DEFLATE ALL \((\d+) times; joined the one olga@uid{os.getuid()} began at ", rows[1]
+        )
+        assert joined is not None and int(joined[1]) >= 1, rows[1]
     finally:
         writer.close()
         await srv.stop()
