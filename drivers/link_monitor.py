@@ -5,6 +5,11 @@ clock: a task per open port, started when its setup is done, ended with the port
 While the controller's samples flow it pings when the host is idle; when they stop
 it declares the controller blind and then only waits, writing nothing, until the
 blind-controller rule (:mod:`drivers.link_quiet`) allows the next probe.
+
+What it assumes: a keepalive is needed only when the host is idle. When the
+command queue is full (:class:`~drivers.link_errors.QueueFull`) the ping is
+skipped: the waiting commands feed the controller's watchdog as they go out, and
+a controller that stops answering them is caught by their answer timeouts.
 """
 
 from __future__ import annotations
