@@ -151,3 +151,18 @@ async def test_a_broker_error_that_looks_like_markup_is_shown_as_written() -> No
         app.refresh_tiles()
         shown = str(app.query_one("#board-broker", Static).render())
         assert "[b]refused[/b] by [red]broker" in shown, shown
+
+
+async def test_a_tick_after_the_board_closed_is_dropped_not_raised() -> None:
+    """Textual prunes the screens before it stops the app's timers: a tick in between must not raise.
+
+    CI once failed on exactly that (NoMatches for #board-alarms as a test ended).
+    """
+    feed = BoardFeed("mqtt://127.0.0.1:1", BoardModel("clinic"))
+    app = BoardApp(feed, theme="auto", term="linux")
+    async with app.run_test(size=(80, 24)):
+        frames = app.alarm_frames
+    feed.model.alarm_version += 1  # an alarm arrived as the board closed
+    app.refresh_alarms()
+    app.refresh_tiles()
+    assert app.alarm_frames == frames

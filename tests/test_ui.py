@@ -317,6 +317,25 @@ async def test_alarm_list_shows_log_and_acknowledges_highlighted() -> None:
         assert not isinstance(app.screen, AlarmListScreen)
 
 
+async def test_a_late_tick_of_a_closed_alarm_list_is_dropped_not_raised() -> None:
+    """Textual stops a screen's timers after its children go: a tick in between must not raise."""
+    st = FakeStation(4)
+    st.raise_alarm(Priority.MEDIUM, "LEAK", "A1", "A1 pump ran 8 s")
+    app, _ = make_app(st)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await press(pilot, "l")
+        listing = app.screen
+        assert isinstance(listing, AlarmListScreen)
+        await press(pilot, "l")
+        assert app.screen is not listing
+        st.raise_alarm(Priority.HIGH, "LINK_LOST", None, "Controller ctl1 stopped answering")
+        listing.refresh_log()  # the tick that came late
+        assert len(listing.alarms) == 1  # dropped: the closed list did not re-read the log
+        app.refresh_now()
+        assert app.is_running
+    app.refresh_now()  # after shutdown: dropped too
+
+
 async def test_help_lists_every_key() -> None:
     st = FakeStation(4)
     app, _ = make_app(st)

@@ -29,6 +29,7 @@ from console.ui.actions import ConsoleActions
 from console.ui.alerting import BellScheduler, loudest_audible
 from console.ui.cue import CueBell
 from console.ui.emergency_key import EmergencyKeyPressed, KeyEmergencyPort, emergency_key_driver
+from console.ui.on_screen import on_screen
 from console.ui.plug_notice import NewControllers
 from console.ui.screens.dashboard import DashboardScreen, cuff_by_id
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog
@@ -163,7 +164,7 @@ class BfrApp(App[None]):
     def refresh_now(self) -> None:
         """Read the newest snapshot and update only what changed; also steps flash and bell."""
         dash = self._dashboard
-        if dash is None or not dash.is_mounted or not self.is_running or not self.screen_stack:
+        if dash is None or not dash.is_mounted or not on_screen(self):
             return  # not up yet, or shutting down: Textual empties the screen stacks before this timer stops
         snap = self.handle.snapshot()
         changed = snap.seq != self._seq

@@ -20,6 +20,7 @@ from console.common.figures import counted
 from console.mqtt.board_feed import BoardFeed
 from console.mqtt.board_model import BoardModel
 from console.ui.board_text import alarm_lines, header, station_block
+from console.ui.on_screen import on_screen
 from console.ui.theme import resolve_theme
 
 TILE_HZ = 2.0
@@ -75,7 +76,7 @@ class BoardApp(App[int]):
             await asyncio.gather(self._feed_task, return_exceptions=True)
 
     def refresh_alarms(self) -> None:
-        if self.model.alarm_version == self._alarms_shown:
+        if not on_screen(self) or self.model.alarm_version == self._alarms_shown:
             return
         self._alarms_shown = self.model.alarm_version
         self.query_one("#board-alarms", Static).update(alarm_lines(self.model, self.size.width, ALARM_LINES))
@@ -83,6 +84,8 @@ class BoardApp(App[int]):
         self.alarm_frames += 1
 
     def refresh_tiles(self) -> None:
+        if not on_screen(self):
+            return  # shutting down: the widgets have gone before this timer stops
         now = time.monotonic()
         self.query_one("#board-header", Static).update(header(self.model))
         broker = self.query_one("#board-broker", Static)

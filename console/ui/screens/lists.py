@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 from console.common.api import AlarmSnapshot, Role
 from console.ui.actions import ConsoleActions, ConsoleView
 from console.ui.alarm_words import alarm_cuffs, for_cuff, technical
+from console.ui.on_screen import on_screen
 from console.ui.plain import plain
 from console.ui.widgets.footer import KeyFooter
 from console.ui.widgets.status import EmergencyBar
@@ -99,6 +100,8 @@ class AlarmListScreen(Screen[None]):
 
     def refresh_log(self) -> None:
         """Re-read the log; rebuild the table only when it changed."""
+        if not on_screen(self):
+            return  # closing: the table may have gone before this timer stops
         self.query_one(EmergencyBar).show_emergency(self.actions.view.last_snapshot.emergency)
         self.alarms = self.actions.handle.alarm_log()
         if self.alarms == self._shown:
