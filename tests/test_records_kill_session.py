@@ -42,11 +42,22 @@ CHILD = textwrap.dedent(
         await st.set_lop("A1", 200, position="seated", cuff_width_cm=11.5, source="doppler")
         offset = st.clock.wall() - st.clock.monotonic()
         last = [0.0]
+        held = [False]
+        prev = [None]
+        stalled = [0.0]
 
         def fed(cuff: str, t: float, p: float, taken: float) -> None:
-            if cuff == "A1" and t - last[0] >= 0.05:
+            if cuff != "A1":
+                return
+            if prev[0] is not None and t - prev[0] > 0.2:
+                stalled[0] += t - prev[0]  # a busy machine held the samples back: not counted as occlusion
+            prev[0] = t
+            if t - last[0] >= 0.05:
                 last[0] = t
-                print(f"fed {t + offset:.3f}", flush=True)
+                if not held[0] and st.cuffs["A1"].target > 0:
+                    held[0] = True  # the station has the cuff's first target: occlusion counts from here
+                    print(f"held {t + offset:.3f}", flush=True)
+                print(f"fed {t + offset:.3f} {stalled[0]:.3f}", flush=True)
 
         await st.start_session(["A1"], "tiny", "P-001")
         print(f"started {records.sessions()[-1].id}", flush=True)
@@ -78,18 +89,23 @@ def test_sigkill_four_seconds_into_a_session_loses_at_most_half_a_second(tmp_pat
         with Records.open(tmp_path / "var", readonly=True) as r:
             started_at = r.session(sid).started_at
         last_fed = 0.0
+        stalled = 0.0
+        held_at: float | None = None
         deadline = time.monotonic() + 30.0
         # Kill late in a wall-clock second: a record kept only in whole seconds would lose over 0.7 s here.
         while not (last_fed >= started_at + 4.0 and 0.7 <= last_fed % 1.0 <= 0.95) and time.monotonic() < deadline:
             line = child.stdout.readline()
             if line.startswith("fed"):
-                last_fed = float(line.split()[1])
+                last_fed, stalled = (float(x) for x in line.split()[1:])
+            elif line.startswith("held"):
+                held_at = float(line.split()[1])
         assert last_fed >= started_at + 4.0, "the child never got 4 s into its session"
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
     finally:
         killer.cancel()
     assert child.returncode == -signal.SIGKILL
+    assert held_at is not None, "the cuff never got its target"
 
     with Records.open(tmp_path / "var") as r:
         assert r.recovered == (sid,)
@@ -101,9 +117,14 @@ def test_sigkill_four_seconds_into_a_session_loses_at_most_half_a_second(tmp_pat
         print(f"occlusion {s.occlusion_s:.2f} s of a {duration:.2f} s session")
         assert lost <= 0.5
         assert duration >= 3.5
-        # Both figures come from the same samples: never more occlusion than session, and the gap
-        # is only the time the cuff took to get its first target after the start.
-        assert 0.0 <= duration - s.occlusion_s < 1.0
+        # Both figures come from the same samples: never more occlusion than session, and the gap is
+        # the time the cuff took to get its first target after the start (as the child saw it, to
+        # 0.05 s), plus the stalls of a busy machine (samples held back over 0.2 s: not counted as
+        # occlusion; under .ci/stress they once came to over a second).
+        to_target = held_at - s.started_at
+        print(f"first target {to_target:.2f} s after the start, samples stalled {stalled:.2f} s in all")
+        assert 0.0 <= duration - s.occlusion_s
+        assert to_target - 0.1 <= duration - s.occlusion_s <= to_target + stalled + 0.3
         samples = r.samples(sid, "A1")
         assert samples[-1].t_end is not None and samples[-1].t_end == s.ended_at
         assert sum(x.held_s or 0.0 for x in samples) == s.occlusion_s

@@ -260,15 +260,23 @@ class SecondAggregator:
             return None
         sec = float(math.floor(t))
         out = None
+        last_t = self._last_t
+        held = last_t is not None and self._last_target > 0 and 0 < t - last_t <= self.MAX_GAP_S
         if self._sec is not None and sec != self._sec:
+            # A gap across the turn of the second is split at it: each row holds only time within its
+            # own second (at most 1 s; the records refuse more, and once lost such final rows).
+            if held and last_t is not None and last_t < sec:
+                self._held_s += sec - last_t
             out = self.flush()
+            if held and last_t is not None:
+                self._held_s += t - max(sec, last_t)
+        elif held and last_t is not None:
+            self._held_s += t - last_t
         self._sec = sec
         self._n += 1
         self._sum += pressure
         self._min = min(self._min, pressure)
         self._max = max(self._max, pressure)
-        if self._last_t is not None and self._last_target > 0 and 0 < t - self._last_t <= self.MAX_GAP_S:
-            self._held_s += t - self._last_t
         self._last_t = t
         self._last_target = target
         self._target = target
