@@ -24,7 +24,7 @@ from textual.timer import Timer
 from textual.widgets import Input
 
 from console.common.api import CuffSnapshot, Role, StationHandle, StationSnapshot
-from console.ui import strip_cycles
+from console.ui import partial_render, strip_cycles
 from console.ui.actions import ConsoleActions
 from console.ui.alerting import BellScheduler, loudest_audible
 from console.ui.cue import CueBell
@@ -106,6 +106,7 @@ class BfrApp(App[None]):
         DEFLATE ALL over the moment it reads F12 or Ctrl+E (:mod:`console.ui.emergency_key`).
         """
         strip_cycles.install()  # its lines freed when dropped: no full collection stalls the station's thread
+        partial_render.install()  # a frame asks only the widgets under its dirty rows
         super().__init__(driver_class=emergency_key_driver(emergency_key) if emergency_key is not None else None)
         self.emergency_key = emergency_key
         self.handle = handle
