@@ -79,4 +79,4 @@ def uninstall() -> None:
 
 
 def installed() -> bool:
-    return Compositor._get_renders is _get_renders  # type: ignore[comparison-overlap]
+    return Compositor._get_renders is _get_renders
