@@ -229,7 +229,7 @@ class SecondAggregator:
     MAX_GAP_S = 0.25
     """A gap between samples longer than this is not counted as time under occlusion."""
 
-    def __init__(self, partial_s: float = 0.2) -> None:
+    def __init__(self, partial_s: float = 0.1) -> None:
         self._sec: float | None = None
         self._reset()
         self._last_t: float | None = None
