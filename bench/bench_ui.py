@@ -121,7 +121,10 @@ def read_frames(log: Path, windows: list[tuple[float, float]], row: Row) -> None
         if not any(a <= painted <= b for a, b in windows):
             continue
         frames += 1
-        arrivals = [float(p) for p in parts[1:]]
+        wait = 0.0
+        if parts[1].startswith("L"):  # the newest reading's wait in its port (the largest of any controller)
+            wait = float(parts.pop(1)[1:])
+        arrivals = [float(p) - wait for p in parts[1:]]
         row.newest_ms.append((painted - max(arrivals)) * 1000)
         row.every_ms.extend((painted - a) * 1000 for a in arrivals)
     total = sum(b - a for a, b in windows)
@@ -252,7 +255,10 @@ def main() -> None:
             e.stop()
     print_table(rows, args.seconds)
     print("\nlaunch: shell command to the first frame showing a live cuff (capture-pane every 10 ms)")
-    print("sample to screen: a reading's arrival at the station to the frame that holds it handed to the terminal")
+    print(
+        "sample to screen: a reading's time stamp (the controller's, on the host clock: its wait in the port"
+        " included) to the frame that holds it handed to the terminal"
+    )
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ from drivers.link_listeners import Listener, Listeners
 from drivers.link_monitor import watch
 from drivers.link_quiet import QuietRule
 from drivers.link_requests import RequestBook
-from drivers.link_setup import first_sample, set_up
+from drivers.link_setup import first_sample, set_up, set_up_again
+from drivers.read_pacing import READ_PACE_S, check_pace
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +96,14 @@ class CuffLink:
         serial: str | None = None,
         blind_after_s: float | None = None,
         silent_after_s: float | None = None,
+        read_pace_s: float = READ_PACE_S,
     ) -> None:
         """``serial``: the controller expected behind ``url``; None learns it from the first HELLO.
         ``blind_after_s``: no usable sample for this long means blind (:mod:`drivers.link_quiet`;
         default 1 s, never more than the watchdog time). ``silent_after_s``: no answer to anything
-        this long gives the port up as silent (never less than one command's attempts)."""
+        this long gives the port up as silent (never less than one command's attempts).
+        ``read_pace_s``: longest hold of the streaming port between reads, shared by every link of
+        the loop (:mod:`drivers.read_pacing`); 0 reads every byte at once."""
         if not 200 <= watchdog_ms <= 10000:
             raise ValueError(f"watchdog_ms must be 200..10000, got {watchdog_ms}")
         if not 1 <= first_seq <= MAX_SEQ:
@@ -113,6 +117,7 @@ class CuffLink:
         self._silent_after_s = silent_after_s
         self.backoff = backoff
         self.stats = LinkStats()
+        self.read_pace_s = check_pace(read_pace_s)
         self.info: HelloInfo | None = None
         self.last_sample_at: float | None = None
         """Loop time of the last usable sample (the controller's channel count, from the expected controller)."""
@@ -378,7 +383,8 @@ class CuffLink:
             return  # the handshake in progress redoes its setup
         if conn.setup_task is None or conn.setup_task.done():
             log.warning("%s: controller rebooted; setting up watchdog and stream again", self.name)
-            conn.setup_task = asyncio.create_task(self._resetup(conn), name=f"cufflink-setup:{self.name}")
+            again = set_up_again(self, conn, self._requests, self._identity, self._lose)
+            conn.setup_task = asyncio.create_task(again, name=f"cufflink-setup:{self.name}")
 
     # ------------------------------------------------------------------ session
 
@@ -446,8 +452,11 @@ class CuffLink:
         lines = LineReader()
         lines.drops = self.stats.dropped
         conn = Connection(writer, lines, loop.create_future())
+        conn.pace_reads(self.read_pace_s)
         self._conn = conn
-        Listening(conn, name=self.name, stats=self.stats, on_line=self._on_line, lose=self._lose).start(reader)
+        listening = Listening(conn, name=self.name, stats=self.stats, on_line=self._on_line, lose=self._lose)
+        listening.awaiting = lambda: self._requests.awaiting  # held between reads only while nothing is awaited
+        listening.start(reader)
         if self._quiet.blind:  # a probe: LOST until a usable sample
             self._quiet.start_probe()
         elif self._state is not LinkState.REFUSED:  # refused stays refused until the right controller answers
@@ -484,17 +493,3 @@ class CuffLink:
         finally:
             await conn.reap(self.name)
         return failures
-
-    async def _resetup(self, conn: Connection) -> None:
-        try:
-            await set_up(self, conn, self._requests, self._identity)
-        except asyncio.CancelledError:
-            raise
-        except WrongController as exc:
-            self._lose(conn, str(exc), LinkState.REFUSED)
-        except LinkError as exc:
-            self._lose(conn, f"setup after reboot failed: {exc}")
-        except Exception as exc:
-            log.exception("%s: setup after reboot crashed", self.name)
-            self.stats.errors += 1
-            self._lose(conn, f"setup after reboot crashed: {exc!r}")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from drivers.codec import LineReader
 from drivers.link_errors import LinkDown, LinkError, LinkStats
+from drivers.read_pacing import ReadPacer, pacer_for
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,19 @@ class Connection:
     """Loop time the sample stream was (re)started: silence is counted from here or the last sample."""
     first_sample: asyncio.Future[None] | None = None
     """Set while the setup waits for the first usable sample after STREAM (READY only then)."""
+    pacer: ReadPacer | None = None
+    """Holds the port between reads while nothing is awaited (None: every byte read at once)."""
+
+    def pace_reads(self, period_s: float) -> None:
+        """Hold this port between reads on the loop's shared tick (0, or a transport that cannot pause: never)."""
+        if period_s and callable(getattr(self.writer.transport, "pause_reading", None)):
+            self.pacer = pacer_for(period_s)
+
+    def send(self, data: bytes) -> None:
+        """Write a command; its answer is read the moment it arrives (a held port reads again now)."""
+        self.writer.write(data)
+        if self.pacer is not None:
+            self.pacer.release(self.writer.transport)  # type: ignore[arg-type]
 
     def tasks(self) -> list[asyncio.Task[None]]:
         return [t for t in (self.reader_task, self.monitor_task, self.setup_task) if t is not None]
@@ -94,9 +108,12 @@ class Listening:
         stats: LinkStats,
         on_line: Callable[[Connection, str], None],
         lose: Callable[[Connection, str], None],
+        awaiting: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``awaiting``: an answer is awaited on this port (it is then never held)."""
         self.conn, self.name, self.stats = conn, name, stats
         self.on_line, self.lose = on_line, lose
+        self.awaiting = awaiting
 
     def start(self, reader: asyncio.StreamReader) -> None:
         set_sink = getattr(reader, "set_sink", None)
@@ -126,6 +143,9 @@ class Listening:
             return
         try:
             self.on_data(data)
+            pacer = conn.pacer
+            if pacer is not None and not conn.lost and not self.awaiting():
+                pacer.hold(conn.writer.transport)  # type: ignore[arg-type]
         except Exception as exc:  # never into the transport's callback
             self.stats.errors += 1
             log.exception("%s: handling received bytes failed", self.name)

@@ -83,6 +83,8 @@ class Port(Protocol):
     @property
     def lost(self) -> bool: ...
 
+    def send(self, data: bytes) -> None: ...
+
 
 PortT = TypeVar("PortT", bound=Port)
 
@@ -189,6 +191,11 @@ class RequestBook(Generic[PortT]):
             self._queue.append(req)
             self._pump()
         return req.future
+
+    @property
+    def awaiting(self) -> bool:
+        """A command is written and not yet answered (or given up on)."""
+        return bool(self._pending)
 
     def on_answer(self, msg: Ok | Err) -> None:
         """An OK or ERR arrived: resolve its command, or count it as late or unknown."""
@@ -366,7 +373,7 @@ class RequestBook(Generic[PortT]):
         req.timer = loop.call_later(self._owner.answer_timeout, self._on_timeout, req, seq)
         self.last_sent = now
         try:
-            conn.writer.write(frame(f"#{seq} {req.tail}"))
+            conn.send(frame(f"#{seq} {req.tail}"))
         except Exception as exc:  # a transport that raises instead of reporting via connection_lost
             log.exception("%s: write failed", self._owner.name)
             self._lose(conn, f"write failed: {exc}")

@@ -8,13 +8,17 @@ opens (a probe) and again on the same port after a reboot.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from drivers.codec import Ok
 from drivers.link_connection import Connection
-from drivers.link_errors import HelloInfo
+from drivers.link_errors import HelloInfo, LinkError, LinkState, LinkStats, WrongController
 from drivers.link_hello import Identity, parse_hello, pick_rate
 from drivers.link_requests import RequestBook
+
+log = logging.getLogger(__name__)
 
 
 class Configured(Protocol):
@@ -26,6 +30,12 @@ class Configured(Protocol):
     info: HelloInfo | None
     stream_rate: int
     last_sample_at: float | None
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def stats(self) -> LinkStats: ...
 
 
 async def set_up(link: Configured, conn: Connection, requests: RequestBook[Connection], identity: Identity) -> None:
@@ -74,3 +84,25 @@ async def first_sample(link: Configured, conn: Connection, timeout: float) -> bo
     finally:
         conn.first_sample = None
     return True
+
+
+async def set_up_again(
+    link: Configured,
+    conn: Connection,
+    requests: RequestBook[Connection],
+    identity: Identity,
+    lose: Callable[[Connection, str, LinkState], None],
+) -> None:
+    """After a reboot on an open port: set it up again, or give the port up saying why."""
+    try:
+        await set_up(link, conn, requests, identity)
+    except asyncio.CancelledError:
+        raise
+    except WrongController as exc:
+        lose(conn, str(exc), LinkState.REFUSED)
+    except LinkError as exc:
+        lose(conn, f"setup after reboot failed: {exc}", LinkState.LOST)
+    except Exception as exc:
+        log.exception("%s: setup after reboot crashed", link.name)
+        link.stats.errors += 1
+        lose(conn, f"setup after reboot crashed: {exc!r}", LinkState.LOST)

@@ -226,7 +226,8 @@ async def test_a_controller_late_at_start_is_deflated_on_first_contact(tmp_path:
         await emu.replug()
         await wait_for(lambda: fw.channel(2).target == 0, "first-contact DEFLATE ALL", 15)
         assert not fw.channel(2).latched, "vented by the station, not by a watchdog"
-        assert st.controllers["L"].startup_deflated
+        # its OK comes after the controller vented: wait for the station to have read it
+        await wait_for(lambda: st.controllers["L"].startup_deflated, "the OK of the first-contact DEFLATE ALL", 15)
     finally:
         await st.stop()
         await emu.stop()

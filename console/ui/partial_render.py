@@ -35,24 +35,29 @@ from textual.strip import Strip
 _TEXTUAL_GET_RENDERS = Compositor._get_renders
 _TEXTUAL_PARTIAL_UPDATE = Compositor.render_partial_update
 
-_dirty_now: list[Region] | None = None
-"""The dirty regions of the partial update being drawn (None: any other render)."""
+_dirty_now: tuple[Compositor, list[Region]] | None = None
+"""The compositor drawing a partial update, and its dirty regions (None: any other render).
+
+Tied to the compositor: while a dialog's frame is drawn, the screen under it is drawn too
+(dimmed, through its own compositor), and that one must not take the dialog's regions."""
 
 
 def _render_partial_update(self: Compositor) -> object:
     global _dirty_now
-    _dirty_now = list(self._dirty_regions)
+    outer = _dirty_now
+    _dirty_now = (self, list(self._dirty_regions))
     try:
         return _TEXTUAL_PARTIAL_UPDATE(self)
     finally:
-        _dirty_now = None
+        _dirty_now = outer
 
 
 def _get_renders(self: Compositor, crop: Region | None = None) -> Iterable[tuple[Region, Region, list[Strip]]]:
-    dirty = _dirty_now
-    if dirty is None or crop is None:
+    drawing = _dirty_now
+    if drawing is None or drawing[0] is not self or crop is None:
         yield from _TEXTUAL_GET_RENDERS(self, crop)
         return
+    dirty = drawing[1]
     _rich_traceback_guard = True  # noqa: F841  (as Textual's own: a widget's render error, not this frame)
     for widget, (region, clip) in self.visible_widgets.items():
         shown = region.intersection(clip)

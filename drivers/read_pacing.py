@@ -1,0 +1,110 @@
+"""The ports of one event loop read together, at most every ``period_s``, while no answer is awaited.
+
+Why: a controller streaming at 100 Hz makes its port readable 100 times a second,
+and each wakeup of the station's loop (epoll, the transport's callback, a read
+syscall, the loop's own pass) cost about 200 µs of a core on the 2-core machine
+the console is measured on, more than parsing the line itself. Two controllers
+meant 200-250 wakeups a second. Held between ticks, every port of the loop is read
+on one shared tick: 50 wakeups a second at the default 20 ms, whatever the number
+of controllers, each reading two or more lines per port.
+
+What it costs: a sample waits up to ``period_s`` in the port before it is read
+(stamped on arrival, so the station's "age" of a reading includes it; the
+controller's own time stamp, used by the LOP, does not). Answers are never held:
+the link releases its port the moment it writes a command (:meth:`release`), and
+holds it again only once nothing it sent is still unanswered. An emergency
+DEFLATE is therefore read back as soon as the controller answers.
+
+What it assumes of the other side: the controller, and the operating system's
+buffer in between, keep ``period_s`` of the stream (a few hundred bytes at
+100 Hz; a tty buffer holds 4 KiB) without dropping any. A controller whose own
+alarm events must be seen sooner than ``period_s`` is not served: CUFF-LINK/1's
+controller vents on its own (protocol.md section 4); the station's reaction is late
+by at most ``period_s``.
+
+What it assumes of the transport: ``pause_reading``/``resume_reading`` of the
+asyncio transport protocol (pyserial-asyncio-fast's serial transport has both:
+remove and add the reader of the port's file descriptor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import weakref
+from typing import Protocol
+
+READ_PACE_S = 0.02
+"""Default longest hold of a streaming port: 20 ms, 50 reads a second for all ports of a loop."""
+
+
+def check_pace(period_s: float) -> float:
+    """``period_s`` if it is 0 (no pacing) or a pace :class:`ReadPacer` takes; else ValueError."""
+    if period_s and not 0 < period_s <= 0.1:
+        raise ValueError(f"read_pace_s must be 0 or in (0, 0.1], got {period_s}")
+    return period_s
+
+
+class Pausable(Protocol):
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+
+class ReadPacer:
+    """Holds ports of one event loop and lets them all read on one shared tick."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, period_s: float) -> None:
+        if not 0 < period_s <= 0.1:
+            raise ValueError(f"a read pace must be in (0, 0.1] s, got {period_s!r}")
+        self._loop = loop
+        self.period_s = period_s
+        self._held: dict[Pausable, None] = {}
+        self._tick: asyncio.TimerHandle | None = None
+        self.ticks = 0
+        """Ticks that released held ports (diagnostics; the tests read it)."""
+
+    def hold(self, port: Pausable) -> None:
+        """Stop reading ``port`` until the next tick (or :meth:`release`)."""
+        if port in self._held or port.is_closing():
+            return
+        port.pause_reading()
+        self._held[port] = None
+        if self._tick is None:
+            period = self.period_s
+            # On the loop's clock, aligned: ports held at different moments end on the same tick.
+            at = (math.floor(self._loop.time() / period) + 1) * period
+            self._tick = self._loop.call_at(at, self._release_all)
+
+    def release(self, port: Pausable) -> None:
+        """Read ``port`` again now (an answer is awaited on it)."""
+        if port in self._held:
+            del self._held[port]
+            if not port.is_closing():
+                port.resume_reading()
+
+    def holds(self, port: Pausable) -> bool:
+        return port in self._held
+
+    def _release_all(self) -> None:
+        self._tick = None
+        self.ticks += 1
+        held, self._held = self._held, {}
+        for port in held:
+            if not port.is_closing():
+                port.resume_reading()
+
+
+_PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, ReadPacer]] = weakref.WeakKeyDictionary()
+
+
+def pacer_for(period_s: float) -> ReadPacer:
+    """The running loop's pacer for ``period_s`` (one per loop and period, so all its links share ticks)."""
+    loop = asyncio.get_running_loop()
+    by_period = _PACERS.setdefault(loop, {})
+    pacer = by_period.get(period_s)
+    if pacer is None:
+        pacer = by_period[period_s] = ReadPacer(loop, period_s)
+    return pacer

@@ -1,0 +1,144 @@
+"""Streaming ports are read on a shared tick, answers at once (drivers.read_pacing).
+
+The pacer alone on a real event loop with stand-in transports, then the real link
+against the emulator over a real pty: the samples all arrive, in fewer reads, and
+no port is ever held while the link awaits an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from drivers.link import CuffLink
+from drivers.link_connection import Listening
+from drivers.read_pacing import ReadPacer, pacer_for
+from tests.link_support import until
+
+
+class Port:
+    """A transport as the pacer sees it, recording what it was told."""
+
+    def __init__(self) -> None:
+        self.reading = True
+        self.closing = False
+        self.resumed_at: list[float] = []
+
+    def pause_reading(self) -> None:
+        assert self.reading, "paused twice"
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        assert not self.reading, "resumed while reading"
+        self.reading = True
+        self.resumed_at.append(asyncio.get_running_loop().time())
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+async def test_ports_held_before_a_tick_all_read_again_on_it() -> None:
+    loop = asyncio.get_running_loop()
+    pacer = ReadPacer(loop, 0.05)
+    a, b = Port(), Port()
+    pacer.hold(a)
+    pacer.hold(b)  # another port, while a's tick is pending: it joins that tick
+    pacer.hold(b)  # again while held: nothing more
+    assert not a.reading and not b.reading and pacer.holds(a) and pacer.holds(b)
+    await until(lambda: a.reading and b.reading, "the tick")
+    assert len(a.resumed_at) == len(b.resumed_at) == 1  # resumed once each, by the one tick below
+    assert pacer.ticks == 1 and not pacer.holds(a)
+
+
+async def test_release_reads_at_once_and_a_closed_port_is_left_alone() -> None:
+    pacer = ReadPacer(asyncio.get_running_loop(), 0.1)
+    a, b = Port(), Port()
+    pacer.hold(a)
+    pacer.hold(b)
+    pacer.release(a)  # a command went out on a: its answer must not wait
+    assert a.reading and not pacer.holds(a) and pacer.holds(b)
+    pacer.release(a)  # not held: nothing
+    b.closing = True  # the port vanished while held
+    await until(lambda: pacer.ticks == 1, "the tick")
+    assert not b.reading, "a closing transport must not be resumed"
+    c = Port()
+    c.closing = True
+    pacer.hold(c)
+    assert c.reading and not pacer.holds(c)  # never paused, never held
+
+
+async def test_a_pace_outside_its_range_is_refused() -> None:
+    loop = asyncio.get_running_loop()
+    for bad in (0.0, -0.01, 0.5):
+        with pytest.raises(ValueError, match="read pace"):
+            ReadPacer(loop, bad)
+    with pytest.raises(ValueError, match="read_pace_s"):
+        CuffLink("/dev/null", read_pace_s=0.5)
+    assert pacer_for(0.02) is pacer_for(0.02) and pacer_for(0.02) is not pacer_for(0.03)
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    reads = [0]
+    real = Listening.sink_data
+
+    def counting(self: Listening, data: bytes) -> None:
+        reads[0] += 1
+        real(self, data)
+
+    monkeypatch.setattr(Listening, "sink_data", counting)
+    return reads
+
+
+@pytest.mark.parametrize("pace", [0.0, 0.05], ids=["every byte at once", "paced 50 ms"])
+async def test_a_paced_link_gets_every_sample_in_fewer_reads(
+    emu: Any, make_link: Any, monkeypatch: pytest.MonkeyPatch, pace: float
+) -> None:
+    reads = _count_reads(monkeypatch)
+    rig = await make_link(read_pace_s=pace)
+    await rig.link.wait_ready(5.0)
+    loop = asyncio.get_running_loop()
+    start_reads, start_samples, t0 = reads[0], rig.link.stats.samples, loop.time()
+    await until(lambda: rig.link.stats.samples - start_samples >= 100, "100 samples", timeout=15)
+    took = loop.time() - t0
+    n_reads = reads[0] - start_reads
+    n_samples = rig.link.stats.samples - start_samples
+    assert rig.link.stats.dropped.total == 0
+    if pace:
+        # a read per tick (plus the keepalive's answers): about 2 of the 100 Hz lines in each
+        assert n_reads <= took / pace + 10 * took + 4, (n_reads, took)  # ticks, and a few answers read at once
+        assert n_samples >= 1.5 * n_reads
+    else:
+        assert n_reads >= 0.25 * n_samples  # the lines come a read each (a busy machine may batch a few)
+
+
+async def test_no_port_is_held_while_an_answer_is_awaited(
+    emu: Any, make_link: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rule the emergency's speed rests on, checked at every hold of a real run with commands in it."""
+    rig = await make_link(read_pace_s=0.1)
+    link: CuffLink = rig.link
+    await link.wait_ready(5.0)
+    held_while_awaiting: list[str] = []
+    holds = [0]
+    real_hold = ReadPacer.hold
+
+    def checking(self: ReadPacer, port: Any) -> None:
+        holds[0] += 1
+        if link._requests.awaiting:
+            held_while_awaiting.append("hold with a command unanswered")
+        real_hold(self, port)
+
+    monkeypatch.setattr(ReadPacer, "hold", checking)
+    conn = link._conn
+    assert conn is not None and conn.pacer is not None
+    for mmhg in (30, 40, 0):
+        fut = asyncio.ensure_future(link.set_target(1, mmhg) if mmhg else link.deflate("ALL"))
+        await asyncio.sleep(0)  # written now
+        assert not conn.pacer.holds(conn.writer.transport), "a port written to must read its answer at once"
+        await fut
+        await asyncio.sleep(0.15)
+    assert holds[0] > 0, "the port was never held: the check saw nothing"
+    assert held_while_awaiting == []
+    assert emu.fw.channel(1).target == 0
