@@ -454,9 +454,10 @@ class CuffLink:
         conn = Connection(writer, lines, loop.create_future())
         conn.pace_reads(self.read_pace_s)
         self._conn = conn
-        listening = Listening(conn, name=self.name, stats=self.stats, on_line=self._on_line, lose=self._lose)
-        listening.awaiting = lambda: self._requests.awaiting  # held between reads only while nothing is awaited
-        listening.start(reader)
+        awaiting = lambda: self._requests.awaiting  # noqa: E731  (the port is held only while this is False)
+        Listening(
+            conn, name=self.name, stats=self.stats, on_line=self._on_line, lose=self._lose, awaiting=awaiting
+        ).start(reader)
         if self._quiet.blind:  # a probe: LOST until a usable sample
             self._quiet.start_probe()
         elif self._state is not LinkState.REFUSED:  # refused stays refused until the right controller answers

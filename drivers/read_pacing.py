@@ -30,9 +30,12 @@ remove and add the reader of the port's file descriptor).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import weakref
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 READ_PACE_S = 0.02
 """Default longest hold of a streaming port: 20 ms, 50 reads a second for all ports of a loop."""
@@ -59,10 +62,11 @@ class ReadPacer:
     def __init__(self, loop: asyncio.AbstractEventLoop, period_s: float) -> None:
         if not 0 < period_s <= 0.1:
             raise ValueError(f"a read pace must be in (0, 0.1] s, got {period_s!r}")
-        self._loop = loop
+        self._loop = weakref.ref(loop)  # the registry below is keyed by the loop: no strong reference back
         self.period_s = period_s
         self._held: dict[Pausable, None] = {}
-        self._tick: asyncio.TimerHandle | None = None
+        self._tick_due = False
+        """A tick is scheduled (its handle is not kept: it refers to the loop, which must be free to go)."""
         self.ticks = 0
         """Ticks that released held ports (diagnostics; the tests read it)."""
 
@@ -72,11 +76,14 @@ class ReadPacer:
             return
         port.pause_reading()
         self._held[port] = None
-        if self._tick is None:
+        loop = self._loop()
+        if not self._tick_due and loop is not None:
             period = self.period_s
-            # On the loop's clock, aligned: ports held at different moments end on the same tick.
-            at = (math.floor(self._loop.time() / period) + 1) * period
-            self._tick = self._loop.call_at(at, self._release_all)
+            # On the loop's clock, aligned: ports held at different moments end on the same tick
+            # (the nudge keeps 0.06 / 0.02 = 2.999... from naming the present moment).
+            at = (math.floor(loop.time() / period + 1e-9) + 1) * period
+            loop.call_at(at, self._release_all)
+            self._tick_due = True
 
     def release(self, port: Pausable) -> None:
         """Read ``port`` again now (an answer is awaited on it)."""
@@ -89,12 +96,16 @@ class ReadPacer:
         return port in self._held
 
     def _release_all(self) -> None:
-        self._tick = None
+        self._tick_due = False
         self.ticks += 1
         held, self._held = self._held, {}
         for port in held:
-            if not port.is_closing():
-                port.resume_reading()
+            # One port that fails to resume must not leave the others paused with nothing to wake them.
+            try:
+                if not port.is_closing():
+                    port.resume_reading()
+            except Exception:
+                log.exception("read pacing: a port could not read again; the link will see it as silent")
 
 
 _PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, ReadPacer]] = weakref.WeakKeyDictionary()

@@ -8,10 +8,12 @@ no port is ever held while the link awaits an answer.
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
 
+from drivers import read_pacing
 from drivers.link import CuffLink
 from drivers.link_connection import Listening
 from drivers.read_pacing import ReadPacer, pacer_for
@@ -67,6 +69,34 @@ async def test_release_reads_at_once_and_a_closed_port_is_left_alone() -> None:
     c.closing = True
     pacer.hold(c)
     assert c.reading and not pacer.holds(c)  # never paused, never held
+
+
+async def test_a_port_that_fails_to_read_again_leaves_the_others_reading(caplog: pytest.LogCaptureFixture) -> None:
+    pacer = ReadPacer(asyncio.get_running_loop(), 0.02)
+    broken, a, b = Port(), Port(), Port()
+
+    def fail() -> None:
+        raise OSError("the port's descriptor is gone")
+
+    broken.resume_reading = fail  # type: ignore[method-assign]
+    for port in (broken, a, b):
+        pacer.hold(port)
+    await until(lambda: pacer.ticks == 1, "the tick")
+    assert a.reading and b.reading, "one port's failure left the others paused"
+    assert "could not read again" in caplog.text
+    pacer.hold(a)  # and the pacer still works
+    await until(lambda: pacer.ticks == 2 and a.reading, "the next tick")
+
+
+def test_the_registry_lets_a_finished_loop_go() -> None:
+    async def use() -> None:
+        pacer_for(0.02).hold(Port())  # a tick still due when the loop ends
+
+    before = len(read_pacing._PACERS)
+    for _ in range(3):
+        asyncio.run(use())
+    gc.collect()
+    assert len(read_pacing._PACERS) <= before
 
 
 async def test_a_pace_outside_its_range_is_refused() -> None:

@@ -16,6 +16,6 @@ def on_screen(node: DOMNode) -> bool:
     app = node.app
     if not app.is_running or not app.screen_stack:
         return False
-    # ``is_attached`` is False for the app itself (it has no parent) and once it exits;
+    # A widget's ``is_attached`` is False once the app exits or the widget left the DOM;
     # ``display`` is False while a node is closing, closed or being pruned (and when hidden).
     return node is app or (node.is_attached and node.display)
