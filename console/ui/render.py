@@ -107,8 +107,12 @@ def gauge_scale(pressure: float | None, target: float, tolerance: float) -> floa
     return top
 
 
-GAUGE_EMPTY_BELOW_MMHG = 1.0
-"""Below this the gauge shows no cell: a vented cuff's sensor noise around 0 must not flicker it."""
+GAUGE_EMPTY_BELOW_MMHG = 3.0
+"""Below this the gauge shows no cell: a vented cuff's sensor noise and pulse around 0 must not flicker it.
+
+At 1 mmHg the emulator's vented cuffs (0.3 mmHg noise, a 1 mmHg pulse, reading 0-2.5 mmHg) flipped
+their first cell about 20 times a second across 16 panels, each a row redrawn. 3 mmHg is under one
+cell at 160 columns and far under any BFR pressure; the digits still show the reading as it is."""
 
 
 def _filled(pressure: float, top: float, width: int) -> int:

@@ -38,8 +38,11 @@ STATE_STYLE = {
     "CONNECTING": "bold",
 }
 
-DIGITS_PERIOD_S = 0.25
-"""Big digits follow noise at most 4 times a second (a jump shows at once)."""
+DIGITS_PERIOD_S = 0.5
+"""Big digits follow noise at most twice a second, as the trace does (a jump of DIGITS_JUMP_MMHG shows at once).
+
+A patient monitor's numerics change about once a second; at 4 a second, 16 held cuffs redrew their digits
+23 times a second between them, three rows each, for readings a clinician reads as the same."""
 DIGITS_JUMP_MMHG = 3.0
 """A change this large in the reading repaints the digits immediately."""
 TRACE_PERIOD_S = 0.5
