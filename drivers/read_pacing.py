@@ -20,7 +20,9 @@ buffer in between, keep ``period_s`` of the stream (a few hundred bytes at
 100 Hz; a tty buffer holds 4 KiB) without dropping any. A controller whose own
 alarm events must be seen sooner than ``period_s`` is not served: CUFF-LINK/1's
 controller vents on its own (protocol.md section 4); the station's reaction is late
-by at most ``period_s``.
+by at most ``period_s``. Where the other side keeps less, readings are lost between ticks
+(a line cut in two fails its CRC and is dropped, counted), the link stays up and
+answers still come at once (tests/test_read_pacing.py breaks this on purpose).
 
 What it assumes of the transport: ``pause_reading``/``resume_reading`` of the
 asyncio transport protocol (pyserial-asyncio-fast's serial transport has both:

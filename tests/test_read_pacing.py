@@ -172,3 +172,33 @@ async def test_no_port_is_held_while_an_answer_is_awaited(
     assert holds[0] > 0, "the port was never held: the check saw nothing"
     assert held_while_awaiting == []
     assert emu.fw.channel(1).target == 0
+
+
+async def test_a_port_that_keeps_less_than_a_tick_loses_samples_not_the_link(
+    emu: Any, make_link: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pacing's assumption broken on purpose: the other side keeps under a tick of stream.
+
+    The emulator reads away its own backlog beyond 64 bytes (about two sample lines), while the
+    link holds its port for up to 100 ms (about ten lines). Lines are lost there; what arrives is
+    still used, nothing is acted on twice, commands are still answered at once, the link stays up.
+    """
+    from drivers.emulator import pty_port
+    from drivers.link_errors import LinkState
+
+    rig = await make_link(read_pace_s=0.1)
+    link: CuffLink = rig.link
+    await link.wait_ready(5.0)
+    monkeypatch.setattr(pty_port, "STALE_BYTES", 64)
+    discarded0, samples0 = emu.port.discarded_bytes, link.stats.samples
+    await asyncio.sleep(1.0)
+    assert emu.port.discarded_bytes > discarded0, "the buffer never overflowed: the test broke nothing"
+    got = link.stats.samples - samples0
+    print(f"{got} samples of about 100 arrived; the emulator discarded {emu.port.discarded_bytes - discarded0} bytes")
+    assert 0 < got < 90, got  # some lines lost (100 sent), but samples still arrive
+    assert link.state is LinkState.READY
+    ok = await link.set_target(1, 30)  # an answer is never held: it comes back despite the small buffer
+    assert ok.fields["target"] == "30"
+    await link.deflate("ALL")
+    assert emu.fw.channel(1).target == 0 and link.state is LinkState.READY
+    assert link.stats.dropped.total == 0  # whole lines were lost, none arrived broken
