@@ -11,7 +11,7 @@ from console.common.api import Priority
 from console.common.clock import ManualClock
 from console.ui.app import BfrApp
 from console.ui.render import big_lines
-from console.ui.widgets.cuff_panel import GAUGE_ROW, TRACE_PERIOD_S, TRACE_ROW
+from console.ui.widgets.cuff_panel import DIGITS_PERIOD_S, GAUGE_ROW, TRACE_PERIOD_S, TRACE_ROW
 from tests.ui_support import FakeStation, press, screen_text
 
 
@@ -64,7 +64,7 @@ async def test_a_state_change_shows_on_the_next_frame() -> None:
 
 async def test_trace_redraws_at_most_every_period_and_the_gauge_only_when_a_cell_changes() -> None:
     st = FakeStation(4)
-    st.set_cuff("A1", state="HOLDING", pressure=100.0, target=100.0, trace=(100.0,) * 100, occlusion_s=10.0)
+    st.set_cuff("A1", state="HOLDING", pressure=100.0, target=100.0, trace=(100.0,) * 100, occlusion_s=10.2)
     clock = ManualClock(start=0.0)
     app = BfrApp(st, term="xterm", bell=False, clock=clock.monotonic)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -76,20 +76,66 @@ async def test_trace_redraws_at_most_every_period_and_the_gauge_only_when_a_cell
         panel = app.dashboard.panels["A1"]
         trace0, gauge0 = _rows(app, "A1")[TRACE_ROW], panel._lines[GAUGE_ROW]  # noqa: SLF001
         clock.advance(TRACE_PERIOD_S / 5)
-        st.set_cuff("A1", pressure=100.2, trace=(0.0,) * 50 + (100.0,) * 50, occlusion_s=11.0)
+        # The trace moved, the clock's text did not (00:10): the row is held.
+        st.set_cuff("A1", pressure=100.2, trace=(0.0,) * 50 + (100.0,) * 50, occlusion_s=10.9)
         app.refresh_now()
         await pilot.pause()
         assert _rows(app, "A1")[TRACE_ROW] == trace0, "within the period the trace is held"
         assert panel._lines[GAUGE_ROW] is gauge0, "the same gauge cells: the row is not rebuilt"  # noqa: SLF001
+        clock.advance(TRACE_PERIOD_S / 5)
+        st.set_cuff("A1", pressure=100.3, occlusion_s=11.1)  # the clock's text changes: the row follows now
+        app.refresh_now()
+        await pilot.pause()
+        row = _rows(app, "A1")[TRACE_ROW]
+        assert "00:11" in row and row != trace0, "the occlusion clock is never held back"
+        assert row.split()[-1] != trace0.split()[-1], "the trace drawn with it is the newest"
+        trace1 = row
+        clock.advance(TRACE_PERIOD_S / 5)
+        st.set_cuff("A1", pressure=100.4, trace=(100.0,) * 100, occlusion_s=11.5)
+        app.refresh_now()
+        await pilot.pause()
+        assert _rows(app, "A1")[TRACE_ROW] == trace1, "same clock text, within the period: held"
         clock.advance(TRACE_PERIOD_S)
         st.set_cuff("A1", pressure=100.3)
         app.refresh_now()
         await pilot.pause()
-        assert _rows(app, "A1")[TRACE_ROW] != trace0 and "00:11" in _rows(app, "A1")[TRACE_ROW]
+        assert _rows(app, "A1")[TRACE_ROW] != trace1, "the period is over: the newest trace"
         st.set_cuff("A1", pressure=60.0)  # a jump: the gauge follows on this frame
         app.refresh_now()
         await pilot.pause()
         assert panel._lines[GAUGE_ROW].plain != gauge0.plain  # noqa: SLF001
+
+
+async def test_big_digits_follow_noise_each_period_and_a_jump_at_once_without_rebuilding_other_rows() -> None:
+    st = FakeStation(4)
+    st.set_cuff("A1", state="HOLDING", pressure=100.0, target=100.0, trace=(100.0,) * 100, occlusion_s=10.2)
+    clock = ManualClock(start=0.0)
+    app = BfrApp(st, term="xterm", bell=False, clock=clock.monotonic)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        clock.advance(1.0)
+        st.set_cuff("A1", pressure=100.1)
+        app.refresh_now()
+        await pilot.pause()
+        panel = app.dashboard.panels["A1"]
+        before = list(panel._lines or [])  # noqa: SLF001
+        clock.advance(DIGITS_PERIOD_S / 5)
+        st.set_cuff("A1", pressure=101.6)  # noise: held within the period
+        app.refresh_now()
+        await pilot.pause()
+        assert _rows(app, "A1")[1:4] == [t.plain for t in before[1:4]]
+        clock.advance(DIGITS_PERIOD_S)
+        st.set_cuff("A1", pressure=101.7)  # the period is over: the digits read 102 now
+        app.refresh_now()
+        await pilot.pause()
+        assert [r.rstrip() for r in _rows(app, "A1")[1:4]][0].startswith(big_lines("102", "block")[0].rstrip())
+        after = panel._lines or []  # noqa: SLF001
+        assert after[0] is before[0] and after[5] is before[5] and after[7] is before[7], "other rows kept"
+        st.set_cuff("A1", pressure=140.0)  # a jump of 3 mmHg or more: at once, the clock has not moved
+        app.refresh_now()
+        await pilot.pause()
+        assert _rows(app, "A1")[1].startswith(big_lines("140", "block")[0].rstrip())
+        assert all(r in screen_text(app) for r in big_lines("140", "block"))
 
 
 async def test_a_panel_scrolled_out_of_view_shows_its_newest_reading_when_it_comes_back() -> None:

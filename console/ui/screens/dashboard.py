@@ -23,7 +23,7 @@ from console.ui.alerting import flash_on
 from console.ui.screens.dialogs import InflateDialog, InflateRequest
 from console.ui.screens.lists import AlarmListScreen
 from console.ui.screens.therapy import CommandDialog, DopplerLopDialog, MeasureLopDialog, SessionDialog
-from console.ui.widgets.cuff_panel import CuffPanel
+from console.ui.widgets.cuff_panel import CuffPanel, in_view
 from console.ui.widgets.footer import KeyFooter
 from console.ui.widgets.status import AlarmBanner, EmergencyBar, StationHeader
 
@@ -143,7 +143,7 @@ class DashboardScreen(Screen[None]):
             for cuff in snap.cuffs:
                 panel = self.panels.get(cuff.id)
                 if panel is not None:
-                    panel.set_cuff(cuff, by_cuff.get(cuff.id), now)
+                    panel.set_cuff(cuff, by_cuff.get(cuff.id), now, visible=in_view(self, panel))
         top = snap.alarms[0] if snap.alarms else None
         self.banner.show_alarms(snap, flash_on(top.priority, now, acknowledged=top.acknowledged) if top else False)
         for panel in self.panels.values():

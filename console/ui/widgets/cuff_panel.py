@@ -9,12 +9,15 @@ repaint up to 20 times a second).
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.dom import NoScreen
 from textual.errors import NoWidget
 from textual.geometry import Region, Size
+from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -45,13 +48,28 @@ A patient monitor's numerics change about once a second; at 4 a second, 16 held 
 23 times a second between them, three rows each, for readings a clinician reads as the same."""
 DIGITS_JUMP_MMHG = 3.0
 """A change this large in the reading repaints the digits immediately."""
-TRACE_PERIOD_S = 0.5
-"""The 10 s trace and the occlusion clock redraw at most twice a second (a state change redraws at once)."""
+TRACE_PERIOD_S = 1.0
+"""The 10 s trace redraws at most once a second; its row's occlusion clock whenever its text changes.
+
+A trace of 10 s moves about a cell a second at 80 to 160 columns; the clock beside it (mm:ss) is on the
+same row and changes once a second while a cuff holds, so the row redraws about once a second either way.
+A state change or an alarm redraws every row at once."""
 GAUGE_ROW, TRACE_ROW = 4, 6
-"""Rows that follow the samples: the gauge when a cell of it changes, the trace every ``TRACE_PERIOD_S``."""
+"""Rows that follow the samples: the gauge when a cell of it changes, the trace row as ``TRACE_PERIOD_S`` says."""
+DIGIT_ROWS = slice(1, 4)
+"""The big digits with the unit and % LOP beside them (and the patient's cue during a session)."""
 
 PANEL_ROWS = 8
 """Content rows; with the border a panel is 10 rows, so two rows fit 80x24."""
+
+
+def in_view(screen: Screen[Any], widget: Widget) -> bool:
+    """Any part of ``widget`` is in view on ``screen`` (a grid scrolls when the cuffs do not fit); unplaced: True."""
+    try:
+        geometry = screen.find_widget(widget)
+    except NoWidget:
+        return True
+    return geometry.region.overlaps(geometry.clip)
 
 
 def is_inflated(cuff: CuffSnapshot) -> bool:
@@ -91,76 +109,85 @@ class CuffPanel(Widget):
         self._gauge_key: tuple[object, ...] | None = None
         """What the gauge row was last drawn from: unchanged, it is not rebuilt."""
         self._trace_at = -1e9
+        self._clock_shown: tuple[int, int, bool, bool] | None = None
+        """``_clock_key`` of the trace row's occlusion clock as last drawn."""
+        self._band_label: tuple[float, str] = (-1.0, "")
+        """The gauge's tolerance label and the tolerance it was made for."""
+        self._slow_seen: tuple[object, ...] | None = None
+        """``_slow_key`` of the newest snapshot taken: a change redraws every row."""
         self._digits_shown: tuple[object, ...] | None = None
         """The digits' text last drawn: when their period is over they are redrawn only if it changes."""
         self._apply_classes()
 
     # -- data in -----------------------------------------------------------
-    def set_cuff(self, cuff: CuffSnapshot, alarm: AlarmSnapshot | None, now: float | None = None) -> None:
+    def set_cuff(
+        self, cuff: CuffSnapshot, alarm: AlarmSnapshot | None, now: float | None = None, visible: bool | None = None
+    ) -> None:
         """Take a new snapshot; repaint only the rows whose text changed.
 
-        The gauge and the trace follow every sample. The big digits follow a
-        jump at once but sensor noise at most every ``DIGITS_PERIOD_S`` (as a
-        patient monitor's numerics do: a readable number, not a flicker).
-        ``now`` (monotonic seconds) enables that; None repaints every row.
+        The gauge follows every sample. The big digits follow a jump at once but
+        sensor noise at most every ``DIGITS_PERIOD_S`` (as a patient monitor's
+        numerics do: a readable number, not a flicker); the trace row as
+        ``TRACE_PERIOD_S`` says. ``now`` (monotonic seconds) enables that; None
+        repaints every row. ``visible``: whether the panel is in view, as the
+        dashboard found it for this frame (None: the panel looks itself).
         """
-        if cuff == self.cuff and alarm == self.cuff_alarm:
-            return
-        prev, prev_alarm = self.cuff, self.cuff_alarm
+        if cuff.samples == self.cuff.samples and cuff == self.cuff and alarm == self.cuff_alarm:
+            return  # (a new sample always changes ``samples``: the full comparison is skipped then)
+        prev_alarm = self.cuff_alarm
         self.cuff = cuff
         self.cuff_alarm = alarm
         self._apply_classes()
-        if not self._on_screen():
+        slow, prev_slow = _slow_key(cuff, self.glyphs), self._slow_seen
+        self._slow_seen = slow
+        if not (self._on_screen() if visible is None else visible):
             # Scrolled out of view: no rows are built; they come from the newest snapshot when it shows again.
             if self._strips is not None:
                 self._invalidate()
             return
-        width = self.content_size.width
-        if not width or self._strips is None or self._lines is None or self._strips_key != width:
+        # The width the rows were built for: a resize repaints the whole panel through render_line, which
+        # rebuilds them at the new width (Textual's size lookups walk the DOM: 16 panels, 20 frames a second).
+        width = self._strips_key
+        if not width or self._strips is None or self._lines is None:
             self._invalidate()
             return
         # An alarm or any change of state, target or session redraws every row now: never throttled.
-        full = (
-            now is None
-            or alarm != prev_alarm
-            or _slow_key(cuff, self.glyphs) != _slow_key(prev, self.glyphs)
-            or (self._digits_due(now) and self._digits_key() != self._digits_shown)
-        )
-        if not full and now is not None and self._digits_due(now):  # due, but they would read the same
-            self._digits_at, self._digits_pressure = now, cuff.pressure
-        if full:
-            lines = self.lines(width)
-            self._digits_at = now if now is not None else -1e9
-            self._trace_at = self._digits_at
+        if now is None or alarm != prev_alarm or slow != prev_slow:
+            self._digits_at = self._trace_at = now if now is not None else -1e9
             self._digits_pressure = cuff.pressure
             self._digits_stale = False
-        else:
-            assert now is not None
-            lines = self._lines
-            gauge_key = self._gauge_state(width)
-            if gauge_key != self._gauge_key:
+            self._repaint_rows(self.lines(width), width)
+            return
+        lines = self._lines
+        if self._digits_due(now):
+            self._digits_at, self._digits_pressure = now, cuff.pressure
+            if self._digits_key() != self._digits_shown:
                 lines = list(lines)
-                lines[GAUGE_ROW] = self._gauge_row(width)
-            if not (0 <= now - self._trace_at < TRACE_PERIOD_S):
-                lines = list(lines) if lines is self._lines else lines
-                lines[TRACE_ROW] = self._trace_row(width)
-                self._trace_at = now
-            self._digits_stale = cuff.pressure != self._digits_pressure
-            if lines is self._lines:
-                return
-        self._repaint_rows(lines, width)
+                lines[DIGIT_ROWS] = self._digit_rows(width)
+        self._digits_stale = cuff.pressure != self._digits_pressure
+        if self._gauge_state(width) != self._gauge_key:
+            lines = list(lines) if lines is self._lines else lines
+            lines[GAUGE_ROW] = self._gauge_row(width)
+        if not (0 <= now - self._trace_at < TRACE_PERIOD_S) or self._clock_key() != self._clock_shown:
+            lines = list(lines) if lines is self._lines else lines
+            lines[TRACE_ROW] = self._trace_row(width)
+            self._trace_at = now
+        if lines is not self._lines:
+            self._repaint_rows(lines, width)
 
     def catch_up(self, now: float) -> None:
         """Bring held-back digits up to date once their period is over, even if no new sample came."""
         if self._digits_stale and not (0 <= now - self._digits_at < DIGITS_PERIOD_S):
-            width = self.content_size.width
+            width = self._strips_key
             if not width or self._strips is None or self._lines is None:
                 return
             self._digits_at = now
             self._digits_pressure = self.cuff.pressure
             self._digits_stale = False
             if self._digits_key() != self._digits_shown:
-                self._repaint_rows(self.lines(width), width)
+                lines = list(self._lines)
+                lines[DIGIT_ROWS] = self._digit_rows(width)
+                self._repaint_rows(lines, width)
 
     def _digits_due(self, now: float | None) -> bool:
         """The digits' period is over, or the reading jumped."""
@@ -178,16 +205,17 @@ class CuffPanel(Widget):
         return (render.fmt_pressure(c.pressure if online else None), pct, online)
 
     def _on_screen(self) -> bool:
-        """Any part of the panel is in view (the grid scrolls when the cuffs do not fit)."""
+        """Any part of the panel is in view (the dashboard says so itself for each frame: cheaper)."""
         try:
-            geometry = self.screen.find_widget(self)
-        except (NoScreen, NoWidget):
+            return in_view(self.screen, self)
+        except NoScreen:
             return True
-        return geometry.region.overlaps(geometry.clip)
 
     def _repaint_rows(self, lines: list[Text], width: int) -> None:
         assert self._strips is not None and self._lines is not None
-        changed = [y for y, (new, old) in enumerate(zip(lines, self._lines)) if not _same_row(new, old)]
+        changed = [
+            y for y, (new, old) in enumerate(zip(lines, self._lines)) if new is not old and not _same_row(new, old)
+        ]
         for y in changed:
             self._strips[y] = self._strip(lines[y], width)
         if changed:
@@ -271,11 +299,8 @@ class CuffPanel(Widget):
 
     def lines(self, width: int) -> list[Text]:
         """The panel's content rows, each at most ``width`` cells."""
-        c, g = self.cuff, self.glyphs
-        online = c.online and c.state != OFFLINE
-        pressure = c.pressure if online else None
+        c = self.cuff
         rows: list[Text] = []
-        self._digits_shown = self._digits_key()
 
         # Row 0: the state word, loud, plus the target.
         state = (f" {c.state:<10} ", STATE_STYLE.get(c.state, "bold"))
@@ -287,7 +312,32 @@ class CuffPanel(Widget):
             tgt = "target --"
         rows.append(Text.assemble(state, " " + tgt.rjust(max(0, width - 13))))
 
-        # Rows 1-3: big pressure digits with the unit and % LOP beside.
+        digits = self._digit_rows(width)  # fitted already
+        rows.append(self._gauge_row(width))
+
+        # Row 5: session progress / LOP / controller status.
+        rows.append(self._detail_row(width))
+
+        rows.append(self._trace_row(width))
+
+        # Row 7: the cuff's alarm, if any.
+        a = self.cuff_alarm
+        if a is not None:
+            mark = "ACK " if a.acknowledged else ""
+            head = f"! {a.priority.value.upper()} {mark}"
+            rows.append(Text(head + fit(clean(for_cuff(a)), max(1, width - len(head))), style="bold"))
+        else:
+            rows.append(Text(self._note(), style="italic"))
+        fitted = [_fit_row(row, width) for row in rows]
+        return fitted[:1] + digits + fitted[1:]
+
+    def _digit_rows(self, width: int) -> list[Text]:
+        """Rows 1-3: big pressure digits with the unit and % LOP beside (and the patient's cue)."""
+        c, g = self.cuff, self.glyphs
+        online = c.online and c.state != OFFLINE
+        pressure = c.pressure if online else None
+        self._digits_shown = self._digits_key()
+        rows: list[Text] = []
         big = render.big_lines(render.fmt_pressure(pressure), g.font)
         pct = f"{c.pressure_pct_lop:3.0f}" if (online and c.pressure_pct_lop is not None) else ""
         block = cue.cue(c.session, c.target > 0, g) if online and c.session is not None else None
@@ -305,33 +355,14 @@ class CuffPanel(Widget):
                 # At a fixed place, so it does not jump with the unit; its rows are CUE_WIDTH cells.
                 row = Text.assemble(row, " " * max(1, width - cue.CUE_WIDTH - len(row)), (block.rows[r], block.style))
             rows.append(row)
-
-        rows.append(self._gauge_row(width))
-
-        # Row 5: session progress / LOP / controller status.
-        rows.append(self._detail_row(width))
-
-        rows.append(self._trace_row(width))
-
-        # Row 7: the cuff's alarm, if any.
-        a = self.cuff_alarm
-        if a is not None:
-            mark = "ACK " if a.acknowledged else ""
-            head = f"! {a.priority.value.upper()} {mark}"
-            rows.append(Text(head + fit(clean(for_cuff(a)), max(1, width - len(head))), style="bold"))
-        else:
-            rows.append(Text(self._note(), style="italic"))
-        for row in rows:
-            # Labels, ids, patient ids and the controller's messages are in these rows: no control
-            # character reaches the terminal (one '?' each, so the styled spans keep their places).
-            row.plain = clean(row.plain)
-            row.truncate(width)
-        return rows
+        return [_fit_row(row, width) for row in rows]
 
     def _gauge_parts(self, width: int) -> tuple[float | None, str, int, str]:
         c, g = self.cuff, self.glyphs
         pressure = c.pressure if (c.online and c.state != OFFLINE) else None
-        band_label = f" ±{c.tolerance:.0f}" if g is UNICODE else f" +-{c.tolerance:.0f}"
+        if self._band_label[0] != c.tolerance:
+            self._band_label = (c.tolerance, f" ±{c.tolerance:.0f}" if g is UNICODE else f" +-{c.tolerance:.0f}")
+        band_label = self._band_label[1]
         gwidth = max(4, width - len(band_label))
         off = pressure is not None and c.target > 0 and c.state == "HOLDING" and abs(pressure - c.target) > c.tolerance
         fill = "bold red" if off else ("bold blue" if is_inflated(c) else "green")
@@ -354,16 +385,19 @@ class CuffPanel(Widget):
         bar.truncate(width)
         return bar
 
+    def _clock_key(self) -> tuple[int, int, bool, bool]:
+        """What the trace row's occlusion clock shows: whole seconds (fmt_mmss), warning and limit reached."""
+        c = self.cuff
+        occ = c.occlusion_s
+        return (int(occ), int(c.occlusion_limit_s), occ >= c.occlusion_limit_s > 0, occ >= c.occlusion_warn_s > 0)
+
     def _trace_row(self, width: int) -> Text:
         """Row 6: time under occlusion against its limit, then the last 10 s."""
         c, g = self.cuff, self.glyphs
         online = c.online and c.state != OFFLINE
+        self._clock_shown = key = self._clock_key()
         occ = f"occl {render.fmt_mmss(c.occlusion_s)}/{render.fmt_mmss(c.occlusion_limit_s)} "
-        occ_style = ""
-        if c.occlusion_s >= c.occlusion_limit_s > 0:
-            occ_style = "bold red"
-        elif c.occlusion_s >= c.occlusion_warn_s > 0:
-            occ_style = "bold yellow"
+        occ_style = "bold red" if key[2] else ("bold yellow" if key[3] else "")
         top = render.gauge_scale(max(c.trace) if c.trace else None, c.target, c.tolerance)
         spark = render.sparkline(c.trace if online else (), max(0, width - len(occ)), g, top)
         row = Text.assemble((occ, occ_style), (spark, "blue"))
@@ -409,6 +443,16 @@ class CuffPanel(Widget):
         if c.lop_measure is not None:
             return therapy_text.lop_text(c.lop_measure).detail
         return ""
+
+
+def _fit_row(row: Text, width: int) -> Text:
+    """A row made safe and short: labels, ids, patient ids and the controller's messages are in these rows.
+
+    No control character reaches the terminal (one '?' each, so the styled spans keep their places).
+    """
+    row.plain = clean(row.plain)
+    row.truncate(width)
+    return row
 
 
 def _progress(s: SessionSnapshot, glyphs: Glyphs) -> str:
