@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from drivers.codec import LineReader
 from drivers.link_errors import LinkDown, LinkError, LinkStats
 from drivers.read_pacing import ReadPacer, pacer_for
+from drivers.serial_port import direct_reader
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,15 @@ class Connection:
     """Set while the setup waits for the first usable sample after STREAM (READY only then)."""
     pacer: ReadPacer | None = None
     """Holds the port between reads while nothing is awaited (None: every byte read at once)."""
+    read_now: Callable[[], None] | None = None
+    """The transport's direct read, which the pacer's tick uses on the held port (None: it resumes it)."""
 
     def pace_reads(self, period_s: float) -> None:
         """Hold this port between reads on the loop's shared tick (0, or a transport that cannot pause: never)."""
-        if period_s and callable(getattr(self.writer.transport, "pause_reading", None)):
+        transport = self.writer.transport
+        if period_s and callable(getattr(transport, "pause_reading", None)):
             self.pacer = pacer_for(period_s)
+            self.read_now = direct_reader(transport)
 
     def send(self, data: bytes) -> None:
         """Write a command; its answer is read the moment it arrives (a held port reads again now)."""
@@ -145,7 +150,7 @@ class Listening:
             self.on_data(data)
             pacer = conn.pacer
             if pacer is not None and not conn.lost and not self.awaiting():
-                pacer.hold(conn.writer.transport)  # type: ignore[arg-type]
+                pacer.hold(conn.writer.transport, conn.read_now)  # type: ignore[arg-type]
         except Exception as exc:  # never into the transport's callback
             self.stats.errors += 1
             log.exception("%s: handling received bytes failed", self.name)

@@ -24,9 +24,17 @@ by at most ``period_s``. Where the other side keeps less, readings are lost betw
 (a line cut in two fails its CRC and is dropped, counted), the link stays up and
 answers still come at once (tests/test_read_pacing.py breaks this on purpose).
 
+How a tick reads: a held port that offers a direct read (:func:`drivers.serial_port.direct_reader`)
+is read on the tick while it stays paused; if that brought bytes and the link holds it again,
+it stays paused until the next tick, so a streaming port costs one read per tick and no
+event-loop registration. A port that brought nothing, or whose link now awaits an answer, reads
+again through the event loop (resumed), so a quiet port is woken by its next byte, not polled.
+Without a direct read, the tick resumes the port and the event loop reads it.
+
 What it assumes of the transport: ``pause_reading``/``resume_reading`` of the
 asyncio transport protocol (pyserial-asyncio-fast's serial transport has both:
-remove and add the reader of the port's file descriptor).
+remove and add the reader of the port's file descriptor); a direct read delivers
+its bytes to the transport's protocol, as the event loop's read would.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import asyncio
 import logging
 import math
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -66,18 +75,22 @@ class ReadPacer:
             raise ValueError(f"a read pace must be in (0, 0.1] s, got {period_s!r}")
         self._loop = weakref.ref(loop)  # the registry below is keyed by the loop: no strong reference back
         self.period_s = period_s
-        self._held: dict[Pausable, None] = {}
+        self._held: dict[Pausable, Callable[[], None] | None] = {}
+        """Held ports and their direct reads (None: the tick resumes the port instead)."""
+        self._reading: Pausable | None = None
+        """The port being read directly on the tick: still paused, so holding it again pauses nothing."""
         self._tick_due = False
         """A tick is scheduled (its handle is not kept: it refers to the loop, which must be free to go)."""
         self.ticks = 0
         """Ticks that released held ports (diagnostics; the tests read it)."""
 
-    def hold(self, port: Pausable) -> None:
-        """Stop reading ``port`` until the next tick (or :meth:`release`)."""
+    def hold(self, port: Pausable, read: Callable[[], None] | None = None) -> None:
+        """Stop reading ``port`` until the next tick (or :meth:`release`); ``read``: its direct read there."""
         if port in self._held or port.is_closing():
             return
-        port.pause_reading()
-        self._held[port] = None
+        if port is not self._reading:
+            port.pause_reading()
+        self._held[port] = read
         loop = self._loop()
         if not self._tick_due and loop is not None:
             period = self.period_s
@@ -101,13 +114,26 @@ class ReadPacer:
         self._tick_due = False
         self.ticks += 1
         held, self._held = self._held, {}
-        for port in held:
-            # One port that fails to resume must not leave the others paused with nothing to wake them.
+        for port, read in held.items():
+            # One port that fails to read or resume must not leave the others paused with nothing to wake them.
             try:
-                if not port.is_closing():
-                    port.resume_reading()
+                if port.is_closing() or (read is not None and self._read_direct(port, read)):
+                    continue
+                port.resume_reading()
             except Exception:
                 log.exception("read pacing: a port could not read again; the link will see it as silent")
+
+    def _read_direct(self, port: Pausable, read: Callable[[], None]) -> bool:
+        """Read a held port now; True if it is held again (it brought bytes, nothing is awaited on it)."""
+        self._reading = port
+        try:
+            read()
+        except Exception:
+            log.exception("read pacing: a direct read failed; the port reads through the event loop again")
+            return False
+        finally:
+            self._reading = None
+        return port in self._held or port.is_closing()
 
 
 _PACERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, ReadPacer]] = weakref.WeakKeyDictionary()

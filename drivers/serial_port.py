@@ -70,6 +70,20 @@ class PortReader(asyncio.StreamReader):
             self._sink[1](exc)
 
 
+def direct_reader(transport: object) -> Callable[[], None] | None:
+    """A read of a paused serial transport now, as the event loop's read would (None: not such a transport).
+
+    pyserial-asyncio-fast's transport reads in ``_read_ready``: one non-blocking read of up to
+    1 KiB handed to its protocol, an empty read ignored, a failing port closed (its protocol
+    then hears of the loss). It is private; the version is pinned in pyproject.toml and
+    tests/test_read_pacing.py checks it against a real pty.
+    """
+    if not isinstance(transport, serial_asyncio_fast.SerialTransport):
+        return None
+    read = getattr(transport, "_read_ready", None)
+    return read if callable(read) else None
+
+
 async def open_port(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open ``url`` (a device path or any pyserial URL, e.g. ``socket://host:port``) at 115200 8N1.
 

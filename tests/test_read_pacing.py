@@ -88,6 +88,69 @@ async def test_a_port_that_fails_to_read_again_leaves_the_others_reading(caplog:
     await until(lambda: pacer.ticks == 2 and a.reading, "the next tick")
 
 
+async def test_a_tick_reads_a_held_port_directly_and_only_a_quiet_one_goes_back_to_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A port that brings bytes on the tick stays paused (no pause, no resume: no event-loop work);
+    one that brings nothing, or whose direct read fails, reads through the event loop again."""
+    pacer = ReadPacer(asyncio.get_running_loop(), 0.02)
+    streaming, quiet, broken = Port(), Port(), Port()
+    reads = {"streaming": 0, "quiet": 0}
+
+    def read_streaming() -> None:  # as the transport's read: bytes to the link, which holds the port again
+        assert not streaming.reading, "a direct read must find its port still paused"
+        reads["streaming"] += 1
+        pacer.hold(streaming, read_streaming)
+
+    def read_quiet() -> None:  # nothing came: the link is not called, nothing holds the port
+        reads["quiet"] += 1
+
+    def read_broken() -> None:
+        raise OSError("read failed")
+
+    pacer.hold(streaming, read_streaming)
+    pacer.hold(quiet, read_quiet)
+    pacer.hold(broken, read_broken)
+    await until(lambda: pacer.ticks == 3, "three ticks")
+    assert reads["streaming"] == 3 and pacer.holds(streaming)
+    assert streaming.resumed_at == [] and not streaming.reading, "held through every tick, never resumed"
+    assert reads["quiet"] == 1 and quiet.reading and len(quiet.resumed_at) == 1, "a quiet port waits on the loop"
+    assert broken.reading and "direct read failed" in caplog.text, "a failed direct read falls back to the loop"
+    pacer.release(streaming)  # a command goes out: its answer is read at once
+    assert streaming.reading and not pacer.holds(streaming)
+
+
+async def test_the_direct_read_is_the_pinned_transport_s_own_read(
+    emu: Any, make_link: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over a real pty: the paced link reads its port on the ticks without going back to the event loop,
+    gets every sample, and still reads an answer at once (pyserial-asyncio-fast's private read, pinned)."""
+    from drivers.serial_port import direct_reader
+
+    rig = await make_link(read_pace_s=0.02)
+    link: CuffLink = rig.link
+    await link.wait_ready(5.0)
+    conn = link._conn
+    assert conn is not None and conn.pacer is not None
+    assert conn.read_now is not None and conn.read_now == direct_reader(conn.writer.transport)
+    resumes = [0]
+    transport = conn.writer.transport
+    real_resume = transport.resume_reading
+
+    def counting() -> None:
+        resumes[0] += 1
+        real_resume()
+
+    monkeypatch.setattr(transport, "resume_reading", counting)
+    ticks0, samples0 = conn.pacer.ticks, link.stats.samples
+    await asyncio.sleep(1.0)
+    ticks, samples = conn.pacer.ticks - ticks0, link.stats.samples - samples0
+    assert ticks >= 20 and samples >= 50, (ticks, samples)
+    assert resumes[0] <= ticks / 4, f"{resumes[0]} resumes in {ticks} ticks: the ticks did not read directly"
+    assert link.stats.dropped.total == 0
+    await asyncio.wait_for(link.set_target(1, 30), 1.0)  # the answer is read at once, not on a tick
+
+
 def test_the_registry_lets_a_finished_loop_go() -> None:
     async def use() -> None:
         pacer_for(0.02).hold(Port())  # a tick still due when the loop ends
@@ -154,11 +217,11 @@ async def test_no_port_is_held_while_an_answer_is_awaited(
     holds = [0]
     real_hold = ReadPacer.hold
 
-    def checking(self: ReadPacer, port: Any) -> None:
+    def checking(self: ReadPacer, port: Any, read: Any = None) -> None:
         holds[0] += 1
         if link._requests.awaiting:
             held_while_awaiting.append("hold with a command unanswered")
-        real_hold(self, port)
+        real_hold(self, port, read)
 
     monkeypatch.setattr(ReadPacer, "hold", checking)
     conn = link._conn

@@ -21,12 +21,13 @@ from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
 
-from console.common.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority, SessionSnapshot
+from console.common.api import OFFLINE, AlarmSnapshot, CuffSnapshot, Priority
 from console.common.figures import age_text
 from console.ui import cue, render, therapy_text
 from console.ui.alarm_words import fit, for_cuff
 from console.ui.plain import clean, plain
 from console.ui.theme import UNICODE, Glyphs
+from console.ui.widgets.panel_keys import fit_row, jump, progress, same_row, slow_key
 
 INFLATED_STATES = frozenset({"INFLATING", "HOLDING", "VENTING"})
 """States in which the cuff holds (or is still releasing) pressure."""
@@ -42,12 +43,10 @@ STATE_STYLE = {
 }
 
 DIGITS_PERIOD_S = 0.5
-"""Big digits follow noise at most twice a second, as the trace does (a jump of DIGITS_JUMP_MMHG shows at once).
+"""Big digits follow noise at most twice a second (a jump of panel_keys.DIGITS_JUMP_MMHG shows at once).
 
 A patient monitor's numerics change about once a second; at 4 a second, 16 held cuffs redrew their digits
 23 times a second between them, three rows each, for readings a clinician reads as the same."""
-DIGITS_JUMP_MMHG = 3.0
-"""A change this large in the reading repaints the digits immediately."""
 TRACE_PERIOD_S = 1.0
 """The 10 s trace redraws at most once a second; its row's occlusion clock whenever its text changes.
 
@@ -138,7 +137,7 @@ class CuffPanel(Widget):
         self.cuff = cuff
         self.cuff_alarm = alarm
         self._apply_classes()
-        slow, prev_slow = _slow_key(cuff, self.glyphs), self._slow_seen
+        slow, prev_slow = slow_key(cuff, self.glyphs), self._slow_seen
         self._slow_seen = slow
         if not (self._on_screen() if visible is None else visible):
             # Scrolled out of view: no rows are built; they come from the newest snapshot when it shows again.
@@ -194,7 +193,7 @@ class CuffPanel(Widget):
         return (
             now is None
             or not (0 <= now - self._digits_at < DIGITS_PERIOD_S)
-            or _jump(self.cuff.pressure, self._digits_pressure)
+            or jump(self.cuff.pressure, self._digits_pressure)
         )
 
     def _digits_key(self) -> tuple[object, ...]:
@@ -214,7 +213,7 @@ class CuffPanel(Widget):
     def _repaint_rows(self, lines: list[Text], width: int) -> None:
         assert self._strips is not None and self._lines is not None
         changed = [
-            y for y, (new, old) in enumerate(zip(lines, self._lines)) if new is not old and not _same_row(new, old)
+            y for y, (new, old) in enumerate(zip(lines, self._lines)) if new is not old and not same_row(new, old)
         ]
         for y in changed:
             self._strips[y] = self._strip(lines[y], width)
@@ -328,7 +327,7 @@ class CuffPanel(Widget):
             rows.append(Text(head + fit(clean(for_cuff(a)), max(1, width - len(head))), style="bold"))
         else:
             rows.append(Text(self._note(), style="italic"))
-        fitted = [_fit_row(row, width) for row in rows]
+        fitted = [fit_row(row, width) for row in rows]
         return fitted[:1] + digits + fitted[1:]
 
     def _digit_rows(self, width: int) -> list[Text]:
@@ -355,7 +354,7 @@ class CuffPanel(Widget):
                 # At a fixed place, so it does not jump with the unit; its rows are CUE_WIDTH cells.
                 row = Text.assemble(row, " " * max(1, width - cue.CUE_WIDTH - len(row)), (block.rows[r], block.style))
             rows.append(row)
-        return [_fit_row(row, width) for row in rows]
+        return [fit_row(row, width) for row in rows]
 
     def _gauge_parts(self, width: int) -> tuple[float | None, str, int, str]:
         c, g = self.cuff, self.glyphs
@@ -409,7 +408,7 @@ class CuffPanel(Widget):
         c = self.cuff
         s = c.session
         if s is not None and c.online and c.state != OFFLINE:
-            left = _progress(s, self.glyphs)
+            left = progress(s, self.glyphs)
             row = Text(left)
             if s.beat and s.phase == "set" and s.reps_target:
                 row.stylize("bold", len(left) - 1, len(left))
@@ -443,70 +442,3 @@ class CuffPanel(Widget):
         if c.lop_measure is not None:
             return therapy_text.lop_text(c.lop_measure).detail
         return ""
-
-
-def _fit_row(row: Text, width: int) -> Text:
-    """A row made safe and short: labels, ids, patient ids and the controller's messages are in these rows.
-
-    No control character reaches the terminal (one '?' each, so the styled spans keep their places).
-    """
-    row.plain = clean(row.plain)
-    row.truncate(width)
-    return row
-
-
-def _progress(s: SessionSnapshot, glyphs: Glyphs) -> str:
-    """Row 5 of a session: set and rep (also in a pause: reps are corrected there); in a rest what comes next."""
-    if s.phase == "rest":
-        return cue.next_text(s)
-    return therapy_text.progress_text(s, glyphs)
-
-
-def _same_row(x: Text, y: Text) -> bool:
-    """Equal text and styling (Rich Text has no __eq__)."""
-    return x.plain == y.plain and x.spans == y.spans and x.style == y.style
-
-
-def _slow_key(c: CuffSnapshot, glyphs: Glyphs = UNICODE) -> tuple[object, ...]:
-    """Everything shown except the fast-moving reading, trace and occlusion clock.
-
-    A session or LOP measurement enters as the text it shows (whole seconds,
-    beats), not as the snapshot whose float countdown changes every frame.
-    """
-    s, m = c.session, c.lop_measure
-    session = None
-    if s is not None:
-        session = (
-            cue.cue(s, c.target > 0, glyphs),
-            _progress(s, glyphs),
-            cue.note(s, c.target > 0),
-            therapy_text.phase_word(s),
-            therapy_text.progress_text(s, glyphs),
-            s.beat,
-            s.patient_id,
-            s.plan_name,
-            s.message,
-        )
-    lop = therapy_text.lop_text(m) if m is not None else None
-    return (
-        c.state,
-        c.online,
-        c.target,
-        c.target_pct_lop,
-        c.lop,
-        c.max_pct_lop,
-        c.tolerance,
-        c.latched,
-        c.alarm,
-        session,
-        lop,
-        c.patient_id,
-        c.label,
-        c.occlusion_limit_s,
-    )
-
-
-def _jump(new: float | None, shown: float | None) -> bool:
-    if new is None or shown is None:
-        return new is not shown
-    return abs(new - shown) >= DIGITS_JUMP_MMHG
