@@ -240,6 +240,7 @@ async def test_a_stopped_station_thread_refuses_the_emergency_at_the_call(tmp_pa
         handle.fire_emergency()
     with pytest.raises(StationThreadStopped):
         handle.emergency_deflate()
+    assert not handle.emergency_in_flight(), "a refused emergency would hold the screen's frames"
     # The input thread does not raise: the app is told to ask the station itself, which says so on screen.
     message = on_input_thread(events.Key("f12", None), handle)
     assert isinstance(message, EmergencyKeyPressed) and message.started is None
@@ -303,3 +304,43 @@ async def test_enter_typed_just_before_f12_does_not_inflate_after_the_emergency(
         assert firmware_target(threaded, "A1") == 0, "the inflate typed before F12 landed after it"
         assert any("not sent" in n for n in notices(app)), notices(app)
         assert not threaded.waiting_for_console(), "the app told the station it heard of the key"
+
+
+async def test_frames_wait_for_the_emergency_s_confirmations_but_never_longer_than_the_hold(
+    threaded: ThreadedStation,
+) -> None:
+    """While a DEFLATE ALL is on its way the screen starts no frame (the station gets the machine first):
+    until the confirmations are in, and never longer than EMERGENCY_FRAME_HOLD_S when a controller keeps
+    silent (its confirmation is then still pending, the frames go on). Frames are counted on the app's
+    own clock, which stands still unless the test moves it."""
+    from console.common.clock import ManualClock
+    from console.ui.app import EMERGENCY_FRAME_HOLD_S
+
+    clock = ManualClock(start=0.0)
+    app = BfrApp(threaded, bell=False, term="xterm", emergency_key=threaded, clock=clock.monotonic)
+
+    async def new_frames() -> int:
+        before = app.frames
+        for _ in range(5):
+            app.refresh_now()
+            await asyncio.sleep(0.02)  # the emulators stream meanwhile: every frame has a new snapshot
+        return app.frames - before
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: "VENTED" in screen_text(app), 10, "cuffs shown")
+        assert await new_frames() > 0 and not threaded.emergency_in_flight()
+        # Every controller answers: frames stop while it is on its way and go on once confirmed.
+        started = threaded.fire_emergency_from_key()
+        assert threaded.emergency_in_flight() or started.done()
+        await until(started.done, "the emergency confirmed")
+        assert not threaded.emergency_in_flight() and await new_frames() > 0
+        threaded.emergency_key_seen()
+        # A controller keeps silent: its confirmation stays pending; frames wait only the hold.
+        threaded.host.call(lambda: setattr(threaded.station.emulators["B"].firmware.faults, "silent", True))
+        started = threaded.fire_emergency_from_key()
+        assert await new_frames() == 0, "a frame was drawn while the DEFLATE ALL was on its way"
+        assert threaded.emergency_in_flight() and not started.done()
+        clock.advance(EMERGENCY_FRAME_HOLD_S)
+        assert await new_frames() > 0, "the screen stayed frozen past the hold"
+        assert threaded.emergency_in_flight(), "B's confirmation is still pending"
+        threaded.emergency_key_seen()

@@ -62,6 +62,8 @@ class ThreadedStation:
         self._keys_unseen = 0
         self._key_fired_at = 0.0
         self._keys_lock = threading.Lock()
+        self._in_flight = 0
+        """Emergencies handed over whose confirmations are not all in yet (see :meth:`emergency_in_flight`)."""
 
     # -- reads -------------------------------------------------------------------------
     def snapshot(self) -> StationSnapshot:
@@ -88,6 +90,9 @@ class ThreadedStation:
         """
         result: concurrent.futures.Future[EmergencySnapshot] = concurrent.futures.Future()
         self.emergencies = next(self._emergencies)  # before the hand-over: a command run after it sees this
+        with self._keys_lock:
+            self._in_flight += 1
+        result.add_done_callback(self._landed)
 
         def fire() -> None:
             try:
@@ -97,7 +102,11 @@ class ThreadedStation:
                 return
             confirming.add_done_callback(lambda done: _copy_outcome(done, result))
 
-        self.host.call_soon(fire)
+        try:
+            self.host.call_soon(fire)
+        except BaseException as exc:  # the loop has ended: nothing is on its way (the caller hears why)
+            result.set_exception(exc)
+            raise
         return result
 
     def fire_emergency_from_key(self) -> concurrent.futures.Future[EmergencySnapshot]:
@@ -112,6 +121,14 @@ class ThreadedStation:
             self._keys_unseen += 1
             self._key_fired_at = time.monotonic()
         return self.fire_emergency()
+
+    def _landed(self, _: concurrent.futures.Future[EmergencySnapshot]) -> None:
+        with self._keys_lock:
+            self._in_flight -= 1
+
+    def emergency_in_flight(self) -> bool:
+        """A DEFLATE ALL was handed over and its confirmations (or their time-out) are not all in yet."""
+        return self._in_flight > 0
 
     def emergency_key_seen(self) -> None:
         with self._keys_lock:

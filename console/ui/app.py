@@ -68,6 +68,12 @@ def key_label(key: str) -> str:
     return key
 
 
+EMERGENCY_FRAME_HOLD_S = 0.1
+"""While a DEFLATE ALL is on its way, no new frame starts for up to this long (usually its confirmations
+take a few ms): the station's thread and the controllers get the machine first. A frame drawn meanwhile
+held the GIL and one of the two cores for up to 20 ms at 160x50, in the emergency's slowest runs."""
+
+
 class BfrApp(App[None]):
     """Dashboard of every cuff, alarms, and the one key that deflates everything."""
 
@@ -137,6 +143,7 @@ class BfrApp(App[None]):
         """What the screens may do; handed to each, so no screen imports this module."""
         self._dashboard: DashboardScreen | None = None
         self._keys_mode: tuple[str, bool] | None = None
+        self._emergency_hold_from: float | None = None
         self.new_controllers = NewControllers()
         """Controllers that appeared on ports no config names (plug and play: ``S`` opens the setup)."""
 
@@ -167,6 +174,8 @@ class BfrApp(App[None]):
         dash = self._dashboard
         if dash is None or not dash.is_mounted or not on_screen(self):
             return  # not up yet, or shutting down: Textual empties the screen stacks before this timer stops
+        if self._holding_for_emergency():
+            return
         snap = self.handle.snapshot()
         changed = snap.seq != self._seq
         role_changed = snap.role != self.last_snapshot.role
@@ -190,6 +199,17 @@ class BfrApp(App[None]):
             self.bell()
         if changed and self._cue.due(snap) and self.cue_bell and not rings:
             self.bell()  # the patient's cue; an alarm's bell that rings now takes its place
+
+    def _holding_for_emergency(self) -> bool:
+        """A DEFLATE ALL is on its way: no frame for up to EMERGENCY_FRAME_HOLD_S, then frames as ever."""
+        port = self.emergency_key
+        if port is None or not port.emergency_in_flight():
+            self._emergency_hold_from = None
+            return False
+        now = self.clock()
+        if self._emergency_hold_from is None:
+            self._emergency_hold_from = now
+        return now - self._emergency_hold_from < EMERGENCY_FRAME_HOLD_S
 
     async def on_key(self, event: events.Key) -> None:
         """Keys typed ahead into a dialog that opened after they were read go into its field, in order.

@@ -48,6 +48,10 @@ class KeyEmergencyPort(Protocol):
         """The app has heard of the key: from now on it drops what was asked for before it."""
         ...
 
+    def emergency_in_flight(self) -> bool:
+        """A DEFLATE ALL was handed over and its confirmations are not all in yet (the screen waits for them)."""
+        ...
+
 
 class EmergencyKeyPressed(Message):
     """An emergency key the input thread has already handed to the station (``started``), or failed to
