@@ -7,6 +7,11 @@ Frames are stepped by hand (``refresh_now``) on an injected clock.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
+from textual.pilot import Pilot
+
 from console.common.api import Priority
 from console.common.clock import ManualClock
 from console.ui.app import BfrApp
@@ -62,7 +67,9 @@ async def test_a_state_change_shows_on_the_next_frame() -> None:
         assert "VENTING" in _rows(app, "A1")[0] and "VENTING" in screen_text(app)
 
 
-async def test_trace_redraws_at_most_every_period_and_the_gauge_only_when_a_cell_changes() -> None:
+@contextlib.asynccontextmanager
+async def _holding_a1() -> AsyncIterator[tuple[FakeStation, ManualClock, BfrApp, Pilot[None]]]:
+    """A1 holds 100 mmHg, its occlusion clock at 00:10; the app's clock at 1.0 s, one frame not yet taken."""
     st = FakeStation(4)
     st.set_cuff("A1", state="HOLDING", pressure=100.0, target=100.0, trace=(100.0,) * 100, occlusion_s=10.2)
     clock = ManualClock(start=0.0)
@@ -70,6 +77,11 @@ async def test_trace_redraws_at_most_every_period_and_the_gauge_only_when_a_cell
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         clock.advance(1.0)
+        yield st, clock, app, pilot
+
+
+async def test_trace_redraws_at_most_every_period_and_the_gauge_only_when_a_cell_changes() -> None:
+    async with _holding_a1() as (st, clock, app, pilot):
         st.set_cuff("A1", pressure=100.1)  # a sample at t=1.0 starts the hold-back periods
         app.refresh_now()
         await pilot.pause()
@@ -107,13 +119,7 @@ async def test_trace_redraws_at_most_every_period_and_the_gauge_only_when_a_cell
 
 
 async def test_big_digits_follow_noise_each_period_and_a_jump_at_once_without_rebuilding_other_rows() -> None:
-    st = FakeStation(4)
-    st.set_cuff("A1", state="HOLDING", pressure=100.0, target=100.0, trace=(100.0,) * 100, occlusion_s=10.2)
-    clock = ManualClock(start=0.0)
-    app = BfrApp(st, term="xterm", bell=False, clock=clock.monotonic)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
-        clock.advance(1.0)
+    async with _holding_a1() as (st, clock, app, pilot):
         st.set_cuff("A1", pressure=100.1)
         app.refresh_now()
         await pilot.pause()
