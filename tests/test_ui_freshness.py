@@ -177,3 +177,41 @@ def test_a_vented_cuffs_noise_around_zero_does_not_flicker_the_gauge() -> None:
     assert gauge(0.4, 0.0, 15.0, 20, ASCII).plain == empty == gauge(-0.3, 0.0, 15.0, 20, ASCII).plain
     assert gauge(2.9, 0.0, 15.0, 20, ASCII).plain == empty, "a vented cuff's noise and pulse (0-2.5 mmHg)"
     assert gauge(3.0, 0.0, 15.0, 20, ASCII).plain != empty, "a pressure of 3 mmHg or more shows a cell"
+
+
+ROW_CHANGES: list[dict[str, object]] = [
+    {"lop_age_s": 2400.0},  # row 5: "... 40 min ago"
+    {"lop_position": "supine"},
+    {"lop": 190.0},
+    {"patient_id": "P-0042"},
+    {"max_pct_lop": 70.0},
+    {"occlusion_s": 75.0},  # row 6's clock
+    {"trace": (0.0,) * 50 + (100.0,) * 50},  # row 6's trace
+    {"pressure": 101.6},  # noise: the digits catch up after their period
+    {"pressure": 60.0},  # a jump
+    {"target": 110.0, "target_pct_lop": 58.0},
+    {"state": "VENTING", "target": 0.0},
+]
+
+
+async def test_every_row_catches_up_with_a_full_rebuild_once_its_hold_back_periods_are_over() -> None:
+    """Whatever a panel holds back, after its periods (and one more sample) each row is what a full
+    rebuild of the panel would draw, and the screen shows it: no field a row shows is left stale."""
+    async with _holding_a1() as (st, clock, app, pilot):
+        st.set_cuff("A1", lop=180.0, lop_position="seated", lop_age_s=60.0)
+        app.refresh_now()
+        await pilot.pause()
+        panel = app.dashboard.panels["A1"]
+        for change in ROW_CHANGES:
+            st.set_cuff("A1", **change)
+            app.refresh_now()
+            await pilot.pause()
+            clock.advance(max(DIGITS_PERIOD_S, TRACE_PERIOD_S) + 0.01)
+            st.set_cuff("A1")  # one more sample, nothing else new
+            app.refresh_now()
+            await pilot.pause()
+            width = panel.content_size.width
+            full = [t.plain for t in panel.lines(width)]
+            assert _rows(app, "A1") == full, change
+            text = screen_text(app)
+            assert all(row.strip() in text for row in full), change

@@ -209,6 +209,7 @@ class BfrApp(App[None]):
         now = self.clock()
         if self._emergency_hold_from is None:
             self._emergency_hold_from = now
+            self.set_timer(EMERGENCY_FRAME_HOLD_S, self.refresh_now)  # the hold's end, not the next frame after it
         return now - self._emergency_hold_from < EMERGENCY_FRAME_HOLD_S
 
     async def on_key(self, event: events.Key) -> None:

@@ -41,7 +41,9 @@ def same_row(x: Text, y: Text) -> bool:
 
 
 def slow_key(c: CuffSnapshot, glyphs: Glyphs = UNICODE) -> tuple[object, ...]:
-    """Everything shown except the fast-moving reading, trace and occlusion clock.
+    """Everything the panel's rows 0, 5 and 7 show (and the cue beside the digits), not the fast-moving
+    reading, trace and occlusion clock: a change redraws every row. A field shown there and missing here
+    would stay stale on screen (tests/test_ui_freshness.py checks every row against a full rebuild).
 
     A session or LOP measurement enters as the text it shows (whole seconds,
     beats), not as the snapshot whose float countdown changes every frame.
@@ -76,6 +78,9 @@ def slow_key(c: CuffSnapshot, glyphs: Glyphs = UNICODE) -> tuple[object, ...]:
         c.patient_id,
         c.label,
         c.occlusion_limit_s,
+        c.lop_position,  # row 5 says where and how long ago the LOP was taken (whole minutes)
+        c.lop_age_s,
+        c.controller,
     )
 
 
