@@ -120,6 +120,29 @@ async def test_a_tick_reads_a_held_port_directly_and_only_a_quiet_one_goes_back_
     assert streaming.reading and not pacer.holds(streaming)
 
 
+async def test_a_tick_cut_short_by_a_cancellation_hands_the_other_ports_back_to_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A link's handling that raises something above Exception inside the tick (a cancellation) ends it
+    early: the held ports it did not reach read through the event loop again instead of staying paused."""
+    loop = asyncio.get_running_loop()
+    pacer = ReadPacer(loop, 0.02)
+    cancelled, after = Port(), Port()
+
+    def read_cancelled() -> None:
+        raise asyncio.CancelledError
+
+    errors: list[BaseException] = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx.get("exception")))  # type: ignore[arg-type]
+    try:
+        pacer.hold(cancelled, read_cancelled)
+        pacer.hold(after, lambda: None)
+        await until(lambda: after.reading, "the port after the cancelled one reads again", timeout=2)
+    finally:
+        loop.set_exception_handler(None)
+    assert not pacer.holds(after) and len(after.resumed_at) == 1
+
+
 async def test_the_direct_read_is_the_pinned_transport_s_own_read(
     emu: Any, make_link: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
