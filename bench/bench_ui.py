@@ -13,7 +13,10 @@ one after the other, on the same config and the same emulators:
 For each: the process's CPU (``/proc/<pid>/stat`` utime+stime over wall time,
 every thread) as a share of one core, for ``--seconds`` with every cuff
 vented, then again with all 16 holding 100 mmHg (inflated through the
-station's socket, as ``attach`` would; the client leaves before measuring).
+station's socket, as ``attach`` would; the client leaves before measuring),
+then with all 16 in a session (vented, given a LOP, a session of the shipped
+``legs-30-15`` started on each; measured in its first set, where the cue
+beside the digits moves every second).
 The tmux server's CPU is shown beside it: what drawing costs the terminal.
 Of the console's CPU, the share of its station thread (named ``bfr-station``
 for the system) is shown apart: the rest is the screen's (Textual, the
@@ -60,6 +63,7 @@ from bench.ui_term import (  # noqa: E402
     cpu_share,
     end,
     inflate_all,
+    sessions_all,
     thread_cpu_seconds,
     wait_for_screen,
     wait_online,
@@ -69,6 +73,9 @@ from bench.ui_term import (  # noqa: E402
 LIVE = ("VENTED", "VENTING", "INFLATING", "HOLDING")
 """States only a cuff whose controller answers is drawn in (not CONNECTING or OFFLINE): a live reading is on screen.
 Any of them, not VENTED alone: the phase before leaves cuffs still venting from 100 mmHg when the console starts."""
+PHASES = ("vented", "holding", "session")
+"""What the cuffs do while each CPU figure is taken: all vented; all holding 100 mmHg (no session);
+all in a session of ui_term.SESSION_PLAN, in its first set (the patient's cue moves every second)."""
 STATION_THREAD = "bfr-station"
 """The console's station thread as the system names it (console.station.station_thread.OS_THREAD_NAME)."""
 CODE_ENV: dict[str, str] = {}
@@ -104,6 +111,9 @@ def serve_phase(config: Path, socket: Path, seconds: float) -> Row:
         inflate_all(socket)
         time.sleep(1.0)
         row.cpu["holding"] = cpu_share([proc.pid], seconds)[0]
+        sessions_all(socket)
+        time.sleep(1.0)
+        row.cpu["session"] = cpu_share([proc.pid], seconds)[0]
     finally:
         end(proc.pid)
         proc.wait(5)
@@ -153,9 +163,12 @@ def screen_phase(
         wait_online(socket)
         tmux = pane.server_pid()
         time.sleep(1.0)
-        for phase in ("vented", "holding"):
+        for phase in PHASES:
             if phase == "holding":
                 inflate_all(socket)
+                time.sleep(1.0)
+            if phase == "session":
+                sessions_all(socket)
                 time.sleep(1.0)
             w0 = time.time()
             s0 = thread_cpu_seconds(pane.pid, STATION_THREAD)
@@ -184,21 +197,22 @@ def print_table(rows: list[Row], seconds: float) -> None:
     print(f"\n16 cuffs at 100 Hz from 2 emulator processes; {seconds:.0f} s per figure; {os.cpu_count()} cores")
     print("CPU as a share of one core; tmux = the terminal's own CPU meanwhile\n")
     head = (
-        "| what runs | vented | all 16 holding | of which station thread (vented / holding)"
-        " | tmux (vented / holding) | launch to live frame"
+        "| what runs | vented | all 16 holding | all 16 in a session"
+        " | of which station thread (vented / holding / session)"
+        " | tmux (vented / holding / session) | launch to live frame"
         " | frames/s | sample to screen p50 / p99 (newest) | p99 (every cuff) |"
     )
     print(head)
     print("|" + "---|" * head.count(" | ") + "---|")
     for r in rows:
-        tmux = "-" if not r.term_cpu else f"{fmt_pct(r.term_cpu['vented'])} / {fmt_pct(r.term_cpu['holding'])}"
+        tmux = "-" if not r.term_cpu else " / ".join(fmt_pct(r.term_cpu.get(p)) for p in PHASES)
         st = r.station_cpu
-        station = "-" if not st else f"{fmt_pct(st.get('vented'))} / {fmt_pct(st.get('holding'))}"
+        station = "-" if not st else " / ".join(fmt_pct(st.get(p)) for p in PHASES)
         launch = "-" if math.isnan(r.launch_s) else f"{r.launch_s:.2f} s"
         fps = "-" if math.isnan(r.frames_per_s) else f"{r.frames_per_s:.1f}"
         fresh = "-" if not r.newest_ms else f"{fmt_ms(r.newest_ms, 0.5)} / {fmt_ms(r.newest_ms, 0.99)}"
         print(
-            f"| {r.what} | {fmt_pct(r.cpu.get('vented'))} | {fmt_pct(r.cpu.get('holding'))} | {station} | {tmux}"
+            f"| {r.what} | {' | '.join(fmt_pct(r.cpu.get(p)) for p in PHASES)} | {station} | {tmux}"
             f" | {launch}"
             f" | {fps} | {fresh} | {fmt_ms(r.every_ms, 0.99)} |"
         )

@@ -200,6 +200,43 @@ async def _inflate_all(socket: Path, mmhg: float, timeout: float) -> None:
         await remote.close()
 
 
+SESSION_PLAN = "legs-30-15"
+"""The shipped plan the session phase runs on every cuff (30 reps at 1 s up, 1 s down in its first set)."""
+
+
+async def _sessions_all(socket: Path, timeout: float) -> None:
+    from console.remote.client import RemoteStation
+
+    remote = await RemoteStation.connect(socket, reconnect=False)
+    try:
+        deadline = time.monotonic() + timeout
+        for cuff in remote.snapshot().cuffs:
+            await remote.deflate(cuff.id)
+        while not all(c.state == "VENTED" and c.target == 0 for c in remote.snapshot().cuffs):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not every cuff vented: {[c.state for c in remote.snapshot().cuffs]}")
+            await asyncio.sleep(0.05)
+        for cuff in remote.snapshot().cuffs:
+            await remote.set_lop(cuff.id, 200.0, position="seated", cuff_width_cm=None)
+            await remote.start_session([cuff.id], SESSION_PLAN, f"BENCH-{cuff.id}")
+        while not all(
+            c.state == "HOLDING" and c.session is not None and c.session.phase == "set" for c in remote.snapshot().cuffs
+        ):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"not every session holds its first set: {[c.state for c in remote.snapshot().cuffs]}"
+                )
+            await asyncio.sleep(0.05)
+    finally:
+        await remote.close()
+
+
+def sessions_all(socket: Path, timeout: float = 60.0) -> None:
+    """Through the station's socket: every cuff vented, given a LOP of 200 mmHg, then in a session of
+    :data:`SESSION_PLAN` (160 mmHg on legs); back once every one holds its first set (the cue moves each second)."""
+    asyncio.run(_sessions_all(socket, timeout))
+
+
 def inflate_all(socket: Path, mmhg: float = 100.0, timeout: float = 30.0) -> None:
     """Through the station's socket (as ``attach`` does): every cuff to ``mmhg``, back once all hold."""
     asyncio.run(_inflate_all(socket, mmhg, timeout))
