@@ -118,20 +118,21 @@ class ReadPacer:
         waiting = list(held.items())
         try:
             while waiting:
-                port, read = waiting.pop(0)
+                port, read = waiting[0]
                 # One port that fails to read or resume must not leave the others paused with nothing to wake them.
                 try:
-                    if port.is_closing() or (read is not None and self._read_direct(port, read)):
-                        continue
-                    port.resume_reading()
+                    if not port.is_closing() and not (read is not None and self._read_direct(port, read)):
+                        port.resume_reading()
                 except Exception:
                     log.exception("read pacing: a port could not read again; the link will see it as silent")
+                del waiting[0]
         finally:
             # Something above Exception (a cancellation raised in a link's handling) ends this tick early:
-            # the ports not yet read go back to the event loop rather than stay paused unwatched.
+            # the port being read and those not reached go back to the event loop rather than stay paused
+            # unwatched (one the link held again before it was cut short waits for the next tick).
             for port, _ in waiting:
                 with contextlib.suppress(Exception):
-                    if not port.is_closing():
+                    if not port.is_closing() and port not in self._held:
                         port.resume_reading()
 
     def _read_direct(self, port: Pausable, read: Callable[[], None]) -> bool:

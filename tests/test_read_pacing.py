@@ -124,7 +124,8 @@ async def test_a_tick_cut_short_by_a_cancellation_hands_the_other_ports_back_to_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A link's handling that raises something above Exception inside the tick (a cancellation) ends it
-    early: the held ports it did not reach read through the event loop again instead of staying paused."""
+    early: that port and the held ports it did not reach read through the event loop again instead of
+    staying paused."""
     loop = asyncio.get_running_loop()
     pacer = ReadPacer(loop, 0.02)
     cancelled, after = Port(), Port()
@@ -141,6 +142,7 @@ async def test_a_tick_cut_short_by_a_cancellation_hands_the_other_ports_back_to_
     finally:
         loop.set_exception_handler(None)
     assert not pacer.holds(after) and len(after.resumed_at) == 1
+    assert cancelled.reading and not pacer.holds(cancelled), "the port whose handling was cut short stayed paused"
 
 
 async def test_the_direct_read_is_the_pinned_transport_s_own_read(
