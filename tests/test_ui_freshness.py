@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from textual.pilot import Pilot
 
-from console.common.api import Priority
+from console.common.api import Priority, SessionSnapshot
 from console.common.clock import ManualClock
 from console.ui.app import BfrApp
 from console.ui.render import big_lines
@@ -179,6 +180,26 @@ def test_a_vented_cuffs_noise_around_zero_does_not_flicker_the_gauge() -> None:
     assert gauge(3.0, 0.0, 15.0, 20, ASCII).plain != empty, "a pressure of 3 mmHg or more shows a cell"
 
 
+def _set(**changes: object) -> SessionSnapshot:
+    """A1 in the first set of a 30-rep plan, rep 3, contracting; ``changes`` on top."""
+    fields: dict[str, object] = dict(
+        plan_id="legs-30-15",
+        plan_name="legs 30-15",
+        patient_id="P-0007",
+        phase="set",
+        set_index=1,
+        set_count=4,
+        rep=3,
+        reps_target=30,
+        beat=True,
+        cadence_s=2.0,
+        phase_remaining_s=None,
+        cuffs=("A1",),
+    )
+    fields.update(changes)
+    return SessionSnapshot(**fields)  # type: ignore[arg-type]
+
+
 ROW_CHANGES: list[dict[str, object]] = [
     {"lop_age_s": 2400.0},  # row 5: "... 40 min ago"
     {"lop_position": "supine"},
@@ -191,6 +212,14 @@ ROW_CHANGES: list[dict[str, object]] = [
     {"pressure": 60.0},  # a jump
     {"target": 110.0, "target_pct_lop": 58.0},
     {"state": "VENTING", "target": 0.0},
+    {"state": "HOLDING", "target": 100.0, "session": _set()},
+    {"session": _set(beat=False)},  # the cue flips to LOWER; row 5's beat mark
+    {"session": _set(rep=4)},  # the cue flips back to LIFT with the next rep
+    {"session": _set(rep=5)},  # row 5's rep alone (a rep counted by hand or by a contraction)
+    {"session": _set(phase="rest", phase_remaining_s=12.3, beat=False)},
+    {"session": _set(phase="rest", phase_remaining_s=11.2, beat=False)},  # the countdown, cue and row 5
+    {"session": _set(phase="rest", phase_remaining_s=11.2, beat=False, message="patient reports tingling")},
+    {"session": None},
 ]
 
 
@@ -215,3 +244,33 @@ async def test_every_row_catches_up_with_a_full_rebuild_once_its_hold_back_perio
             assert _rows(app, "A1") == full, change
             text = screen_text(app)
             assert all(row.strip() in text for row in full), change
+
+
+async def test_a_session_s_second_redraws_its_cue_and_progress_at_once_and_no_other_row() -> None:
+    """In a set the cue beside the digits flips every half-period and row 5 counts the reps: those rows
+    are redrawn on the frame that brings the change, as a full rebuild would draw them, while the rows
+    that did not change (state, gauge, trace, note) keep what they showed."""
+    from console.ui.widgets.cuff_panel import DETAIL_ROW, DIGIT_ROWS
+
+    async with _holding_a1() as (st, clock, app, pilot):
+        st.set_cuff("A1", session=_set())
+        app.refresh_now()
+        await pilot.pause()
+        panel = app.dashboard.panels["A1"]
+        rest = _set(phase="rest", phase_remaining_s=10.5, beat=False)
+        for change in (_set(beat=False), _set(beat=True, rep=4), rest, replace(rest, phase_remaining_s=9.5)):
+            before = list(panel._lines or [])  # noqa: SLF001
+            clock.advance(0.05)  # within every hold-back period
+            st.set_cuff("A1", session=change, pressure=100.1)
+            app.refresh_now()
+            await pilot.pause()
+            after = panel._lines or []  # noqa: SLF001
+            full = [t.plain for t in panel.lines(panel.content_size.width)]
+            shown = [t.plain for t in after]
+            assert shown == full, change
+            if change is rest:
+                continue  # a new phase redraws every row
+            assert any(shown[row] != before[row].plain for row in range(8)[DIGIT_ROWS]), change
+            assert shown[DETAIL_ROW] != before[DETAIL_ROW].plain, change
+            for row in (0, GAUGE_ROW, TRACE_ROW, 7):
+                assert after[row] is before[row], f"row {row} was rebuilt for a session's second: {change}"

@@ -27,7 +27,7 @@ from console.ui import cue, render, therapy_text
 from console.ui.alarm_words import fit, for_cuff
 from console.ui.plain import clean, plain
 from console.ui.theme import UNICODE, Glyphs
-from console.ui.widgets.panel_keys import fit_row, jump, progress, same_row, slow_key
+from console.ui.widgets.panel_keys import fit_row, jump, progress, same_row, session_rows_key, slow_key
 
 INFLATED_STATES = frozenset({"INFLATING", "HOLDING", "VENTING"})
 """States in which the cuff holds (or is still releasing) pressure."""
@@ -55,6 +55,8 @@ same row and changes once a second while a cuff holds, so the row redraws about 
 A state change or an alarm redraws every row at once."""
 GAUGE_ROW, TRACE_ROW = 4, 6
 """Rows that follow the samples: the gauge when a cell of it changes, the trace row as ``TRACE_PERIOD_S`` says."""
+DETAIL_ROW = 5
+"""Session progress, LOP, limits and patient; with the digit rows, what a session's second redraws."""
 DIGIT_ROWS = slice(1, 4)
 """The big digits with the unit and % LOP beside them (and the patient's cue during a session)."""
 
@@ -113,7 +115,9 @@ class CuffPanel(Widget):
         self._band_label: tuple[float, str] = (-1.0, "")
         """The gauge's tolerance label and the tolerance it was made for."""
         self._slow_seen: tuple[object, ...] | None = None
-        """``_slow_key`` of the newest snapshot taken: a change redraws every row."""
+        """``slow_key`` of the newest snapshot taken: a change redraws every row."""
+        self._session_seen: tuple[object, ...] | None = None
+        """``session_rows_key`` of the newest snapshot taken: a change redraws the digit rows and row 5."""
         self._digits_shown: tuple[object, ...] | None = None
         """The digits' text last drawn: when their period is over they are redrawn only if it changes."""
         self._apply_classes()
@@ -137,8 +141,9 @@ class CuffPanel(Widget):
         self.cuff = cuff
         self.cuff_alarm = alarm
         self._apply_classes()
-        slow, prev_slow = slow_key(cuff, self.glyphs), self._slow_seen
-        self._slow_seen = slow
+        slow, prev_slow = slow_key(cuff), self._slow_seen
+        ticking, prev_ticking = session_rows_key(cuff), self._session_seen
+        self._slow_seen, self._session_seen = slow, ticking
         if not (self._on_screen() if visible is None else visible):
             # Scrolled out of view: no rows are built; they come from the newest snapshot when it shows again.
             if self._strips is not None:
@@ -150,7 +155,7 @@ class CuffPanel(Widget):
         if not width or self._strips is None or self._lines is None:
             self._invalidate()
             return
-        # An alarm or any change of state, target or session redraws every row now: never throttled.
+        # An alarm or any change of state, target or session phase redraws every row now: never throttled.
         if now is None or alarm != prev_alarm or slow != prev_slow:
             self._digits_at = self._trace_at = now if now is not None else -1e9
             self._digits_pressure = cuff.pressure
@@ -158,7 +163,13 @@ class CuffPanel(Widget):
             self._repaint_rows(self.lines(width), width)
             return
         lines = self._lines
-        if self._digits_due(now):
+        if ticking != prev_ticking:
+            # The session's second: its cue beside the digits and its progress on row 5, not the other rows.
+            lines = list(lines)
+            lines[DETAIL_ROW] = fit_row(self._detail_row(width), width)
+            self._digits_at, self._digits_pressure = now, cuff.pressure
+            lines[DIGIT_ROWS] = self._digit_rows(width)
+        elif self._digits_due(now):
             self._digits_at, self._digits_pressure = now, cuff.pressure
             if self._digits_key() != self._digits_shown:
                 lines = list(lines)

@@ -12,7 +12,7 @@ from rich.text import Text
 from console.common.api import CuffSnapshot, SessionSnapshot
 from console.ui import cue, therapy_text
 from console.ui.plain import clean
-from console.ui.theme import UNICODE, Glyphs
+from console.ui.theme import Glyphs
 
 DIGITS_JUMP_MMHG = 3.0
 """A change this large in the reading repaints the digits immediately."""
@@ -40,28 +40,20 @@ def same_row(x: Text, y: Text) -> bool:
     return x.plain == y.plain and x.spans == y.spans and x.style == y.style
 
 
-def slow_key(c: CuffSnapshot, glyphs: Glyphs = UNICODE) -> tuple[object, ...]:
-    """Everything the panel's rows 0, 5 and 7 show (and the cue beside the digits), not the fast-moving
+def slow_key(c: CuffSnapshot) -> tuple[object, ...]:
+    """Everything the panel's rows 0, 5 and 7 show but a session's cue and progress, not the fast-moving
     reading, trace and occlusion clock: a change redraws every row. A field shown there and missing here
-    would stay stale on screen (tests/test_ui_freshness.py checks every row against a full rebuild).
+    (or in :func:`session_rows_key`) would stay stale on screen (tests/test_ui_freshness.py checks every
+    row against a full rebuild).
 
-    A session or LOP measurement enters as the text it shows (whole seconds,
-    beats), not as the snapshot whose float countdown changes every frame.
+    A session enters by what changes rarely (its phase, patient, plan, the note on row 7); what moves
+    every second in a set or a rest (the cue, set and rep, the beat, a countdown) is in
+    :func:`session_rows_key`, which redraws only the rows that show it.
     """
     s, m = c.session, c.lop_measure
     session = None
     if s is not None:
-        session = (
-            cue.cue(s, c.target > 0, glyphs),
-            progress(s, glyphs),
-            cue.note(s, c.target > 0),
-            therapy_text.phase_word(s),
-            therapy_text.progress_text(s, glyphs),
-            s.beat,
-            s.patient_id,
-            s.plan_name,
-            s.message,
-        )
+        session = (s.phase, cue.note(s, c.target > 0), s.patient_id, s.plan_name, s.message)
     lop = therapy_text.lop_text(m) if m is not None else None
     return (
         c.state,
@@ -82,6 +74,19 @@ def slow_key(c: CuffSnapshot, glyphs: Glyphs = UNICODE) -> tuple[object, ...]:
         c.lop_age_s,
         c.controller,
     )
+
+
+def session_rows_key(c: CuffSnapshot) -> tuple[object, ...] | None:
+    """What the session's cue (beside the digits, rows 1-3) and progress (row 5) are made of; None without one.
+
+    Every field :func:`console.ui.cue.cue`, :func:`progress` and the panel's row 5 read, countdowns as the
+    whole seconds they show: a change redraws those four rows only (in a set of reps, once a second).
+    """
+    s = c.session
+    if s is None:
+        return None
+    clock = cue.clock_text(s.phase_remaining_s)
+    return (s.phase, s.beat, s.rep, s.set_index, s.set_count, s.reps_target, s.cadence_s, clock, c.target > 0)
 
 
 def jump(new: float | None, shown: float | None) -> bool:
