@@ -17,7 +17,15 @@ from console.common.api import Priority, SessionSnapshot
 from console.common.clock import ManualClock
 from console.ui.app import BfrApp
 from console.ui.render import big_lines
-from console.ui.widgets.cuff_panel import DIGITS_PERIOD_S, GAUGE_ROW, TRACE_PERIOD_S, TRACE_ROW
+from console.ui.widgets.cuff_panel import (
+    DETAIL_ROW,
+    DIGIT_ROWS,
+    DIGITS_PERIOD_S,
+    GAUGE_ROW,
+    PANEL_ROWS,
+    TRACE_PERIOD_S,
+    TRACE_ROW,
+)
 from tests.ui_support import FakeStation, press, screen_text
 
 
@@ -219,6 +227,15 @@ ROW_CHANGES: list[dict[str, object]] = [
     {"session": _set(phase="rest", phase_remaining_s=12.3, beat=False)},
     {"session": _set(phase="rest", phase_remaining_s=11.2, beat=False)},  # the countdown, cue and row 5
     {"session": _set(phase="rest", phase_remaining_s=11.2, beat=False, message="patient reports tingling")},
+    {
+        "session": _set(
+            phase="rest", phase_remaining_s=11.2, beat=False, message="patient reports tingling", set_index=2
+        )
+    },
+    {"session": _set(phase="between", phase_remaining_s=30.4, beat=False)},  # a break's countdown
+    {"session": _set(phase="between", phase_remaining_s=29.4, beat=False)},
+    {"session": _set(reps_target=0, phase_remaining_s=30.4, beat=False)},  # a timed plan's set
+    {"session": _set(reps_target=0, phase_remaining_s=29.4, beat=False)},
     {"session": None},
 ]
 
@@ -250,8 +267,6 @@ async def test_a_session_s_second_redraws_its_cue_and_progress_at_once_and_no_ot
     """In a set the cue beside the digits flips every half-period and row 5 counts the reps: those rows
     are redrawn on the frame that brings the change, as a full rebuild would draw them, while the rows
     that did not change (state, gauge, trace, note) keep what they showed."""
-    from console.ui.widgets.cuff_panel import DETAIL_ROW, DIGIT_ROWS
-
     async with _holding_a1() as (st, clock, app, pilot):
         st.set_cuff("A1", session=_set())
         app.refresh_now()
@@ -270,7 +285,7 @@ async def test_a_session_s_second_redraws_its_cue_and_progress_at_once_and_no_ot
             assert shown == full, change
             if change is rest:
                 continue  # a new phase redraws every row
-            assert any(shown[row] != before[row].plain for row in range(8)[DIGIT_ROWS]), change
+            assert any(shown[row] != before[row].plain for row in range(PANEL_ROWS)[DIGIT_ROWS]), change
             assert shown[DETAIL_ROW] != before[DETAIL_ROW].plain, change
             for row in (0, GAUGE_ROW, TRACE_ROW, 7):
                 assert after[row] is before[row], f"row {row} was rebuilt for a session's second: {change}"

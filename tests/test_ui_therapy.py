@@ -20,7 +20,7 @@ from console.ui.screens.therapy import (
     parse_doppler,
 )
 from console.ui.theme import ASCII, UNICODE
-from console.ui.therapy_text import lop_text, phase_word, progress_text
+from console.ui.therapy_text import lop_text, progress_text
 from tests.ui_support import (
     Call,
     FakeStation,
@@ -65,20 +65,15 @@ def footer(app: BfrApp) -> str:
 # -- pure wording ------------------------------------------------------------------------
 
 
-def test_phase_words_countdowns_and_the_beat() -> None:
+def test_progress_and_the_beat() -> None:
     s = make_session(PLANS[0], ("A1",), "P-1", phase="set", set_index=2, rep=9, reps_target=15, beat=True)
-    assert phase_word(s) == "SET"
     assert progress_text(s, UNICODE) == "set 2/4  rep  9/15 ●"
     assert progress_text(s.__class__(**{**_fields(s), "beat": False}), UNICODE).endswith("○")
     assert progress_text(s, ASCII).endswith("*")
     rest = make_session(PLANS[0], ("A1",), "P-1", phase="rest", phase_remaining_s=22.3, rep=15, reps_target=15)
-    assert phase_word(rest) == "REST 00:23", "a countdown rounds up: 00:00 only when the phase is over"
     assert not progress_text(rest, UNICODE).endswith("●") and not progress_text(rest, UNICODE).endswith("○")
-    assert phase_word(make_session(PLANS[0], ("A1",), "P", phase="paused", phase_remaining_s=12.0)) == "PAUSED"
-    assert phase_word(make_session(PLANS[0], ("A1",), "P", phase="done")) == "DONE"
-    assert phase_word(make_session(PLANS[0], ("A1",), "P", phase="between", phase_remaining_s=100.0)) == "BREAK 01:40"
     walk = make_session(PLANS[3], ("A1",), "P", phase="set", set_index=2, phase_remaining_s=61.0)
-    assert (phase_word(walk), progress_text(walk, UNICODE)) == ("SET 01:01", "cycle 2/5")
+    assert progress_text(walk, UNICODE) == "cycle 2/5"
 
 
 def _fields(s: object) -> dict[str, object]:

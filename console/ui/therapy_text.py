@@ -17,34 +17,9 @@ from console.ui.theme import Glyphs
 ACTIVE_PHASES = frozenset({"inflating", "set", "rest", "paused", "between"})
 """Phases in which the session still drives the cuff (``done`` and ``stopped`` are over)."""
 
-PHASE_WORDS = {
-    "inflating": "INFLATING",
-    "set": "SET",
-    "rest": "REST",
-    "paused": "PAUSED",
-    "between": "BREAK",
-    "done": "DONE",
-    "stopped": "STOPPED",
-}
-PHASE_STYLES = {
-    "set": "bold reverse green",
-    "paused": "bold reverse yellow",
-    "stopped": "bold reverse",
-    "done": "bold green",
-}
-
 
 def session_active(s: SessionSnapshot | None) -> bool:
     return s is not None and s.phase in ACTIVE_PHASES
-
-
-def phase_word(s: SessionSnapshot) -> str:
-    """``SET``, ``REST 00:23``, ``PAUSED``, ``DONE``...; a timed phase carries its countdown."""
-    word = PHASE_WORDS.get(s.phase, s.phase.upper())
-    if s.phase_remaining_s is not None and s.phase in ("set", "rest", "between"):
-        # Round up: a countdown shows 00:01 until the phase really ends.
-        word += " " + fmt_mmss(-int(-s.phase_remaining_s // 1))
-    return word
 
 
 def beat_mark(s: SessionSnapshot, glyphs: Glyphs) -> str:

@@ -43,7 +43,8 @@ STATE_STYLE = {
 }
 
 DIGITS_PERIOD_S = 0.5
-"""Big digits follow noise at most twice a second (a jump of panel_keys.DIGITS_JUMP_MMHG shows at once).
+"""Big digits follow noise at most twice a second (a jump of panel_keys.DIGITS_JUMP_MMHG shows at once; the
+cue beside them, when it moves, redraws them with the reading of that moment).
 
 A patient monitor's numerics change about once a second; at 4 a second, 16 held cuffs redrew their digits
 23 times a second between them, three rows each, for readings a clinician reads as the same."""
@@ -155,7 +156,8 @@ class CuffPanel(Widget):
         if not width or self._strips is None or self._lines is None:
             self._invalidate()
             return
-        # An alarm or any change of state, target or session phase redraws every row now: never throttled.
+        # An alarm or any change slow_key holds (state, target, LOP, patient, a session's phase or note...)
+        # redraws every row now: never throttled.
         if now is None or alarm != prev_alarm or slow != prev_slow:
             self._digits_at = self._trace_at = now if now is not None else -1e9
             self._digits_pressure = cuff.pressure
@@ -163,17 +165,15 @@ class CuffPanel(Widget):
             self._repaint_rows(self.lines(width), width)
             return
         lines = self._lines
-        if ticking != prev_ticking:
-            # The session's second: its cue beside the digits and its progress on row 5, not the other rows.
-            lines = list(lines)
-            lines[DETAIL_ROW] = fit_row(self._detail_row(width), width)
+        second = ticking != prev_ticking  # a session's second: its cue beside the digits, its progress on row 5
+        if second or self._digits_due(now):
             self._digits_at, self._digits_pressure = now, cuff.pressure
-            lines[DIGIT_ROWS] = self._digit_rows(width)
-        elif self._digits_due(now):
-            self._digits_at, self._digits_pressure = now, cuff.pressure
-            if self._digits_key() != self._digits_shown:
+            if second or self._digits_key() != self._digits_shown:
                 lines = list(lines)
                 lines[DIGIT_ROWS] = self._digit_rows(width)
+        if second:
+            lines = list(lines) if lines is self._lines else lines
+            lines[DETAIL_ROW] = fit_row(self._detail_row(width), width)
         self._digits_stale = cuff.pressure != self._digits_pressure
         if self._gauge_state(width) != self._gauge_key:
             lines = list(lines) if lines is self._lines else lines

@@ -79,8 +79,9 @@ def slow_key(c: CuffSnapshot) -> tuple[object, ...]:
 def session_rows_key(c: CuffSnapshot) -> tuple[object, ...] | None:
     """What the session's cue (beside the digits, rows 1-3) and progress (row 5) are made of; None without one.
 
-    Every field :func:`console.ui.cue.cue`, :func:`progress` and the panel's row 5 read, countdowns as the
-    whole seconds they show: a change redraws those four rows only (in a set of reps, once a second).
+    Every session field :func:`console.ui.cue.cue` and :func:`progress` read (the patient on row 5 is in
+    :func:`slow_key`), countdowns as the whole seconds they show: a change redraws those four rows only
+    (in a set of reps, at every half of the metronome's period).
     """
     s = c.session
     if s is None:
