@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from console.common.api import Priority, SessionSnapshot
 from console.common.clock import ManualClock
 from console.ui.app import BfrApp
+from console.ui.demo_station import PLANS, make_session
 from console.ui.render import big_lines
 from console.ui.widgets.cuff_panel import (
     DETAIL_ROW,
@@ -190,22 +191,8 @@ def test_a_vented_cuffs_noise_around_zero_does_not_flicker_the_gauge() -> None:
 
 def _set(**changes: object) -> SessionSnapshot:
     """A1 in the first set of a 30-rep plan, rep 3, contracting; ``changes`` on top."""
-    fields: dict[str, object] = dict(
-        plan_id="legs-30-15",
-        plan_name="legs 30-15",
-        patient_id="P-0007",
-        phase="set",
-        set_index=1,
-        set_count=4,
-        rep=3,
-        reps_target=30,
-        beat=True,
-        cadence_s=2.0,
-        phase_remaining_s=None,
-        cuffs=("A1",),
-    )
-    fields.update(changes)
-    return SessionSnapshot(**fields)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"phase": "set", "rep": 3, "beat": True, **changes}
+    return make_session(PLANS[0], ("A1",), "P-0007", **fields)
 
 
 ROW_CHANGES: list[dict[str, object]] = [
