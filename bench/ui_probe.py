@@ -11,7 +11,7 @@ newest sample's arrival at the station (``snapshot.time - sample_age_s``).
 The wait in the port is the station's own :class:`SampleClock` estimate: a
 reading's arrival less the controller's time stamp on the host clock, offset
 by the least-delayed reading (drivers/read_pacing.py holds a streaming port up
-to 20 ms; before it, the wait was a pty's microseconds). Nothing else changes.
+to 25 ms; before it, the wait was a pty's microseconds). Nothing else changes.
 """
 
 from __future__ import annotations

@@ -219,6 +219,7 @@ def already_serving(config: Any) -> str:
 async def serve(config: Any) -> int:
     """``bfr-console serve``: the station with no console; consoles attach over its socket."""
     from console import service
+    from console.common.os_thread import executor_at_process_priority, raise_os_priority
     from console.common.sd_notify import Notifier
     from console.mqtt.wiring import start_publisher, stop_publisher
     from console.remote.server import serve_station
@@ -235,6 +236,10 @@ async def serve(config: Any) -> int:
         return fail(f"cannot serve the station: {exc}")
     say(f"SERVING {config.station.socket}")
     publisher = start_publisher(station, config)
+    # The station's loop is this thread: it runs ahead of attached consoles where the system allows it (the
+    # records' writer, started above, keeps the normal priority).
+    raise_os_priority()
+    asyncio.get_running_loop().set_default_executor(executor_at_process_priority())
     notifier = Notifier()
     service.watch(station, notifier)
     announcing: list[asyncio.Task[str]] = []

@@ -5,7 +5,7 @@ and each wakeup of the station's loop (epoll, the transport's callback, a read
 syscall, the loop's own pass) cost about 200 µs of a core on the 2-core machine
 the console is measured on, more than parsing the line itself. Two controllers
 meant 200-250 wakeups a second. Held between ticks, every port of the loop is read
-on one shared tick: 50 wakeups a second at the default 20 ms, whatever the number
+on one shared tick: 40 wakeups a second at the default 25 ms, whatever the number
 of controllers, each reading two or more lines per port.
 
 What it costs: a sample waits up to ``period_s`` in the port before it is read
@@ -49,8 +49,16 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-READ_PACE_S = 0.02
-"""Default longest hold of a streaming port: 20 ms, 50 reads a second for all ports of a loop."""
+READ_PACE_S = 0.025
+"""Default longest hold of a streaming port: 25 ms, 40 reads a second for all ports of a loop; the station's 20 Hz
+work (supervisor check, therapy driver) falls on every other tick (next_tick), sharing its wakeup."""
+
+
+def next_tick(now: float, period_s: float) -> float:
+    """The first multiple of ``period_s`` after ``now`` on a loop's clock: the read tick's grid, the same as
+    console/common/ticks.py's (the station's 20 Hz work wakes there too; tests/test_tick_grid.py holds the two
+    equal). The nudge keeps 0.06 / 0.02 = 2.999... from naming the present moment."""
+    return (math.floor(now / period_s + 1e-9) + 1) * period_s
 
 
 def check_pace(period_s: float) -> float:
@@ -94,11 +102,8 @@ class ReadPacer:
         self._held[port] = read
         loop = self._loop()
         if not self._tick_due and loop is not None:
-            period = self.period_s
-            # On the loop's clock, aligned: ports held at different moments end on the same tick
-            # (the nudge keeps 0.06 / 0.02 = 2.999... from naming the present moment).
-            at = (math.floor(loop.time() / period + 1e-9) + 1) * period
-            loop.call_at(at, self._release_all)
+            # On the loop's clock, aligned: ports held at different moments end on the same tick.
+            loop.call_at(next_tick(loop.time(), self.period_s), self._release_all)
             self._tick_due = True
 
     def release(self, port: Pausable) -> None:

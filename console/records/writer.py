@@ -20,6 +20,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from console.common.os_thread import reset_os_priority
+
 
 @dataclass(frozen=True, slots=True)
 class RecordsHealth:
@@ -71,6 +73,7 @@ class Writer(threading.Thread):
         self.last_error = ""
 
     def run(self) -> None:
+        reset_os_priority()  # started from the station's thread, it would inherit the safety threads' priority
         try:
             self._loop()
         except BaseException as exc:  # noqa: BLE001 - a dead writer must say why; Records._put() then refuses

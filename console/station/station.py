@@ -23,6 +23,7 @@ from console.common.api import AlarmSnapshot, CommandRefused, EmergencySnapshot,
 from console.common.clock import Clock, SystemClock
 from console.common.figures import figure, number_arg
 from console.common.patients import PatientHistory, PatientSummary
+from console.common.ticks import sleep_until_tick
 from console.config.schema import StationConfig
 from console.station.alarm_desk import AlarmDesk
 from console.station.alarms import AlarmManager
@@ -56,8 +57,7 @@ from drivers.link_errors import CommandError, LinkDown, LinkError
 
 log = logging.getLogger(__name__)
 
-CHECK_INTERVAL_S = 0.05
-"""The supervisor's periodic tick (real time; it reads the station clock)."""
+CHECK_INTERVAL_S = 0.05  # the supervisor's tick (real time; it reads the station clock), on console.common.ticks' grid
 
 READY_TIMEOUT_S = 3.0
 """How long :meth:`Station.start` waits for the links before carrying on without the slow ones."""
@@ -287,7 +287,7 @@ class Station:
     async def _check_loop(self) -> None:
         assert self.check_interval_s is not None
         while True:
-            await asyncio.sleep(self.check_interval_s)
+            await sleep_until_tick(self.check_interval_s)
             try:
                 self.check_now()
                 for beat in self.heartbeats:

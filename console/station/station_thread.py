@@ -20,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import sys
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+from console.common.os_thread import executor_at_process_priority, name_os_thread, raise_os_priority
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +42,6 @@ JOIN_S = 5.0
 """How long stopping waits for the thread to end (its loop has finished its work by then)."""
 
 
-def name_os_thread(name: bytes) -> bool:
-    """Name the calling thread for the system (Linux ``prctl(PR_SET_NAME)``, at most 15 bytes); False where
-    that is not possible. Python 3.11 names its threads for itself only."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        return int(libc.prctl(15, ctypes.c_char_p(name[:15]), 0, 0, 0)) == 0  # 15: PR_SET_NAME
-    except (OSError, AttributeError):
-        return False
-
-
 class StationThreadStopped(RuntimeError):
     """The station's loop is no longer running: nothing more can be handed to it."""
 
@@ -62,7 +50,10 @@ class StationThread:
     """An asyncio loop running in a daemon thread (daemon: a stuck station never holds the process open;
     the controllers' watchdogs vent what it could not)."""
 
-    def __init__(self, name: str = "station") -> None:
+    def __init__(self, name: str = "station", *, safety_priority: bool = True) -> None:
+        """``safety_priority``: the thread runs ahead of the screen where the system allows it
+        (:func:`~console.common.os_thread.raise_os_priority`)."""
+        self.safety_priority = safety_priority
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._ready = threading.Event()
@@ -77,6 +68,9 @@ class StationThread:
 
     def _run(self) -> None:
         name_os_thread(OS_THREAD_NAME)
+        if self.safety_priority:
+            raise_os_priority()
+            self.loop.set_default_executor(executor_at_process_priority())
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(self._ready.set)
         try:

@@ -1,7 +1,9 @@
 """The task that steps the therapy jobs on the station's clock while any of them runs.
 
 About 20 times a second (the LOP staircase needs 10 Hz), sooner when kicked (an
-alarm, a refusal). Tests on a :class:`~console.common.clock.ManualClock` pass
+alarm, a refusal). The steps fall on the loop's grid of multiples of the interval
+(console.common.ticks), where the station's read tick and supervisor
+check also wake it: one wakeup for all three, not one each. Tests on a :class:`~console.common.clock.ManualClock` pass
 ``interval_s=None``: no task, they step the jobs themselves.
 """
 
@@ -12,10 +14,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from console.common.ticks import sleep_until_tick
+
 log = logging.getLogger(__name__)
 
 DRIVE_INTERVAL_S = 0.05
-"""The driver's step (real seconds): 20 Hz, above the 10 Hz the LOP staircase needs."""
+"""The driver's step (real seconds): 20 Hz, above the 10 Hz the LOP staircase needs; a multiple of the read tick."""
 
 
 class Driver:
@@ -32,7 +36,8 @@ class Driver:
         self._busy = busy
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._wake: asyncio.Future[None] | None = None
+        """What the sleeping step waits for: the next tick, or a kick."""
         self.closed = False
 
     def ensure_running(self) -> None:
@@ -44,7 +49,8 @@ class Driver:
 
     def kick(self) -> None:
         """Step again now rather than at the next tick (an alarm, a refusal)."""
-        self._wake.set()
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     def halt(self) -> None:
         """Stop for good without waiting (the station stopped)."""
@@ -63,11 +69,15 @@ class Driver:
 
     async def _drive(self) -> None:
         assert self.interval_s is not None
+        loop = asyncio.get_running_loop()
         while self._busy() and not self.closed:
             try:
                 self._step()
             except Exception:
                 log.exception("therapy: driver step failed")
-            self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+            # A kick during the step is not kept (a step that kicks must not step again at once, forever).
+            self._wake = loop.create_future()
+            try:
+                await sleep_until_tick(self.interval_s, self._wake)
+            finally:
+                self._wake = None

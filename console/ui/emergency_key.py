@@ -29,6 +29,7 @@ from textual.drivers.linux_driver import LinuxDriver
 from textual.message import Message
 
 from console.common.api import EmergencySnapshot
+from console.common.os_thread import raise_os_priority
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,14 @@ def on_input_thread(message: Message, port: KeyEmergencyPort) -> Message:
 
 
 def emergency_key_driver(port: KeyEmergencyPort) -> type[Driver]:
-    """Textual's Linux driver, acting on the emergency keys in its input thread."""
+    """Textual's Linux driver, acting on the emergency keys in its input thread, which runs ahead of the
+    screen where the system allows it (:func:`~console.common.os_thread.raise_os_priority`)."""
 
     class EmergencyKeyDriver(LinuxDriver):
+        def run_input_thread(self) -> None:  # the input thread's body: F12 is read here, ahead of the screen
+            raise_os_priority()
+            super().run_input_thread()
+
         def process_message(self, message: Message) -> None:  # runs in the input thread
             super().process_message(on_input_thread(message, port))
 
