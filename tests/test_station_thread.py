@@ -26,6 +26,7 @@ from console.station.station_thread import OS_THREAD_NAME, SWITCH_INTERVAL_S, St
 from console.station.threaded_handle import ThreadedStation
 from console.ui.app import BfrApp
 from console.ui.emergency_key import EMERGENCY_KEYS, EmergencyKeyPressed, on_input_thread
+from console.ui.snapshot_feed import PushedSnapshots
 from tests.station_support import make_config
 from tests.ui_support import notices, press, screen_text, wait_for
 
@@ -344,3 +345,57 @@ async def test_frames_wait_for_the_emergency_s_confirmations_but_never_longer_th
         assert await new_frames() > 0, "the screen stayed frozen past the hold"
         assert threaded.emergency_in_flight(), "B's confirmation is still pending"
         threaded.emergency_key_seen()
+
+
+# -- snapshots handed to the screen by the station's thread ---------------------------------------------
+
+
+async def test_the_station_thread_hands_snapshots_over_on_its_grid_until_stopped(threaded: ThreadedStation) -> None:
+    got: list[tuple[bool, int]] = []
+    stop = threaded.push_snapshots(0.05, lambda snap: got.append((threaded.host.in_station_thread, snap.seq)))
+    await until(lambda: len(got) >= 5, "five snapshots handed over")
+    stop()
+    await asyncio.sleep(0.2)
+    n = len(got)
+    await asyncio.sleep(0.3)
+    assert len(got) == n, "none after stop"
+    assert all(on_station for on_station, _ in got)
+    seqs = [seq for _, seq in got]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), "a new snapshot each tick (samples stream)"
+
+
+async def test_a_snapshot_handed_over_while_another_waits_replaces_it_and_wakes_the_app_once() -> None:
+    loop = asyncio.get_running_loop()
+    woken: list[int] = []
+    pushed = PushedSnapshots(loop, lambda: woken.append(1))
+    first, second = (object(), object())
+    t = threading.Thread(target=lambda: (pushed.deliver(first), pushed.deliver(second)))  # type: ignore[func-returns-value]
+    t.start()
+    t.join(5)
+    await asyncio.sleep(0.05)
+    assert woken == [1] and pushed.waiting()
+    assert pushed.take() is second and pushed.take() is None and not pushed.waiting()
+    pushed.deliver(first)  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert woken == [1, 1]
+
+
+async def test_the_console_on_a_station_thread_shows_handed_over_snapshots_without_pulling(
+    threaded: ThreadedStation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = BfrApp(threaded, bell=False, term="xterm", emergency_key=threaded)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: "VENTED" in screen_text(app), 10, "cuffs shown")
+        pulls = 0
+        real = ThreadedStation.snapshot
+
+        def counted(self: ThreadedStation) -> Any:
+            nonlocal pulls
+            pulls += 1
+            return real(self)
+
+        monkeypatch.setattr(ThreadedStation, "snapshot", counted)
+        frames = app.frames
+        await pilot.pause(1.0)
+        assert app.frames - frames >= 5, "the screen kept taking new snapshots"
+        assert pulls == 0, "none of them was pulled from the station's loop"

@@ -28,6 +28,7 @@ from console.common.api import (
     StationSnapshot,
 )
 from console.common.patients import PatientHistory, PatientSummary
+from console.common.ticks import sleep_until_tick
 from console.station.station import Station
 from console.station.station_thread import StationThread
 
@@ -78,6 +79,28 @@ class ThreadedStation:
             return replace(self._last, notices=(STATION_LATE, *self._last.notices), seq=-1 - self._last.seq)
         self._last = snap
         return snap
+
+    def push_snapshots(self, period_s: float, deliver: Callable[[StationSnapshot], None]) -> Callable[[], None]:
+        """Build a snapshot on the station's loop at every multiple of ``period_s`` (console/common/ticks.py:
+        the pass that has just read the ports) and hand it to ``deliver``, on the station's thread (it must be
+        quick and thread-safe: console/ui/snapshot_feed.py). Returns ``stop``."""
+
+        async def pushing() -> None:
+            while True:
+                await sleep_until_tick(period_s)
+                try:
+                    snap = self.station.snapshot()
+                    self._last = snap
+                    deliver(snap)
+                except Exception:  # the screen pulls when they stop coming; the station carries on
+                    log.exception("station: a snapshot for the screen failed")
+
+        running = self.host.submit(pushing())
+
+        def stop() -> None:
+            running.cancel()
+
+        return stop
 
     def alarm_log(self, limit: int = 200) -> list[AlarmSnapshot]:
         return self.host.call(lambda: self.station.alarm_log(limit), timeout=LOG_WAIT_S)

@@ -1,6 +1,7 @@
 """The therapist's console: a Textual app over a :class:`StationHandle`.
 
-Snapshots are the only input (pulled at ``fps`` by one timer, never one
+Snapshots are the only input (pulled at ``fps`` by one timer, or handed over at
+``fps`` by a station on its own thread: console/ui/snapshot_feed.py; never one
 refresh per sample); commands are the handle's async methods. The emergency
 key is bound on the App with ``priority=True`` so it fires on every screen,
 inside every dialog, even with a text field focused, and it calls
@@ -12,6 +13,7 @@ The screens never import this module: the app builds one
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -35,6 +37,7 @@ from console.ui.screens.dashboard import DashboardScreen, cuff_by_id
 from console.ui.screens.dialogs import ConfirmDialog, InflateDialog
 from console.ui.screens.lists import AlarmListScreen, HelpScreen
 from console.ui.screens.therapy import CommandDialog
+from console.ui.snapshot_feed import LATE_CHECK_S, PushedSnapshots, SnapshotPusher
 from console.ui.theme import resolve_theme
 from console.ui.therapy_text import session_active
 from console.ui.widgets.status import EmergencyBar
@@ -136,6 +139,8 @@ class BfrApp(App[None]):
         self._seq: int | None = None
         self._bells = BellScheduler()
         self._timer: Timer | None = None
+        self._pushed: PushedSnapshots | None = None
+        self._stop_push: Callable[[], None] | None = None
         self.actions = ConsoleActions(self, self, handle, kiosk=kiosk, attached=attached)
         self.attached = attached
         name = self.last_snapshot.name
@@ -159,9 +164,23 @@ class BfrApp(App[None]):
 
     def on_mount(self) -> None:
         self.set_class(self.ansi_mode, "-ansi")
-        self._timer = self.set_interval(1 / self.fps, self.refresh_now, name="pull")
+        if isinstance(self.handle, SnapshotPusher):  # the station's thread hands them over: no pull timer
+            self._pushed = PushedSnapshots(asyncio.get_running_loop(), self.refresh_now)
+            self._stop_push = self.handle.push_snapshots(1 / self.fps, self._pushed.deliver)
+            self._timer = self.set_interval(LATE_CHECK_S, self._check_pushes, name="pushes")
+        else:
+            self._timer = self.set_interval(1 / self.fps, self.refresh_now, name="pull")
+
+    def _check_pushes(self) -> None:
+        """Snapshots stopped coming (the station's loop stuck: the pull shows the notice), or one was left
+        waiting by a frame held back: show it now."""
+        pushed = self._pushed
+        if pushed is not None and (pushed.waiting() or pushed.late(time.monotonic())):
+            self.refresh_now()
 
     def on_unmount(self) -> None:
+        if self._stop_push is not None:
+            self._stop_push()
         self.actions.cancel_all()
 
     @property
@@ -176,7 +195,8 @@ class BfrApp(App[None]):
             return  # not up yet, or shutting down: Textual empties the screen stacks before this timer stops
         if self._holding_for_emergency():
             return
-        snap = self.handle.snapshot()
+        pushed = self._pushed.take() if self._pushed is not None else None
+        snap = pushed if pushed is not None else self.handle.snapshot()
         changed = snap.seq != self._seq
         role_changed = snap.role != self.last_snapshot.role
         self.last_snapshot = snap
