@@ -369,7 +369,7 @@ async def test_a_snapshot_handed_over_while_another_waits_replaces_it_and_wakes_
     woken: list[int] = []
     pushed = PushedSnapshots(loop, lambda: woken.append(1))
     first, second = (object(), object())
-    t = threading.Thread(target=lambda: (pushed.deliver(first), pushed.deliver(second)))  # type: ignore[func-returns-value]
+    t = threading.Thread(target=lambda: (pushed.deliver(first), pushed.deliver(second)))  # type: ignore[func-returns-value,arg-type]
     t.start()
     t.join(5)
     await asyncio.sleep(0.05)
@@ -399,3 +399,26 @@ async def test_the_console_on_a_station_thread_shows_handed_over_snapshots_witho
         await pilot.pause(1.0)
         assert app.frames - frames >= 5, "the screen kept taking new snapshots"
         assert pulls == 0, "none of them was pulled from the station's loop"
+
+
+async def test_a_snapshot_that_fails_is_logged_and_the_next_ones_still_come(
+    threaded: ThreadedStation, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = threaded.station.snapshot
+    calls = 0
+
+    def flaky() -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("a bug in a snapshot")
+        return real()
+
+    monkeypatch.setattr(threaded.station, "snapshot", flaky)
+    got: list[int] = []
+    stop = threaded.push_snapshots(0.05, lambda snap: got.append(snap.seq))
+    try:
+        await until(lambda: len(got) >= 4, "snapshots after the failed one")
+    finally:
+        stop()
+    assert calls >= 5 and "a snapshot for the screen failed" in caplog.text
