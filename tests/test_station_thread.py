@@ -422,3 +422,28 @@ async def test_a_snapshot_that_fails_is_logged_and_the_next_ones_still_come(
     finally:
         stop()
     assert calls >= 5 and "a snapshot for the screen failed" in caplog.text
+
+
+async def test_a_snapshot_left_untaken_by_the_app_does_not_stop_the_next_ones_from_waking_it() -> None:
+    """The app returns before taking one (a frame held back for an emergency, the dashboard not up yet): the
+    next snapshot handed over still wakes it, and the newest is the one waiting."""
+    loop = asyncio.get_running_loop()
+    woken: list[int] = []
+    pushed = PushedSnapshots(loop, lambda: woken.append(1))
+    first, second = (object(), object())
+    pushed.deliver(first)  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert woken == [1]  # ... and the app did not take it
+    pushed.deliver(second)  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert woken == [1, 1] and pushed.take() is second
+
+
+def test_lateness_is_three_periods_at_a_low_frame_rate() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        fast, slow = PushedSnapshots(loop, lambda: None, 0.05), PushedSnapshots(loop, lambda: None, 1.0)
+        now = time.monotonic()
+        assert fast.late(now + 0.3) and not slow.late(now + 0.3) and slow.late(now + 3.5)
+    finally:
+        loop.close()

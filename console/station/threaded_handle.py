@@ -86,6 +86,7 @@ class ThreadedStation:
         quick and thread-safe: console/ui/snapshot_feed.py). Returns ``stop``."""
 
         async def pushing() -> None:
+            failing = 0
             while True:
                 await sleep_until_tick(period_s)
                 try:
@@ -93,7 +94,13 @@ class ThreadedStation:
                     self._last = snap
                     deliver(snap)
                 except Exception:  # the screen pulls when they stop coming; the station carries on
-                    log.exception("station: a snapshot for the screen failed")
+                    failing += 1
+                    if failing == 1:  # once per run of failures, not 20 tracebacks a second
+                        log.exception("station: a snapshot for the screen failed")
+                    continue
+                if failing:
+                    log.warning("station: snapshots for the screen again, after %d failed", failing)
+                    failing = 0
 
         running = self.host.submit(pushing())
 

@@ -165,7 +165,7 @@ class BfrApp(App[None]):
     def on_mount(self) -> None:
         self.set_class(self.ansi_mode, "-ansi")
         if isinstance(self.handle, SnapshotPusher):  # the station's thread hands them over: no pull timer
-            self._pushed = PushedSnapshots(asyncio.get_running_loop(), self.refresh_now)
+            self._pushed = PushedSnapshots(asyncio.get_running_loop(), self._show_pushed, 1 / self.fps)
             self._stop_push = self.handle.push_snapshots(1 / self.fps, self._pushed.deliver)
             self._timer = self.set_interval(LATE_CHECK_S, self._check_pushes, name="pushes")
         else:
@@ -176,6 +176,11 @@ class BfrApp(App[None]):
         waiting by a frame held back: show it now."""
         pushed = self._pushed
         if pushed is not None and (pushed.waiting() or pushed.late(time.monotonic())):
+            self.refresh_now()
+
+    def _show_pushed(self) -> None:
+        """A snapshot was handed over: show it (none left, taken meanwhile: nothing to do, no pull)."""
+        if self._pushed is not None and self._pushed.waiting():
             self.refresh_now()
 
     def on_unmount(self) -> None:
