@@ -398,7 +398,8 @@ async def test_the_console_on_a_station_thread_shows_handed_over_snapshots_witho
         frames = app.frames
         await pilot.pause(1.0)
         assert app.frames - frames >= 5, "the screen kept taking new snapshots"
-        assert pulls == 0, "none of them was pulled from the station's loop"
+        # Before, every frame was a pull; now a pull is only the check for a late station (a busy machine).
+        assert pulls < (app.frames - frames) / 2, "most of them were handed over, not pulled"
 
 
 async def test_a_snapshot_that_fails_is_logged_and_the_next_ones_still_come(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -59,15 +60,23 @@ async def test_sleepers_of_one_tick_wake_in_the_same_pass_of_the_loop() -> None:
         if len(woke) < 2:
             loop.call_soon(tick_counter)
 
+    # Start between a 0.025 tick that is not a 0.05 one and the next 0.05 tick, so the next tick of both is
+    # the same moment (a late wakeup on a busy machine lands elsewhere: align again).
+    while True:
+        await asyncio.sleep(next_tick(loop.time() + 0.03, 0.05) - 0.025 - loop.time() + 0.001)
+        start = loop.time()
+        if next_tick(start, 0.025) == next_tick(start, 0.05) and next_tick(start, 0.05) - start > 0.005:
+            break
+    loop.call_soon(tick_counter)
+
     # Start just after a 0.025 tick that is not a 0.05 one, so the next tick of both is the same moment.
     await asyncio.sleep(next_tick(loop.time() + 0.03, 0.05) - 0.025 - loop.time() + 0.001)
     start = loop.time()
     loop.call_soon(tick_counter)
     await asyncio.gather(sleeper("check", 0.05), sleeper("read", 0.025))
-    (_, pass_a, t_a), (_, pass_b, t_b) = woke
+    (_, pass_a, _), (_, pass_b, _) = woke
     assert {w[0] for w in woke} == {"check", "read"}
     assert pass_a == pass_b, "both sleepers of the 0.05 tick ran in one pass"
-    assert start + 0.015 < min(t_a, t_b) < start + 0.2
 
 
 async def test_a_kick_wakes_the_sleeper_at_once_and_the_tick_does_not_fire_later() -> None:
@@ -76,12 +85,24 @@ async def test_a_kick_wakes_the_sleeper_at_once_and_the_tick_does_not_fire_later
     loop.call_later(0.01, wake.set_result, None)
     t0 = loop.time()
     await sleep_until_tick(60.0, wake)
-    assert loop.time() - t0 < 0.05
+    assert loop.time() - t0 < 5.0  # the kick, not the tick 60 s away
     assert not [h for h in loop._scheduled if not h.cancelled() and h.when() > loop.time() + 1]  # type: ignore[attr-defined]
 
 
-async def test_the_driver_steps_on_its_grid_wakes_on_a_kick_and_a_step_that_kicks_does_not_spin() -> None:
+async def test_the_driver_sleeps_on_its_grid_wakes_on_a_kick_and_a_step_that_kicks_does_not_spin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from console.therapy import driver as driver_module
+
     loop = asyncio.get_running_loop()
+    sleeps: list[tuple[float, bool]] = []
+    real_sleep = driver_module.sleep_until_tick
+
+    async def recorded(period_s: float, wake: asyncio.Future[None] | None = None) -> None:
+        sleeps.append((period_s, wake is not None))
+        await real_sleep(period_s, wake)
+
+    monkeypatch.setattr(driver_module, "sleep_until_tick", recorded)
     steps: list[float] = []
     kicking = False
     driver: Driver
@@ -91,23 +112,30 @@ async def test_the_driver_steps_on_its_grid_wakes_on_a_kick_and_a_step_that_kick
         if kicking:
             driver.kick()
 
+    # A tick 10 s away: any step after the first comes from a kick.
+    driver = Driver(step, lambda: True, 10.0)
+    driver.ensure_running()
+    try:
+        await until_true(lambda: len(steps) == 1 and bool(sleeps))
+        assert sleeps[0] == (10.0, True), "it sleeps until its grid's next tick, a kick able to cut it short"
+        driver.kick()
+        await until_true(lambda: len(steps) == 2)
+    finally:
+        await driver.close()
+    # A step that kicks is not stepped again at once, for ever: at most about 20 steps a second.
+    steps.clear()
+    kicking = True
     driver = Driver(step, lambda: True, 0.05)
     driver.ensure_running()
     try:
-        await asyncio.sleep(0.33)
-        spaced = [b - a for a, b in zip(steps[1:], steps[2:])]
-        assert 4 <= len(steps) <= 9 and all(0.03 < d < 0.08 for d in spaced), steps
-        assert all(on_grid(t, 0.05) or (t % 0.05) < 0.01 for t in steps[1:])  # at or just after a 0.05 tick
-        # A kick steps at once, not at the next tick.
-        await asyncio.sleep(next_tick(loop.time(), 0.05) - loop.time() + 0.005)
-        before = len(steps)
-        driver.kick()
-        await asyncio.sleep(0.01)
-        assert len(steps) == before + 1
-        # A step that kicks is not stepped again at once, for ever: still about 20 steps a second.
-        kicking = True
-        n0 = len(steps)
         await asyncio.sleep(0.3)
-        assert len(steps) - n0 <= 9
+        assert 1 <= len(steps) <= 9, steps
     finally:
         await driver.close()
+
+
+async def until_true(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.005)
