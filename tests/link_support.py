@@ -43,10 +43,12 @@ class Recorder:
 
 
 class WireSpy:
-    """An ``open_port`` that opens the real port and records every body the link writes."""
+    """An ``open_port`` that opens the real port and records every body the link writes, and when."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.sent_at: list[float] = []
+        """The event loop's time of each write (the link's own moment, before the controller reads it)."""
         self.readers: list[asyncio.StreamReader] = []
         self.opens = 0
 
@@ -58,6 +60,7 @@ class WireSpy:
 
         def write(data: bytes) -> None:
             self.sent.append(data.decode("ascii").rsplit("*", 1)[0])
+            self.sent_at.append(asyncio.get_running_loop().time())
             real_write(data)
 
         writer.write = write  # type: ignore[method-assign]

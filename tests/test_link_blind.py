@@ -90,9 +90,14 @@ async def test_a_controller_without_usable_samples_is_vented_by_its_own_watchdog
     # Blind about W after the last usable sample it read (a paced port reads up to 25 ms late, and a
     # keepalive due just before may still go out: the quiet is counted from the link's own moment).
     assert blind_at and blind_at[0] - t0 <= W + SLACK, (blind_at, t0)
-    starts = bursts([t for t in at if t > blind_at[0]])
+    # The quiet is the link's: timed by its own writes, since a line written just before it went blind
+    # can reach a controller slow to read (a loaded machine) just after (a CI run saw a PING 0.17 s
+    # after the one before it, written before the blind moment, heard after it).
+    wrote = rig.spy.sent_at
+    starts = bursts([t for t in wrote if t > blind_at[0]])
     assert starts, "the link keeps probing"
-    last_before = max([t for t in at if t <= blind_at[0]], default=t0)
+    assert len(bursts([t for t in at if t > blind_at[0] + SLACK])) >= len(starts) - 1, "the probes reached it"
+    last_before = max([t for t in wrote if t <= blind_at[0]], default=t0)
     gaps = [b - a for a, b in zip([last_before, *starts], starts)]
     assert all(g >= 1.5 * W - 0.05 for g in gaps), gaps
     assert rig.link.starving and rig.link.state is LinkState.LOST

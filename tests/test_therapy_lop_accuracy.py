@@ -1,9 +1,16 @@
 """A whole automatic LOP measurement on two emulated limbs at once, through the real station.
 
-Real time: about 35 s (lower LOPs than the shipped config and a 40 s budget keep it short). The limbs'
-pulse ends steeply (sqrt fade) and stands well out of the noise, so the bracket closes; the tolerance is
-loose on purpose (lop.py's accuracy is benchmarked in bench/bench_lop.py): the point here is the plumbing -
-zero, stepping, venting, the LOP and its bracket set and recorded.
+Real time: about 55 s (lower LOPs than the shipped config keep it short). The limbs' pulse ends steeply
+(sqrt fade) and stands well out of the noise, and the measurement has its own default budget (56 s), so
+it answers for most limbs; the tolerance is loose on purpose (lop.py's accuracy is benchmarked in
+bench/bench_lop.py): the point here is the plumbing - zero, stepping, venting, the LOP and its bracket set
+and recorded.
+
+The budget is the production one on purpose. Cut to 40 s to save time, the measurement has fewer plateaus
+to narrow what may hide above the bracket, and refuses (correctly, "fades too gently") far more often:
+on these two limbs, simulated with bench.bench_lop's in-process rig at 100 Hz, 12/20 and 7/20 answered
+at 40 s against 29/30 and 28/30 at 56 s (seeds 1000 and 3000, 2026-12-02). A CI run saw all three
+attempts refused on both limbs with the 40 s budget.
 """
 
 from __future__ import annotations
@@ -67,7 +74,7 @@ async def measure_both(rig: Rig, refusals: list[str]) -> dict[str, float]:
 
 @pytest.mark.timeout(360)
 async def test_two_cuffs_measured_at_once_end_vented_with_their_lop_set_and_recorded(tmp_path: Path) -> None:
-    rig = await real_rig(tmp_path, lops=TRUE_LOPS, pulse_mmhg=4.0, lop_options={"budget_s": 40.0})
+    rig = await real_rig(tmp_path, lops=TRUE_LOPS, pulse_mmhg=4.0)
     st = rig.station
     for chan in rig.fw("A")._chans:  # noqa: SLF001 - the config has no fade option (yet)
         chan.phys.limb = LimbModel(fade="sqrt")
