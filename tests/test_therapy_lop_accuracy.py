@@ -49,7 +49,12 @@ async def measure_both(rig: Rig, refusals: list[str]) -> dict[str, float]:
             peaks[ch] = max(peaks[ch], fw.channel(ch).target)
         return all(cuff(st, c).lop_measure.state in ("done", "failed") for c in ("A1", "A2"))
 
-    await wait_for(done, "both measurements ended", 75)
+    await wait_for(
+        done,
+        "both measurements ended",
+        75,
+        seen=lambda: "; ".join(f"{c}: {cuff(st, c).lop_measure}" for c in ("A1", "A2")),
+    )
     await vented_at_emulator(rig, "A", 1)
     await vented_at_emulator(rig, "A", 2)
     assert max(peaks.values()) <= 300.0
