@@ -226,8 +226,13 @@ class RequestBook(Generic[PortT]):
         if self._queue:
             self._pump()
 
-    def fail_all(self, exc: LinkError) -> None:
-        """Fail every command sent or waiting with ``exc`` (the link went down)."""
+    def fail_all(self, exc: LinkError, *, stopping: bool = False) -> None:
+        """Fail every command sent or waiting with ``exc`` (the link went down).
+
+        ``stopping``: the link is being stopped for good, so each failure counts as seen. A caller that
+        left its future to a done-callback, or stopped awaiting it, is usually ending too, and its loop
+        may close before the callback runs; the exception would then be reported at exit as never
+        retrieved, for a command that failed only because the link was stopped on purpose."""
         reqs = list(self._pending.values()) + list(self._queue)
         self._unanswered_since = None
         for seq in self._pending:
@@ -239,6 +244,8 @@ class RequestBook(Generic[PortT]):
                 req.timer.cancel()
             if not req.future.done():
                 req.future.set_exception(exc)
+                if stopping:
+                    req.future.exception()  # marks it retrieved; an awaiter still gets the exception
 
     def fail_all_but_deflates(self, exc: LinkError) -> None:
         """Fail every command sent or waiting with ``exc``, except the DEFLATEs (they go on to their answer)."""

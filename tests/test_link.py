@@ -7,6 +7,7 @@ fixtures both use are in link_support.py.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import tty
 
@@ -287,6 +288,50 @@ async def test_stop_deflates_everything_and_closes(emu, make_link):
     assert rig.rec.states()[-1] is LinkState.STOPPED
     with pytest.raises(LinkDown):
         await rig.link.command("PING")
+
+
+async def test_a_command_failed_by_stop_reaches_its_awaiter_and_a_dropped_one_is_not_reported_at_exit(emu, make_link):
+    """A stop fails what is pending; a future nobody awaits any more (its owner ending too) is not logged at
+    exit as 'never retrieved' (CI printed one for a link stopped at the end of a test)."""
+    rig = await make_link()
+    await rig.link.wait_ready(5.0)
+    emu.fw.faults.silent = True  # answers nothing: the commands stay pending
+    reported: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, ctx: reported.append(str(ctx.get("message"))))
+    try:
+        awaited = asyncio.create_task(rig.link.command("STATUS"))
+        await asyncio.sleep(0)
+        dropped = rig.link.deflate_all_now()
+        await rig.link.stop(deflate=False)
+        with pytest.raises(LinkDown, match="stopped"):
+            await awaited
+        assert dropped.done() and not dropped.cancelled()
+        del dropped
+        gc.collect()
+        assert reported == []
+    finally:
+        loop.set_exception_handler(None)
+
+
+async def test_a_dropped_command_on_a_lost_link_is_still_reported(emu, make_link):
+    """The other side of the test above: only a stop counts its failures as seen; a future dropped while the
+    link merely lost its port is still reported (a caller's bug)."""
+    rig = await make_link()
+    await rig.link.wait_ready(5.0)
+    emu.fw.faults.silent = True
+    reported: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, ctx: reported.append(str(ctx.get("message"))))
+    try:
+        held = [rig.link.deflate_all_now()]
+        await emu.port.unplug()
+        await until(lambda: held[0].done(), "the dropped command failed with the port")
+        held.clear()
+        gc.collect()
+        assert any("never retrieved" in m for m in reported), reported
+    finally:
+        loop.set_exception_handler(None)
 
 
 async def test_raising_listener_does_not_hurt_the_link(make_link):
