@@ -227,7 +227,7 @@ class CuffLink:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        self._requests.fail_all(LinkDown(f"{self.name}: link stopped"), stopping=True)
+        self._requests.fail_all(LinkDown(f"{self.name}: link stopped"), stopping=self._stopping)
         self._set_state(LinkState.STOPPED, "stopped")
         self._ready.set()  # wake wait_ready() callers; they see STOPPED and raise LinkDown
 
@@ -403,7 +403,7 @@ class CuffLink:
             self._conn = None
             self._ready.clear()
             self.stream_rate = 0
-            self._requests.fail_all(LinkDown(f"{self.name}: {reason}"), stopping=state is LinkState.STOPPED)
+            self._requests.fail_all(LinkDown(f"{self.name}: {reason}"), stopping=self._stopping)
             if state is LinkState.LOST:
                 log.log(logging.DEBUG if self._quiet.blind else logging.WARNING, "%s: link lost: %s", self.name, reason)
             elif state is LinkState.REFUSED:  # loud once per episode, quiet on every retry after
