@@ -112,6 +112,10 @@ def pulse_power_var(noise_power: float, power: float) -> float:
 
 # --------------------------------------------------------------------------- per-plateau analysis
 
+LEFTOVER_K = 4.0
+"""A level shift must stand this many SDs over what a plateau's own pulse leaves in the same windows
+(:func:`_leftover_spreads`), or it is the pulse, not a pump or vent burst."""
+
 _GRID = tuple(HR_MIN_HZ + 0.02 * i for i in range(int(round((HR_MAX_HZ - HR_MIN_HZ) / 0.02)) + 1))
 """Heart rates (Hz) of the coarse search."""
 
@@ -171,6 +175,7 @@ def _remove_level_shifts(
     if w < 3:
         return x, shifts
     thr = max(0.4, 6.0 * sigma / math.sqrt(w))
+    leftover = _leftover_spreads(x, w)
     for _ in range(10):
         pre = [0.0]
         for v in x:
@@ -179,13 +184,43 @@ def _remove_level_shifts(
         for k in range(3, n - 2):
             ww = min(w, k, n - k)  # near the ends, shorter windows: a correction there is a step too
             d = (pre[k + ww] - pre[k]) / ww - (pre[k] - pre[k - ww]) / ww
-            if abs(d) > abs(best_d) and abs(d) >= max(thr, 6.0 * sigma / math.sqrt(ww)):
+            if abs(d) > abs(best_d) and abs(d) >= max(thr, 6.0 * sigma / math.sqrt(ww), _leftover_at(leftover, ww)):
                 best_k, best_d = k, d
         if best_k < 0:
             break
         shifts.append(best_k)
         x = _detrend(t, [xi - (best_d if i >= best_k else 0.0) for i, xi in enumerate(x)])
     return x, shifts
+
+
+def _leftover_spreads(x: Sequence[float], w: int) -> list[tuple[int, float]]:
+    """For a few window lengths up to ``w`` (samples), :data:`LEFTOVER_K` times the typical difference of the
+    means of two such windows side by side along the plateau (robust SD): what a strong pulse leaves.
+
+    A window that holds no whole number of beats does not average the pulse away, and a short one (near a
+    plateau's ends) not at all: the difference then swings with the pulse all along the plateau, where a
+    pump or vent burst moves it once. Taken where it is typical, the median, a few corrections do not raise it."""
+    n = len(x)
+    pre = [0.0]
+    for v in x:
+        pre.append(pre[-1] + v)
+    out: list[tuple[int, float]] = []
+    ww = w
+    while ww >= 3:
+        diffs = [(pre[k + ww] - 2.0 * pre[k] + pre[k - ww]) / ww for k in range(ww, n - ww + 1)]
+        if len(diffs) >= 10:
+            med = statistics.median(diffs)
+            out.append((ww, LEFTOVER_K * statistics.median(abs(d - med) for d in diffs) / 0.6745))
+        ww //= 2
+    return out
+
+
+def _leftover_at(spreads: list[tuple[int, float]], ww: int) -> float:
+    """The leftover threshold for a window of ``ww`` samples: that of the nearest length at or under it."""
+    for length, thr in spreads:  # longest first
+        if length <= ww:
+            return thr
+    return spreads[-1][1] if spreads else 0.0
 
 
 def _harmonics(fs: float, f: float) -> range:
