@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from console.therapy.lop_band import band_power, moving_average, small_steps
 from console.therapy.lop_lstsq import lstsq
+from console.therapy.lop_shifts import detrend, remove_level_shifts
 
 HR_MIN_HZ = 0.7
 """Lowest heart rate searched, Hz (42 /min)."""
@@ -112,10 +113,6 @@ def pulse_power_var(noise_power: float, power: float) -> float:
 
 # --------------------------------------------------------------------------- per-plateau analysis
 
-LEFTOVER_K = 4.0
-"""A level shift must stand this many SDs over what a plateau's own pulse leaves in the same windows
-(:func:`_leftover_spreads`), or it is the pulse, not a pump or vent burst."""
-
 _GRID = tuple(HR_MIN_HZ + 0.02 * i for i in range(int(round((HR_MAX_HZ - HR_MIN_HZ) / 0.02)) + 1))
 """Heart rates (Hz) of the coarse search."""
 
@@ -149,80 +146,6 @@ def _sigma_from_second_differences(x: Sequence[float]) -> float:
     return max(mad / 0.6745 / math.sqrt(6.0), 0.03)
 
 
-def _detrend(t: Sequence[float], x: Sequence[float]) -> list[float]:
-    n = len(t)
-    tm = math.fsum(t) / n
-    xm = math.fsum(x) / n
-    sxx = math.fsum((ti - tm) ** 2 for ti in t)
-    slope = math.fsum((ti - tm) * (xi - xm) for ti, xi in zip(t, x)) / sxx if sxx > 0 else 0.0
-    return [xi - xm - slope * (ti - tm) for ti, xi in zip(t, x)]
-
-
-def _remove_level_shifts(
-    t: Sequence[float], x: list[float], sigma: float, window_s: float = 1.2
-) -> tuple[list[float], list[int]]:
-    """Take out the regulator's pump/vent bursts (level shifts) before the heart rate is known.
-
-    Compares the means of the ``window_s`` before and after each sample (a
-    window of a heartbeat or more averages most of the pulse away); the largest
-    jump over 0.8 mmHg is removed as a step, up to three times.
-    """
-    n = len(x)
-    shifts: list[int] = []
-    if n < 10 or t[-1] <= t[0]:
-        return x, shifts
-    w = min(max(3, int(round(window_s * (n - 1) / (t[-1] - t[0])))), n // 3)
-    if w < 3:
-        return x, shifts
-    thr = max(0.4, 6.0 * sigma / math.sqrt(w))
-    leftover = _leftover_spreads(x, w)
-    for _ in range(10):
-        pre = [0.0]
-        for v in x:
-            pre.append(pre[-1] + v)
-        best_k, best_d = -1, 0.0
-        for k in range(3, n - 2):
-            ww = min(w, k, n - k)  # near the ends, shorter windows: a correction there is a step too
-            d = (pre[k + ww] - pre[k]) / ww - (pre[k] - pre[k - ww]) / ww
-            if abs(d) > abs(best_d) and abs(d) >= max(thr, 6.0 * sigma / math.sqrt(ww), _leftover_at(leftover, ww)):
-                best_k, best_d = k, d
-        if best_k < 0:
-            break
-        shifts.append(best_k)
-        x = _detrend(t, [xi - (best_d if i >= best_k else 0.0) for i, xi in enumerate(x)])
-    return x, shifts
-
-
-def _leftover_spreads(x: Sequence[float], w: int) -> list[tuple[int, float]]:
-    """For a few window lengths up to ``w`` (samples), :data:`LEFTOVER_K` times the typical difference of the
-    means of two such windows side by side along the plateau (robust SD): what a strong pulse leaves.
-
-    A window that holds no whole number of beats does not average the pulse away, and a short one (near a
-    plateau's ends) not at all: the difference then swings with the pulse all along the plateau, where a
-    pump or vent burst moves it once. Taken where it is typical, the median, a few corrections do not raise it."""
-    n = len(x)
-    pre = [0.0]
-    for v in x:
-        pre.append(pre[-1] + v)
-    out: list[tuple[int, float]] = []
-    ww = w
-    while ww >= 3:
-        diffs = [(pre[k + ww] - 2.0 * pre[k] + pre[k - ww]) / ww for k in range(ww, n - ww + 1)]
-        if len(diffs) >= 10:
-            med = statistics.median(diffs)
-            out.append((ww, LEFTOVER_K * statistics.median(abs(d - med) for d in diffs) / 0.6745))
-        ww //= 2
-    return out
-
-
-def _leftover_at(spreads: list[tuple[int, float]], ww: int) -> float:
-    """The leftover threshold for a window of ``ww`` samples: that of the nearest length at or under it."""
-    for length, thr in spreads:  # longest first
-        if length <= ww:
-            return thr
-    return spreads[-1][1] if spreads else 0.0
-
-
 def _harmonics(fs: float, f: float) -> range:
     """The harmonics of ``f`` fitted: up to :data:`HARMONICS`, and well under the Nyquist rate."""
     top = HARMONICS
@@ -248,7 +171,7 @@ def _plateau(target: float, t: Sequence[float], p: Sequence[float]) -> _Plateau:
     tm = 0.5 * (t[0] + t[-1])
     dt = [ti - tm for ti in t]
     sigma = _sigma_from_second_differences(p)
-    x, shifts = _remove_level_shifts(dt, _detrend(dt, p), sigma)
+    x, shifts = remove_level_shifts(dt, detrend(dt, p), sigma)
     fs = (n - 1) / (t[-1] - t[0])
     # A shift's own ramp is left over where it was taken out: blank it, or a regulator correcting
     # every second or so shows as a rhythm of its own.
@@ -430,7 +353,7 @@ def _fit_plateau(pl: _Plateau, f: float) -> StepAmplitude | None:
     slow_rms = math.sqrt(math.fsum(v * v for v in slow) / m)
     # ... and the baseline's wander around a straight line, jumps included: a correction or two
     # of a few mmHg stay under the limit, a moving limb's swings do not.
-    wander = math.sqrt(math.fsum(v * v for v in _detrend(pl.t, base)) / n)
+    wander = math.sqrt(math.fsum(v * v for v in detrend(pl.t, base)) / n)
     slow_rms = max(slow_rms, wander - (MOVEMENT_WANDER_MMHG - MOVEMENT_MMHG))
     disturbed = slow_rms > max(MOVEMENT_MMHG, 3.0 * pl.sigma / math.sqrt(per))
     dof = max(1, m - len(cols))
