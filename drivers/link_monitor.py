@@ -77,6 +77,14 @@ async def watch(
                     return
                 wake = min(wake, probe_at)
             else:
+                # Samples first: a PING due in the turn that finds them stopped would only feed the
+                # controller's watchdog, which is what must vent it now.
+                if link.stream_rate > 0:
+                    ref = max(conn.sample_ref, link.last_sample_at or 0.0)
+                    if now - ref > quiet.silence_s:
+                        blind(conn, f"controller blind: no sample for {quiet.silence_s:g} s (or none usable)")
+                        continue
+                    wake = min(wake, ref + quiet.silence_s + 0.001)
                 if link.keepalive_enabled:
                     due = requests.last_sent + ping_every
                     if now >= due and (ping is None or ping.done()):
@@ -88,12 +96,6 @@ async def watch(
                             ping.add_done_callback(swallow_outcome)
                         due = now + ping_every
                     wake = min(wake, due)
-                if link.stream_rate > 0:
-                    ref = max(conn.sample_ref, link.last_sample_at or 0.0)
-                    if now - ref > quiet.silence_s:
-                        blind(conn, f"controller blind: no sample for {quiet.silence_s:g} s (or none usable)")
-                        continue
-                    wake = min(wake, ref + quiet.silence_s + 0.001)
             await asyncio.sleep(max(0.001, wake - loop.time()))
     except asyncio.CancelledError:
         raise

@@ -91,8 +91,8 @@ async def test_a_controller_without_usable_samples_is_vented_by_its_own_watchdog
     # keepalive due just before may still go out: the quiet is counted from the link's own moment).
     assert blind_at and blind_at[0] - t0 <= W + SLACK, (blind_at, t0)
     # The quiet is the link's: timed by its own writes. The controller hears a line after the link wrote it,
-    # so a keepalive PING written just before the blind moment (or in the same monitor turn, which pings
-    # before it checks the samples) is heard after it (a CI run saw such a PING, 0.17 s after the one before).
+    # so a keepalive PING written just before the blind moment is heard after it (a CI run saw such a PING,
+    # 0.17 s after the one before; the monitor now looks at the samples before it pings: test_link_monitor.py).
     writes = list(zip(rig.spy.sent_at, rig.spy.verbs()))
     after = [i for i, (t, _) in enumerate(writes) if t > blind_at[0]]
     assert after, "the link keeps probing"
