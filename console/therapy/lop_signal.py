@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 from console.therapy.lop_band import band_power, moving_average, small_steps
 from console.therapy.lop_lstsq import lstsq
-from console.therapy.lop_shifts import detrend, remove_level_shifts
 
 HR_MIN_HZ = 0.7
 """Lowest heart rate searched, Hz (42 /min)."""
@@ -146,6 +145,49 @@ def _sigma_from_second_differences(x: Sequence[float]) -> float:
     return max(mad / 0.6745 / math.sqrt(6.0), 0.03)
 
 
+def _detrend(t: Sequence[float], x: Sequence[float]) -> list[float]:
+    n = len(t)
+    tm = math.fsum(t) / n
+    xm = math.fsum(x) / n
+    sxx = math.fsum((ti - tm) ** 2 for ti in t)
+    slope = math.fsum((ti - tm) * (xi - xm) for ti, xi in zip(t, x)) / sxx if sxx > 0 else 0.0
+    return [xi - xm - slope * (ti - tm) for ti, xi in zip(t, x)]
+
+
+def _remove_level_shifts(
+    t: Sequence[float], x: list[float], sigma: float, window_s: float = 1.2
+) -> tuple[list[float], list[int]]:
+    """Take out the regulator's pump/vent bursts (level shifts) before the heart rate is known.
+
+    Compares the means of the ``window_s`` before and after each sample (a
+    window of a heartbeat or more averages most of the pulse away); the largest
+    jump over 0.8 mmHg is removed as a step, up to three times.
+    """
+    n = len(x)
+    shifts: list[int] = []
+    if n < 10 or t[-1] <= t[0]:
+        return x, shifts
+    w = min(max(3, int(round(window_s * (n - 1) / (t[-1] - t[0])))), n // 3)
+    if w < 3:
+        return x, shifts
+    thr = max(0.4, 6.0 * sigma / math.sqrt(w))
+    for _ in range(10):
+        pre = [0.0]
+        for v in x:
+            pre.append(pre[-1] + v)
+        best_k, best_d = -1, 0.0
+        for k in range(3, n - 2):
+            ww = min(w, k, n - k)  # near the ends, shorter windows: a correction there is a step too
+            d = (pre[k + ww] - pre[k]) / ww - (pre[k] - pre[k - ww]) / ww
+            if abs(d) > abs(best_d) and abs(d) >= max(thr, 6.0 * sigma / math.sqrt(ww)):
+                best_k, best_d = k, d
+        if best_k < 0:
+            break
+        shifts.append(best_k)
+        x = _detrend(t, [xi - (best_d if i >= best_k else 0.0) for i, xi in enumerate(x)])
+    return x, shifts
+
+
 def _harmonics(fs: float, f: float) -> range:
     """The harmonics of ``f`` fitted: up to :data:`HARMONICS`, and well under the Nyquist rate."""
     top = HARMONICS
@@ -171,7 +213,7 @@ def _plateau(target: float, t: Sequence[float], p: Sequence[float]) -> _Plateau:
     tm = 0.5 * (t[0] + t[-1])
     dt = [ti - tm for ti in t]
     sigma = _sigma_from_second_differences(p)
-    x, shifts = remove_level_shifts(dt, detrend(dt, p), sigma)
+    x, shifts = _remove_level_shifts(dt, _detrend(dt, p), sigma)
     fs = (n - 1) / (t[-1] - t[0])
     # A shift's own ramp is left over where it was taken out: blank it, or a regulator correcting
     # every second or so shows as a rhythm of its own.
@@ -353,7 +395,7 @@ def _fit_plateau(pl: _Plateau, f: float) -> StepAmplitude | None:
     slow_rms = math.sqrt(math.fsum(v * v for v in slow) / m)
     # ... and the baseline's wander around a straight line, jumps included: a correction or two
     # of a few mmHg stay under the limit, a moving limb's swings do not.
-    wander = math.sqrt(math.fsum(v * v for v in detrend(pl.t, base)) / n)
+    wander = math.sqrt(math.fsum(v * v for v in _detrend(pl.t, base)) / n)
     slow_rms = max(slow_rms, wander - (MOVEMENT_WANDER_MMHG - MOVEMENT_MMHG))
     disturbed = slow_rms > max(MOVEMENT_MMHG, 3.0 * pl.sigma / math.sqrt(per))
     dof = max(1, m - len(cols))
