@@ -9,15 +9,18 @@ in the way the console's driver hands it over (``on_input_thread`` in a thread o
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 import time
+import tty
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual import events
+from textual.message import Message
 
 from console.common.api import OVERTAKEN_BY_EMERGENCY, CommandRefused
 from console.station import threaded_handle
@@ -26,6 +29,7 @@ from console.station.station_thread import OS_THREAD_NAME, SWITCH_INTERVAL_S, St
 from console.station.threaded_handle import ThreadedStation
 from console.ui.app import BfrApp
 from console.ui.emergency_key import EMERGENCY_KEYS, EmergencyKeyPressed, on_input_thread
+from console.ui.key_reader import LoopKeyReader
 from console.ui.snapshot_feed import PushedSnapshots
 from tests.station_support import make_config
 from tests.ui_support import notices, press, screen_text, wait_for
@@ -177,6 +181,58 @@ async def test_f12_from_another_thread_deflates_while_the_console_loop_is_busy(t
     assert snap.confirmed == ("A", "B") and snap.pending == () and snap.latency_s is not None
     assert firmware_target(threaded, "A1") == 0 and firmware_target(threaded, "B2") == 0
     threaded.emergency_key_seen()
+
+
+async def test_f12_read_on_the_station_s_loop_deflates_in_the_same_turn(threaded: ThreadedStation) -> None:
+    """The terminal is read on the station's loop (console.ui.key_reader): the DEFLATE ALL is written in the
+    call that read the key, not in a later turn of the loop (the hand-over it saves)."""
+    await until(lambda: all(c.online for c in threaded.snapshot().cuffs), "every cuff online")
+    await threaded.inflate("A1", mmhg=80)
+    epoch = threaded.host.call(lambda: threaded.station.targets.epoch)
+
+    def as_the_reader() -> tuple[bool, int]:  # on the station's thread, as the key reader runs
+        started = threaded.fire_emergency_from_key()
+        return started.done(), threaded.station.targets.epoch
+
+    done, epoch_after = threaded.host.call(as_the_reader)
+    assert epoch_after == epoch + 1, "every cuff's target went to 0 within the call that read the key"
+    assert not done, "the confirmations come later, not within the call"
+    await until(lambda: firmware_target(threaded, "A1") == 0, "A1 vented by the controller")
+    threaded.emergency_key_seen()
+
+
+async def test_f12_typed_into_a_terminal_read_on_the_station_s_loop_is_confirmed(
+    threaded: ThreadedStation,
+) -> None:
+    """A real pty, read on the station's loop, each message through the console's hook as its driver does."""
+    await until(lambda: all(c.online for c in threaded.snapshot().cuffs), "every cuff online")
+    await threaded.inflate("B2", mmhg=60)
+    await until(lambda: firmware_target(threaded, "B2") == 60, "B2 inflated")
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    handed: list[tuple[Message, str]] = []
+    reader = LoopKeyReader(
+        slave, lambda m: handed.append((on_input_thread(m, threaded), threading.current_thread().name))
+    )
+    exit_event = threading.Event()
+    thread = threading.Thread(target=reader.run, args=(threaded.key_loop(), exit_event), name="input")
+    thread.start()
+    try:
+        await until(lambda: reader.on_loop, "the station's loop reads the terminal")
+        os.write(master, b"\x1b[24~")
+        await until(lambda: bool(handed), "F12 handed to the console")
+        message, on_thread = handed[0]
+        assert isinstance(message, EmergencyKeyPressed) and message.started is not None
+        assert on_thread == "station", "F12 was not acted on by the station's own loop"
+        snap = await asyncio.wrap_future(message.started)
+        assert snap.confirmed == ("A", "B") and snap.pending == ()
+        assert firmware_target(threaded, "B2") == 0
+    finally:
+        exit_event.set()
+        await asyncio.to_thread(thread.join, 5)
+        os.close(master)
+        os.close(slave)
+        threaded.emergency_key_seen()
 
 
 async def test_pressure_commands_wait_for_the_console_to_hear_of_the_key(threaded: ThreadedStation) -> None:

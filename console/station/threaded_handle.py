@@ -114,7 +114,8 @@ class ThreadedStation:
 
     # -- the emergency -------------------------------------------------------------------
     def fire_emergency(self) -> concurrent.futures.Future[EmergencySnapshot]:
-        """DEFLATE ALL, handed to the station's loop now, from any thread; the future gives the confirmations.
+        """DEFLATE ALL, handed to the station's loop now, from any thread (written in this call on the station's
+        own thread: the terminal is read there, :mod:`console.ui.key_reader`); the future gives the confirmations.
 
         Raises :class:`~console.station.station_thread.StationThreadStopped` when the station's loop has ended.
         """
@@ -132,6 +133,9 @@ class ThreadedStation:
                 return
             confirming.add_done_callback(lambda done: _copy_outcome(done, result))
 
+        if self.host.in_station_thread:
+            fire()
+            return result
         try:
             self.host.call_soon(fire)
         except BaseException as exc:  # the loop has ended: nothing is on its way (the caller hears why)
@@ -151,6 +155,10 @@ class ThreadedStation:
             self._keys_unseen += 1
             self._key_fired_at = time.monotonic()
         return self.fire_emergency()
+
+    def key_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The station's loop, to read the terminal on (F12 then needs no hand-over); None once it has ended."""
+        return self.host.loop if self.host.running else None
 
     def _landed(self, _: concurrent.futures.Future[EmergencySnapshot]) -> None:
         with self._keys_lock:

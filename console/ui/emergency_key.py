@@ -1,10 +1,12 @@
-"""F12 and Ctrl+E acted on where they are read: in Textual's input thread, before the screen's loop.
+"""F12 and Ctrl+E acted on where they are read: on the station's loop, before the screen's loop sees them.
 
 Textual reads the terminal in a thread of its own and hands each key to the
 app's loop, which cannot take it while it draws a frame. A key bound there
 (the app's priority binding, still the path in tests and for any driver but
-this one) waits for that frame. The console's driver instead hands the
-emergency straight to the station's thread (:meth:`KeyEmergencyPort.fire_emergency_from_key`) the moment the key is
+this one) waits for that frame. The console's driver instead has the terminal
+read on the station's own loop (:mod:`console.ui.key_reader`; by the input
+thread when that loop has stalled) and fires the emergency there
+(:meth:`KeyEmergencyPort.fire_emergency_from_key`) the moment the key is
 parsed, then tells the app with :class:`EmergencyKeyPressed`, which closes the
 dialogs and reports the confirmations as the key binding would. A command
 asked for before F12 may still be on its way when the DEFLATE ALL is written;
@@ -19,6 +21,7 @@ terminal sends F12 and Ctrl+E as Textual parses them (``ESC [ 2 4 ~`` and
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 from typing import Protocol
@@ -30,6 +33,7 @@ from textual.message import Message
 
 from console.common.api import EmergencySnapshot
 from console.common.os_thread import raise_os_priority
+from console.ui.key_reader import LoopKeyReader
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,11 @@ class KeyEmergencyPort(Protocol):
 
     def emergency_in_flight(self) -> bool:
         """A DEFLATE ALL was handed over and its confirmations are not all in yet (the screen waits for them)."""
+        ...
+
+    def key_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop the terminal is read on, F12 acted on in the same turn (:mod:`console.ui.key_reader`); None:
+        the input thread reads it and hands F12 over."""
         ...
 
 
@@ -83,11 +92,12 @@ def emergency_key_driver(port: KeyEmergencyPort) -> type[Driver]:
     screen where the system allows it (:func:`~console.common.os_thread.raise_os_priority`)."""
 
     class EmergencyKeyDriver(LinuxDriver):
-        def run_input_thread(self) -> None:  # the input thread's body: F12 is read here, ahead of the screen
+        def run_input_thread(self) -> None:  # the input thread's body: the terminal to the station's loop
             raise_os_priority()
-            super().run_input_thread()
+            reader = LoopKeyReader(self.fileno, self.process_message, debug=self._debug)
+            reader.run(port.key_loop(), self.exit_event)
 
-        def process_message(self, message: Message) -> None:  # runs in the input thread
+        def process_message(self, message: Message) -> None:  # on the station's loop, or in the input thread
             super().process_message(on_input_thread(message, port))
 
     return EmergencyKeyDriver
