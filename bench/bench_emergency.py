@@ -15,7 +15,9 @@ reads above 20 mmHg), so each emergency deflates cuffs that hold pressure.
 Then the path a person takes (``bench/emergency_key.py``): the shipped console
 on a pty this process is the terminal of, F12 typed into it, to the last
 controller's OK; against the bare-pty floor measured between those runs (one echo, the goal's
-floor; and four echoes at once, one per controller, printed beside it).
+floor; and four echoes at once, one per controller, printed beside it). The cuffs are inflated
+through the console's socket, which is closed before F12 goes in (a therapist at the keyboard);
+``--supervised`` keeps it open (a remote supervisor watching: snapshots streamed meanwhile).
 
 Goal (design.md): emergency p99 within 3 x the floor's p99. Each ratio is printed with the range
 (5th to 95th percentile) it takes over bootstrap resamples of the same timings: how far it could have
@@ -104,7 +106,7 @@ async def spawn(*args: str) -> tuple[asyncio.subprocess.Process, str]:
     return proc, line
 
 
-async def main(runs: int, key_run_count: int) -> None:
+async def main(runs: int, key_run_count: int, supervised: bool = False) -> None:
     procs: list[asyncio.subprocess.Process] = []
     try:
         ports: list[str] = []
@@ -217,7 +219,9 @@ async def main(runs: int, key_run_count: int) -> None:
             key_floor4.append(time.perf_counter() - t0)
             return single
 
-        key_ok, key_call, key_floor, _ = await key_runs(ports, key_run_count, floor_once, Path(tmp) / "key")
+        key_ok, key_call, key_floor, _ = await key_runs(
+            ports, key_run_count, floor_once, Path(tmp) / "key", supervised=supervised
+        )
         for _, w in echos:
             w.transport.abort()
 
@@ -238,7 +242,11 @@ async def main(runs: int, key_run_count: int) -> None:
         print(f"  ratio p99 emergency / p99 floor x{CONTROLLERS}: {conf99 / floor4_99:.2f}")
         print(f"  ratio p99 emergency / p99 PING-all: {conf99 / ping99:.2f} (station overhead over a no-op command)")
         print(f"  mean floor {statistics.fmean(floor) * 1000:.3f} ms")
-        print(f"\nF12 typed into the running console (a pty, 160x50), {len(key_ok)} runs, cuffs inflated before each:")
+        who = "a remote supervisor attached" if supervised else "no remote supervisor attached"
+        print(
+            f"\nF12 typed into the running console (a pty, 160x50, {who}), {len(key_ok)} runs, "
+            "cuffs inflated before each:"
+        )
         _, kfloor99 = describe("floor: bare pty round trip, between the runs", key_floor)
         _, kfloor4_99 = describe(
             f"floor x{CONTROLLERS}: {CONTROLLERS} echo processes at once", key_floor4[-len(key_ok) :]
@@ -272,6 +280,11 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=100, help="emergency calls in this process (default 100)")
     ap.add_argument("--key-runs", type=int, default=30, help="F12 presses in the running console (default 30)")
+    ap.add_argument(
+        "--supervised",
+        action="store_true",
+        help="keep the bench's socket client attached while F12 goes in (a remote supervisor watching)",
+    )
     os.chdir(Path(__file__).resolve().parent.parent)
     args = ap.parse_args()
-    asyncio.run(main(args.runs, args.key_runs))
+    asyncio.run(main(args.runs, args.key_runs, args.supervised))

@@ -128,9 +128,14 @@ async def inflate_all(station: Any, mmhg: float = 60.0, timeout: float = 30.0) -
 
 
 async def key_runs(
-    ports: list[str], runs: int, floor_once: Any, base: Path
+    ports: list[str], runs: int, floor_once: Any, base: Path, *, supervised: bool = False
 ) -> tuple[list[float], list[float], list[float], int]:
-    """``runs`` F12 presses in the running console: (key to last OK, key to call, floor, output bytes)."""
+    """``runs`` F12 presses in the running console: (key to last OK, key to call, floor, output bytes).
+
+    The cuffs are inflated through the station's socket; unless ``supervised``, that connection is closed
+    before F12 goes in and opened again after it (a therapist at the keyboard, no remote supervisor: no
+    snapshots streamed to a client, in the console or in this process, while the key is measured).
+    """
     base.mkdir(parents=True, exist_ok=True)
     config = write_config(base, ports, 4)
     socket = base / "sock" / "bfr.sock"
@@ -140,34 +145,43 @@ async def key_runs(
     to_call: list[float] = []
     floor: list[float] = []
     holding = 0
+    remote = None
     try:
         deadline = time.monotonic() + 30
         remote = await connect_when_serving(socket, deadline)
-        try:
-            while not all(c.online for c in remote.snapshot().cuffs):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the console's cuffs never came online")
+        while not all(c.online for c in remote.snapshot().cuffs):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the console's cuffs never came online")
+            await asyncio.sleep(0.05)
+        for i in range(runs + 3):
+            if remote is None:
+                remote = await connect_when_serving(socket, time.monotonic() + 10)
+            await inflate_all(remote)
+            await asyncio.sleep(1.5 + random.random() * 0.05)  # settled; any phase of the 50 ms frame
+            holding += sum(c.state == "HOLDING" for c in remote.snapshot().cuffs)
+            if not supervised:
+                await remote.close()
+                remote = None
+                await asyncio.sleep(0.2)  # the console has let the client go
+            t_floor = await floor_once()
+            t_key = console.type(F12)
+            if remote is None:
                 await asyncio.sleep(0.05)
-            for i in range(runs + 3):
-                await inflate_all(remote)
-                await asyncio.sleep(1.5 + random.random() * 0.05)  # settled; any phase of the 50 ms frame
-                holding += sum(c.state == "HOLDING" for c in remote.snapshot().cuffs)
-                t_floor = await floor_once()
-                t_key = console.type(F12)
-                while True:
-                    e = remote.snapshot().emergency
-                    if e is not None and e.started_at >= t_key and e.latency_s is not None:
-                        break
-                    if time.time() - t_key > 10:
-                        raise RuntimeError("F12 was not confirmed by every controller within 10 s")
-                    await asyncio.sleep(0.005)
-                if i >= 3:  # warm-up
-                    to_ok.append(e.started_at + e.latency_s - t_key)
-                    to_call.append(e.started_at - t_key)
-                    floor.append(t_floor)
-        finally:
-            await remote.close()
+                remote = await connect_when_serving(socket, time.monotonic() + 10)
+            while True:
+                e = remote.snapshot().emergency
+                if e is not None and e.started_at >= t_key and e.latency_s is not None:
+                    break
+                if time.time() - t_key > 10:
+                    raise RuntimeError("F12 was not confirmed by every controller within 10 s")
+                await asyncio.sleep(0.005)
+            if i >= 3:  # warm-up
+                to_ok.append(e.started_at + e.latency_s - t_key)
+                to_call.append(e.started_at - t_key)
+                floor.append(t_floor)
     finally:
+        if remote is not None:
+            await remote.close()
         console.stop()
     print(f"cuffs HOLDING when F12 went in: {holding / max(1, (runs + 3) * 16):.0%} (the others still INFLATING)")
     return to_ok, to_call, floor, console.output
