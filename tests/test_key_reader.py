@@ -13,6 +13,7 @@ import time
 import tty
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from textual import events
@@ -138,13 +139,13 @@ def test_a_stalled_loop_hands_the_terminal_back_and_no_key_is_lost_or_read_twice
     rig.type(b"a")
     rig.seen.wait(1)
     stalled = threading.Event()
-    host.call_soon(lambda: (stalled.set(), time.sleep(1.2)))  # the station's loop, stuck for 1.2 s
-    stalled.wait(2)
+    host.call_soon(lambda: (stalled.set(), time.sleep(3.0)))  # the station's loop, stuck for 3 s
+    assert stalled.wait(5)
     rig.type(b"b" + F12)
-    keys = rig.seen.wait(3, timeout=1.0)  # read by the input thread well before the loop is free
+    keys = rig.seen.wait(3, timeout=2.0)  # read by the input thread well before the loop is free
     assert keys == [("a", "station-test"), ("b", "input"), ("f12", "input")]
     assert rig.reader.handed_back is not None and "has not turned for 0.3 s" in rig.reader.handed_back
-    time.sleep(1.0)  # the loop turns again: its reader lets go instead of reading alongside the thread
+    host.call(lambda: None, timeout=5)  # the loop turns again: its reader lets go instead of reading too
     rig.type(b"c")
     assert rig.seen.wait(4)[3:] == [("c", "input")]
     time.sleep(0.2)
@@ -180,11 +181,73 @@ def test_a_driver_that_fails_on_the_loop_hands_the_terminal_back(start: Callable
 
     rig = start(deliver=deliver)
     until(lambda: rig.reader.on_loop, "the loop reads the terminal")
-    rig.type(b"x")
+    rig.type(b"xy" + F12)  # one read: the keys after the one that failed are the input thread's to deliver
     until(lambda: rig.reader.handed_back is not None, "handed back")
     assert "handing a key to the console failed" in (rig.reader.handed_back or "")
-    rig.type(F12)
-    assert seen.wait(1) == [("f12", "input")]
+    assert seen.wait(2) == [("y", "input"), ("f12", "input")]
+    rig.type(b"z")
+    assert seen.wait(3)[2:] == [("z", "input")]
+
+
+def test_a_reader_that_let_go_leaves_the_next_one_s_watch_in_place(
+    start: Callable[..., Rig], host: StationThread
+) -> None:
+    """Textual restarts its driver (suspend, resume): the old reader, which let go during a stall, must not
+    take the terminal off the loop from under the new one when the loop turns again."""
+    first = start(stall_s=0.3)
+    until(lambda: first.reader.on_loop, "the loop reads the terminal")
+    stalled = threading.Event()
+    host.call_soon(lambda: (stalled.set(), time.sleep(2.0)))
+    assert stalled.wait(5)
+    until(lambda: first.reader.handed_back is not None, "the first reader let go")
+    first.exit_event.set()
+    first.thread.join(5)
+    seen = Seen()
+    second = LoopKeyReader(first.reader.fileno, seen.deliver, stall_s=10.0)
+    exit_event = threading.Event()
+    thread = threading.Thread(target=second.run, args=(host.loop, exit_event), name="input-2")
+    thread.start()
+    try:
+        until(lambda: second.on_loop, "the second reader's watch is in place", timeout=10)
+        host.call(lambda: None, timeout=5)  # the first reader's leftover tick has run by now
+        time.sleep(3 * key_reader.TICK_S)
+        first.type(F12)
+        assert seen.wait(1) == [("f12", "station-test")]
+    finally:
+        exit_event.set()
+        thread.join(5)
+
+
+def test_a_terminal_the_loop_cannot_watch_is_read_by_the_input_thread_at_once(
+    host: StationThread, tmp_path: Path
+) -> None:
+    """stdin a file (a service started without a terminal): epoll refuses it; no traceback on the station's
+    loop, no second's wait; the thread reads it as Textual would."""
+    typed = tmp_path / "typed"
+    typed.write_bytes(b"q")
+    seen = Seen()
+    with typed.open("rb") as stdin:
+        reader = LoopKeyReader(stdin.fileno(), seen.deliver)
+        exit_event = threading.Event()
+        thread = threading.Thread(target=reader.run, args=(host.loop, exit_event), name="input")
+        thread.start()
+        try:
+            assert seen.wait(1, timeout=0.9) == [("q", "input")]
+            assert "cannot watch the terminal" in (reader.handed_back or "")
+        finally:
+            exit_event.set()
+            thread.join(5)
+
+
+def test_a_burst_larger_than_one_turn_s_read_comes_through_whole_and_in_order(start: Callable[..., Rig]) -> None:
+    """The loop reads the terminal a bounded piece per turn; a paste or a burst of keys spans several."""
+    rig = start()
+    until(lambda: rig.reader.on_loop, "the loop reads the terminal")
+    burst = bytes(ord("a") + i % 26 for i in range(3 * key_reader.LOOP_READ_BYTES + 7))
+    rig.type(burst)
+    keys = rig.seen.wait(len(burst))
+    assert "".join(k for k, _ in keys) == burst.decode()
+    assert {t for _, t in keys} == {"station-test"}
 
 
 def test_a_terminal_gone_is_let_go_by_the_loop_and_the_input_thread_carries_on_as_textual_s(

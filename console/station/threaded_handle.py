@@ -3,8 +3,8 @@ call runs on the station's own loop (:class:`~console.station.station_thread.Sta
 
 Reads (``snapshot``, ``alarm_log``) wait for the station's loop, a fraction of a millisecond
 when it is free; commands are awaited on the caller's loop while they run on the station's.
-:meth:`fire_emergency` may be called from any thread at all: the console's input thread
-calls it the moment it reads F12, so the DEFLATE ALL is written without waiting for the
+:meth:`fire_emergency` may be called from any thread at all: the console's terminal reader
+(on this station's loop, or Textual's input thread) calls it the moment it reads F12, so the DEFLATE ALL is written without waiting for the
 screen's loop, which may be drawing a frame.
 """
 
@@ -144,7 +144,7 @@ class ThreadedStation:
         return result
 
     def fire_emergency_from_key(self) -> concurrent.futures.Future[EmergencySnapshot]:
-        """:meth:`fire_emergency` for the emergency key, read in the terminal's input thread.
+        """:meth:`fire_emergency` for the emergency key, read on the station's loop or in the input thread.
 
         A command the console asked for before it hears of the key (its loop takes the key after any frame
         it is drawing) would otherwise pass the console's own check and land after the DEFLATE ALL. Until
@@ -192,7 +192,7 @@ class ThreadedStation:
 
         ``raises``: the command can put pressure in a cuff. It is refused, not sent, when an emergency was
         handed over between the ask and its turn on the station's loop, or while the console has not yet
-        caught up with an emergency key: F12 acts from the input thread, so a command asked for just
+        caught up with an emergency key: F12 acts from the terminal's reader, ahead of the console's loop, so a command asked for just
         before it could otherwise reach the controller just after its DEFLATE ALL.
         """
         asked_at = self.emergencies

@@ -144,7 +144,7 @@ class ConsoleActions:
 
         Then every dialog that could command a cuff closes, with what was typed in it, and commands
         asked for before this one and not yet sent are dropped. ``started``: the emergency the terminal's
-        input thread already handed to the station (its confirmations are reported here).
+        reader already handed to the station (its confirmations are reported here).
         """
         self.emergencies += 1
         try:

@@ -111,8 +111,8 @@ class BfrApp(App[None]):
         """``clock`` drives flash and bell timing (monotonic seconds); tests inject a manual one.
 
         ``attached``: this console watches a station elsewhere (``attach``); quitting it leaves the cuffs.
-        ``emergency_key``: the station, as the terminal's input thread may ask it; given, that thread hands
-        DEFLATE ALL over the moment it reads F12 or Ctrl+E (:mod:`console.ui.emergency_key`).
+        ``emergency_key``: the station, as the terminal's reader may ask it; given, the reader (on the
+        station's loop, or the input thread) fires DEFLATE ALL the moment it reads F12 or Ctrl+E (:mod:`console.ui.emergency_key`).
         """
         strip_cycles.install()  # its lines freed when dropped: no full collection stalls the station's thread
         partial_render.install()  # a frame asks only the widgets under its dirty rows
@@ -289,7 +289,7 @@ class BfrApp(App[None]):
         self.actions.emergency()
 
     def on_emergency_key_pressed(self, message: EmergencyKeyPressed) -> None:
-        """The input thread has already handed the DEFLATE ALL over: close the dialogs, report the confirmations.
+        """The terminal's reader has already handed the DEFLATE ALL over: close the dialogs, report the confirmations.
 
         Commands asked for before it and still on their way are refused at the station until then; from
         here on, every one of them is dropped here (``actions.emergency``), and a dialog opened before it

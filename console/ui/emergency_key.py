@@ -42,7 +42,8 @@ EMERGENCY_KEYS = ("f12", "ctrl+e")
 
 
 class KeyEmergencyPort(Protocol):
-    """What the input thread may ask of the station: thread-safe, returns at once."""
+    """What the terminal's reader (the station's loop, or the input thread) may ask of the station: thread-safe,
+    returns at once."""
 
     def fire_emergency_from_key(self) -> concurrent.futures.Future[EmergencySnapshot]:
         """DEFLATE ALL, handed to the station now; until :meth:`emergency_key_seen`, commands that raise a
@@ -64,7 +65,7 @@ class KeyEmergencyPort(Protocol):
 
 
 class EmergencyKeyPressed(Message):
-    """An emergency key the input thread has already handed to the station (``started``), or failed to
+    """An emergency key the terminal's reader has already handed to the station (``started``), or failed to
     (``started`` is None: the app asks the station itself)."""
 
     def __init__(self, key: str, started: concurrent.futures.Future[EmergencySnapshot] | None) -> None:
@@ -75,21 +76,24 @@ class EmergencyKeyPressed(Message):
 
 def on_input_thread(message: Message, port: KeyEmergencyPort) -> Message:
     """An emergency key is handed to the station here and now, and becomes :class:`EmergencyKeyPressed`
-    for the app; any other message passes as it is. Runs in the input thread."""
+    for the app; any other message passes as it is. Runs where the terminal is read (the station's loop,
+    or the input thread)."""
     if not (isinstance(message, events.Key) and message.key in EMERGENCY_KEYS):
         return message
     started: concurrent.futures.Future[EmergencySnapshot] | None
     try:
         started = port.fire_emergency_from_key()
     except Exception:  # the station's loop is gone: the app's own call says so on screen
-        log.exception("emergency key: the station could not be asked from the input thread")
+        log.exception("emergency key: the station could not be asked from the terminal's reader")
         started = None
     return EmergencyKeyPressed(message.key, started)
 
 
 def emergency_key_driver(port: KeyEmergencyPort) -> type[Driver]:
-    """Textual's Linux driver, acting on the emergency keys in its input thread, which runs ahead of the
-    screen where the system allows it (:func:`~console.common.os_thread.raise_os_priority`)."""
+    """Textual's Linux driver, its terminal read on the station's loop (:mod:`console.ui.key_reader`) and the
+    emergency keys acted on there; its input thread watches that loop and reads the terminal itself when the
+    loop cannot, ahead of the screen where the system allows it
+    (:func:`~console.common.os_thread.raise_os_priority`)."""
 
     class EmergencyKeyDriver(LinuxDriver):
         def run_input_thread(self) -> None:  # the input thread's body: the terminal to the station's loop
